@@ -1,0 +1,276 @@
+"""Everything of the addon that needs bpy: preferences, the Blender runtime, the drain timer, the panel.
+
+Preferences are generated from declarations (the core's and every plugin's `register_preferences`),
+never hand-written per plugin. A declaration key such as ``polyhaven.enabled`` becomes the property
+``polyhaven__enabled``; keys declared only later (a plugin synced live) live in a key/value list
+that persists with the rest.
+"""
+
+from __future__ import annotations
+
+import json
+import secrets
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import bpy
+
+from blendbus.client import connect as http_connect
+
+from .peer import PeerCore
+from .transport import TransportThread
+
+ADDON_ID = __name__.rpartition(".")[0]
+DEFAULT_URL = "http://127.0.0.1:8765/mcp"
+DRAIN_BUDGET_S = 0.02
+IDLE_INTERVALS = (0.0, 0.005, 0.01, 0.02, 0.05)
+"""Timer intervals while idle: immediate after work, backing off to 50 ms (docs/peer-protocol.md)."""
+
+CORE_PREFERENCES = [
+    {"key": "allow_code_execution", "type": "bool", "default": False, "secret": False, "choices": [],
+     "description": "Let LLMs run arbitrary Python in this Blender"},
+    {"key": "accept_plugin_handlers_from_server", "type": "bool", "default": False, "secret": False, "choices": [],
+     "description": "Load plugin handler packages the server sends (sha256-verified)"},
+]
+
+
+def prop_name(key: str) -> str:
+    return key.replace(".", "__")
+
+
+def declared_preferences() -> list[dict[str, Any]]:
+    """Preference declarations known when the addon registers.
+
+    From `preferences.json` in a built extension (written by `blendbus addon build`), else from the
+    plugins installed in this Python (the headless peer), else the core's own.
+    """
+    bundled = Path(__file__).with_name("preferences.json")
+    if bundled.exists():
+        return json.loads(bundled.read_text())
+    try:
+        from blendbus.plugins import load_plugins
+
+        return [p.wire() for p in load_plugins().preferences.values()]
+    except Exception:  # noqa: BLE001 - a broken plugin must not stop the addon from registering
+        return CORE_PREFERENCES
+
+
+def _property(decl: dict[str, Any]) -> Any:
+    kind, desc, default = decl["type"], decl.get("description", ""), decl.get("default")
+    name = decl["key"]
+    if kind == "bool":
+        return bpy.props.BoolProperty(name=name, description=desc, default=bool(default))
+    if kind == "int":
+        return bpy.props.IntProperty(name=name, description=desc, default=int(default or 0))
+    if kind == "float":
+        return bpy.props.FloatProperty(name=name, description=desc, default=float(default or 0.0))
+    if kind == "enum":
+        items = [(c, c, "") for c in decl.get("choices", [])]
+        return bpy.props.EnumProperty(name=name, description=desc, items=items, default=str(default))
+    subtype = "PASSWORD" if decl.get("secret") else "NONE"
+    return bpy.props.StringProperty(name=name, description=desc, default=str(default or ""), subtype=subtype)
+
+
+class BLENDBUS_PG_setting(bpy.types.PropertyGroup):
+    """A preference declared after the addon registered (a live-synced plugin's)."""
+
+    key: bpy.props.StringProperty()
+    value: bpy.props.StringProperty()
+
+
+def _preferences_class(decls: list[dict[str, Any]]) -> type:
+    annotations: dict[str, Any] = {
+        "server_url": bpy.props.StringProperty(name="Server URL", default=DEFAULT_URL),
+        "token": bpy.props.StringProperty(name="Token", subtype="PASSWORD", default=""),
+        "client_uuid": bpy.props.StringProperty(name="Client UUID", default="",
+                                                description="Sticky identity of this Blender on the bus"),
+        "auto_connect": bpy.props.BoolProperty(name="Connect on start-up", default=False),
+        "extra": bpy.props.CollectionProperty(type=BLENDBUS_PG_setting),
+    }
+    for decl in decls:
+        annotations[prop_name(decl["key"])] = _property(decl)
+
+    def draw(self: Any, context: Any) -> None:
+        layout = self.layout
+        for name in ("server_url", "token", "client_uuid", "auto_connect"):
+            layout.prop(self, name)
+        box = layout.box()
+        box.label(text="Plugin settings")
+        for decl in decls:
+            box.prop(self, prop_name(decl["key"]))
+        for item in self.extra:
+            box.label(text=f"{item.key} = {'***' if 'key' in item.key else item.value}")
+
+    return type("BLENDBUS_AddonPreferences", (bpy.types.AddonPreferences,),
+                {"bl_idname": ADDON_ID, "__annotations__": annotations, "draw": draw, "declarations": decls})
+
+
+def preferences() -> Any:
+    return bpy.context.preferences.addons[ADDON_ID].preferences
+
+
+class BlenderRuntime:
+    """Reads gates and settings from the addon preferences; wraps undoable commands."""
+
+    def __init__(self, defaults: dict[str, Any] | None = None) -> None:
+        self.defaults = defaults or {}
+
+    def setting(self, key: str) -> Any:
+        prefs = preferences()
+        name = prop_name(key)
+        if hasattr(prefs, name):
+            return getattr(prefs, name)
+        for item in prefs.extra:
+            if item.key == key:
+                return _decode(item.value)
+        return self.defaults.get(key)
+
+    @contextmanager
+    def undo_step(self, label: str) -> Iterator[None]:
+        # bpy.ops called from Python push no undo steps of their own, so one push after the
+        # command makes the whole LLM action a single Ctrl-Z.
+        yield
+        if bpy.ops.ed.undo_push.poll():
+            bpy.ops.ed.undo_push(message=label[:60])
+
+
+def _decode(text: str) -> Any:
+    try:
+        return json.loads(text)
+    except ValueError:
+        return text
+
+
+def set_setting(key: str, value: str) -> None:
+    """Set a preference from text (the CLI's --set), typed by its declaration."""
+    prefs = preferences()
+    name = prop_name(key)
+    decl = next((d for d in type(prefs).declarations if d["key"] == key), None)
+    if decl is not None:
+        from blendbus.command import Preference
+
+        setattr(prefs, name, Preference(**{**decl, "choices": tuple(decl.get("choices", []))}).coerce(value))
+        return
+    if name in ("server_url", "token", "client_uuid"):
+        setattr(prefs, name, value)
+        return
+    for item in prefs.extra:
+        if item.key == key:
+            item.value = value
+            return
+    item = prefs.extra.add()
+    item.key, item.value = key, value
+
+
+def sticky_uuid() -> str:
+    prefs = preferences()
+    if not prefs.client_uuid:
+        prefs.client_uuid = "blender-" + secrets.token_hex(4)
+    return str(prefs.client_uuid)
+
+
+# ---- connection state ---------------------------------------------------------------------
+class _State:
+    core: PeerCore | None = None
+    thread: TransportThread | None = None
+    idle_step = 0
+
+
+def new_core(server: str, token: str | None, uuid: str, handler_root: Path | None = None) -> PeerCore:
+    return PeerCore(
+        lambda: http_connect(server, token or None),
+        uuid=uuid, runtime=BlenderRuntime(), blender_version=bpy.app.version_string,
+        capabilities={"background": bool(bpy.app.background)}, handler_root=handler_root,
+    )
+
+
+def start(core: PeerCore) -> TransportThread:
+    stop()
+    _State.core, _State.thread = core, TransportThread(core.link).start()
+    return _State.thread
+
+
+def stop() -> None:
+    if _State.thread is not None:
+        _State.thread.stop()
+    _State.core = _State.thread = None
+
+
+def drain_timer() -> float | None:
+    """GUI drain loop: run queued jobs within a time budget; reschedule at once while busy."""
+    core = _State.core
+    if core is None:
+        return None
+    ran = core.drain(DRAIN_BUDGET_S)
+    if ran or len(core.queue):
+        _State.idle_step = 0
+        return 0.0
+    _State.idle_step = min(_State.idle_step + 1, len(IDLE_INTERVALS) - 1)
+    return IDLE_INTERVALS[_State.idle_step]
+
+
+# ---- operators and panel --------------------------------------------------------------------
+class BLENDBUS_OT_connect(bpy.types.Operator):
+    bl_idname = "blendbus.connect"
+    bl_label = "Connect to blendbus"
+    bl_description = "Join the blendbus server's bus as a Blender peer"
+
+    def execute(self, context: Any) -> set[str]:
+        prefs = preferences()
+        start(new_core(prefs.server_url, prefs.token, sticky_uuid()))
+        if not bpy.app.timers.is_registered(drain_timer):
+            bpy.app.timers.register(drain_timer, first_interval=0.0, persistent=True)
+        return {"FINISHED"}
+
+
+class BLENDBUS_OT_disconnect(bpy.types.Operator):
+    bl_idname = "blendbus.disconnect"
+    bl_label = "Disconnect from blendbus"
+
+    def execute(self, context: Any) -> set[str]:
+        stop()
+        return {"FINISHED"}
+
+
+class BLENDBUS_PT_panel(bpy.types.Panel):
+    bl_label = "blendbus"
+    bl_space_type = "VIEW_3D"
+    bl_region_type = "UI"
+    bl_category = "blendbus"
+
+    def draw(self, context: Any) -> None:
+        layout = self.layout
+        core = _State.core
+        state = core.link.state if core else "off"
+        layout.label(text=f"State: {state}", icon="LINKED" if state == "connected" else "UNLINKED")
+        if core and core.link.last_error:
+            layout.label(text=core.link.last_error[:80], icon="ERROR")
+        row = layout.row()
+        row.operator(BLENDBUS_OT_connect.bl_idname, text="Connect")
+        row.operator(BLENDBUS_OT_disconnect.bl_idname, text="Disconnect")
+        if core:
+            layout.label(text=f"Peer {core.uuid}")
+            for job in list(core.recent)[:8]:
+                layout.label(text=f"{job.command}: {job.status} ({job.duration_s * 1000:.0f} ms)")
+
+
+_classes: list[type] = []
+
+
+def register() -> None:
+    prefs_cls = _preferences_class(declared_preferences())
+    _classes[:] = [BLENDBUS_PG_setting, prefs_cls, BLENDBUS_OT_connect, BLENDBUS_OT_disconnect, BLENDBUS_PT_panel]
+    for cls in _classes:
+        bpy.utils.register_class(cls)
+    if not bpy.app.background and preferences().auto_connect:
+        bpy.app.timers.register(lambda: bpy.ops.blendbus.connect() and None, first_interval=0.5)
+
+
+def unregister() -> None:
+    stop()
+    if bpy.app.timers.is_registered(drain_timer):
+        bpy.app.timers.unregister(drain_timer)
+    for cls in reversed(_classes):
+        bpy.utils.unregister_class(cls)
+    _classes.clear()

@@ -1,0 +1,205 @@
+"""Runs one payload on the peer and turns the outcome into a reply. bpy-free.
+
+Everything Blender-specific (reading preferences for gates, undo steps) comes in through a
+`Runtime`, so the same executor serves the real addon and the Python test peer.
+"""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+import math
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import jsonschema
+
+from blendbus import protocol as p
+
+from . import scripts
+from .jobqueue import Job
+
+CODE_GATE = "allow_code_execution"
+
+
+class Runtime(Protocol):
+    defaults: dict[str, Any]
+    """Declared defaults, learnt from the server on registration."""
+
+    def setting(self, key: str) -> Any:
+        """The value of an addon preference (`None` if unknown)."""
+
+    def undo_step(self, label: str) -> AbstractContextManager[Any]:
+        """Wrap one command so Ctrl-Z reverts it in one step."""
+
+
+class PlainRuntime:
+    """Preferences from a dict, no undo: the Python test peer's runtime."""
+
+    def __init__(self, settings: dict[str, Any] | None = None) -> None:
+        self.settings = dict(settings or {})
+        self.defaults: dict[str, Any] = {}
+
+    def setting(self, key: str) -> Any:
+        return self.settings.get(key, self.defaults.get(key))
+
+    def undo_step(self, label: str) -> AbstractContextManager[Any]:
+        return nullcontext()
+
+
+@dataclass
+class Reply:
+    job_id: str
+    status: str
+    result: Any = None
+    error: str = ""
+
+    def arguments(self) -> dict[str, Any]:
+        return {"job_id": self.job_id, "status": self.status, "result": self.result, "error": self.error}
+
+
+def jsonable(value: Any, _depth: int = 0) -> Any:
+    """Make a handler's return value JSON-safe: vectors/matrices to lists, NaN/inf to strings."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        if math.isfinite(value):
+            return value
+        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
+    if _depth > 64:
+        return repr(value)
+    if isinstance(value, dict):
+        return {str(k): jsonable(v, _depth + 1) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [jsonable(v, _depth + 1) for v in value]
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if hasattr(value, "__iter__") and hasattr(value, "__len__"):  # mathutils Vector/Matrix/Color/Euler
+        try:
+            return [jsonable(v, _depth + 1) for v in value]
+        except TypeError:
+            pass
+    return str(value)
+
+
+def _param_error(cmd: str, err: jsonschema.ValidationError) -> str:
+    if err.validator == "required":
+        return f"{cmd}: missing required parameter: {err.message}"
+    if err.validator == "additionalProperties":
+        return f"{cmd}: unknown parameter: {err.message}"
+    where = "/".join(str(x) for x in err.absolute_path) or "(params)"
+    return f"{cmd}: parameter '{where}': {err.message}"
+
+
+class Executor:
+    def __init__(self, runtime: Runtime, *, max_result_bytes: int = 64 * 1024 * 1024) -> None:
+        self.runtime = runtime
+        self.max_result_bytes = max_result_bytes
+        self.commands: dict[str, dict[str, Any]] = {}
+        self._validators: dict[str, jsonschema.Draft202012Validator] = {}
+        self._handlers: dict[str, Callable[..., Any]] = {}
+
+    def set_commands(self, wires: list[dict[str, Any]]) -> None:
+        """Install the command table the server sent on registration."""
+        self.commands = {w["name"]: w for w in wires}
+        self._validators.clear()
+        self._handlers.clear()
+
+    def handler(self, ref: str) -> Callable[..., Any]:
+        fn = self._handlers.get(ref)
+        if fn is None:
+            module, _, name = ref.partition(":")
+            fn = self._handlers[ref] = getattr(importlib.import_module(module), name)
+        return fn
+
+    def run(self, payload: dict[str, Any], job: Job) -> Reply:
+        """Execute one payload; never raises (every failure becomes a `failed` reply)."""
+        try:
+            if payload.get("message_type") == p.JOB_DISPATCH:
+                return self._run_script(payload, job)
+            if payload.get("message_type") == p.COMMAND_DISPATCH:
+                return self._run_command(payload, job)
+            return Reply(job.job_id, p.FAILED, error=f"unknown message_type {payload.get('message_type')!r}")
+        except Exception:  # noqa: BLE001 - last line of defence: a reply always goes back
+            return Reply(job.job_id, p.FAILED, error="blendbus peer error:\n" + traceback.format_exc())
+
+    def _gate_closed(self, gate: str | None, what: str) -> str | None:
+        if gate is None or self.runtime.setting(gate) is True:
+            return None
+        return (f"{what} is disabled on this Blender peer: enable the addon preference '{gate}'"
+                f" (Preferences > Add-ons > blendbus, or `blendbus peer --set {gate}=true`)")
+
+    def _run_script(self, payload: dict[str, Any], job: Job) -> Reply:
+        closed = self._gate_closed(CODE_GATE, "running scripts (job_dispatch)")
+        if closed:
+            return Reply(job.job_id, p.FAILED, error=closed)
+        script = payload.get("script")
+        if not isinstance(script, str):
+            return Reply(job.job_id, p.FAILED, error="job_dispatch payload has no 'script' string")
+        with self.runtime.undo_step(f"blendbus job {job.job_id}"):
+            try:
+                out = scripts.run(script, f"<job_{job.job_id}>")
+            except scripts.ScriptError as exc:
+                return Reply(job.job_id, p.FAILED, result=exc.stdout, error=exc.trace)
+        return self._finish(job, out)
+
+    def _run_command(self, payload: dict[str, Any], job: Job) -> Reply:
+        name = payload.get("command", "")
+        cmd = self.commands.get(name)
+        if cmd is None:
+            return Reply(job.job_id, p.FAILED, error=f"this peer has no command {name!r}; is the plugin loaded?")
+        closed = self._gate_closed(cmd.get("gate"), f"command {name!r}")
+        if closed:
+            return Reply(job.job_id, p.FAILED, error=closed)
+        params = payload.get("params") or {}
+        validator = self._validators.get(name)
+        if validator is None:
+            validator = self._validators[name] = jsonschema.Draft202012Validator(cmd["params_schema"])
+        errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
+        if errors:
+            return Reply(job.job_id, p.FAILED, error="; ".join(_param_error(name, e) for e in errors[:5]))
+        try:
+            fn = self.handler(cmd["handler"])
+        except (ImportError, AttributeError) as exc:
+            return Reply(job.job_id, p.FAILED, error=(
+                f"handler {cmd['handler']} is not available on this peer ({exc}); install the plugin next to"
+                " Blender, or enable 'accept_plugin_handlers_from_server' so the server can send it"))
+        kwargs = dict(params)
+        if "job" in _parameters(fn):
+            kwargs["job"] = job
+        undo = self.runtime.undo_step(f"blendbus: {name}") if cmd.get("undo") else nullcontext()
+        with undo:
+            try:
+                value = fn(**kwargs)
+            except scripts.ScriptError as exc:
+                return Reply(job.job_id, p.FAILED, result=exc.stdout, error=exc.trace)
+            except Exception as exc:  # noqa: BLE001 - the handler's failure is the job's failure
+                return Reply(job.job_id, p.FAILED, error=_handler_error(exc))
+        return self._finish(job, value)
+
+    def _finish(self, job: Job, value: Any) -> Reply:
+        value = jsonable(value)
+        size = len(json.dumps(value, separators=(",", ":")))
+        if size > self.max_result_bytes:
+            return Reply(job.job_id, p.FAILED, error=(
+                f"the result is {size} bytes, above this peer's cap of {self.max_result_bytes} bytes;"
+                " ask for less (page through it) rather than truncating"))
+        return Reply(job.job_id, p.COMPLETED, result=value)
+
+
+def _parameters(fn: Callable[..., Any]) -> Iterator[str]:
+    try:
+        return iter(inspect.signature(fn).parameters)
+    except (TypeError, ValueError):
+        return iter(())
+
+
+def _handler_error(exc: Exception) -> str:
+    """The handler's own message first (it is written for the user), then where it came from."""
+    tb = traceback.extract_tb(exc.__traceback__)[1:][-3:]  # from the handler inward
+    where = "".join(traceback.format_list(tb))
+    return f"{type(exc).__name__}: {exc}\n{where}".rstrip()

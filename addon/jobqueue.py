@@ -1,0 +1,89 @@
+"""The peer's local queue of payloads waiting for Blender's main thread.
+
+bpy-free and thread-safe: the transport thread puts, the main thread (a timer in the GUI, a
+blocking loop headless) takes. It also remembers which job ids it has seen, because the server
+redelivers anything not yet acknowledged and a job must run once.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any
+
+from blendbus import protocol as p
+
+
+class Job:
+    """What a handler sees of its own job: progress reporting and cooperative cancellation."""
+
+    def __init__(self, job_id: str, report: Callable[[str, float | None, str | None], None] | None = None) -> None:
+        self.job_id = job_id
+        self.cancelled = False
+        self.started = time.monotonic()
+        self._report = report
+
+    def progress(self, fraction: float | None, message: str | None = None) -> None:
+        """Report progress (0..1); it reaches the LLM client as an MCP progress notification."""
+        if fraction is not None:
+            fraction = min(1.0, max(0.0, float(fraction)))
+        if self._report is not None:
+            self._report(self.job_id, fraction, message)
+
+
+class JobQueue:
+    def __init__(self, remember: int = 20_000) -> None:
+        self._items: OrderedDict[str, dict[str, Any]] = OrderedDict()
+        self._seen: OrderedDict[str, None] = OrderedDict()
+        self._running: dict[str, Job] = {}
+        self._remember = remember
+        self._cond = threading.Condition()
+
+    def offer(self, payload: dict[str, Any]) -> str | None:
+        """Accept a payload from the server. Returns a job id that must be replied to as cancelled
+        (a cancel for a job still queued here), else None."""
+        job_id = payload.get("job_id", "")
+        with self._cond:
+            if payload.get("message_type") == p.CANCEL:
+                if self._items.pop(job_id, None) is not None:
+                    return job_id
+                job = self._running.get(job_id)
+                if job is not None:
+                    job.cancelled = True
+                return None
+            if job_id in self._seen:
+                return None
+            self._seen[job_id] = None
+            while len(self._seen) > self._remember:
+                self._seen.popitem(last=False)
+            self._items[job_id] = payload
+            self._cond.notify()
+            return None
+
+    def take(self, timeout: float | None = None) -> dict[str, Any] | None:
+        """The next payload, waiting up to `timeout` seconds (None: forever, 0: don't wait)."""
+        with self._cond:
+            if not self._items and timeout != 0:
+                self._cond.wait_for(lambda: bool(self._items), timeout)
+            if not self._items:
+                return None
+            return self._items.popitem(last=False)[1]
+
+    def started(self, job: Job) -> None:
+        with self._cond:
+            self._running[job.job_id] = job
+
+    def finished(self, job_id: str) -> None:
+        with self._cond:
+            self._running.pop(job_id, None)
+
+    def wake(self) -> None:
+        """Unblock a waiting `take` (used on shutdown)."""
+        with self._cond:
+            self._cond.notify_all()
+
+    def __len__(self) -> int:
+        with self._cond:
+            return len(self._items)

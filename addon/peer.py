@@ -1,0 +1,142 @@
+"""A Blender peer minus Blender: transport, local queue, executor and handler sync wired together.
+
+The bpy side (blender.py) and the Python test peer (blendbus.testing) both build on this, so the
+protocol code a test exercises is the code that runs inside Blender.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+import time
+from collections import deque
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from blendbus import __version__
+from blendbus import protocol as p
+
+from . import handler_sync
+from .executor import Executor, Reply, Runtime
+from .jobqueue import Job, JobQueue
+from .transport import Connector, PeerLink
+
+log = logging.getLogger("blendbus.peer")
+
+
+@dataclass
+class RecentJob:
+    job_id: str
+    command: str
+    status: str
+    duration_s: float
+
+
+class PeerCore:
+    def __init__(
+        self,
+        connect: Connector,
+        *,
+        uuid: str,
+        runtime: Runtime,
+        client_type: str = "blender",
+        blender_version: str | None = None,
+        capabilities: dict[str, Any] | None = None,
+        handler_root: Path | None = None,
+        poll_wait_s: float = 20.0,
+    ) -> None:
+        self.runtime = runtime
+        self.queue = JobQueue()
+        self.executor = Executor(runtime)
+        self.client_type, self.blender_version = client_type, blender_version
+        self.capabilities = capabilities or {}
+        self.handler_root = handler_root or Path(tempfile.mkdtemp(prefix="blendbus-handlers-"))
+        self.inventory: dict[str, dict[str, Any]] = {}
+        self.preferences: list[dict[str, Any]] = []
+        self.sync_errors: dict[str, str] = {}
+        self.recent: deque[RecentJob] = deque(maxlen=20)
+        self.link = PeerLink(
+            connect, uuid=uuid, describe=self.describe, on_payload=self.queue.offer,
+            on_registered=self._registered, poll_wait_s=poll_wait_s,
+        )
+
+    @property
+    def uuid(self) -> str:
+        return self.link.uuid
+
+    def describe(self) -> dict[str, Any]:
+        gates = {}
+        for cmd in self.executor.commands.values():
+            if cmd.get("gate"):
+                gates[cmd["gate"]] = self.runtime.setting(cmd["gate"]) is True
+        info = {
+            "client_type": self.client_type,
+            "is_persistent": False,
+            "capabilities": {"blendbus_addon": __version__, **self.capabilities},
+            "handlers": list(self.inventory.values()),
+            "gates": gates,
+        }
+        if self.blender_version:
+            info["blender_version"] = self.blender_version
+        return info
+
+    async def _registered(self, client: Any, response: dict[str, Any]) -> None:
+        from blendbus.client import call
+
+        self.executor.set_commands(response.get("commands", []))
+        self.executor.max_result_bytes = int(response.get("max_result_bytes", self.executor.max_result_bytes))
+        self.preferences = response.get("preferences", [])
+        self.runtime.defaults = {d["key"]: d["default"] for d in self.preferences}
+        for entry in response.get("packages", []):
+            name = entry["package"]
+            have = handler_sync.local_sha(name)
+            if have == entry["sha256"]:
+                self.inventory[name] = {**entry, "source": "local"}
+                continue
+            if self.runtime.setting(handler_sync.ACCEPT_GATE) is not True:
+                self.sync_errors[name] = (
+                    f"{'outdated' if have else 'missing'}; enable '{handler_sync.ACCEPT_GATE}' to receive it")
+                if have:
+                    self.inventory[name] = {"package": name, "sha256": have, "source": "local (outdated)"}
+                continue
+            try:
+                source = await call(client, "blender_fetch_handler_package",
+                                    {"client_uuid": self.uuid, "peer_token": self.link.token, "package": name})
+                handler_sync.install(source, self.handler_root)
+                self.inventory[name] = {**entry, "source": "synced"}
+                self.sync_errors.pop(name, None)
+                log.info("blendbus peer %s: loaded handler package %s %s from the server", self.uuid, name,
+                         entry.get("version"))
+            except Exception as exc:  # noqa: BLE001 - one bad package must not stop the peer
+                self.sync_errors[name] = f"{type(exc).__name__}: {exc}"
+        self.executor.set_commands(response.get("commands", []))
+
+    def run_payload(self, payload: dict[str, Any]) -> Reply:
+        """Execute one payload on the calling thread and post its reply."""
+        job = Job(payload.get("job_id", ""), self.link.progress)
+        self.queue.started(job)
+        started = time.monotonic()
+        try:
+            reply = self.executor.run(payload, job)
+        finally:
+            self.queue.finished(job.job_id)
+        if job.cancelled and reply.status == p.COMPLETED:
+            reply.error = "the caller cancelled this job while it ran; it completed anyway"
+        self.link.reply(reply.job_id, reply.status, reply.result, reply.error)
+        self.recent.appendleft(RecentJob(reply.job_id, payload.get("command") or "job_dispatch", reply.status,
+                                         time.monotonic() - started))
+        return reply
+
+    def drain(self, budget_s: float) -> int:
+        """Run queued jobs until the queue is empty or the time budget is spent; returns the count."""
+        deadline = time.monotonic() + budget_s
+        ran = 0
+        while True:
+            payload = self.queue.take(0)
+            if payload is None:
+                return ran
+            self.run_payload(payload)
+            ran += 1
+            if time.monotonic() >= deadline:
+                return ran

@@ -1,0 +1,8 @@
+"""blendbus: drive Blender from LLMs over the Model Context Protocol."""
+
+from .command import Command, DeclarationError, Preference, Resource
+from .hookspecs import hookimpl
+
+__version__ = "0.1.0"
+
+__all__ = ["Command", "DeclarationError", "Preference", "Resource", "__version__", "hookimpl"]

@@ -1,0 +1,106 @@
+"""Bearer tokens: who a request is, and what role it may play.
+
+The tokens file is a JSON object. A key is either a raw token or ``sha256:<hex digest>`` of one
+(so the file need not hold secrets); a value is a user id (both roles) or
+``{"user": ..., "role": "llm" | "peer"}``. Every lookup hashes the presented token and compares it
+with every entry in constant time, so timing reveals neither which entry nor how much matched.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import secrets
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+ROLES = ("llm", "peer")
+USER_SCOPE_KEY = "blendbus.user"
+ROLES_SCOPE_KEY = "blendbus.roles"
+
+
+@dataclass(frozen=True)
+class Identity:
+    user_id: str
+    roles: frozenset[str] = frozenset(ROLES)
+
+
+LOCAL = Identity("local")
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+class TokenTable:
+    def __init__(self, entries: dict[str, Any]) -> None:
+        self._entries: list[tuple[bytes, Identity]] = []
+        for key, value in entries.items():
+            digest = key[len("sha256:"):] if key.startswith("sha256:") else hash_token(key)
+            if isinstance(value, str):
+                ident = Identity(value)
+            elif isinstance(value, dict) and isinstance(value.get("user"), str):
+                role = value.get("role")
+                if role is not None and role not in ROLES:
+                    raise ValueError(f"tokens file: role must be one of {ROLES}, not {role!r}")
+                ident = Identity(value["user"], frozenset([role]) if role else frozenset(ROLES))
+            else:
+                raise ValueError("tokens file: each value is a user id or {\"user\": ..., \"role\": ...}")
+            self._entries.append((bytes.fromhex(digest), ident))
+
+    @classmethod
+    def load(cls, path: Path) -> TokenTable:
+        try:
+            data = json.loads(Path(path).read_text())
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"cannot read tokens file {path}: {exc}") from None
+        if not isinstance(data, dict):
+            raise ValueError(f"tokens file {path} must hold a JSON object {{token: user}}")
+        return cls(data)
+
+    def add(self, token: str, ident: Identity) -> None:
+        self._entries.append((bytes.fromhex(hash_token(token)), ident))
+
+    def lookup(self, token: str) -> Identity | None:
+        presented = bytes.fromhex(hash_token(token))
+        found = None
+        for digest, ident in self._entries:  # no early exit: constant time in the table size
+            if hmac.compare_digest(digest, presented):
+                found = ident
+        return found
+
+
+def new_token() -> str:
+    return "bb_" + secrets.token_urlsafe(32)
+
+
+class BearerAuth:
+    """ASGI middleware: attaches the caller's identity to the scope, or answers 401."""
+
+    def __init__(self, app: ASGIApp, tokens: TokenTable | None, path: str = "/mcp") -> None:
+        self.app, self.tokens, self.path = app, tokens, path
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith(self.path):
+            ident = LOCAL if self.tokens is None else self._identify(scope)
+            if ident is None:
+                await send({"type": "http.response.start", "status": 401, "headers": [
+                    (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]})
+                await send({"type": "http.response.body", "body": b'{"error":"unauthorized"}'})
+                return
+            scope[USER_SCOPE_KEY] = ident.user_id
+            scope[ROLES_SCOPE_KEY] = ident.roles
+        await self.app(scope, receive, send)
+
+    def _identify(self, scope: Scope) -> Identity | None:
+        assert self.tokens is not None
+        for name, value in scope.get("headers", []):
+            if name == b"authorization":
+                scheme, _, token = value.decode("latin-1").partition(" ")
+                if scheme.lower() == "bearer" and token:
+                    return self.tokens.lookup(token.strip())
+        return None

@@ -1,0 +1,145 @@
+"""The `blendbus` command."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import sys
+from pathlib import Path
+from typing import Any
+
+DEFAULT_URL = "http://127.0.0.1:8765/mcp"
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="blendbus", description="Drive Blender from LLMs over MCP.")
+    sub = parser.add_subparsers(dest="verb", required=True, metavar="VERB")
+
+    serve = sub.add_parser("serve", help="run the MCP server (streamable HTTP at /mcp; --stdio for one LLM client)")
+    serve.add_argument("--stdio", action="store_true", help="also serve one LLM client on stdin/stdout")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765, help="0 picks a free port (printed on stderr)")
+    serve.add_argument("--tokens", type=Path, help='JSON {"<bearer token>": "<user id>"}; makes auth mandatory')
+    serve.add_argument("--state-dir", type=Path, help="where the job store lives (default: the platform state dir)")
+    serve.add_argument("--embedded-blender", action="store_true", help="start a headless Blender peer beside the server")
+    serve.add_argument("--embedded-set", action="append", default=[], metavar="KEY=VALUE",
+                       help="a preference for the embedded peer (repeatable)")
+
+    peer = sub.add_parser("peer", help="run a headless Blender peer (bpy module) connected to a server")
+    peer.add_argument("--server", default=os.environ.get("BLENDBUS_SERVER", DEFAULT_URL))
+    peer.add_argument("--token", default=os.environ.get("BLENDBUS_TOKEN"))
+    peer.add_argument("--token-env", help=argparse.SUPPRESS)
+    peer.add_argument("--uuid", help="sticky client uuid (default: remembered in the state dir)")
+    peer.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
+                      help="set an addon preference, e.g. allow_code_execution=true (repeatable)")
+    peer.add_argument("--blend", type=Path, help="open this .blend file first")
+    peer.add_argument("--state-dir", type=Path, help="where the peer keeps its uuid and synced handlers")
+
+    plugins = sub.add_parser("plugins", help="list plugins, versions, commands, gates and load errors")
+    plugins.add_argument("--json", action="store_true")
+
+    call = sub.add_parser("call", help="call one MCP tool and print the result as JSON")
+    call.add_argument("tool")
+    call.add_argument("arguments", nargs="?", default="{}", help="JSON object of arguments")
+    call.add_argument("--server", default=os.environ.get("BLENDBUS_SERVER", DEFAULT_URL))
+    call.add_argument("--token", default=os.environ.get("BLENDBUS_TOKEN"))
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return {"serve": _serve, "peer": _peer, "plugins": _plugins, "call": _call}[args.verb](args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from .app import ServeOptions, default_state_dir, serve
+
+    opts = ServeOptions(
+        host=args.host, port=args.port, stdio=args.stdio, tokens=args.tokens,
+        state_dir=args.state_dir or default_state_dir(), embedded_blender=args.embedded_blender,
+        embedded_settings=args.embedded_set,
+    )
+    try:
+        asyncio.run(serve(opts))
+    except KeyboardInterrupt:
+        pass
+    except (ValueError, OSError) as exc:
+        print(f"blendbus serve: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def _peer(args: argparse.Namespace) -> int:
+    from .app import default_state_dir
+
+    state_dir = args.state_dir or default_state_dir() / "peer"
+    token = os.environ.get(args.token_env) if args.token_env else args.token
+    settings: dict[str, str] = {}
+    for item in args.settings:
+        key, sep, value = item.partition("=")
+        if not sep:
+            print(f"blendbus peer: --set takes KEY=VALUE, got {item!r}", file=sys.stderr)
+            return 2
+        settings[key.strip()] = value
+    os.environ.setdefault("BLENDER_USER_RESOURCES", str(state_dir / "blender-user"))
+    try:
+        from blendbus_addon import headless
+    except ImportError as exc:
+        print(f"blendbus peer needs Blender as a Python module ({exc}): pip install 'blendbus[peer]'", file=sys.stderr)
+        return 2
+    return headless.main(server=args.server, token=token, uuid=args.uuid, settings=settings,
+                         blend=args.blend, state_dir=state_dir)
+
+
+def plugin_report() -> dict[str, Any]:
+    from . import __version__
+    from .plugins import load_plugins
+
+    plugins = load_plugins()
+    return {"blendbus": __version__, "plugins": [p.describe() for p in plugins.plugins]}
+
+
+def _plugins(args: argparse.Namespace) -> int:
+    report = plugin_report()
+    if args.json:
+        print(json.dumps(report, indent=2))
+        return 0
+    print(f"blendbus {report['blendbus']}")
+    for p in report["plugins"]:
+        print(f"\n{p['name']}  {p['distribution'] or '(not installed)'} {p['version'] or ''}".rstrip())
+        if p["error"]:
+            print(f"  LOAD ERROR: {p['error']}")
+            continue
+        print(f"  hooks: {', '.join(p['hooks'])}")
+        for c in p["commands"]:
+            gate = f"  [gate: {c['gate']}]" if c["gate"] else ""
+            print(f"  {c['tool']}{gate}")
+        for uri in p["resources"]:
+            print(f"  resource {uri}")
+    return 1 if any(p["error"] for p in report["plugins"]) else 0
+
+
+def _call(args: argparse.Namespace) -> int:
+    try:
+        arguments = json.loads(args.arguments)
+        if not isinstance(arguments, dict):
+            raise ValueError("arguments must be a JSON object")
+    except ValueError as exc:
+        print(f"blendbus call: bad JSON arguments: {exc}", file=sys.stderr)
+        return 2
+    return asyncio.run(_call_async(args.server, args.token, args.tool, arguments))
+
+
+async def _call_async(url: str, token: str | None, tool: str, arguments: dict[str, Any]) -> int:
+    from .client import connect, describe_error, structured
+
+    try:
+        async with connect(url, token) as client:
+            result = await client.call_tool(tool, arguments)
+    except Exception as exc:  # noqa: BLE001 - a CLI reports, it does not trace back
+        print(f"blendbus call: cannot reach {url}: {describe_error(exc)}", file=sys.stderr)
+        return 2
+    print(json.dumps(structured(result), indent=2))
+    return 1 if result.is_error else 0

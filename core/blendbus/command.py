@@ -1,0 +1,210 @@
+"""What a plugin declares: Commands, Preferences and Resources.
+
+Each declaration is checked when it is built, so a plugin author sees a mistake at load time with
+the plugin's name on it rather than a confusing failure inside Blender later.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import jsonschema
+from pydantic import BaseModel
+
+from .protocol import TOOL_PREFIX
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+HANDLER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
+PREFERENCE_KEY_RE = re.compile(r"^([a-z][a-z0-9_]*\.)?[a-z][a-z0-9_]*$")
+RESERVED_ARGUMENTS = frozenset({"target_uuid", "timeout_s"})
+"""Arguments every dispatch tool adds to a Command's own parameters."""
+
+ANNOTATION_KEYS = {
+    "read_only": "readOnlyHint",
+    "destructive": "destructiveHint",
+    "idempotent": "idempotentHint",
+    "open_world": "openWorldHint",
+}
+
+
+class DeclarationError(ValueError):
+    """A plugin declared something blendbus cannot serve; the message says what to fix."""
+
+
+def _schema_of(params: type[BaseModel] | dict[str, Any], where: str) -> dict[str, Any]:
+    if isinstance(params, type) and issubclass(params, BaseModel):
+        schema = params.model_json_schema()
+    elif isinstance(params, dict):
+        schema = copy.deepcopy(params)
+        try:
+            jsonschema.Draft202012Validator.check_schema(schema)
+        except jsonschema.SchemaError as exc:
+            raise DeclarationError(f"{where}: params is not a valid JSON schema: {exc.message}") from None
+    else:
+        raise DeclarationError(f"{where}: params must be a pydantic model class or a JSON-schema dict")
+    if schema.get("type") != "object":
+        raise DeclarationError(f"{where}: params schema must have type 'object'")
+    schema.setdefault("properties", {})
+    # Unknown arguments are refused by name instead of being silently dropped.
+    schema.setdefault("additionalProperties", False)
+    schema.pop("title", None)
+    clash = RESERVED_ARGUMENTS & set(schema["properties"])
+    if clash:
+        raise DeclarationError(f"{where}: parameter names {sorted(clash)} are reserved by blendbus")
+    return schema
+
+
+@dataclass(frozen=True)
+class Command:
+    """One Blender capability: an MCP tool on the server and a handler inside Blender."""
+
+    name: str
+    description: str
+    handler: str
+    params: type[BaseModel] | dict[str, Any] = field(default_factory=lambda: {"type": "object", "properties": {}})
+    gate: str | None = None
+    timeout: float = 60.0
+    annotations: dict[str, bool] = field(default_factory=dict)
+    undo: bool = False
+    result: type[BaseModel] | dict[str, Any] | None = None
+    title: str | None = None
+
+    def __post_init__(self) -> None:
+        where = f"command {self.name!r}"
+        if not isinstance(self.name, str) or not NAME_RE.match(self.name):
+            raise DeclarationError(f"{where}: name must match {NAME_RE.pattern}")
+        if not isinstance(self.handler, str) or not HANDLER_RE.match(self.handler):
+            raise DeclarationError(f"{where}: handler must look like 'package.module:function', got {self.handler!r}")
+        if not self.description or not isinstance(self.description, str):
+            raise DeclarationError(f"{where}: a description is required (the LLM reads it)")
+        if not (isinstance(self.timeout, int | float) and self.timeout > 0):
+            raise DeclarationError(f"{where}: timeout must be a positive number of seconds")
+        if self.gate is not None and not PREFERENCE_KEY_RE.match(self.gate):
+            raise DeclarationError(f"{where}: gate {self.gate!r} is not a preference key")
+        unknown = set(self.annotations) - set(ANNOTATION_KEYS)
+        if unknown:
+            raise DeclarationError(f"{where}: unknown annotations {sorted(unknown)}; use {sorted(ANNOTATION_KEYS)}")
+        # Computing the schemas now is the validation; cache them for every later list_tools.
+        object.__setattr__(self, "_input_schema", _schema_of(self.params, where))
+        result_schema = None
+        if self.result is not None:
+            result_schema = (
+                self.result.model_json_schema()
+                if isinstance(self.result, type) and issubclass(self.result, BaseModel)
+                else copy.deepcopy(self.result)
+            )
+        object.__setattr__(self, "_result_schema", result_schema)
+
+    @property
+    def tool_name(self) -> str:
+        return TOOL_PREFIX + self.name
+
+    @property
+    def input_schema(self) -> dict[str, Any]:
+        """The JSON schema of the handler's own keyword arguments."""
+        return self._input_schema  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def result_schema(self) -> dict[str, Any] | None:
+        """The JSON schema of the handler's return value, when the plugin declared one."""
+        return self._result_schema  # type: ignore[attr-defined,no-any-return]
+
+    @property
+    def handler_module(self) -> str:
+        return self.handler.partition(":")[0]
+
+    def wire(self) -> dict[str, Any]:
+        """What a peer needs to run this command: sent on registration, so it is declared once."""
+        return {
+            "name": self.name,
+            "handler": self.handler,
+            "gate": self.gate,
+            "undo": self.undo,
+            "params_schema": self.input_schema,
+        }
+
+
+PreferenceType = Literal["bool", "str", "int", "float", "enum"]
+
+
+@dataclass(frozen=True)
+class Preference:
+    """An addon preference a plugin needs: an enable switch, an API key, a mode, a URL."""
+
+    key: str
+    type: PreferenceType
+    default: Any
+    description: str = ""
+    secret: bool = False
+    choices: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if not PREFERENCE_KEY_RE.match(self.key):
+            raise DeclarationError(f"preference {self.key!r}: key must look like 'plugin.field'")
+        if self.type not in ("bool", "str", "int", "float", "enum"):
+            raise DeclarationError(f"preference {self.key!r}: unknown type {self.type!r}")
+        if self.type == "enum" and self.default not in self.choices:
+            raise DeclarationError(f"preference {self.key!r}: default {self.default!r} is not one of {self.choices}")
+        try:
+            self.coerce(self.default)
+        except ValueError as exc:
+            raise DeclarationError(f"preference {self.key!r}: bad default: {exc}") from None
+
+    def coerce(self, value: Any) -> Any:
+        """Turn a value from the command line or a JSON payload into this preference's type."""
+        if self.type == "bool":
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"{self.key} takes true or false, not {value!r}")
+        if self.type == "int":
+            return int(value)
+        if self.type == "float":
+            return float(value)
+        text = str(value)
+        if self.type == "enum" and text not in self.choices:
+            raise ValueError(f"{self.key} takes one of {', '.join(self.choices)}, not {text!r}")
+        return text
+
+    def wire(self) -> dict[str, Any]:
+        return {
+            "key": self.key,
+            "type": self.type,
+            "default": self.default,
+            "description": self.description,
+            "secret": self.secret,
+            "choices": list(self.choices),
+        }
+
+
+@dataclass(frozen=True)
+class Resource:
+    """An MCP resource whose contents come from running a command on the peer.
+
+    `uri` may be a template such as ``blender://scene/object/{name}``: each ``{var}`` becomes the
+    command parameter of the same name.
+    """
+
+    uri: str
+    name: str
+    command: str
+    description: str = ""
+    mime_type: str = "application/json"
+    params: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if "://" not in self.uri:
+            raise DeclarationError(f"resource {self.name!r}: uri {self.uri!r} needs a scheme")
+        if not NAME_RE.match(self.command):
+            raise DeclarationError(f"resource {self.name!r}: command {self.command!r} is not a command name")
+
+    @property
+    def is_template(self) -> bool:
+        return "{" in self.uri

@@ -1,0 +1,262 @@
+"""The life of a job, from a tool call to the peer's reply.
+
+1. resolve the target peer (no_client / ambiguous_target / unknown_target stop here);
+2. write the job row (status queued) — before anything is routed;
+3. register a waiter on (user_id, job_id);
+4. queue the payload on the peer; its open poll returns it at once;
+5. await the reply with the command's timeout. A timeout cancels the waiter, not the job: a late
+   reply is stored and `blender_get_job` returns it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from . import protocol as p
+from .bus import Bus, Buses, Peer
+from .jobs import JobStore
+from .waiter import JobWaiter, ProgressFn
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Limits:
+    """Every bound the server enforces; all documented in docs/limits.md."""
+
+    max_timeout_s: float = 3600.0
+    """Cap on a call's `timeout_s` override."""
+    max_wait_s: float = 60.0
+    """Cap on `blender_get_job(wait_s=...)`."""
+    poll_wait_s: float = 20.0
+    """Longest a peer's poll is held open when nothing is queued."""
+    peer_grace_s: float = 5.0
+    """A peer with no open poll for this long is gone; its in-flight jobs become `lost`."""
+    max_queued_per_peer: int = 1000
+    """Back-pressure: beyond this backlog a dispatch gets `busy` instead of an unbounded queue."""
+    max_result_bytes: int = 64 * 1024 * 1024
+    """The largest result a peer may send (JSON-encoded); the HTTP body limit is derived from it."""
+
+
+class PeerAuthError(PermissionError):
+    """A peer operation with a wrong uuid/token pair; the peer should re-register."""
+
+
+class Hub:
+    """Owns the buses, the waiter and the store, and runs every dispatch through them."""
+
+    def __init__(self, store: JobStore, limits: Limits | None = None) -> None:
+        self.store = store
+        self.limits = limits or Limits()
+        self.buses = Buses()
+        self.waiter = JobWaiter()
+        self._reaper: asyncio.Task[None] | None = None
+
+    # ---- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._reaper is None:
+            self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+
+    async def stop(self) -> None:
+        if self._reaper is not None:
+            self._reaper.cancel()
+            try:
+                await self._reaper
+            except asyncio.CancelledError:
+                pass
+            self._reaper = None
+
+    # ---- LLM side --------------------------------------------------------------------------
+    async def dispatch(
+        self,
+        user_id: str,
+        payload: dict[str, Any],
+        *,
+        command: str,
+        target_uuid: str | None,
+        timeout: float,
+        on_progress: ProgressFn | None = None,
+    ) -> dict[str, Any]:
+        """Send one payload to a peer and wait for its reply; always returns an envelope."""
+        bus = self.buses(user_id)
+        peer, status, error = bus.resolve(target_uuid)
+        if peer is None:
+            result = {"candidates": sorted(bus.peers)} if status == p.AMBIGUOUS_TARGET else None
+            return p.envelope(status or p.NO_CLIENT, command=command, target_uuid=target_uuid, result=result, error=error)
+        if peer.backlog >= self.limits.max_queued_per_peer:
+            return p.envelope(
+                p.BUSY, command=command, target_uuid=peer.uuid,
+                error=f"peer {peer.uuid} already has {peer.backlog} queued jobs; retry later",
+            )
+        job_id = payload.setdefault("job_id", p.new_job_id())
+        self.store.create(user_id, job_id, kind=payload["message_type"], command=command, target_uuid=peer.uuid)
+        fut = self.waiter.register(user_id, job_id, on_progress)
+        peer.push(job_id, payload)
+        bus.publish("dispatch", job_id=job_id, target_uuid=peer.uuid, message_type=payload["message_type"], command=command)
+        try:
+            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+        except TimeoutError:
+            self.store.advance(user_id, job_id, p.TIMEOUT, error=f"no reply from peer {peer.uuid} within {timeout:g}s;"
+                               f" the job keeps running and blender_get_job('{job_id}') returns its result later")
+            job = self.store.get(user_id, job_id)
+            return job.envelope() if job else p.envelope(p.TIMEOUT, command=command, job_id=job_id)
+        except asyncio.CancelledError:
+            self._cancel(bus, peer, job_id)
+            raise
+        finally:
+            self.waiter.release(user_id, job_id, fut, on_progress)
+
+    def _cancel(self, bus: Bus, peer: Peer, job_id: str) -> None:
+        """The caller gave up: drop a queued job, or tell the peer about a running one."""
+        if peer.withdraw(job_id):
+            peer.running.discard(job_id)
+            self.store.advance(bus.user_id, job_id, p.CANCELLED, error="cancelled by the caller before delivery")
+        else:
+            cancel = p.cancel(job_id)
+            peer.push(p.ack_key(cancel), cancel)
+            self.store.advance(bus.user_id, job_id, p.CANCELLED, error="cancelled by the caller while running")
+        job = self.store.get(bus.user_id, job_id)
+        if job is not None:
+            self.waiter.deliver(bus.user_id, job_id, job.envelope())
+        bus.publish("cancel", job_id=job_id, target_uuid=peer.uuid)
+
+    async def get_job(self, user_id: str, job_id: str, wait_s: float = 0.0) -> dict[str, Any]:
+        """A job's envelope; with wait_s, wait that long for it to finish first."""
+        fut = self.waiter.register(user_id, job_id)
+        try:
+            job = self.store.get(user_id, job_id)
+            if job is None:
+                return p.envelope(p.FAILED, job_id=job_id, error=f"no job {job_id!r} for this user")
+            if wait_s > 0 and job.status not in p.FINAL_STATUSES:
+                try:
+                    await asyncio.wait_for(asyncio.shield(fut), min(wait_s, self.limits.max_wait_s))
+                except TimeoutError:
+                    pass
+                job = self.store.get(user_id, job_id) or job
+            return job.envelope()
+        finally:
+            self.waiter.release(user_id, job_id, fut)
+
+    # ---- peer side -------------------------------------------------------------------------
+    def register_peer(self, user_id: str, uuid: str, **info: Any) -> Peer:
+        """Add a peer, or refresh one that re-registers with the same uuid (its queue is kept)."""
+        bus = self.buses(user_id)
+        peer = bus.peers.get(uuid)
+        if peer is None:
+            peer = bus.peers[uuid] = Peer(uuid=uuid, user_id=user_id)
+        for key, value in info.items():
+            if value is not None:
+                setattr(peer, key, value)
+        peer.last_seen = time.monotonic()
+        peer.token = secrets.token_urlsafe(24)
+        # Anything handed out but not acknowledged is handed out again on the next poll.
+        bus.publish("register", client_uuid=uuid)
+        return peer
+
+    def unregister_peer(self, user_id: str, uuid: str, token: str) -> None:
+        peer = self.peer(user_id, uuid, token)
+        self._drop_peer(self.buses(user_id), peer, "unregistered")
+
+    def peer(self, user_id: str, uuid: str, token: str) -> Peer:
+        """The registered peer behind (uuid, token), or PeerAuthError."""
+        peer = self.buses(user_id).peers.get(uuid)
+        if peer is None or not hmac.compare_digest(peer.token, token):
+            raise PeerAuthError(f"peer {uuid!r} is not registered with that token; call blender_register_client again")
+        return peer
+
+    async def poll(self, user_id: str, uuid: str, token: str, ack: list[str], wait_s: float) -> list[dict[str, Any]]:
+        """Long poll: return at once if anything is queued, else when something is, or after wait_s."""
+        peer = self.peer(user_id, uuid, token)
+        peer.polls += 1
+        try:
+            deadline = time.monotonic() + min(max(wait_s, 0.0), self.limits.poll_wait_s)
+            for job_id in ack:
+                peer.unacked.pop(job_id, None)
+            while not peer.queue and not peer.unacked:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    break
+                peer.wakeup.clear()
+                try:
+                    await asyncio.wait_for(peer.wakeup.wait(), remaining)
+                except TimeoutError:
+                    break
+            payloads, fresh = peer.take([])
+            for job_id in fresh:
+                self.store.advance(user_id, job_id, p.RUNNING)
+            return payloads
+        finally:
+            peer.polls -= 1
+            peer.last_seen = time.monotonic()
+
+    async def job_update(
+        self,
+        user_id: str,
+        uuid: str,
+        token: str,
+        job_id: str,
+        status: str,
+        *,
+        result: Any = None,
+        error: str = "",
+        progress: float | None = None,
+        message: str | None = None,
+    ) -> dict[str, Any]:
+        """A peer's reply (or progress) for one of its jobs."""
+        peer = self.peer(user_id, uuid, token)
+        peer.last_seen = time.monotonic()
+        job = self.store.get(user_id, job_id)
+        if job is None:
+            raise LookupError(f"no job {job_id!r} was sent on this bus")
+        if job.target_uuid != uuid:
+            raise PermissionError(f"job {job_id!r} was sent to another peer; only its target may update it")
+        if status not in p.PEER_REPLY_STATUSES:
+            raise ValueError(f"status must be one of {sorted(p.PEER_REPLY_STATUSES)}")
+        bus = self.buses(user_id)
+        if status == p.RUNNING:
+            self.store.set_progress(user_id, job_id, progress, message)
+            await self.waiter.progress(user_id, job_id, progress, message)
+            return {"accepted": True, "status": job.status}
+        peer.running.discard(job_id)
+        peer.unacked.pop(job_id, None)
+        moved = self.store.advance(user_id, job_id, status, result=result, error=error or "")
+        final = self.store.get(user_id, job_id)
+        if moved and final is not None:
+            self.waiter.deliver(user_id, job_id, final.envelope())
+            bus.publish("job_update", job_id=job_id, status=status, client_uuid=uuid)
+        return {"accepted": moved, "status": final.status if final else status}
+
+    # ---- liveness ----------------------------------------------------------------------------
+    async def _reap_forever(self) -> None:
+        interval = max(0.1, min(1.0, self.limits.peer_grace_s / 5))
+        while True:
+            await asyncio.sleep(interval)
+            self.reap()
+
+    def reap(self) -> list[str]:
+        """Drop peers that stopped polling; fail their in-flight jobs now instead of at their timeout."""
+        now = time.monotonic()
+        gone = []
+        for peer in self.buses.all_peers():
+            if peer.polls == 0 and now - peer.last_seen > self.limits.peer_grace_s:
+                self._drop_peer(self.buses(peer.user_id), peer, f"stopped polling for over {self.limits.peer_grace_s:g}s")
+                gone.append(peer.uuid)
+        return gone
+
+    def _drop_peer(self, bus: Bus, peer: Peer, why: str) -> None:
+        bus.peers.pop(peer.uuid, None)
+        log.info("peer %s on bus %s left: %s", peer.uuid, bus.user_id, why)
+        for job_id in self.store.in_flight(bus.user_id, peer.uuid):
+            error = f"peer {peer.uuid} {why} before replying; a late reply is still recorded"
+            if self.store.advance(bus.user_id, job_id, p.LOST, error=error):
+                job = self.store.get(bus.user_id, job_id)
+                if job is not None:
+                    self.waiter.deliver(bus.user_id, job_id, job.envelope())
+        bus.publish("unregister", client_uuid=peer.uuid, reason=why)
+

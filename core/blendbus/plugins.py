@@ -1,0 +1,236 @@
+"""Finding, loading and checking plugins.
+
+Every plugin is loaded and asked for its declarations inside its own try/except. A plugin that
+fails is rolled back whole and reported by name; the others keep serving (pytest/tox style).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from importlib import metadata
+from types import ModuleType
+from typing import Any
+
+import pluggy
+
+from . import hookspecs
+from .command import Command, DeclarationError, Preference, Resource
+
+log = logging.getLogger(__name__)
+
+ENTRY_POINT_GROUP = "blendbus"
+BUILTIN = "core"
+"""The built-in plugin (execute_code): always loaded, through the same hooks as any other."""
+HOOK_NAMES = ("register_preferences", "register_commands", "register_resources")
+
+
+@dataclass
+class PluginInfo:
+    """One plugin as `blendbus plugins` reports it."""
+
+    name: str
+    distribution: str | None = None
+    version: str | None = None
+    module: ModuleType | None = None
+    hooks: list[str] = field(default_factory=list)
+    commands: list[Command] = field(default_factory=list)
+    preferences: list[Preference] = field(default_factory=list)
+    resources: list[Resource] = field(default_factory=list)
+    error: str | None = None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "distribution": self.distribution,
+            "version": self.version,
+            "hooks": self.hooks,
+            "commands": [
+                {"name": c.name, "tool": c.tool_name, "gate": c.gate, "handler": c.handler} for c in self.commands
+            ],
+            "preferences": [p.key for p in self.preferences],
+            "resources": [r.uri for r in self.resources],
+            "error": self.error,
+        }
+
+
+@dataclass
+class PluginSet:
+    """The loaded plugins and everything they declared, indexed the way the server looks it up."""
+
+    plugins: list[PluginInfo]
+    commands: dict[str, Command]
+    preferences: dict[str, Preference]
+    resources: list[Resource]
+    owner: dict[str, PluginInfo]
+    """command name -> the plugin that declared it."""
+
+    @property
+    def errors(self) -> list[PluginInfo]:
+        return [p for p in self.plugins if p.error]
+
+    def by_tool(self, tool_name: str) -> Command | None:
+        from .protocol import TOOL_PREFIX
+
+        if not tool_name.startswith(TOOL_PREFIX):
+            return None
+        return self.commands.get(tool_name[len(TOOL_PREFIX) :])
+
+
+def _selected(name: str, env: dict[str, str]) -> bool:
+    if name == BUILTIN:
+        return True
+    load = env.get("BLENDBUS_LOAD_PLUGINS")
+    if load is not None:
+        return name in {n.strip() for n in load.split(",") if n.strip()}
+    disable = env.get("BLENDBUS_DISABLE_PLUGINS", "")
+    return name not in {n.strip() for n in disable.split(",") if n.strip()}
+
+
+def _distribution(ep: metadata.EntryPoint) -> tuple[str | None, str | None]:
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return None, None
+    return dist.metadata["Name"], dist.version
+
+
+def _entry_points() -> list[metadata.EntryPoint]:
+    eps = sorted(metadata.entry_points(group=ENTRY_POINT_GROUP), key=lambda ep: (ep.name != BUILTIN, ep.name))
+    seen: set[str] = set()
+    unique = []
+    for ep in eps:  # the same distribution seen twice on sys.path must not look like a conflict
+        if ep.name not in seen:
+            seen.add(ep.name)
+            unique.append(ep)
+    return unique
+
+
+def load_plugins(
+    extra: Iterable[tuple[str, object]] = (),
+    env: dict[str, str] | None = None,
+) -> PluginSet:
+    """Load every selected entry-point plugin, plus `extra` (name, module-or-object) pairs.
+
+    `extra` is how tests and embedders register a plugin object without installing it.
+    """
+    env = dict(os.environ) if env is None else env
+    infos: list[PluginInfo] = []
+    for ep in _entry_points():
+        if not _selected(ep.name, env):
+            continue
+        dist, version = _distribution(ep)
+        info = PluginInfo(name=ep.name, distribution=dist, version=version)
+        try:
+            info.module = ep.load()
+        except Exception as exc:  # noqa: BLE001 - any import failure is this plugin's load error
+            info.error = f"import of {ep.value!r} failed: {type(exc).__name__}: {exc}"
+        infos.append(info)
+    for name, obj in extra:
+        infos.append(PluginInfo(name=name, module=obj))  # type: ignore[arg-type]
+    return collect(infos)
+
+
+def collect(infos: list[PluginInfo]) -> PluginSet:
+    """Ask each plugin for its declarations and check them against each other."""
+    pm = pluggy.PluginManager("blendbus")
+    pm.add_hookspecs(hookspecs)
+    for info in infos:
+        if info.error or info.module is None:
+            continue
+        try:
+            pm.register(info.module, name=info.name)
+        except Exception as exc:  # noqa: BLE001
+            info.error = f"not a valid plugin: {type(exc).__name__}: {exc}"
+            continue
+        info.hooks = [h.name for h in pm.get_hookcallers(info.module) or [] if h.name in HOOK_NAMES]
+        try:
+            _declare(pm, info)
+        except Exception as exc:  # noqa: BLE001
+            info.error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, DeclarationError) else str(exc)
+            info.commands, info.preferences, info.resources = [], [], []
+
+    commands: dict[str, Command] = {}
+    owner: dict[str, PluginInfo] = {}
+    preferences: dict[str, Preference] = {}
+    for info in infos:
+        if info.error:
+            continue
+        problem = _conflicts(info, owner, preferences)
+        if problem:
+            info.error = problem
+            info.commands, info.preferences, info.resources = [], [], []
+            continue
+        for pref in info.preferences:
+            preferences[pref.key] = pref
+        for cmd in info.commands:
+            commands[cmd.name] = cmd
+            owner[cmd.name] = info
+
+    # Gates and resources refer to other declarations; check them once everything is known.
+    for info in infos:
+        if info.error:
+            continue
+        problem = _dangling(info, commands, preferences)
+        if problem:
+            info.error = problem
+            for cmd in info.commands:
+                commands.pop(cmd.name, None)
+                owner.pop(cmd.name, None)
+            info.commands, info.resources = [], []
+    for info in infos:
+        if info.error:
+            log.error("blendbus plugin %r failed to load: %s", info.name, info.error)
+    resources = [r for info in infos if not info.error for r in info.resources]
+    return PluginSet(plugins=infos, commands=commands, preferences=preferences, resources=resources, owner=owner)
+
+
+def _declare(pm: pluggy.PluginManager, info: PluginInfo) -> None:
+    """Run each hook of this one plugin, attributing every declaration to it."""
+    sinks: dict[str, tuple[type, list[Any]]] = {
+        "register_preferences": (Preference, info.preferences),
+        "register_commands": (Command, info.commands),
+        "register_resources": (Resource, info.resources),
+    }
+    for hook_name in HOOK_NAMES:
+        kind, sink = sinks[hook_name]
+        for impl in getattr(pm.hook, hook_name).get_hookimpls():
+            if impl.plugin_name != info.name:
+                continue
+            impl.function(register=_registrar(kind, sink, hook_name))
+
+
+def _registrar(kind: type, sink: list[Any], hook_name: str) -> Callable[[Any], None]:
+    def register(item: Any) -> None:
+        if not isinstance(item, kind):
+            raise DeclarationError(f"{hook_name} registered {type(item).__name__}, expected {kind.__name__}")
+        sink.append(item)
+
+    return register
+
+
+def _conflicts(info: PluginInfo, owner: dict[str, PluginInfo], preferences: dict[str, Preference]) -> str | None:
+    mine: set[str] = set()
+    for cmd in info.commands:
+        if cmd.name in mine:
+            return f"declares tool {cmd.tool_name!r} twice"
+        mine.add(cmd.name)
+        if cmd.name in owner:
+            return f"tool {cmd.tool_name!r} is claimed by both plugin {owner[cmd.name].name!r} and plugin {info.name!r}"
+    for pref in info.preferences:
+        if pref.key in preferences:
+            return f"preference {pref.key!r} is declared by another plugin too"
+    return None
+
+
+def _dangling(info: PluginInfo, commands: dict[str, Command], preferences: dict[str, Preference]) -> str | None:
+    for cmd in info.commands:
+        if cmd.gate is not None and cmd.gate not in preferences:
+            return f"command {cmd.name!r}: gate {cmd.gate!r} is not a declared preference"
+        if cmd.gate is not None and preferences[cmd.gate].type != "bool":
+            return f"command {cmd.name!r}: gate {cmd.gate!r} must be a bool preference"
+    for res in info.resources:
+        if res.command not in commands:
+            return f"resource {res.uri!r}: command {res.command!r} is not loaded"
+    return None

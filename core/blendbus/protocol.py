@@ -1,0 +1,115 @@
+"""The wire vocabulary shared by the server and every peer.
+
+Both sides import these names from here, so a payload kind or a status is spelled in exactly one
+place. The module is stdlib-only on purpose: it ships inside the Blender extension too.
+"""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any, Final
+
+TOOL_PREFIX: Final = "blender_"
+
+# Payload kinds a peer receives from `blender_poll_jobs`.
+COMMAND_DISPATCH: Final = "command_dispatch"
+JOB_DISPATCH: Final = "job_dispatch"
+CANCEL: Final = "cancel"
+PAYLOAD_KINDS: Final = (COMMAND_DISPATCH, JOB_DISPATCH)
+
+# Job statuses. Terminal outcomes of a dispatch tool call come first.
+COMPLETED: Final = "completed"
+FAILED: Final = "failed"
+TIMEOUT: Final = "timeout"
+NO_CLIENT: Final = "no_client"
+AMBIGUOUS_TARGET: Final = "ambiguous_target"
+UNKNOWN_TARGET: Final = "unknown_target"
+QUEUED: Final = "queued"
+RUNNING: Final = "running"
+CANCELLED: Final = "cancelled"
+LOST: Final = "lost"
+"""The target peer vanished (stopped polling, or the server restarted) while the job was in flight."""
+BUSY: Final = "busy"
+"""Back-pressure: the target peer already has the maximum number of queued jobs."""
+INVALID: Final = "invalid"
+"""The call never became a job: its arguments failed validation, or the tool is unknown."""
+
+ROUTING_STATUSES: Final = frozenset({NO_CLIENT, AMBIGUOUS_TARGET, UNKNOWN_TARGET, BUSY, INVALID})
+
+# A job's status only moves to a higher rank. `timeout`, `lost` and `cancelled` rank below the
+# peer's own verdict so that a late reply still records the work the peer really did.
+STATUS_RANK: Final[dict[str, int]] = {
+    QUEUED: 0,
+    RUNNING: 1,
+    TIMEOUT: 2,
+    LOST: 2,
+    CANCELLED: 2,
+    COMPLETED: 3,
+    FAILED: 3,
+}
+PEER_REPLY_STATUSES: Final = frozenset({RUNNING, COMPLETED, FAILED, CANCELLED})
+FINAL_STATUSES: Final = frozenset({COMPLETED, FAILED})
+
+
+def new_job_id() -> str:
+    """A server-chosen job id: short enough to read in a log, random enough never to collide."""
+    return "j-" + secrets.token_hex(6)
+
+
+def command_dispatch(job_id: str, command: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The payload a peer receives for a plugin command."""
+    return {"message_type": COMMAND_DISPATCH, "job_id": job_id, "command": command, "params": params}
+
+
+def job_dispatch(job_id: str, script: str) -> dict[str, Any]:
+    """The payload a peer receives for a raw script (`blender_send_message`)."""
+    return {"message_type": JOB_DISPATCH, "job_id": job_id, "script": script}
+
+
+def cancel(job_id: str) -> dict[str, Any]:
+    """Tells a peer to drop a queued job, or to flag a running one as cancelled."""
+    return {"message_type": CANCEL, "job_id": job_id}
+
+
+def envelope(
+    status: str,
+    *,
+    command: str = "",
+    target_uuid: str | None = None,
+    job_id: str | None = None,
+    result: Any = None,
+    error: str = "",
+) -> dict[str, Any]:
+    """The tool result every dispatch tool returns (SPEC §3)."""
+    return {
+        "status": status,
+        "command": command,
+        "target_uuid": target_uuid,
+        "job_id": job_id,
+        "result": result,
+        "error": error,
+    }
+
+
+ENVELOPE_SCHEMA: Final[dict[str, Any]] = {
+    "type": "object",
+    "properties": {
+        "status": {
+            "type": "string",
+            "enum": sorted({*STATUS_RANK, *ROUTING_STATUSES}),
+            "description": "completed when the peer's handler returned; anything else is an error.",
+        },
+        "command": {"type": "string"},
+        "target_uuid": {"type": ["string", "null"], "description": "The peer that ran (or would run) the job."},
+        "job_id": {"type": ["string", "null"], "description": "Pass to blender_get_job to fetch it later."},
+        "result": {"description": "The handler's return value, decoded."},
+        "error": {"type": "string"},
+    },
+    "required": ["status", "command", "target_uuid", "job_id", "result", "error"],
+}
+
+
+def ack_key(payload: dict[str, Any]) -> str:
+    """The id a peer acknowledges a delivered payload by (a cancel is keyed apart from its job)."""
+    job_id = str(payload.get("job_id", ""))
+    return "cancel:" + job_id if payload.get("message_type") == CANCEL else job_id

@@ -1,0 +1,433 @@
+"""The MCP server: the tools an LLM and a peer see, built from the loaded plugins.
+
+It uses the low-level `mcp.server.Server` because the tool list is dynamic (it comes from
+plugins). The SDK does not validate arguments there, so every call is checked against its JSON
+schema here, before anything is dispatched.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+import jsonschema
+import mcp_types as types
+from mcp.server import Server
+from mcp.shared.exceptions import MCPError
+from mcp.shared.uri_template import UriTemplate
+
+from . import __version__
+from . import protocol as p
+from .command import Command, Resource
+from .dispatch import Hub, PeerAuthError
+from .jobs import DuplicateJob, JobStoreError
+from .auth import ROLES, ROLES_SCOPE_KEY, USER_SCOPE_KEY
+from .plugins import PluginSet
+from .sync import HandlerPackages
+
+log = logging.getLogger(__name__)
+
+LOCAL_USER = "local"
+PEER_TOOLS = frozenset({"blender_register_client", "blender_unregister_client", "blender_poll_jobs",
+                        "blender_job_update", "blender_fetch_handler_package"})
+"""What a peer-role token may call; an llm-role token may call everything else."""
+INSTRUCTIONS = """\
+blendbus drives a running Blender. Call a blender_* tool directly: blender_get_scene_info,
+blender_get_object_info(name=...), blender_execute_code(code=...), and the plugin tools.
+Each returns {status, command, target_uuid, job_id, result, error}; status "completed" means the
+result is the handler's return value. With several Blender peers connected, pass target_uuid
+(blender_list_clients lists them). A call that times out keeps running: fetch it later with
+blender_get_job(job_id, wait_s=...)."""
+
+
+@dataclass
+class Call:
+    """Who is calling, and how to report progress back to them."""
+
+    user_id: str
+    progress: Callable[[float | None, str | None], Awaitable[None]] | None = None
+
+
+ToolFn = Callable[[Call, dict[str, Any]], Awaitable[Any]]
+
+
+@dataclass
+class Tool:
+    """A built-in tool: schema, handler, and whether its result is a job envelope."""
+
+    name: str
+    description: str
+    schema: dict[str, Any]
+    fn: ToolFn
+    annotations: dict[str, bool] = field(default_factory=dict)
+    envelope: bool = False
+
+
+def _obj(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "required": list(required), "additionalProperties": False}
+
+
+_STR = {"type": "string"}
+_PEER = {
+    "client_uuid": {"type": "string", "minLength": 1, "maxLength": 200, "description": "The peer's uuid."},
+    "peer_token": {"type": "string", "description": "The token blender_register_client returned."},
+}
+_ANNOTATION_HINTS = {"read_only": "read_only_hint", "destructive": "destructive_hint",
+                     "idempotent": "idempotent_hint", "open_world": "open_world_hint"}
+
+
+def _validation_message(tool: str, errors: list[jsonschema.ValidationError]) -> str:
+    parts = []
+    for err in errors[:5]:
+        if err.validator == "required":
+            missing = err.message.split("'")[1] if "'" in err.message else err.message
+            field_path = "/".join(str(x) for x in [*err.absolute_path, missing])
+            parts.append(f"missing required argument '{field_path}'")
+        elif err.validator == "additionalProperties":
+            parts.append(f"unknown argument: {err.message}")
+        else:
+            where = "/".join(str(x) for x in err.absolute_path) or "(arguments)"
+            shown = err.message if len(err.message) < 300 else err.message[:300] + "..."
+            parts.append(f"argument '{where}': {shown}")
+    return f"invalid arguments for {tool}: " + "; ".join(parts)
+
+
+class BlendbusServer:
+    """Builds and serves the MCP surface of one Hub and one PluginSet."""
+
+    def __init__(self, plugins: PluginSet, hub: Hub, packages: HandlerPackages | None = None) -> None:
+        self.plugins = plugins
+        self.hub = hub
+        self.packages = packages or HandlerPackages.from_plugins(plugins)
+        self.builtin = {t.name: t for t in self._builtin_tools()}
+        self._validators: dict[str, jsonschema.Draft202012Validator] = {}
+        self._hub_loop: asyncio.AbstractEventLoop | None = None
+        self.mcp = Server(
+            "blendbus",
+            version=__version__,
+            instructions=INSTRUCTIONS,
+            on_list_tools=self._list_tools,
+            on_call_tool=self._call_tool,
+            on_list_resources=self._list_resources,
+            on_list_resource_templates=self._list_resource_templates,
+            on_read_resource=self._read_resource,
+        )
+
+    # ---- tool list -------------------------------------------------------------------------
+    def dispatch_schema(self, cmd: Command) -> dict[str, Any]:
+        """A command's inputSchema: its own params plus target_uuid and timeout_s."""
+        schema = json.loads(json.dumps(cmd.input_schema))
+        schema["properties"]["target_uuid"] = {
+            "type": "string", "description": "Which Blender peer runs this; needed when several are connected."}
+        schema["properties"]["timeout_s"] = {
+            "type": "number", "exclusiveMinimum": 0, "maximum": self.hub.limits.max_timeout_s,
+            "description": f"Seconds to wait for the reply (default {cmd.timeout:g}).",
+        }
+        return schema
+
+    def output_schema(self, cmd: Command | None) -> dict[str, Any]:
+        schema = json.loads(json.dumps(p.ENVELOPE_SCHEMA))
+        if cmd is not None and cmd.result_schema is not None:
+            result = json.loads(json.dumps(cmd.result_schema))
+            defs = result.pop("$defs", None)
+            schema["properties"]["result"] = {"anyOf": [result, {"type": "null"}]}
+            if defs:
+                schema["$defs"] = defs
+        return schema
+
+    @cached_property
+    def tools(self) -> list[types.Tool]:
+        tools = []
+        for cmd in self.plugins.commands.values():
+            hints = {_ANNOTATION_HINTS[k]: v for k, v in cmd.annotations.items()}
+            tools.append(types.Tool(
+                name=cmd.tool_name,
+                title=cmd.title,
+                description=cmd.description,
+                input_schema=self.dispatch_schema(cmd),
+                output_schema=self.output_schema(cmd),
+                annotations=types.ToolAnnotations(**hints) if hints else None,
+            ))
+        for tool in self.builtin.values():
+            hints = {_ANNOTATION_HINTS[k]: v for k, v in tool.annotations.items()}
+            tools.append(types.Tool(
+                name=tool.name,
+                description=tool.description,
+                input_schema=tool.schema,
+                output_schema=self.output_schema(None) if tool.envelope else None,
+                annotations=types.ToolAnnotations(**hints) if hints else None,
+            ))
+        return tools
+
+    def schema_of(self, tool_name: str) -> dict[str, Any] | None:
+        cmd = self.plugins.by_tool(tool_name)
+        if cmd is not None:
+            return self.dispatch_schema(cmd)
+        tool = self.builtin.get(tool_name)
+        return tool.schema if tool else None
+
+    def validate(self, tool_name: str, arguments: dict[str, Any]) -> str | None:
+        """None if the arguments fit the tool's schema, else a message naming each bad field."""
+        validator = self._validators.get(tool_name)
+        if validator is None:
+            schema = self.schema_of(tool_name)
+            if schema is None:
+                return f"unknown tool {tool_name!r}"
+            validator = self._validators[tool_name] = jsonschema.Draft202012Validator(schema)
+        errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
+        return _validation_message(tool_name, errors) if errors else None
+
+    # ---- MCP handlers ----------------------------------------------------------------------
+    def _ensure_started(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._hub_loop is not loop:
+            self._hub_loop = loop
+            self.hub._reaper = None
+            self.hub.start()
+
+    @staticmethod
+    def identity_of(ctx: Any) -> tuple[str, frozenset[str]]:
+        """(user_id, roles) of the caller: from the bearer token over HTTP, `local` otherwise."""
+        request = getattr(ctx, "request", None)
+        if request is None:
+            return LOCAL_USER, frozenset(ROLES)
+        return request.scope.get(USER_SCOPE_KEY, LOCAL_USER), request.scope.get(ROLES_SCOPE_KEY, frozenset(ROLES))
+
+    async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
+        return types.ListToolsResult(tools=self.tools)
+
+    async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        self._ensure_started()
+        name, arguments = params.name, dict(params.arguments or {})
+
+        async def progress(fraction: float | None, message: str | None) -> None:
+            await ctx.session.report_progress(fraction if fraction is not None else 0.0, 1.0, message)
+
+        user_id, roles = self.identity_of(ctx)
+        call = Call(user_id=user_id, progress=progress)
+        needed = "peer" if name in PEER_TOOLS else "llm"
+        if needed not in roles:
+            return self.plain({"error": f"{name} needs a token with the {needed} role", "code": "Forbidden"},
+                              is_error=True)
+        error = self.validate(name, arguments)
+        if error is not None:
+            return self.result(p.envelope(p.INVALID, command=name, error=error))
+        try:
+            cmd = self.plugins.by_tool(name)
+            if cmd is not None:
+                return self.result(await self.run_command(call, cmd, arguments))
+            tool = self.builtin[name]
+            value = await tool.fn(call, arguments)
+            return self.result(value) if tool.envelope else self.plain(value)
+        except (PeerAuthError, PermissionError, LookupError, ValueError, DuplicateJob) as exc:
+            return self.plain({"error": str(exc), "code": type(exc).__name__}, is_error=True)
+        except JobStoreError as exc:
+            log.error("%s", exc)
+            return self.plain({"error": f"the server could not record the job: {exc}"}, is_error=True)
+
+    async def run_command(self, call: Call, cmd: Command, arguments: dict[str, Any]) -> dict[str, Any]:
+        target = arguments.pop("target_uuid", None)
+        timeout = float(arguments.pop("timeout_s", cmd.timeout))
+        payload = p.command_dispatch(p.new_job_id(), cmd.name, arguments)
+        return await self.hub.dispatch(
+            call.user_id, payload, command=cmd.name, target_uuid=target, timeout=timeout, on_progress=call.progress
+        )
+
+    @staticmethod
+    def result(env: dict[str, Any]) -> types.CallToolResult:
+        """An envelope as a tool result; images a handler returned become MCP image content."""
+        content: list[Any] = []
+        result = env.get("result")
+        if isinstance(result, dict) and isinstance(result.get("_images"), list):
+            images = result.pop("_images")
+            for image in images:
+                content.append(types.ImageContent(type="image", data=image["data"], mime_type=image.get("mime_type", "image/png")))
+        content.insert(0, types.TextContent(type="text", text=json.dumps(env)))
+        return types.CallToolResult(content=content, structured_content=env, is_error=env["status"] != p.COMPLETED)
+
+    @staticmethod
+    def plain(value: dict[str, Any], is_error: bool = False) -> types.CallToolResult:
+        return types.CallToolResult(
+            content=[types.TextContent(type="text", text=json.dumps(value))], structured_content=value, is_error=is_error
+        )
+
+    # ---- resources -------------------------------------------------------------------------
+    async def _list_resources(self, ctx: Any, params: Any) -> types.ListResourcesResult:
+        return types.ListResourcesResult(resources=[
+            types.Resource(uri=r.uri, name=r.name, description=r.description, mime_type=r.mime_type)
+            for r in self.plugins.resources if not r.is_template
+        ])
+
+    async def _list_resource_templates(self, ctx: Any, params: Any) -> types.ListResourceTemplatesResult:
+        return types.ListResourceTemplatesResult(resource_templates=[
+            types.ResourceTemplate(uri_template=r.uri, name=r.name, description=r.description, mime_type=r.mime_type)
+            for r in self.plugins.resources if r.is_template
+        ])
+
+    def match_resource(self, uri: str) -> tuple[Resource, dict[str, Any]] | None:
+        for res in self.plugins.resources:
+            if not res.is_template and res.uri == uri:
+                return res, dict(res.params)
+        for res in self.plugins.resources:
+            if res.is_template:
+                found = UriTemplate.parse(res.uri).match(uri)
+                if found is not None:
+                    return res, {**res.params, **found}
+        return None
+
+    async def _read_resource(self, ctx: Any, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
+        self._ensure_started()
+        uri = str(params.uri)
+        found = self.match_resource(uri)
+        if found is None:
+            raise MCPError(code=-32002, message=f"resource not found: {uri}")
+        res, arguments = found
+        cmd = self.plugins.commands[res.command]
+        env = await self.run_command(Call(user_id=self.identity_of(ctx)[0]), cmd, arguments)
+        if env["status"] != p.COMPLETED:
+            raise MCPError(code=-32603, message=f"{uri}: {env['status']}: {env['error']}")
+        return types.ReadResourceResult(contents=[
+            types.TextResourceContents(uri=uri, mime_type=res.mime_type, text=json.dumps(env["result"]))
+        ])
+
+    # ---- built-in tools --------------------------------------------------------------------
+    def _builtin_tools(self) -> list[Tool]:
+        lim = self.hub.limits
+        return [
+            Tool("blender_register_client", "Peer side: join this user's bus as a Blender peer. Returns the"
+                 " peer_token and the command table the peer runs.", _obj({
+                     "client_uuid": _PEER["client_uuid"],
+                     "client_type": {"type": "string", "default": "blender"},
+                     "is_persistent": {"type": "boolean", "default": False},
+                     "capabilities": {"type": "object"},
+                     "blender_version": {"type": "string"},
+                     "handlers": {"type": "array", "items": {"type": "object"},
+                                  "description": "Handler packages the peer has: [{package, version, sha256}]."},
+                     "gates": {"type": "object", "additionalProperties": {"type": "boolean"}},
+                 }, ("client_uuid",)),
+                 self._register, {"idempotent": True}),
+            Tool("blender_unregister_client", "Peer side: leave the bus.", _obj(_PEER, ("client_uuid", "peer_token")),
+                 self._unregister),
+            Tool("blender_fetch_handler_package", "Peer side: the source of one plugin's addon-side package,"
+                 " for a peer that lacks it or has another version (live handler sync).",
+                 _obj({**_PEER, "package": _STR}, ("client_uuid", "peer_token", "package")), self._fetch_package,
+                 {"read_only": True}),
+            Tool("blender_list_clients", "List the Blender peers connected to your bus.", _obj({}),
+                 self._list_clients, {"read_only": True}),
+            Tool("blender_poll_jobs", "Peer side: long-poll for payloads. Acknowledge what the previous poll"
+                 " returned in `ack`; unacknowledged payloads are handed out again.", _obj({
+                     **_PEER,
+                     "ack": {"type": "array", "items": _STR, "maxItems": 10000},
+                     "wait_s": {"type": "number", "minimum": 0, "maximum": lim.poll_wait_s},
+                 }, ("client_uuid", "peer_token")), self._poll),
+            Tool("blender_job_update", "Peer side: report progress or the outcome of a job sent to this peer.", _obj({
+                **_PEER,
+                "job_id": {"type": "string", "minLength": 1},
+                "status": {"type": "string", "enum": sorted(p.PEER_REPLY_STATUSES)},
+                "result": {},
+                "error": {"type": "string"},
+                "progress": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+                "message": {"type": ["string", "null"]},
+            }, ("job_id", "status", "client_uuid", "peer_token")), self._job_update),
+            Tool("blender_get_job", "Fetch a job's status and result by id; with wait_s, wait up to that many"
+                 " seconds for it to finish. Use it after a timeout: the job keeps running.", _obj({
+                     "job_id": {"type": "string", "minLength": 1},
+                     "wait_s": {"type": "number", "minimum": 0, "maximum": lim.max_wait_s},
+                 }, ("job_id",)), self._get_job, {"read_only": True}, envelope=True),
+            Tool("blender_send_message", "Escape hatch: send a raw payload. A job_dispatch payload"
+                 " {message_type: 'job_dispatch', script, job_id?} runs a Python script in Blender and returns its"
+                 " stdout; a command_dispatch payload {message_type, command, params, job_id?} runs a command.", _obj({
+                     "payload": {"type": "object", "properties": {
+                         "message_type": {"type": "string", "enum": list(p.PAYLOAD_KINDS)},
+                         "job_id": {"type": "string", "minLength": 1, "maxLength": 200},
+                         "script": {"type": "string"},
+                         "command": {"type": "string"},
+                         "params": {"type": "object"},
+                     }, "required": ["message_type"]},
+                     "target_uuid": _STR,
+                     "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": lim.max_timeout_s},
+                 }, ("payload",)), self._send_message, {"destructive": True}, envelope=True),
+            Tool("blender_watch_bus", "Observe this user's bus (the _message_bus feed): events after `cursor`,"
+                 " waiting up to wait_s for the first.", _obj({
+                     "cursor": {"type": "integer", "minimum": 0},
+                     "wait_s": {"type": "number", "minimum": 0, "maximum": lim.max_wait_s},
+                 }), self._watch_bus, {"read_only": True}),
+        ]
+
+    async def _register(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
+        peer = self.hub.register_peer(
+            call.user_id, a["client_uuid"],
+            client_type=a.get("client_type"), is_persistent=a.get("is_persistent"),
+            capabilities=a.get("capabilities"), blender_version=a.get("blender_version"),
+            handlers=a.get("handlers"), gates=a.get("gates"),
+        )
+        return {
+            "client_uuid": peer.uuid,
+            "peer_token": peer.token,
+            "commands": [c.wire() for c in self.plugins.commands.values()],
+            "preferences": [pref.wire() for pref in self.plugins.preferences.values()],
+            "packages": self.packages.manifest(),
+            "poll_wait_s": self.hub.limits.poll_wait_s,
+            "peer_grace_s": self.hub.limits.peer_grace_s,
+            "max_result_bytes": self.hub.limits.max_result_bytes,
+        }
+
+    async def _fetch_package(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
+        self.hub.peer(call.user_id, a["client_uuid"], a["peer_token"])
+        return self.packages.source(a["package"])
+
+    async def _unregister(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
+        self.hub.unregister_peer(call.user_id, a["client_uuid"], a["peer_token"])
+        return {"unregistered": a["client_uuid"]}
+
+    async def _list_clients(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
+        return {"clients": [peer.describe() for peer in self.hub.buses(call.user_id).peers.values()]}
+
+    async def _poll(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
+        payloads = await self.hub.poll(
+            call.user_id, a["client_uuid"], a["peer_token"], a.get("ack", []),
+            a.get("wait_s", self.hub.limits.poll_wait_s),
+        )
+        return {"payloads": payloads}
+
+    async def _job_update(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
+        return await self.hub.job_update(
+            call.user_id, a["client_uuid"], a["peer_token"], a["job_id"], a["status"],
+            result=a.get("result"), error=a.get("error", ""), progress=a.get("progress"), message=a.get("message"),
+        )
+
+    async def _get_job(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
+        return await self.hub.get_job(call.user_id, a["job_id"], a.get("wait_s", 0.0))
+
+    async def _send_message(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
+        raw = a["payload"]
+        kind = raw["message_type"]
+        job_id = raw.get("job_id") or p.new_job_id()
+        if kind == p.JOB_DISPATCH:
+            if not isinstance(raw.get("script"), str):
+                raise ValueError("a job_dispatch payload needs a 'script' string")
+            payload, command = p.job_dispatch(job_id, raw["script"]), "job_dispatch"
+            timeout = 60.0
+        else:
+            cmd = self.plugins.commands.get(raw.get("command", ""))
+            if cmd is None:
+                raise ValueError(f"unknown command {raw.get('command')!r} in command_dispatch payload")
+            params = raw.get("params") or {}
+            error = self.validate(cmd.tool_name, params)
+            if error:
+                return p.envelope(p.INVALID, command=cmd.name, job_id=job_id, error=error)
+            payload, command, timeout = p.command_dispatch(job_id, cmd.name, params), cmd.name, cmd.timeout
+        return await self.hub.dispatch(
+            call.user_id, payload, command=command, target_uuid=a.get("target_uuid"),
+            timeout=a.get("timeout_s", timeout), on_progress=call.progress,
+        )
+
+    async def _watch_bus(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
+        events, cursor = await self.hub.buses(call.user_id).events_since(a.get("cursor", 0), a.get("wait_s", 0.0))
+        return {"logger": "_message_bus", "cursor": cursor,
+                "events": [{"seq": e.seq, "kind": e.kind, **e.data} for e in events]}

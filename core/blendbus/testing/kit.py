@@ -1,0 +1,44 @@
+"""Building a server in-process and talking to it, for tests and benchmarks."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from pathlib import Path
+from typing import Any
+
+from mcp import Client
+
+from ..dispatch import Hub, Limits
+from ..jobs import JobStore
+from ..plugins import load_plugins
+from ..server import BlendbusServer
+
+
+def make_server(
+    extra: Iterable[tuple[str, object]] = (),
+    *,
+    state_dir: Path | None = None,
+    limits: Limits | None = None,
+    env: dict[str, str] | None = None,
+) -> BlendbusServer:
+    """A server with the installed plugins plus `extra`, a job store under state_dir (or in memory)."""
+    plugins = load_plugins(extra=extra, env=env)
+    store = JobStore(state_dir / "jobs.sqlite3" if state_dir else ":memory:")
+    return BlendbusServer(plugins, Hub(store, limits))
+
+
+def in_memory(server: BlendbusServer, mode: str = "auto") -> Callable[[], AbstractAsyncContextManager[Client]]:
+    """A connector for the Python test peer that speaks MCP to `server` in-process."""
+    return lambda: Client(server.mcp, mode=mode)
+
+
+async def call_envelope(client: Client, tool: str, arguments: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+    """Call a tool and return its structured content (the envelope for dispatch tools)."""
+    result = await client.call_tool(tool, arguments or {}, **kw)
+    if result.structured_content is not None:
+        value = dict(result.structured_content)
+    else:
+        value = json.loads(result.content[0].text)
+    return value

@@ -1,0 +1,47 @@
+"""A plugin of small, real commands for exercising the bus: echo, sleep, fail, progress, size."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from ..command import Command, Preference
+from ..hookspecs import hookimpl
+
+HANDLERS = "blendbus.testing.handlers"
+
+
+class Echo(BaseModel):
+    value: Any = Field(description="Returned unchanged")
+
+
+class Sleep(BaseModel):
+    seconds: float = Field(ge=0, le=600, description="How long the handler sleeps")
+    steps: int = Field(default=0, ge=0, le=100, description="Progress reports along the way")
+
+
+class Fail(BaseModel):
+    message: str = Field(description="The error the handler raises")
+
+
+class Size(BaseModel):
+    nbytes: int = Field(ge=0, description="Length of the string returned")
+
+
+@hookimpl
+def register_preferences(register: Callable[[Preference], None]) -> None:
+    register(Preference("testing.gated", "bool", False, "Opens the test_gated command"))
+
+
+@hookimpl
+def register_commands(register: Callable[[Command], None]) -> None:
+    register(Command("test_noop", "Do nothing (latency floor of a peer round trip).", f"{HANDLERS}:noop",
+                     annotations={"read_only": True}))
+    register(Command("test_echo", "Return the value given.", f"{HANDLERS}:echo", params=Echo))
+    register(Command("test_sleep", "Sleep, reporting progress.", f"{HANDLERS}:sleep", params=Sleep, timeout=30))
+    register(Command("test_fail", "Raise an error.", f"{HANDLERS}:fail", params=Fail))
+    register(Command("test_size", "Return a string of a given length.", f"{HANDLERS}:size", params=Size))
+    register(Command("test_gated", "Echo, behind the testing.gated preference.", f"{HANDLERS}:echo",
+                     params=Echo, gate="testing.gated"))

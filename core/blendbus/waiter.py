@@ -1,0 +1,61 @@
+"""Futures keyed on (user_id, job_id): how a tool call waits for the peer's reply.
+
+A waiter is registered before the dispatch is sent, so a reply can never arrive "too early".
+Several waiters may watch one job (the dispatching call and any `blender_get_job(wait_s=...)`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+ProgressFn = Callable[[float | None, str | None], Awaitable[None]]
+Key = tuple[str, str]
+
+
+class JobWaiter:
+    def __init__(self) -> None:
+        self._futures: dict[Key, list[asyncio.Future[dict[str, Any]]]] = {}
+        self._progress: dict[Key, list[ProgressFn]] = {}
+
+    def register(self, user_id: str, job_id: str, on_progress: ProgressFn | None = None) -> asyncio.Future[dict[str, Any]]:
+        key = (user_id, job_id)
+        fut: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._futures.setdefault(key, []).append(fut)
+        if on_progress is not None:
+            self._progress.setdefault(key, []).append(on_progress)
+        return fut
+
+    def release(self, user_id: str, job_id: str, fut: asyncio.Future[dict[str, Any]], on_progress: ProgressFn | None = None) -> None:
+        """Forget one waiter (after its reply, timeout or cancellation)."""
+        key = (user_id, job_id)
+        futs = self._futures.get(key, [])
+        if fut in futs:
+            futs.remove(fut)
+        if not futs:
+            self._futures.pop(key, None)
+        fns = self._progress.get(key, [])
+        if on_progress in fns:
+            fns.remove(on_progress)
+        if not fns:
+            self._progress.pop(key, None)
+
+    def deliver(self, user_id: str, job_id: str, outcome: dict[str, Any]) -> int:
+        """Resolve every waiter of this job; returns how many were waiting."""
+        futs = self._futures.pop((user_id, job_id), [])
+        self._progress.pop((user_id, job_id), None)
+        for fut in futs:
+            if not fut.done():
+                fut.set_result(outcome)
+        return len(futs)
+
+    async def progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None:
+        for fn in list(self._progress.get((user_id, job_id), [])):
+            try:
+                await fn(fraction, message)
+            except Exception:  # noqa: BLE001 - a caller that went away must not break the peer's reply
+                pass
+
+    def waiting(self) -> int:
+        return sum(len(v) for v in self._futures.values())
