@@ -164,10 +164,14 @@ class Executor:
             return Reply(job.job_id, p.FAILED, error="; ".join(_param_error(name, e) for e in errors[:5]))
         try:
             fn = self.handler(cmd["handler"])
-        except (ImportError, AttributeError) as exc:
+        except ImportError as exc:
             return Reply(job.job_id, p.FAILED, error=(
                 f"handler {cmd['handler']} is not available on this peer ({exc}); install the plugin next to"
                 " Blender, or enable 'accept_plugin_handlers_from_server' so the server can send it"))
+        except AttributeError:
+            return Reply(job.job_id, p.FAILED, error=(
+                f"the installed plugin has no handler {cmd['handler']}: this version does not implement"
+                f" {name!r} yet"))
         kwargs = dict(params)
         if "job" in _parameters(fn):
             kwargs["job"] = job

@@ -19,11 +19,21 @@ from blendbus import protocol as p
 class Job:
     """What a handler sees of its own job: progress reporting and cooperative cancellation."""
 
-    def __init__(self, job_id: str, report: Callable[[str, float | None, str | None], None] | None = None) -> None:
+    def __init__(
+        self,
+        job_id: str,
+        report: Callable[[str, float | None, str | None], None] | None = None,
+        settings: Callable[[str], Any] | None = None,
+    ) -> None:
         self.job_id = job_id
         self.cancelled = False
         self.started = time.monotonic()
         self._report = report
+        self._settings = settings
+
+    def setting(self, key: str) -> Any:
+        """An addon preference, e.g. ``job.setting("polyhaven.api_url")``; None if unknown."""
+        return self._settings(key) if self._settings is not None else None
 
     def progress(self, fraction: float | None, message: str | None = None) -> None:
         """Report progress (0..1); it reaches the LLM client as an MCP progress notification."""

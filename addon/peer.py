@@ -114,7 +114,7 @@ class PeerCore:
 
     def run_payload(self, payload: dict[str, Any]) -> Reply:
         """Execute one payload on the calling thread and post its reply."""
-        job = Job(payload.get("job_id", ""), self.link.progress)
+        job = Job(payload.get("job_id", ""), self.link.progress, self.runtime.setting)
         self.queue.started(job)
         started = time.monotonic()
         try:

@@ -1,0 +1,66 @@
+"""blendbus-polyhaven: Poly Haven HDRIs, textures and models in Blender."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from blendbus import Command, Preference, hookimpl
+
+__version__ = "0.1.0"
+HANDLERS = "blendbus_polyhaven.addon.handlers"
+GATE = "polyhaven.enabled"
+AssetType = Literal["hdris", "textures", "models", "all"]
+OPEN = {"read_only": True, "destructive": False, "open_world": True}
+IMPORTS = {"read_only": False, "destructive": False, "open_world": True}
+
+
+class Categories(BaseModel):
+    asset_type: AssetType = Field(description="hdris, textures, models or all")
+
+
+class Search(BaseModel):
+    asset_type: AssetType = Field(default="all", description="hdris, textures, models or all")
+    categories: str | None = Field(default=None, description="Comma-separated categories, all must match")
+    query: str | None = Field(default=None, max_length=200, description="Words matched against names and tags")
+    limit: int = Field(default=20, ge=1, le=100)
+    offset: int = Field(default=0, ge=0)
+
+
+class Download(BaseModel):
+    asset_id: str = Field(min_length=1, max_length=200, description="Poly Haven asset id, e.g. 'kloofendal_43d_clear_puresky'")
+    asset_type: Literal["hdris", "textures", "models"] = Field(description="The asset's type")
+    resolution: str = Field(default="1k", pattern=r"^\d+k$", description="1k, 2k, 4k, ...")
+    file_format: str | None = Field(default=None, max_length=10, description="hdr/exr, jpg/png, gltf/fbx/blend")
+
+
+class SetTexture(BaseModel):
+    object_name: str = Field(description="Mesh object to texture")
+    texture_id: str = Field(description="Id of a texture downloaded with blender_download_polyhaven_asset")
+
+
+@hookimpl
+def register_preferences(register: Callable[[Preference], None]) -> None:
+    register(Preference(GATE, "bool", False, "Allow Poly Haven tools"))
+    register(Preference("polyhaven.api_url", "str", "https://api.polyhaven.com", "Poly Haven API base URL"))
+
+
+@hookimpl
+def register_commands(register: Callable[[Command], None]) -> None:
+    register(Command("get_polyhaven_status", "Whether Poly Haven tools are enabled, and how to enable them.",
+                     f"{HANDLERS}:get_polyhaven_status", annotations={"read_only": True}, timeout=10))
+    register(Command("get_polyhaven_categories", "Poly Haven categories of an asset type, with asset counts.",
+                     f"{HANDLERS}:get_polyhaven_categories", params=Categories, gate=GATE, annotations=OPEN,
+                     timeout=30))
+    register(Command("search_polyhaven_assets", "Search Poly Haven assets by type, categories and words;"
+                     " most downloaded first, paged.", f"{HANDLERS}:search_polyhaven_assets", params=Search,
+                     gate=GATE, annotations=OPEN, timeout=30))
+    register(Command("download_polyhaven_asset", "Download a Poly Haven asset into the scene: an HDRI becomes the"
+                     " world lighting, a texture a PBR material, a model imported objects.",
+                     f"{HANDLERS}:download_polyhaven_asset", params=Download, gate=GATE, annotations=IMPORTS,
+                     undo=True, timeout=300))
+    register(Command("set_texture", "Apply a downloaded Poly Haven texture to a mesh object.",
+                     f"{HANDLERS}:set_texture", params=SetTexture, gate=GATE,
+                     annotations={"read_only": False, "destructive": False, "open_world": False}, undo=True))
