@@ -103,9 +103,10 @@ def plugin_report() -> dict[str, Any]:
 
 def _plugins(args: argparse.Namespace) -> int:
     report = plugin_report()
+    failed = 1 if any(p["error"] for p in report["plugins"]) else 0
     if args.json:
         print(json.dumps(report, indent=2))
-        return 0
+        return failed
     print(f"blendbus {report['blendbus']}")
     for p in report["plugins"]:
         print(f"\n{p['name']}  {p['distribution'] or '(not installed)'} {p['version'] or ''}".rstrip())
@@ -118,7 +119,7 @@ def _plugins(args: argparse.Namespace) -> int:
             print(f"  {c['tool']}{gate}")
         for uri in p["resources"]:
             print(f"  resource {uri}")
-    return 1 if any(p["error"] for p in report["plugins"]) else 0
+    return failed
 
 
 def _call(args: argparse.Namespace) -> int:

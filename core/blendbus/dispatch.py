@@ -120,7 +120,7 @@ class Hub:
         else:
             cancel = p.cancel(job_id)
             peer.push(p.ack_key(cancel), cancel)
-            self.store.advance(bus.user_id, job_id, p.CANCELLED, error="cancelled by the caller while running")
+            self.store.advance(bus.user_id, job_id, p.CANCELLED, error="cancelled by the caller after delivery; the peer drops it if it has not started")
         job = self.store.get(bus.user_id, job_id)
         if job is not None:
             self.waiter.deliver(bus.user_id, job_id, job.envelope())

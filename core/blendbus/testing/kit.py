@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterable
-from contextlib import AbstractAsyncContextManager
+from collections.abc import AsyncIterator, Callable, Iterable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
 
@@ -42,3 +42,35 @@ async def call_envelope(client: Client, tool: str, arguments: dict[str, Any] | N
     else:
         value = json.loads(result.content[0].text)
     return value
+
+
+@asynccontextmanager
+async def serve_http(
+    server: BlendbusServer, *, tokens: dict[str, Any] | None = None, port: int = 0
+) -> AsyncIterator[str]:
+    """Serve `server` over real streamable HTTP on 127.0.0.1; yields the /mcp URL."""
+    import asyncio
+    import socket
+
+    import uvicorn
+
+    from ..app import build_app
+    from ..auth import TokenTable
+
+    app = build_app(server, "127.0.0.1", TokenTable(tokens) if tokens is not None else None)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.bind(("127.0.0.1", port))
+    web = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1))
+    task = asyncio.ensure_future(web.serve(sockets=[sock]))
+    while not web.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.01)
+    try:
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
+    finally:
+        web.should_exit = True
+        await asyncio.wait_for(task, 10)
+        await server.hub.stop()
+        sock.close()

@@ -1,0 +1,67 @@
+"""The CLI as a user runs it: real processes, real HTTP, real stdio."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from mcp import Client, StdioServerParameters
+
+pytestmark = pytest.mark.anyio
+
+
+def start_server(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, "-m", "blendbus", "serve", "--port", "0", "--state-dir",
+                             str(tmp_path / "state"), *extra], stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        match = re.search(r"serving (http://\S+/mcp)", line)
+        if match:
+            return proc, match.group(1)
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    raise AssertionError("server did not start")
+
+
+def test_call_prints_the_envelope_and_sets_the_exit_code(tmp_path):
+    proc, url = start_server(tmp_path)
+    try:
+        out = subprocess.run([sys.executable, "-m", "blendbus", "call", "blender_execute_code",
+                              '{"code": "print(1)"}', "--server", url], capture_output=True, text=True, timeout=60)
+        env = json.loads(out.stdout)
+        assert env["status"] == "no_client" and out.returncode == 1
+        bad = subprocess.run([sys.executable, "-m", "blendbus", "call", "blender_list_clients", "{not json",
+                              "--server", url], capture_output=True, text=True, timeout=60)
+        assert bad.returncode == 2 and "bad JSON" in bad.stderr
+        ok = subprocess.run([sys.executable, "-m", "blendbus", "call", "blender_list_clients", "--server", url],
+                            capture_output=True, text=True, timeout=60)
+        assert ok.returncode == 0 and json.loads(ok.stdout) == {"clients": []}
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_refuses_a_public_bind_without_tokens(tmp_path):
+    out = subprocess.run([sys.executable, "-m", "blendbus", "serve", "--host", "0.0.0.0", "--port", "0",
+                          "--state-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "without --tokens" in out.stderr
+
+
+async def test_stdio_serves_an_llm_client(tmp_path):
+    params = StdioServerParameters(command=sys.executable, args=[
+        "-m", "blendbus", "serve", "--stdio", "--port", "0", "--state-dir", str(tmp_path / "state")],
+        env={**os.environ})
+    for mode in ("legacy", "auto"):
+        async with Client(params, mode=mode) as client:
+            tools = {t.name: t for t in (await client.list_tools()).tools}
+            assert "blender_get_scene_info" in tools and tools["blender_get_scene_info"].output_schema
+            result = await client.call_tool("blender_get_scene_info", {})
+            assert result.is_error and result.structured_content["status"] == "no_client"
