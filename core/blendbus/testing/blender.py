@@ -1,0 +1,45 @@
+"""A real `blendbus peer` (Blender as a Python module) in a child process, for tests."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib.util
+import os
+import subprocess
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import pytest
+
+needs_bpy = pytest.mark.skipif(importlib.util.find_spec("bpy") is None,
+                               reason="bpy (Blender as a Python module) is not installed: pip install 'blendbus[peer]'")
+
+
+@asynccontextmanager
+async def blender_peer(server, url: str, tmp_path: Path, *settings: str, uuid: str = "bpy-peer",
+                       env: dict[str, str] | None = None) -> AsyncIterator[subprocess.Popen]:
+    cmd = [sys.executable, "-m", "blendbus", "peer", "--server", url, "--uuid", uuid,
+           "--state-dir", str(tmp_path / f"peer-{uuid}")]
+    for item in settings:
+        cmd += ["--set", item]
+    log = open(tmp_path / f"peer-{uuid}.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env or dict(os.environ))
+    try:
+        for _ in range(1200):
+            if uuid in server.hub.buses("local").peers:
+                break
+            if proc.poll() is not None:
+                raise AssertionError((tmp_path / f"peer-{uuid}.log").read_text())
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the Blender peer did not register: " + (tmp_path / f"peer-{uuid}.log").read_text())
+        yield proc
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()

@@ -1,0 +1,240 @@
+"""The addon in real Blender (bpy 5.0.1 module) on the bus, through `blendbus peer` and the MCP client."""
+
+from __future__ import annotations
+
+import base64
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+from mcp import Client
+
+from blendbus import protocol as p
+from blendbus.client import connect
+from blendbus.testing import call_envelope, make_server, serve_http
+
+from blendbus.testing.blender import blender_peer, needs_bpy
+
+pytestmark = [pytest.mark.anyio, needs_bpy]
+
+
+async def test_execute_code_job_dispatch_and_gates(blendbus_server, tmp_path):
+    async with serve_http(blendbus_server) as url:
+        async with blender_peer(blendbus_server, url, tmp_path, "allow_code_execution=true"):
+            async with connect(url) as client:
+                env = await call_envelope(client, "blender_execute_code",
+                                          {"code": "import bpy; print(len(bpy.data.objects), bpy.app.version_string)"})
+                assert env["status"] == p.COMPLETED and env["result"] == "3 5.0.1\n"
+                env = await call_envelope(client, "blender_send_message", {"payload": {
+                    "message_type": "job_dispatch", "script": "for o in sorted(bpy.data.objects, key=lambda o: o.name):"
+                                                              "\n    print(o.name)"}})
+                assert env["result"] == "Camera\nCube\nLight\n"
+                env = await call_envelope(client, "blender_execute_code", {"code": "bpy.data.objects['Nope']"})
+                assert env["status"] == p.FAILED and "KeyError" in env["error"] and "<job_" in env["error"]
+                env = await call_envelope(client, "blender_get_polyhaven_status")
+                assert env["result"]["enabled"] is False and "polyhaven.enabled" in env["result"]["how_to_enable"]
+                env = await call_envelope(client, "blender_search_polyhaven_assets", {"asset_type": "hdris"})
+                assert env["status"] == p.FAILED and "'polyhaven.enabled'" in env["error"]
+                seen = []
+
+                async def on_progress(progress, total, message):
+                    seen.append(progress)
+
+                result = await client.call_tool("blender_test_sleep", {"seconds": 0.2, "steps": 2},
+                                                progress_callback=on_progress)
+                assert result.structured_content["status"] == p.COMPLETED
+                clients = await call_envelope(client, "blender_list_clients")
+                assert clients["clients"][0]["blender_version"] == "5.0.1"
+        async with blender_peer(blendbus_server, url, tmp_path, uuid="closed-peer"):
+            async with connect(url) as client:
+                env = await call_envelope(client, "blender_execute_code", {"code": "print(1)"})
+                assert env["status"] == p.FAILED and "allow_code_execution" in env["error"]
+
+
+SCENE = """
+import bpy
+for o in list(bpy.data.objects):
+    bpy.data.objects.remove(o)
+root = bpy.data.collections.new("Props")
+bpy.context.scene.collection.children.link(root)
+inner = bpy.data.collections.new("Inner")
+root.children.link(inner)
+mat = bpy.data.materials.new("Painted")
+mat.use_nodes = True
+mesh = bpy.data.meshes.new("m")
+mesh.from_pydata([(0,0,0),(1,0,0),(0,1,0)], [], [(0,1,2)])
+parent = None
+for i in range(500):
+    kind = i % 4
+    data = mesh if kind == 0 else bpy.data.lights.new(f"l{i}", "POINT") if kind == 1 else \
+        bpy.data.cameras.new(f"c{i}") if kind == 2 else None
+    obj = bpy.data.objects.new(f"obj_{i:03d}", data)
+    (inner if i % 2 else root).objects.link(obj)
+    obj.location = (i, 0, 0)
+    if kind == 0 and parent is None:
+        parent = obj
+        obj.modifiers.new("Sub", "SUBSURF")
+        obj.data.materials.append(mat)
+        obj["note"] = "hello"
+    elif kind == 3:
+        obj.parent = parent
+print(len(bpy.context.scene.objects))
+"""
+
+
+async def test_scene_plugin_on_a_500_object_scene(blendbus_server, tmp_path):
+    async with serve_http(blendbus_server) as url:
+        async with blender_peer(blendbus_server, url, tmp_path, "allow_code_execution=true"):
+            async with connect(url) as client:
+                assert (await call_envelope(client, "blender_execute_code", {"code": SCENE}))["result"] == "500\n"
+                info = (await call_envelope(client, "blender_get_scene_info"))["result"]
+                assert info["object_count"] == 500 and len(info["objects"]) == 500 and not info["truncated"]
+                assert info["counts_by_type"] == {"MESH": 125, "LIGHT": 125, "CAMERA": 125, "EMPTY": 125}
+                props = next(c for c in info["collections"]["children"] if c["name"] == "Props")
+                assert props["objects"] == 250 and props["children"][0] == {"name": "Inner", "objects": 250,
+                                                                           "children": []}
+                first = next(o for o in info["objects"] if o["name"] == "obj_000")
+                assert first["location"] == [0.0, 0.0, 0.0] and first["collections"] == ["Props"]
+                assert next(o for o in info["objects"] if o["name"] == "obj_003")["parent"] == "obj_000"
+
+                obj = (await call_envelope(client, "blender_get_object_info", {"name": "obj_000"}))["result"]
+                assert obj["modifiers"][0]["type"] == "SUBSURF" and obj["mesh"]["faces"] == 1
+                assert obj["materials"][0]["name"] == "Painted" and obj["materials"][0]["node_count"] >= 2
+                assert obj["custom_properties"] == {"note": "hello"} and "obj_003" in obj["children"]
+                assert obj["world_bounding_box"]["max"][0] == pytest.approx(1.0)
+                light = (await call_envelope(client, "blender_get_object_info", {"name": "obj_001"}))["result"]
+                assert light["light"]["type"] == "POINT"
+                miss = await call_envelope(client, "blender_get_object_info", {"name": "obj_0000"})
+                assert miss["status"] == p.FAILED and "did you mean" in miss["error"] and "obj_000" in miss["error"]
+
+                top = (await call_envelope(client, "blender_browse_data"))["result"]
+                assert {"name": "objects", "count": 500} in top["items"]
+                page = (await call_envelope(client, "blender_browse_data",
+                                            {"path": "objects", "offset": 490, "limit": 20}))["result"]
+                assert page["total"] == 500 and len(page["items"]) == 10 and page["next_offset"] is None
+                props = (await call_envelope(client, "blender_browse_data",
+                                             {"path": "objects/obj_000", "limit": 1000}))["result"]
+                values = {i["name"]: i["value"] for i in props["items"]}
+                assert values["type"] == "MESH" and values["location"] == [0.0, 0.0, 0.0]
+                assert values["data"] == {"pointer": "Mesh", "name": "m"}
+                bad = await call_envelope(client, "blender_browse_data", {"path": "__class__/x"})
+                assert bad["status"] == p.FAILED and "bpy.data collection" in bad["error"]
+
+                objects = await client.read_resource("blender://scene/objects")
+                assert '"total": 500' in objects.contents[0].text
+                one = await client.read_resource("blender://scene/object/obj_001")
+                assert '"POINT"' in one.contents[0].text
+
+
+async def test_headless_screenshot_renders_without_a_camera(blendbus_server, tmp_path):
+    target = tmp_path / "shot.png"
+    async with serve_http(blendbus_server) as url:
+        async with blender_peer(blendbus_server, url, tmp_path, "allow_code_execution=true"):
+            async with connect(url) as client:
+                await call_envelope(client, "blender_execute_code", {
+                    "code": "bpy.data.objects.remove(bpy.data.objects['Camera'])"})
+                result = await client.call_tool("blender_get_viewport_screenshot",
+                                                {"filepath": str(target), "max_size": 64})
+                env = result.structured_content
+                assert env["status"] == p.COMPLETED, env
+                assert env["result"]["width"] == 64 and env["result"]["height"] == 36
+                assert "_images" not in env["result"]
+                image = next(c for c in result.content if c.type == "image")
+                png = base64.b64decode(image.data)
+                assert png[:8] == b"\x89PNG\r\n\x1a\n" and target.read_bytes() == png
+                left = await call_envelope(client, "blender_execute_code", {"code": (
+                    "print(sorted(c.name for c in bpy.data.cameras), bpy.context.scene.camera)")})
+                assert left["result"] == "['Camera'] None\n"  # the temporary camera is gone, nothing else changed
+
+
+SYNC_PLUGIN = '''
+from blendbus import Command, hookimpl
+
+@hookimpl
+def register_commands(register):
+    register(Command(name="synced_hello", description="Greets from a synced package",
+                     handler="syncplug.addon.handlers:hello"))
+'''
+
+
+async def test_live_handler_sync_to_a_peer_that_lacks_the_plugin(tmp_path, monkeypatch, blendbus_limits):
+    plugin_dir = tmp_path / "plugin_src"
+    (plugin_dir / "syncplug" / "addon").mkdir(parents=True)
+    (plugin_dir / "syncplug" / "__init__.py").write_text(SYNC_PLUGIN)
+    (plugin_dir / "syncplug" / "addon" / "__init__.py").write_text("")
+    (plugin_dir / "syncplug" / "addon" / "handlers.py").write_text(textwrap.dedent('''
+        import bpy
+        def hello(name="world"):
+            return {"greeting": f"hello {name}", "blender": bpy.app.version_string}
+    '''))
+    monkeypatch.syspath_prepend(str(plugin_dir))  # the server has it; the peer's process does not
+    import syncplug
+
+    server = make_server([("syncplug", syncplug)], state_dir=tmp_path / "state", limits=blendbus_limits)
+    async with serve_http(server) as url:
+        async with blender_peer(server, url, tmp_path, uuid="refuses"):
+            async with connect(url) as client:
+                env = await call_envelope(client, "blender_synced_hello")
+                assert env["status"] == p.FAILED and "accept_plugin_handlers_from_server" in env["error"]
+        async with blender_peer(server, url, tmp_path, "accept_plugin_handlers_from_server=true", uuid="accepts"):
+            async with connect(url) as client:
+                env = await call_envelope(client, "blender_synced_hello")
+                assert env["status"] == p.COMPLETED and env["result"] == {"greeting": "hello world", "blender": "5.0.1"}
+                peer = (await call_envelope(client, "blender_list_clients"))["clients"][0]
+                assert peer["client_uuid"] == "accepts"
+
+
+async def test_peer_reconnects_after_a_server_restart(tmp_path, blendbus_extra_plugins, blendbus_limits):
+    import asyncio
+
+    first = make_server(blendbus_extra_plugins, state_dir=tmp_path / "s", limits=blendbus_limits)
+    async with serve_http(first) as url:
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        peer = blender_peer(first, url, tmp_path, "allow_code_execution=true")  # outlives this server
+        await peer.__aenter__()
+        async with connect(url) as client:
+            assert (await call_envelope(client, "blender_test_echo", {"value": 1}))["status"] == p.COMPLETED
+    first.hub.store.close()
+    second = make_server(blendbus_extra_plugins, state_dir=tmp_path / "s", limits=blendbus_limits)
+    try:
+        async with serve_http(second, port=port) as url:
+            for _ in range(600):
+                if "bpy-peer" in second.hub.buses("local").peers:
+                    break
+                await asyncio.sleep(0.05)
+            async with connect(url) as client:
+                env = await call_envelope(client, "blender_execute_code", {"code": "print('back')"})
+                assert env["status"] == p.COMPLETED and env["result"] == "back\n"
+    finally:
+        await peer.__aexit__(None, None, None)
+
+
+def test_addon_registers_and_its_preferences_read_and_write(tmp_path):
+    script = textwrap.dedent('''
+        import os, sys
+        import bpy
+        from blendbus_addon import headless, blender
+        headless.enable_addon()
+        prefs = blender.preferences()
+        assert prefs.allow_code_execution is False
+        blender.set_setting("allow_code_execution", "true")
+        blender.set_setting("rodin.mode", "FAL_AI")
+        blender.set_setting("later.plugin_key", "v1")
+        runtime = blender.BlenderRuntime()
+        assert runtime.setting("allow_code_execution") is True
+        assert runtime.setting("rodin.mode") == "FAL_AI"
+        assert runtime.setting("later.plugin_key") == "v1"
+        try:
+            blender.set_setting("rodin.mode", "ELSEWHERE")
+        except ValueError as exc:
+            assert "MAIN_SITE" in str(exc)
+        else:
+            raise AssertionError("bad enum accepted")
+        assert "blendbus" in [c.bl_label for c in bpy.types.Panel.__subclasses__()]
+        print("ok")
+    ''')
+    env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "user")}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert out.stdout.strip().endswith("ok"), out.stderr
