@@ -6,10 +6,5 @@ from blendbus.testing import plugin as testing_plugin
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
 def blendbus_extra_plugins() -> list[tuple[str, object]]:
     return [("testing", testing_plugin)]
