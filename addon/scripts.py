@@ -55,13 +55,15 @@ def capture() -> Iterator[tuple[io.StringIO, io.StringIO]]:
 
 
 def fresh_globals() -> dict[str, Any]:
-    """What a script sees: bpy, bmesh and mathutils when running inside Blender, nothing shared."""
+    """What a script sees: bpy, bmesh and mathutils when running inside Blender, nothing shared.
+
+    Only a process that already runs Blender gets them: importing bpy here would load all of
+    Blender into a process that is not a Blender peer (and off its main thread).
+    """
     env: dict[str, Any] = {"__name__": "__blendbus_script__", "__builtins__": __builtins__}
-    for name in ("bpy", "bmesh", "mathutils"):
-        try:
+    if "bpy" in sys.modules:
+        for name in ("bpy", "bmesh", "mathutils"):
             env[name] = __import__(name)
-        except ImportError:
-            pass
     return env
 
 

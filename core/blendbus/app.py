@@ -97,6 +97,9 @@ async def serve(opts: ServeOptions) -> None:
 
     sock = socket.socket(socket.AF_INET6 if ":" in opts.host else socket.AF_INET)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this. Without it the SDK's JSON responses (headers and body
+    # written separately) meet Nagle plus delayed ACK: 40 ms added to every 2026-07-28-era call.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((opts.host, opts.port))
     port = sock.getsockname()[1]
     url = f"http://{opts.host if ':' not in opts.host else f'[{opts.host}]'}:{port}/mcp"

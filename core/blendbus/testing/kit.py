@@ -60,6 +60,7 @@ async def serve_http(
     app = build_app(server, "127.0.0.1", TokenTable(tokens) if tokens is not None else None)
     sock = socket.socket()
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as `blendbus serve` does (see app.py)
     sock.bind(("127.0.0.1", port))
     web = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1))
     task = asyncio.ensure_future(web.serve(sockets=[sock]))
