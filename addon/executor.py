@@ -57,6 +57,8 @@ class Reply:
     status: str
     result: Any = None
     error: str = ""
+    size: int = 0
+    """Length of the JSON-encoded result (measured once, for the size cap and reply batching)."""
 
     def arguments(self) -> dict[str, Any]:
         return {"job_id": self.job_id, "status": self.status, "result": self.result, "error": self.error}
@@ -192,7 +194,7 @@ class Executor:
             return Reply(job.job_id, p.FAILED, error=(
                 f"the result is {size} bytes, above this peer's cap of {self.max_result_bytes} bytes;"
                 " ask for less (page through it) rather than truncating"))
-        return Reply(job.job_id, p.COMPLETED, result=value)
+        return Reply(job.job_id, p.COMPLETED, result=value, size=size)
 
 
 def _parameters(fn: Callable[..., Any]) -> Iterator[str]:

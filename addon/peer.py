@@ -123,7 +123,7 @@ class PeerCore:
             self.queue.finished(job.job_id)
         if job.cancelled and reply.status == p.COMPLETED:
             reply.error = "the caller cancelled this job while it ran; it completed anyway"
-        self.link.reply(reply.job_id, reply.status, reply.result, reply.error)
+        self.link.reply(reply.job_id, reply.status, reply.result, reply.error, reply.size)
         self.recent.appendleft(RecentJob(reply.job_id, payload.get("command") or "job_dispatch", reply.status,
                                          time.monotonic() - started))
         return reply

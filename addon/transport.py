@@ -26,6 +26,10 @@ from blendbus.client import ToolError, call, describe_error
 log = logging.getLogger("blendbus.peer")
 
 Connector = Callable[[], AbstractAsyncContextManager[Any]]
+FLUSH_BATCH_BYTES = 1024 * 1024
+"""Replies that accumulated while one post was in flight go out together, up to about this size."""
+REPOLL_DELAY_S = 0.02
+"""Longest a peer holds back its next poll while replies to just-received jobs go out."""
 """Opens an MCP client session to the server (HTTP, or in-memory in tests)."""
 
 
@@ -33,19 +37,22 @@ class Outbox:
     """Replies waiting to be posted. Thread-safe; wakes the transport's loop when filled."""
 
     def __init__(self) -> None:
-        self._items: deque[dict[str, Any]] = deque()
+        self._items: deque[tuple[dict[str, Any], int]] = deque()
         self._lock = threading.Lock()
         self._event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._drained = asyncio.Event()
+        self._drained_waiters = 0
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop, self._event = loop, asyncio.Event()
         if self._items:
             self._event.set()
 
-    def put(self, item: dict[str, Any]) -> None:
+    def put(self, item: dict[str, Any], size: int = 0) -> None:
+        """Queue an update; `size` is its encoded result size, which bounds how much goes in one post."""
         with self._lock:
-            self._items.append(item)
+            self._items.append((item, size))
         loop, event = self._loop, self._event
         if loop is not None and event is not None:
             try:
@@ -58,12 +65,38 @@ class Outbox:
 
     def peek(self) -> dict[str, Any] | None:
         with self._lock:
-            return self._items[0] if self._items else None
+            return self._items[0][0] if self._items else None
 
-    def pop(self) -> None:
+    def batch(self, max_bytes: int) -> list[dict[str, Any]]:
+        """The oldest items, as many as fit in about max_bytes (always at least one)."""
+        out: list[dict[str, Any]] = []
+        size = 0
         with self._lock:
-            if self._items:
+            for item, item_size in self._items:
+                size += item_size + 200
+                if out and size > max_bytes:
+                    break
+                out.append(item)
+        return out
+
+    def pop(self, count: int = 1) -> None:
+        with self._lock:
+            for _ in range(min(count, len(self._items))):
                 self._items.popleft()
+            empty = not self._items
+        if empty and self._drained_waiters:
+            self._drained.set()
+
+    async def drained(self, timeout: float) -> None:
+        """Wait until something was queued and everything queued was posted, or `timeout`."""
+        self._drained_waiters += 1
+        try:
+            await asyncio.wait_for(self._drained.wait(), timeout)
+        except TimeoutError:
+            pass
+        finally:
+            self._drained_waiters -= 1
+            self._drained.clear()
 
     async def wait(self) -> None:
         assert self._event is not None
@@ -111,8 +144,8 @@ class PeerLink:
         self._stop: asyncio.Event | None = None
 
     # ---- used from any thread ----------------------------------------------------------------
-    def reply(self, job_id: str, status: str, result: Any = None, error: str = "") -> None:
-        self.outbox.put({"job_id": job_id, "status": status, "result": result, "error": error})
+    def reply(self, job_id: str, status: str, result: Any = None, error: str = "", size: int = 0) -> None:
+        self.outbox.put({"job_id": job_id, "status": status, "result": result, "error": error}, size)
 
     def progress(self, job_id: str, fraction: float | None, message: str | None) -> None:
         self.outbox.put({"job_id": job_id, "status": p.RUNNING, "progress": fraction, "message": message})
@@ -199,6 +232,11 @@ class PeerLink:
                 cancelled = self.on_payload(payload)
                 if cancelled is not None:
                     self.reply(cancelled, p.CANCELLED, error="cancelled before it started")
+            if payloads:
+                # Let quick jobs' replies go out before the next poll: the reply is what a caller
+                # waits for, and the server handles one request at a time. Capped, so a long job
+                # never keeps the peer from polling (and from looking alive).
+                await self.outbox.drained(REPOLL_DELAY_S)
 
     async def _flush_forever(self, client: Any) -> None:
         while True:
@@ -206,15 +244,28 @@ class PeerLink:
             await self._flush(client)
 
     async def _flush(self, client: Any) -> None:
-        while (item := self.outbox.peek()) is not None:
-            try:
-                await call(client, "blender_job_update", {"client_uuid": self.uuid, "peer_token": self.token, **item})
-            except ToolError as exc:
-                if exc.code == "PeerAuthError":
-                    raise  # the server forgot us (restart): reconnect, re-register, then retry this item
-                # The server will never accept this update (unknown job, not ours): keep going.
-                log.warning("blendbus peer %s: update for %s refused: %s", self.uuid, item.get("job_id"), exc)
-            self.outbox.pop()
+        """Post everything in the outbox: one request for one update, a batch for several."""
+        while batch := self.outbox.batch(FLUSH_BATCH_BYTES):
+            args = {"client_uuid": self.uuid, "peer_token": self.token}
+            # A PeerAuthError (the server restarted and forgot us) propagates: reconnect,
+            # re-register, then post the same items again.
+            if len(batch) == 1:
+                try:
+                    await call(client, "blender_job_update", {**args, **batch[0]})
+                except ToolError as exc:
+                    if exc.code == "PeerAuthError":
+                        raise
+                    self._refused(batch[0], str(exc))
+            else:
+                response = await call(client, "blender_job_updates", {**args, "updates": batch})
+                for answer in response["answers"]:
+                    if "error" in answer:
+                        self._refused(answer, answer["error"])
+            self.outbox.pop(len(batch))
+
+    def _refused(self, item: dict[str, Any], why: str) -> None:
+        # The server will never accept this update (a job never sent here, or not ours): drop it.
+        log.warning("blendbus peer %s: update for %s refused: %s", self.uuid, item.get("job_id"), why)
 
 
 class TransportThread:

@@ -247,3 +247,26 @@ async def test_jobs_survive_a_server_restart(tmp_path, blendbus_extra_plugins, b
                 assert peer.link.registrations >= 2  # it re-registered with the same uuid
     finally:
         await peer.kill()
+
+
+async def test_batched_updates_are_answered_one_by_one(blendbus_server, blendbus_client):
+    hub = blendbus_server.hub
+    peer = hub.register_peer("local", "batcher")
+    calls = [asyncio.ensure_future(hub.dispatch("local", p.command_dispatch(f"j-b{i}", "test_noop", {}),
+                                                command="test_noop", target_uuid="batcher", timeout=30))
+             for i in range(2)]
+    await asyncio.sleep(0.05)
+    await hub.poll("local", "batcher", peer.token, [], 0)
+    answers = await call_envelope(blendbus_client, "blender_job_updates", {
+        "client_uuid": "batcher", "peer_token": peer.token, "updates": [
+            {"job_id": "j-b0", "status": "completed", "result": 1},
+            {"job_id": "j-nope", "status": "completed"},
+            {"job_id": "j-b1", "status": "failed", "error": "no"},
+        ]})
+    assert [a.get("accepted") for a in answers["answers"]] == [True, None, True]
+    assert "no job" in answers["answers"][1]["error"]
+    done = await asyncio.gather(*calls)
+    assert [e["status"] for e in done] == [p.COMPLETED, p.FAILED]
+    denied = await blendbus_client.call_tool("blender_job_updates", {
+        "client_uuid": "batcher", "peer_token": "wrong", "updates": [{"job_id": "j-b0", "status": "completed"}]})
+    assert denied.is_error and denied.structured_content["code"] == "PeerAuthError"

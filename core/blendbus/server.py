@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 
 LOCAL_USER = "local"
 PEER_TOOLS = frozenset({"blender_register_client", "blender_unregister_client", "blender_poll_jobs",
-                        "blender_job_update", "blender_fetch_handler_package"})
+                        "blender_job_update", "blender_job_updates", "blender_fetch_handler_package"})
 """What a peer-role token may call; an llm-role token may call everything else."""
 INSTRUCTIONS = """\
 blendbus drives a running Blender. Call a blender_* tool directly: blender_get_scene_info,
@@ -77,6 +77,14 @@ _PEER = {
     "client_uuid": {"type": "string", "minLength": 1, "maxLength": 200, "description": "The peer's uuid."},
     "peer_token": {"type": "string", "description": "The token blender_register_client returned."},
 }
+_UPDATE = {
+    "job_id": {"type": "string", "minLength": 1},
+    "status": {"type": "string", "enum": sorted(p.PEER_REPLY_STATUSES)},
+    "result": {},
+    "error": {"type": "string"},
+    "progress": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+    "message": {"type": ["string", "null"]},
+}
 _ANNOTATION_HINTS = {"read_only": "read_only_hint", "destructive": "destructive_hint",
                      "idempotent": "idempotent_hint", "open_world": "open_world_hint"}
 
@@ -111,6 +119,8 @@ class BlendbusServer:
             "blendbus",
             version=__version__,
             instructions=INSTRUCTIONS,
+            # Without this the SDK lists (and serializes) every tool on each 2026-07-28-era call.
+            get_tool_input_schema=self.schema_of,
             on_list_tools=self._list_tools,
             on_call_tool=self._call_tool,
             on_list_resources=self._list_resources,
@@ -164,12 +174,13 @@ class BlendbusServer:
             ))
         return tools
 
+    @cached_property
+    def _schemas(self) -> dict[str, dict[str, Any]]:
+        return {tool.name: tool.input_schema for tool in self.tools}
+
     def schema_of(self, tool_name: str) -> dict[str, Any] | None:
-        cmd = self.plugins.by_tool(tool_name)
-        if cmd is not None:
-            return self.dispatch_schema(cmd)
-        tool = self.builtin.get(tool_name)
-        return tool.schema if tool else None
+        """A tool's input schema by name (None for an unknown tool)."""
+        return self._schemas.get(tool_name)
 
     def validate(self, tool_name: str, arguments: dict[str, Any]) -> str | None:
         """None if the arguments fit the tool's schema, else a message naming each bad field."""
@@ -325,15 +336,14 @@ class BlendbusServer:
                      "ack": {"type": "array", "items": _STR, "maxItems": 10000},
                      "wait_s": {"type": "number", "minimum": 0, "maximum": lim.poll_wait_s},
                  }, ("client_uuid", "peer_token")), self._poll),
-            Tool("blender_job_update", "Peer side: report progress or the outcome of a job sent to this peer.", _obj({
-                **_PEER,
-                "job_id": {"type": "string", "minLength": 1},
-                "status": {"type": "string", "enum": sorted(p.PEER_REPLY_STATUSES)},
-                "result": {},
-                "error": {"type": "string"},
-                "progress": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
-                "message": {"type": ["string", "null"]},
-            }, ("job_id", "status", "client_uuid", "peer_token")), self._job_update),
+            Tool("blender_job_update", "Peer side: report progress or the outcome of a job sent to this peer.",
+                 _obj({**_PEER, **_UPDATE}, ("job_id", "status", "client_uuid", "peer_token")), self._job_update),
+            Tool("blender_job_updates", "Peer side: several job updates in one request (what accumulated while"
+                 " the previous one was in flight); each is answered on its own.", _obj({
+                     **_PEER,
+                     "updates": {"type": "array", "minItems": 1, "maxItems": 1000,
+                                 "items": _obj(_UPDATE, ("job_id", "status"))},
+                 }, ("client_uuid", "peer_token", "updates")), self._job_updates),
             Tool("blender_get_job", "Fetch a job's status and result by id; with wait_s, wait up to that many"
                  " seconds for it to finish. Use it after a timeout: the job keeps running.", _obj({
                      "job_id": {"type": "string", "minLength": 1},
@@ -400,6 +410,16 @@ class BlendbusServer:
             call.user_id, a["client_uuid"], a["peer_token"], a["job_id"], a["status"],
             result=a.get("result"), error=a.get("error", ""), progress=a.get("progress"), message=a.get("message"),
         )
+
+    async def _job_updates(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
+        self.hub.peer(call.user_id, a["client_uuid"], a["peer_token"])  # a bad token fails the whole batch
+        answers = []
+        for update in a["updates"]:
+            try:
+                answers.append({"job_id": update["job_id"], **await self._job_update(call, {**a, **update})})
+            except (PermissionError, LookupError, ValueError) as exc:
+                answers.append({"job_id": update["job_id"], "error": str(exc), "code": type(exc).__name__})
+        return {"answers": answers}
 
     async def _get_job(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
         return await self.hub.get_job(call.user_id, a["job_id"], a.get("wait_s", 0.0))
