@@ -18,6 +18,7 @@ import bpy
 
 from blendbus.client import connect as http_connect
 
+from . import handler_sync
 from .peer import PeerCore
 from .transport import TransportThread
 
@@ -54,6 +55,23 @@ def declared_preferences() -> list[dict[str, Any]]:
         return [p.wire() for p in load_plugins().preferences.values()]
     except Exception:  # noqa: BLE001 - a broken plugin must not stop the addon from registering
         return CORE_PREFERENCES
+
+
+def bind_bundled_handlers() -> list[str]:
+    """Make the plugin handler packages shipped inside a built extension importable.
+
+    A package already importable (the plugin is installed in this Python) is left alone.
+    """
+    root = Path(__file__).with_name("plugin_handlers")
+    manifest = root / "manifest.json"
+    if not manifest.exists():
+        return []
+    bound = []
+    for package in json.loads(manifest.read_text()):
+        if handler_sync.local_sha(package) is None:
+            handler_sync.bind(package, root / package.replace(".", "/"))
+            bound.append(package)
+    return bound
 
 
 def _property(decl: dict[str, Any]) -> Any:
@@ -259,6 +277,7 @@ _classes: list[type] = []
 
 
 def register() -> None:
+    bind_bundled_handlers()
     prefs_cls = _preferences_class(declared_preferences())
     _classes[:] = [BLENDBUS_PG_setting, prefs_cls, BLENDBUS_OT_connect, BLENDBUS_OT_disconnect, BLENDBUS_PT_panel]
     for cls in _classes:

@@ -46,11 +46,12 @@ def install(source: dict[str, Any], root: Path) -> Path:
             raise ValueError(f"handler package {package}: file {rel!r} escapes the package folder")
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(data)
-    _bind(package, target)
+    bind(package, target)
     return target
 
 
-def _bind(package: str, directory: Path) -> None:
+def bind(package: str, directory: Path) -> None:
+    """Import the package in `directory` under the name `package`, replacing any loaded copy."""
     parts = package.split(".")
     for i in range(1, len(parts)):
         parent = ".".join(parts[:i])

@@ -37,6 +37,12 @@ def _parser() -> argparse.ArgumentParser:
     peer.add_argument("--blend", type=Path, help="open this .blend file first")
     peer.add_argument("--state-dir", type=Path, help="where the peer keeps its uuid and synced handlers")
 
+    addon = sub.add_parser("addon", help="the Blender extension")
+    addon_sub = addon.add_subparsers(dest="addon_verb", required=True, metavar="ACTION")
+    build = addon_sub.add_parser("build", help="write the installable extension zip (addon, plugin handlers, wheels)")
+    build.add_argument("--out", type=Path, default=Path("blendbus-extension.zip"))
+    build.add_argument("--platform", help="Blender platform to build for (default: this machine's)")
+
     plugins = sub.add_parser("plugins", help="list plugins, versions, commands, gates and load errors")
     plugins.add_argument("--json", action="store_true")
 
@@ -50,7 +56,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    return {"serve": _serve, "peer": _peer, "plugins": _plugins, "call": _call}[args.verb](args)
+    verbs = {"serve": _serve, "peer": _peer, "addon": _addon, "plugins": _plugins, "call": _call}
+    return verbs[args.verb](args)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -91,6 +98,19 @@ def _peer(args: argparse.Namespace) -> int:
         return 2
     return headless.main(server=args.server, token=token, uuid=args.uuid, settings=settings,
                          blend=args.blend, state_dir=state_dir)
+
+
+def _addon(args: argparse.Namespace) -> int:
+    from .extension import build
+
+    try:
+        out = build(args.out, target_platform=args.platform)
+    except (ValueError, RuntimeError) as exc:
+        print(f"blendbus addon build: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {out} ({out.stat().st_size // 1024} KiB): install it in Blender with"
+          " Edit > Preferences > Get Extensions > Install from Disk")
+    return 0
 
 
 def plugin_report() -> dict[str, Any]:
