@@ -6,6 +6,7 @@ draining from a timer; the transport runs in its background thread exactly as in
 
 from __future__ import annotations
 
+import os
 import secrets
 import signal
 import sys
@@ -40,7 +41,8 @@ def remembered_uuid(state_dir: Path) -> str:
 
 
 def main(*, server: str, token: str | None, uuid: str | None, settings: dict[str, Any], blend: Path | None,
-         state_dir: Path) -> int:
+         state_dir: Path, parent_pid: int | None = None) -> int:
+    """Run until SIGTERM/SIGINT, or until the process `parent_pid` is gone (an embedded peer)."""
     import bpy
 
     from . import blender
@@ -73,6 +75,8 @@ def main(*, server: str, token: str | None, uuid: str | None, settings: dict[str
     announced = False
     try:
         while not stopping.is_set():
+            if parent_pid is not None and os.getppid() != parent_pid:
+                break  # the server that started us is gone: do not linger as an orphan
             if not announced and core.link.state == "connected":
                 print(f"blendbus peer {uuid} connected to {server} (Blender {bpy.app.version_string})",
                       file=sys.stderr, flush=True)

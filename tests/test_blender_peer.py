@@ -141,3 +141,16 @@ def test_addon_registers_and_its_preferences_read_and_write(tmp_path):
     env = {**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "user")}
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
     assert out.stdout.strip().endswith("ok"), out.stderr
+
+
+async def test_peer_opens_a_blend_file_first(blendbus_server, tmp_path):
+    blend = tmp_path / "scene.blend"
+    script = ("import bpy\nbpy.ops.mesh.primitive_monkey_add()\nbpy.context.active_object.name = 'Suzanne'\n"
+              f"bpy.ops.wm.save_as_mainfile(filepath={str(blend)!r})\n")
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=120, capture_output=True,
+                   env={**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "u")})
+    async with serve_http(blendbus_server) as url:
+        async with blender_peer(blendbus_server, url, tmp_path, "allow_code_execution=true", blend=blend):
+            async with connect(url) as client:
+                env = await call_envelope(client, "blender_get_object_info", {"name": "Suzanne"})
+                assert env["status"] == p.COMPLETED and env["result"]["mesh"]["faces"] == 500

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import re
+import signal
 import subprocess
 import sys
 import time
@@ -65,3 +67,41 @@ async def test_stdio_serves_an_llm_client(tmp_path):
             assert "blender_get_scene_info" in tools and tools["blender_get_scene_info"].output_schema
             result = await client.call_tool("blender_get_scene_info", {})
             assert result.is_error and result.structured_content["status"] == "no_client"
+
+
+@pytest.mark.skipif(importlib.util.find_spec("bpy") is None, reason="bpy is not installed")
+def test_embedded_blender_serves_and_comes_back_after_dying(tmp_path):
+    """The README's main command: a server with its own headless Blender, restarted if it dies."""
+    proc, url = start_server(tmp_path, "--embedded-blender")
+
+    def call(tool: str, arguments: str = "{}") -> dict:
+        out = subprocess.run([sys.executable, "-m", "blendbus", "call", tool, arguments, "--server", url],
+                             capture_output=True, text=True, timeout=60)
+        return json.loads(out.stdout)
+
+    def wait_for_peer() -> dict:
+        for _ in range(600):
+            clients = call("blender_list_clients")["clients"]
+            if clients:
+                return clients[0]
+            time.sleep(0.1)
+        raise AssertionError("the embedded Blender never registered")
+
+    try:
+        peer = wait_for_peer()
+        assert peer["client_uuid"] == "embedded-blender" and peer["blender_version"] == "5.0.1"
+        env = call("blender_execute_code", '{"code": "import bpy; print(len(bpy.data.objects))"}')
+        assert env["status"] == "completed" and env["result"] == "3\n"
+        # Kill the child Blender the hard way; the server starts another.
+        children = subprocess.run(["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()
+        assert children
+        for pid in children:
+            os.kill(int(pid), signal.SIGKILL)
+        time.sleep(6)  # past the peer grace period: the dead peer leaves the bus
+        assert wait_for_peer()["client_uuid"] == "embedded-blender"
+        assert call("blender_execute_code", '{"code": "print(2)"}')["result"] == "2\n"
+    finally:
+        proc.terminate()
+        proc.wait(20)
+    leftovers = subprocess.run(["pgrep", "-f", "embedded-peer"], capture_output=True, text=True).stdout.split()
+    assert not leftovers, "the embedded Blender outlived its server"

@@ -6,10 +6,13 @@ import asyncio
 import ipaddress
 import logging
 import os
+import signal
 import socket
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import platformdirs
 import uvicorn
@@ -78,6 +81,26 @@ def build_app(server: BlendbusServer, host: str, tokens: TokenTable | None) -> S
     return BearerAuth(app, tokens)  # type: ignore[return-value]
 
 
+class _Uvicorn(uvicorn.Server):
+    """uvicorn, telling the hub when a shutdown starts (so open long polls are answered first)."""
+
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        asyncio.get_event_loop().call_soon_threadsafe(self._on_exit)
+
+
+def _survive_reraised_signals() -> None:
+    """uvicorn handles SIGINT/SIGTERM while it serves, then restores the previous handlers and raises
+    the signal again. With the default handlers that kills the process before our cleanup (stopping
+    the embedded Blender) runs; with these no-op handlers the re-raise is harmless."""
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda signum, frame: None)
+
+
 async def serve(opts: ServeOptions) -> None:
     if opts.tokens is None and not is_loopback(opts.host):
         raise SystemExit(f"refusing to serve on {opts.host} without --tokens: only loopback binds may skip auth")
@@ -103,8 +126,9 @@ async def serve(opts: ServeOptions) -> None:
     sock.bind((opts.host, opts.port))
     port = sock.getsockname()[1]
     url = f"http://{opts.host if ':' not in opts.host else f'[{opts.host}]'}:{port}/mcp"
+    _survive_reraised_signals()
     config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=3)
-    web = uvicorn.Server(config)
+    web = _Uvicorn(config, on_exit=server.hub.release_polls)
     embedded = EmbeddedBlender(url, embedded_token, opts.embedded_settings, opts.state_dir) if opts.embedded_blender else None
 
     async def announce() -> None:
@@ -127,7 +151,7 @@ async def serve(opts: ServeOptions) -> None:
     finally:
         web.should_exit = True
         if embedded is not None:
-            embedded.stop()
+            await embedded.stop()
         helper.cancel()
         for task in essential[1:]:
             task.cancel()

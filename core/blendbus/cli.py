@@ -31,6 +31,7 @@ def _parser() -> argparse.ArgumentParser:
     peer.add_argument("--server", default=os.environ.get("BLENDBUS_SERVER", DEFAULT_URL))
     peer.add_argument("--token", default=os.environ.get("BLENDBUS_TOKEN"))
     peer.add_argument("--token-env", help=argparse.SUPPRESS)
+    peer.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
     peer.add_argument("--uuid", help="sticky client uuid (default: remembered in the state dir)")
     peer.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                       help="set an addon preference, e.g. allow_code_execution=true (repeatable)")
@@ -97,7 +98,8 @@ def _peer(args: argparse.Namespace) -> int:
         print(f"blendbus peer needs Blender as a Python module ({exc}): pip install 'blendbus[peer]'", file=sys.stderr)
         return 2
     return headless.main(server=args.server, token=token, uuid=args.uuid, settings=settings,
-                         blend=args.blend, state_dir=state_dir)
+                         blend=args.blend, state_dir=state_dir,
+                         parent_pid=os.getppid() if args.exit_with_parent else None)
 
 
 def _addon(args: argparse.Namespace) -> int:

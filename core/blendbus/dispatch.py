@@ -57,11 +57,18 @@ class Hub:
         self.buses = Buses()
         self.waiter = JobWaiter()
         self._reaper: asyncio.Task[None] | None = None
+        self.closing = False
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
         if self._reaper is None:
             self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+
+    def release_polls(self) -> None:
+        """Shutting down: answer every open long poll now, so no request is cut off mid-wait."""
+        self.closing = True
+        for peer in self.buses.all_peers():
+            peer.wakeup.set()
 
     async def stop(self) -> None:
         if self._reaper is not None:
@@ -178,7 +185,7 @@ class Hub:
             deadline = time.monotonic() + min(max(wait_s, 0.0), self.limits.poll_wait_s)
             for job_id in ack:
                 peer.unacked.pop(job_id, None)
-            while not peer.queue and not peer.unacked:
+            while not peer.queue and not peer.unacked and not self.closing:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     break

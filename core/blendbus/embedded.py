@@ -27,7 +27,7 @@ class EmbeddedBlender:
 
     def command(self) -> list[str]:
         cmd = [sys.executable, "-m", "blendbus", "peer", "--server", self.url, "--uuid", EMBEDDED_UUID,
-               "--state-dir", str(self.state_dir / "embedded-peer")]
+               "--state-dir", str(self.state_dir / "embedded-peer"), "--exit-with-parent"]
         if self.token:
             cmd += ["--token-env", "BLENDBUS_EMBEDDED_TOKEN"]
         for item in self.settings:
@@ -57,7 +57,15 @@ class EmbeddedBlender:
             backoff = 0.5 if time.monotonic() - started > 30 else min(backoff * 2, 10.0)
             await asyncio.sleep(backoff)
 
-    def stop(self) -> None:
+    async def stop(self, grace_s: float = 8.0) -> None:
+        """Stop the child and wait for it: it must never outlive the server."""
         self._stopping = True
-        if self._proc is not None and self._proc.returncode is None:
-            self._proc.terminate()
+        proc = self._proc
+        if proc is None or proc.returncode is not None:
+            return
+        proc.terminate()
+        try:
+            await asyncio.wait_for(proc.wait(), grace_s)
+        except TimeoutError:
+            proc.kill()
+            await proc.wait()

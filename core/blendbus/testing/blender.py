@@ -19,9 +19,12 @@ needs_bpy = pytest.mark.skipif(importlib.util.find_spec("bpy") is None,
 
 @asynccontextmanager
 async def blender_peer(server, url: str, tmp_path: Path, *settings: str, uuid: str = "bpy-peer",
-                       env: dict[str, str] | None = None) -> AsyncIterator[subprocess.Popen]:
+                       env: dict[str, str] | None = None, blend: Path | None = None) -> AsyncIterator[subprocess.Popen]:
+    """`blendbus peer` with `settings` ("key=value") joined to `server` at `url`; yields the process."""
     cmd = [sys.executable, "-m", "blendbus", "peer", "--server", url, "--uuid", uuid,
            "--state-dir", str(tmp_path / f"peer-{uuid}")]
+    if blend is not None:
+        cmd += ["--blend", str(blend)]
     for item in settings:
         cmd += ["--set", item]
     log = open(tmp_path / f"peer-{uuid}.log", "w")
