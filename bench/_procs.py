@@ -9,18 +9,31 @@ import sys
 import time
 from pathlib import Path
 
+from blendbus.testing.blender import stop_process as stop
+
 SERVER = """
 import asyncio, sys
 from pathlib import Path
 from blendbus.testing import make_server, serve_http
 from blendbus.testing import plugin
 
-async def main():
+async def main(seconds):
     server = make_server([("testing", plugin)], state_dir=Path(sys.argv[1]))
     async with serve_http(server) as url:
         print("serving", url, flush=True)
-        await asyncio.Event().wait()
-asyncio.run(main())
+        if seconds:
+            await asyncio.sleep(seconds)
+        else:
+            await asyncio.Event().wait()
+
+seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 0
+if seconds:  # profile the server for that long, then print where its time went
+    import cProfile, pstats
+    profile = cProfile.Profile()
+    profile.runcall(asyncio.run, main(seconds))
+    pstats.Stats(profile).sort_stats("tottime").print_stats(25)
+else:
+    asyncio.run(main(0))
 """
 
 PEER = """
@@ -37,8 +50,10 @@ asyncio.run(main())
 """
 
 
-def start_server(state_dir: Path) -> tuple[subprocess.Popen, str]:
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(state_dir)], stdout=subprocess.PIPE, text=True)
+def start_server(state_dir: Path, profile_s: float = 0) -> tuple[subprocess.Popen, str]:
+    """The server process; with profile_s it runs under cProfile that long and prints the profile."""
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(state_dir), str(profile_s)],
+                            stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     match = re.search(r"serving (\S+)", line)
     if not match:
@@ -66,14 +81,6 @@ def start_blender_peer(url: str, uuid: str, state_dir: Path) -> subprocess.Popen
     raise RuntimeError("Blender peer did not connect")
 
 
-def stop(*procs: subprocess.Popen) -> None:
-    for proc in procs:
-        proc.terminate()
-    for proc in procs:
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 async def measure(url: str, tool: str, args: dict, concurrency: int, seconds: float) -> dict[str, float]:

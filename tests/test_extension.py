@@ -21,7 +21,7 @@ from blendbus import protocol as p
 from blendbus.client import connect
 from blendbus.extension import build
 from blendbus.testing import call_envelope, serve_http
-from blendbus.testing.blender import needs_bpy
+from blendbus.testing.blender import needs_bpy, stop_process
 
 pytestmark = [pytest.mark.anyio, needs_bpy]
 
@@ -83,12 +83,12 @@ async def test_built_extension_installs_and_serves_on_its_own(blendbus_server, t
                 info = await call_envelope(client, "blender_get_scene_info")  # handlers bundled in the zip
                 assert info["status"] == p.COMPLETED and info["result"]["object_count"] == 3
         finally:
-            stop.touch()
+            stop.touch()  # lets the script report, then leave; terminated if it does not within 30 s
             try:
                 proc.wait(30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-            log.close()
+            finally:
+                stop_process(proc)
+                log.close()
     assert "ran 2" in (tmp_path / "gui.log").read_text()
 
 

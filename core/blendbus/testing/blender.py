@@ -40,9 +40,17 @@ async def blender_peer(server, url: str, tmp_path: Path, *settings: str, uuid: s
             raise AssertionError("the Blender peer did not register: " + (tmp_path / f"peer-{uuid}.log").read_text())
         yield proc
     finally:
+        stop_process(proc)
+        log.close()
+
+
+def stop_process(*procs: subprocess.Popen, grace_s: float = 15.0) -> None:
+    """Terminate processes, then kill whichever has not exited after `grace_s`."""
+    for proc in procs:
         proc.terminate()
+    for proc in procs:
         try:
-            proc.wait(15)
+            proc.wait(grace_s)
         except subprocess.TimeoutExpired:
             proc.kill()
-        log.close()
+            proc.wait()
