@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
-# Create .venv and install blendbus, its four plugins and the test/peer extras (idempotent).
+# Create a venv and install blendbus with its plugins and test tools (idempotent).
+#   bash scripts/bootstrap.sh                 .venv: everything, with bpy 5.0.1
+#   VENV=.venvs/bpy-4.2.0 BPY=4.2.0 bash scripts/bootstrap.sh
+#                                             another venv: core + scene plugin + test tools + that bpy
 set -euo pipefail
 cd "$(dirname "$0")/.."
+VENV="${VENV:-.venv}"
+BPY="${BPY:-}"
 
 PY="${PYTHON:-}"
 if [ -z "$PY" ]; then
@@ -16,12 +21,16 @@ if [ -z "$PY" ]; then
   exit 1
 fi
 
-stamp=.venv/.blendbus-installed
+stamp="$VENV/.blendbus-installed"
 if [ -f "$stamp" ] && [ -z "$(find pyproject.toml plugins/*/pyproject.toml -newer "$stamp" 2>/dev/null)" ]; then
   exit 0
 fi
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install --quiet --upgrade pip
-.venv/bin/python -m pip install --quiet -e ".[test]" \
-  -e plugins/scene -e plugins/polyhaven -e plugins/sketchfab -e plugins/rodin
+[ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
+"$VENV/bin/python" -m pip install --quiet --upgrade pip
+if [ -z "$BPY" ]; then
+  "$VENV/bin/python" -m pip install --quiet -e ".[test]" \
+    -e plugins/scene -e plugins/polyhaven -e plugins/sketchfab -e plugins/rodin
+else
+  "$VENV/bin/python" -m pip install --quiet -e . -e plugins/scene "bpy==$BPY" pytest pytest-timeout hypothesis
+fi
 touch "$stamp"

@@ -1,12 +1,26 @@
 #!/usr/bin/env bash
-# Set up, then run every test (core, addon with real Blender, plugins, benchmarks' smoke run).
+# Set up, then run every test: core, addon and plugins with real Blender (bpy 5.0.1), then the
+# scene plugin again on Blender 4.2 LTS and 4.5 LTS. Arguments go to the first pytest run only
+# (and skip the other Blender versions).
 set -uo pipefail
 cd "$(dirname "$0")/.."
+
+run_pytest() {
+  "$1/bin/python" -m pytest "${@:2}"
+  local status=$?
+  if [ "$status" -eq 5 ]; then
+    echo "pytest collected no tests: that is a failure here" >&2
+    return 1
+  fi
+  return "$status"
+}
+
 bash scripts/bootstrap.sh || exit 1
-.venv/bin/python -m pytest "$@"
-status=$?
-if [ "$status" -eq 5 ]; then
-  echo "pytest collected no tests: that is a failure here" >&2
-  exit 1
-fi
-exit "$status"
+run_pytest .venv "$@" || exit 1
+[ "$#" -eq 0 ] || exit 0
+
+for version in 4.2.0 4.5.15; do
+  echo "== scene plugin on Blender $version =="
+  VENV=".venvs/bpy-$version" BPY="$version" bash scripts/bootstrap.sh || exit 1
+  run_pytest ".venvs/bpy-$version" -q plugins/scene || exit 1
+done

@@ -77,8 +77,9 @@ def get_scene_info(scene: str | None = None) -> dict[str, Any]:
         "truncated": len(objects) > len(shown),
     }
     if info["truncated"]:
-        info["hint"] = (f"{len(objects)} objects exceed the {MAX_SCENE_OBJECTS} listed here;"
-                        " page through the rest with blender_list_objects(offset=..., limit=...)")
+        info["hint"] = (f"{len(objects)} objects exceed the {MAX_SCENE_OBJECTS} listed here; page through all"
+                        " of them with blender_list_objects(offset, limit) or"
+                        " blender_browse_data(path='objects', offset, limit)")
     return info
 
 
@@ -100,7 +101,10 @@ def _find_object(name: str) -> Any:
 
 
 def _world_bbox(obj: Any) -> dict[str, list[float]]:
-    corners = [obj.matrix_world @ Vector(c) for c in obj.bound_box]
+    """The box of what the viewport shows (modifiers applied). Asked of the depsgraph explicitly:
+    `Object.bound_box` alone gives evaluated bounds in 4.2 but may give the original mesh's in 5.0."""
+    evaluated = obj.evaluated_get(bpy.context.evaluated_depsgraph_get())
+    corners = [evaluated.matrix_world @ Vector(c) for c in evaluated.bound_box]
     return {"min": _vec([min(c[i] for c in corners) for i in range(3)]),
             "max": _vec([max(c[i] for c in corners) for i in range(3)])}
 
