@@ -44,6 +44,10 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--out", type=Path, default=Path("blendbus-extension.zip"))
     build.add_argument("--platform", help="Blender platform to build for (default: this machine's)")
 
+    new = sub.add_parser("new-plugin", help="write a plugin skeleton whose tests pass out of the box")
+    new.add_argument("name", help="plugin name, e.g. hello (tools become blender_hello_...)")
+    new.add_argument("--dir", type=Path, help="where to write it (default: ./blendbus-NAME)")
+
     plugins = sub.add_parser("plugins", help="list plugins, versions, commands, gates and load errors")
     plugins.add_argument("--json", action="store_true")
 
@@ -57,7 +61,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    verbs = {"serve": _serve, "peer": _peer, "addon": _addon, "plugins": _plugins, "call": _call}
+    verbs = {"serve": _serve, "peer": _peer, "addon": _addon, "new-plugin": _new_plugin, "plugins": _plugins,
+             "call": _call}
     return verbs[args.verb](args)
 
 
@@ -112,6 +117,20 @@ def _addon(args: argparse.Namespace) -> int:
         return 2
     print(f"wrote {out} ({out.stat().st_size // 1024} KiB): install it in Blender with"
           " Edit > Preferences > Get Extensions > Install from Disk")
+    return 0
+
+
+def _new_plugin(args: argparse.Namespace) -> int:
+    from .scaffold import names, render
+
+    dest = args.dir or Path(names(args.name)["__dist__"])
+    try:
+        files = render(args.name, dest)
+    except ValueError as exc:
+        print(f"blendbus new-plugin: {exc}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(files)} files to {dest}. Next:\n  cd {dest}\n  pip install -e '.[test]'\n"
+          "  blendbus plugins\n  pytest")
     return 0
 
 

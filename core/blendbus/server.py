@@ -388,8 +388,11 @@ class BlendbusServer:
         }
 
     async def _fetch_package(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        self.hub.peer(call.user_id, a["client_uuid"], a["peer_token"])
-        return self.packages.source(a["package"])
+        peer = self.hub.peer(call.user_id, a["client_uuid"], a["peer_token"])
+        source = self.packages.source(a["package"])
+        entry = {k: source[k] for k in ("package", "plugin", "version", "sha256")}
+        peer.handlers = [h for h in peer.handlers if h.get("package") != a["package"]] + [{**entry, "source": "synced"}]
+        return source
 
     async def _unregister(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
         self.hub.unregister_peer(call.user_id, a["client_uuid"], a["peer_token"])

@@ -1,19 +1,27 @@
-"""pytest fixtures for blendbus and plugin authors (registered through the `pytest11` entry point).
+"""pytest fixtures for blendbus and its plugin authors (registered through the `pytest11` entry point).
 
-- `blendbus_server`: an in-process server with the installed plugins (and `blendbus_extra_plugins`).
-- `blendbus_peer_factory`: start Python test peers connected to it in-memory.
-- `blendbus_client`: an MCP client session to it; `call_envelope` returns a tool's envelope.
+Each test gets fresh state: plugins are loaded anew (nothing registered globally), the job store
+lives in the test's tmp_path.
+
+- `blendbus_plugins`: the installed plugins plus `blendbus_extra_plugins`, loaded for this test.
+- `blendbus_server`: an in-process server on them.
+- `blendbus_client`: an MCP client session to it (in-memory).
+- `blendbus_peer_factory`: start Python test peers (the addon's own transport, no Blender) on it.
+- `blendbus_bpy_client`: an MCP client over HTTP to the server with a real Blender peer (bpy
+  module) that runs the plugins' handlers; preferences from `blendbus_peer_settings`.
+- `blendbus_call`: `await blendbus_call(client, tool, arguments)` returns the tool's envelope.
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 from ..dispatch import Limits
+from ..plugins import PluginSet, load_plugins
 from ..server import BlendbusServer
 
 
@@ -25,20 +33,32 @@ def blendbus_extra_plugins() -> list[tuple[str, object]]:
 
 @pytest.fixture
 def blendbus_limits() -> Limits:
-    """Override to tighten limits; the default shortens peer liveness to keep tests quick."""
+    """Override to change limits; the default shortens peer liveness to keep tests quick."""
     return Limits(peer_grace_s=1.5, poll_wait_s=5.0)
 
 
 @pytest.fixture
-def blendbus_server(tmp_path: Path, blendbus_extra_plugins: list[tuple[str, object]],
-                    blendbus_limits: Limits) -> BlendbusServer:
-    from .kit import make_server
-
-    return make_server(blendbus_extra_plugins, state_dir=tmp_path / "state", limits=blendbus_limits)
+def blendbus_peer_settings() -> list[str]:
+    """Override with "key=value" preferences for the real Blender peer (e.g. "hello.enabled=true")."""
+    return []
 
 
 @pytest.fixture
-async def blendbus_peer_factory(blendbus_server: BlendbusServer) -> AsyncIterator[Any]:
+def blendbus_plugins(blendbus_extra_plugins: list[tuple[str, object]]) -> PluginSet:
+    return load_plugins(extra=blendbus_extra_plugins)
+
+
+@pytest.fixture
+def blendbus_server(tmp_path: Path, blendbus_plugins: PluginSet, blendbus_limits: Limits) -> BlendbusServer:
+    from ..dispatch import Hub
+    from ..jobs import JobStore
+
+    store = JobStore(tmp_path / "blendbus-state" / "jobs.sqlite3")
+    return BlendbusServer(blendbus_plugins, Hub(store, blendbus_limits))
+
+
+@pytest.fixture
+async def blendbus_peer_factory(blendbus_server: BlendbusServer) -> AsyncIterator[Callable[..., Awaitable[Any]]]:
     from .kit import in_memory
     from .peer import PythonPeer
 
@@ -61,3 +81,27 @@ async def blendbus_client(blendbus_server: BlendbusServer) -> AsyncIterator[Any]
 
     async with Client(blendbus_server.mcp) as client:
         yield client
+
+
+@pytest.fixture
+async def blendbus_bpy_client(blendbus_server: BlendbusServer, tmp_path: Path,
+                              blendbus_peer_settings: list[str]) -> AsyncIterator[Any]:
+    import importlib.util
+
+    if importlib.util.find_spec("bpy") is None:
+        pytest.skip("bpy (Blender as a Python module) is not installed: pip install 'blendbus[peer]'")
+    from ..client import connect
+    from .blender import blender_peer
+    from .kit import serve_http
+
+    async with serve_http(blendbus_server) as url:
+        async with blender_peer(blendbus_server, url, tmp_path, *blendbus_peer_settings):
+            async with connect(url) as client:
+                yield client
+
+
+@pytest.fixture
+def blendbus_call() -> Callable[..., Awaitable[dict[str, Any]]]:
+    from .kit import call_envelope
+
+    return call_envelope

@@ -1,0 +1,84 @@
+"""Every hook is documented with its exact signature and has a test of its own (datasette-style)."""
+
+from __future__ import annotations
+
+import inspect
+import re
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from blendbus import Command, Preference, Resource, hookimpl, hookspecs
+from blendbus.plugins import PluginInfo, collect
+
+DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugins" / "hooks.md"
+HOOKS = sorted(name for name, fn in vars(hookspecs).items()
+               if callable(fn) and hasattr(fn, "blendbus_spec"))
+
+
+def signature(name: str) -> str:
+    sig = inspect.signature(getattr(hookspecs, name))
+    params = ", ".join(f"{p.name}: {p.annotation}" for p in sig.parameters.values())
+    return f"{name}({params}) -> {sig.return_annotation}"
+
+
+def test_there_are_hooks():
+    assert HOOKS == ["register_commands", "register_preferences", "register_resources"]
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_is_documented_with_its_exact_signature(hook):
+    text = DOCS.read_text()
+    assert f"## {hook}\n" in text
+    assert f"```python\n{signature(hook)}\n```" in text, signature(hook)
+    section = text.split(f"## {hook}\n", 1)[1].split("\n## ", 1)[0]
+    assert re.search(r"Added in blendbus \d+\.\d+\.\d+", section) and "@hookimpl" in section
+    assert getattr(hookspecs, hook).__doc__, "every hook has a one-line docstring"
+
+
+@pytest.mark.parametrize("hook", HOOKS)
+def test_every_hook_has_a_test(hook):
+    assert f"test_hook_{hook}" in globals()
+
+
+def plugin(**hooks) -> PluginInfo:
+    return PluginInfo(name="probe", module=SimpleNamespace(**{k: hookimpl(v) for k, v in hooks.items()}))
+
+
+def test_hook_register_preferences():
+    def register_preferences(register):
+        register(Preference("probe.enabled", "bool", True, "on"))
+
+    found = collect([plugin(register_preferences=register_preferences)])
+    assert found.preferences["probe.enabled"].default is True
+
+
+def test_hook_register_commands():
+    def register_preferences(register):
+        register(Preference("probe.enabled", "bool", False))
+
+    def register_commands(register):
+        register(Command(name="probe_go", description="go", handler="probe.addon:go", gate="probe.enabled"))
+
+    found = collect([plugin(register_preferences=register_preferences, register_commands=register_commands)])
+    assert found.commands["probe_go"].gate == "probe.enabled" and found.owner["probe_go"].name == "probe"
+
+
+def test_hook_register_resources():
+    def register_commands(register):
+        register(Command(name="probe_go", description="go", handler="probe.addon:go"))
+
+    def register_resources(register):
+        register(Resource("blender://probe/{id}", "probe", "probe_go"))
+
+    found = collect([plugin(register_commands=register_commands, register_resources=register_resources)])
+    assert found.resources[0].is_template and found.resources[0].command == "probe_go"
+
+
+def test_registering_the_wrong_kind_fails_only_that_plugin():
+    def register_commands(register):
+        register(Preference("probe.x", "bool", False))
+
+    found = collect([plugin(register_commands=register_commands)])
+    assert "expected Command" in found.plugins[0].error and not found.commands
