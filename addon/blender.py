@@ -221,7 +221,7 @@ def drain_timer() -> float | None:
     if core is None:
         return None
     ran = core.drain(DRAIN_BUDGET_S)
-    if ran or len(core.queue):
+    if ran or len(core.queue) or core.pending:
         _State.idle_step = 0
         return 0.0
     _State.idle_step = min(_State.idle_step + 1, len(IDLE_INTERVALS) - 1)

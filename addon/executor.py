@@ -11,7 +11,8 @@ import inspect
 import json
 import math
 import traceback
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -21,7 +22,7 @@ import jsonschema
 from blendbus import protocol as p
 
 from . import scripts
-from .jobqueue import Job
+from .jobqueue import Background, Job
 
 CODE_GATE = "allow_code_execution"
 
@@ -49,6 +50,19 @@ class PlainRuntime:
 
     def undo_step(self, label: str) -> AbstractContextManager[Any]:
         return nullcontext()
+
+
+@dataclass
+class Pending:
+    """A generator handler waiting for its background work; resume it on the main thread when ready."""
+
+    job: Job
+    gen: Generator[Any, Any, Any]
+    future: Future[Any]
+    undo_label: str | None
+
+    def ready(self) -> bool:
+        return self.future.done()
 
 
 @dataclass
@@ -104,6 +118,7 @@ class Executor:
         self.commands: dict[str, dict[str, Any]] = {}
         self._validators: dict[str, jsonschema.Draft202012Validator] = {}
         self._handlers: dict[str, Callable[..., Any]] = {}
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="blendbus-background")
 
     def set_commands(self, wires: list[dict[str, Any]]) -> None:
         """Install the command table the server sent on registration."""
@@ -118,8 +133,12 @@ class Executor:
             fn = self._handlers[ref] = getattr(importlib.import_module(module), name)
         return fn
 
-    def run(self, payload: dict[str, Any], job: Job) -> Reply:
-        """Execute one payload; never raises (every failure becomes a `failed` reply)."""
+    def run(self, payload: dict[str, Any], job: Job) -> Reply | Pending:
+        """Execute one payload; never raises (every failure becomes a `failed` reply).
+
+        A generator handler that yielded background work comes back as Pending: call `resume`
+        once it is ready.
+        """
         try:
             if payload.get("message_type") == p.JOB_DISPATCH:
                 return self._run_script(payload, job)
@@ -177,8 +196,10 @@ class Executor:
         kwargs = dict(params)
         if "job" in _parameters(fn):
             kwargs["job"] = job
-        undo = self.runtime.undo_step(f"blendbus: {name}") if cmd.get("undo") else nullcontext()
-        with undo:
+        label = f"blendbus: {name}" if cmd.get("undo") else None
+        if inspect.isgeneratorfunction(fn):
+            return self._advance(job, fn(**kwargs), label)
+        with self.runtime.undo_step(label) if label else nullcontext():
             try:
                 value = fn(**kwargs)
             except scripts.ScriptError as exc:
@@ -186,6 +207,30 @@ class Executor:
             except Exception as exc:  # noqa: BLE001 - the handler's failure is the job's failure
                 return Reply(job.job_id, p.FAILED, error=_handler_error(exc))
         return self._finish(job, value)
+
+    def resume(self, pending: Pending) -> Reply | Pending:
+        """Continue a generator handler on the calling (main) thread with its background result."""
+        error = pending.future.exception()
+        if error is not None:
+            return self._advance(pending.job, pending.gen, pending.undo_label, error=error)
+        return self._advance(pending.job, pending.gen, pending.undo_label, send=pending.future.result())
+
+    def _advance(self, job: Job, gen: Generator[Any, Any, Any], undo_label: str | None, send: Any = None,
+                 error: BaseException | None = None) -> Reply | Pending:
+        try:
+            step = gen.throw(error) if error is not None else gen.send(send)
+        except StopIteration as done:
+            if undo_label:  # one undo step for the whole command, however many slices it ran in
+                with self.runtime.undo_step(undo_label):
+                    pass
+            return self._finish(job, done.value)
+        except Exception as exc:  # noqa: BLE001 - the handler's failure is the job's failure
+            return Reply(job.job_id, p.FAILED, error=_handler_error(exc))
+        if not isinstance(step, Background):
+            gen.close()
+            return Reply(job.job_id, p.FAILED, error=(
+                f"handler yielded {type(step).__name__}; a handler may only yield job.background(fn, ...)"))
+        return Pending(job, gen, self._pool.submit(step.fn, *step.args, **step.kwargs), undo_label)
 
     def _finish(self, job: Job, value: Any) -> Reply:
         value = jsonable(value)

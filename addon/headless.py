@@ -81,7 +81,9 @@ def main(*, server: str, token: str | None, uuid: str | None, settings: dict[str
                 print(f"blendbus peer {uuid} connected to {server} (Blender {bpy.app.version_string})",
                       file=sys.stderr, flush=True)
                 announced = True
-            payload = core.queue.take(timeout=0.25)
+            core.resume_ready()
+            # Wake often while handlers wait on background work, else block on the queue.
+            payload = core.queue.take(timeout=0.005 if core.pending else 0.25)
             if payload is not None:
                 core.run_payload(payload)
     finally:

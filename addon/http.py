@@ -5,10 +5,14 @@ Plugins' addon-side packages import this instead of each carrying their own clie
 
 from __future__ import annotations
 
+import hashlib
+import http.client
 import json
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from blendbus import __version__
@@ -58,3 +62,67 @@ def request_json(
         return json.loads(raw)
     except ValueError:
         raise HTTPError(f"{method} {shown} did not return JSON") from None
+
+
+def inside(root: Path, relative: str) -> Path:
+    """`root / relative`, refusing any path that would land outside `root` (../, absolute, drive)."""
+    target = (root / relative).resolve()
+    if not target.is_relative_to(root.resolve()) or not relative or relative.startswith(("/", "\\")):
+        raise ValueError(f"refused path {relative!r}: it escapes the download folder")
+    return target
+
+
+def download(
+    source: str,
+    dest: Path,
+    *,
+    md5: str | None = None,
+    size: int | None = None,
+    headers: dict[str, str] | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
+    progress: Callable[[int, int | None], None] | None = None,
+    chunk: int = 256 * 1024,
+) -> Path:
+    """Stream `source` to `dest` (never whole in memory), checking length and md5; atomic on success.
+
+    A cut-off body, a size or md5 that does not match, a timeout or an HTTP error raises
+    HTTPError and leaves nothing at `dest`.
+    """
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = dest.with_name(dest.name + ".part")
+    req = urllib.request.Request(source, headers={"User-Agent": USER_AGENT, **(headers or {})})
+    shown = source.split("?")[0]
+    digest = hashlib.md5()  # noqa: S324 - integrity check against the API's published md5
+    done = 0
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp, open(part, "wb") as out:  # noqa: S310
+            declared = resp.headers.get("Content-Length")
+            total = int(declared) if declared and declared.isdigit() else size
+            while True:
+                try:
+                    block = resp.read(chunk)
+                except http.client.IncompleteRead as exc:
+                    raise HTTPError(f"download of {shown} was cut off after {done + len(exc.partial)} of"
+                                    f" {total} bytes") from None
+                if not block:
+                    break
+                out.write(block)
+                digest.update(block)
+                done += len(block)
+                if progress is not None:
+                    progress(done, total)
+        if declared and declared.isdigit() and done != int(declared):
+            raise HTTPError(f"download of {shown} was cut off after {done} of {declared} bytes")
+        if size is not None and done != size:
+            raise HTTPError(f"download of {shown} is {done} bytes, the API said {size}")
+        if md5 is not None and digest.hexdigest() != md5.lower():
+            raise HTTPError(f"md5 mismatch for {shown}: expected {md5}, got {digest.hexdigest()}")
+        part.replace(dest)
+        return dest
+    except urllib.error.HTTPError as exc:
+        raise HTTPError(f"GET {shown} answered HTTP {exc.code}", exc.code) from None
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise HTTPError(f"GET {shown} failed: {reason} (timeout {timeout:g}s)") from None
+    finally:
+        part.unlink(missing_ok=True)

@@ -11,9 +11,19 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 from blendbus import protocol as p
+
+
+@dataclass(frozen=True)
+class Background:
+    """Work a generator handler hands to a worker thread: `result = yield job.background(fn, ...)`."""
+
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    kwargs: dict[str, Any]
 
 
 class Job:
@@ -30,6 +40,14 @@ class Job:
         self.started = time.monotonic()
         self._report = report
         self._settings = settings
+
+    def background(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Background:
+        """Yield this from a handler to run `fn` off Blender's main thread (network, disk, decoding).
+
+        The main thread keeps serving Blender meanwhile; the handler resumes on it with `fn`'s
+        return value (or its exception raised at the `yield`).
+        """
+        return Background(fn, args, kwargs)
 
     def setting(self, key: str) -> Any:
         """An addon preference, e.g. ``job.setting("polyhaven.api_url")``; None if unknown."""

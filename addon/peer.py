@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import tempfile
+from concurrent import futures
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -18,7 +19,7 @@ from blendbus import __version__
 from blendbus import protocol as p
 
 from . import handler_sync
-from .executor import Executor, Reply, Runtime
+from .executor import Executor, Pending, Reply, Runtime
 from .jobqueue import Job, JobQueue
 from .transport import Connector, PeerLink
 
@@ -56,6 +57,7 @@ class PeerCore:
         self.preferences: list[dict[str, Any]] = []
         self.sync_errors: dict[str, str] = {}
         self.recent: deque[RecentJob] = deque(maxlen=20)
+        self.pending: list[tuple[Pending, dict[str, Any]]] = []
         self.link = PeerLink(
             connect, uuid=uuid, describe=self.describe, on_payload=self.queue.offer,
             on_registered=self._registered, poll_wait_s=poll_wait_s,
@@ -112,26 +114,51 @@ class PeerCore:
                 self.sync_errors[name] = f"{type(exc).__name__}: {exc}"
         self.executor.set_commands(response.get("commands", []))
 
-    def run_payload(self, payload: dict[str, Any]) -> Reply:
-        """Execute one payload on the calling thread and post its reply."""
+    def run_payload(self, payload: dict[str, Any], wait: bool = False) -> Reply | None:
+        """Execute one payload on the calling thread and post its reply.
+
+        A handler that handed work to a background thread is parked (None is returned) and
+        finished later by `resume_ready`, unless `wait` (a caller that is not Blender's main
+        thread may simply block).
+        """
         job = Job(payload.get("job_id", ""), self.link.progress, self.runtime.setting)
         self.queue.started(job)
-        started = time.monotonic()
-        try:
-            reply = self.executor.run(payload, job)
-        finally:
-            self.queue.finished(job.job_id)
+        outcome = self.executor.run(payload, job)
+        while wait and isinstance(outcome, Pending):
+            futures.wait([outcome.future])
+            outcome = self.executor.resume(outcome)
+        if isinstance(outcome, Pending):
+            self.pending.append((outcome, payload))
+            return None
+        return self._complete(job, payload, outcome)
+
+    def resume_ready(self) -> int:
+        """Continue parked handlers whose background work finished; returns how many moved on."""
+        moved = 0
+        for item in [item for item in self.pending if item[0].ready()]:
+            self.pending.remove(item)
+            pending, payload = item
+            outcome = self.executor.resume(pending)
+            if isinstance(outcome, Pending):
+                self.pending.append((outcome, payload))
+            else:
+                self._complete(pending.job, payload, outcome)
+            moved += 1
+        return moved
+
+    def _complete(self, job: Job, payload: dict[str, Any], reply: Reply) -> Reply:
+        self.queue.finished(job.job_id)
         if job.cancelled and reply.status == p.COMPLETED:
             reply.error = "the caller cancelled this job while it ran; it completed anyway"
         self.link.reply(reply.job_id, reply.status, reply.result, reply.error, reply.size)
         self.recent.appendleft(RecentJob(reply.job_id, payload.get("command") or "job_dispatch", reply.status,
-                                         time.monotonic() - started))
+                                         time.monotonic() - job.started))
         return reply
 
     def drain(self, budget_s: float) -> int:
         """Run queued jobs until the queue is empty or the time budget is spent; returns the count."""
         deadline = time.monotonic() + budget_s
-        ran = 0
+        ran = self.resume_ready()
         while True:
             payload = self.queue.take(0)
             if payload is None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -154,3 +155,17 @@ async def test_peer_opens_a_blend_file_first(blendbus_server, tmp_path):
             async with connect(url) as client:
                 env = await call_envelope(client, "blender_get_object_info", {"name": "Suzanne"})
                 assert env["status"] == p.COMPLETED and env["result"]["mesh"]["faces"] == 500
+
+
+async def test_background_work_leaves_blenders_main_thread_free(blendbus_server, tmp_path):
+    async with serve_http(blendbus_server) as url:
+        async with blender_peer(blendbus_server, url, tmp_path, "allow_code_execution=true"):
+            async with connect(url) as client:
+                slow = asyncio.ensure_future(call_envelope(client, "blender_test_background", {"seconds": 1.5}))
+                await asyncio.sleep(0.3)
+                quick = await call_envelope(client, "blender_execute_code", {"code": "print('main thread is free')"})
+                assert quick["status"] == p.COMPLETED and not slow.done()  # answered while the download "runs"
+                env = await slow
+                assert env["status"] == p.COMPLETED
+                assert env["result"]["worker"].startswith("blendbus-background")
+                assert env["result"]["answered_on"] == "MainThread"

@@ -31,3 +31,13 @@ def fail(message: str) -> None:
 
 def size(nbytes: int) -> str:
     return "x" * nbytes
+
+
+def background(seconds: float, job: Any, steps: int = 0) -> Any:
+    """A generator handler: the sleep runs off the main thread, the answer is built on it."""
+    import threading
+
+    worker = yield job.background(lambda: (time.sleep(seconds), threading.current_thread().name)[1])
+    if steps < 0:
+        raise ValueError("never")
+    return {"slept": seconds, "worker": worker, "answered_on": threading.current_thread().name}

@@ -68,7 +68,7 @@ class PythonPeer:
                 self._offered.clear()
                 await self._offered.wait()
                 continue
-            await asyncio.to_thread(self.core.run_payload, payload)
+            await asyncio.to_thread(self.core.run_payload, payload, True)
 
     async def stop(self) -> None:
         """Leave cleanly: flush replies and unregister."""

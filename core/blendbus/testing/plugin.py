@@ -43,5 +43,7 @@ def register_commands(register: Callable[[Command], None]) -> None:
     register(Command("test_sleep", "Sleep, reporting progress.", f"{HANDLERS}:sleep", params=Sleep, timeout=30))
     register(Command("test_fail", "Raise an error.", f"{HANDLERS}:fail", params=Fail))
     register(Command("test_size", "Return a string of a given length.", f"{HANDLERS}:size", params=Size))
+    register(Command("test_background", "Sleep on a worker thread, then answer on the main thread.",
+                     f"{HANDLERS}:background", params=Sleep, timeout=30))
     register(Command("test_gated", "Echo, behind the testing.gated preference.", f"{HANDLERS}:echo",
                      params=Echo, gate="testing.gated"))

@@ -45,6 +45,7 @@ class SetTexture(BaseModel):
 def register_preferences(register: Callable[[Preference], None]) -> None:
     register(Preference(GATE, "bool", False, "Allow Poly Haven tools"))
     register(Preference("polyhaven.api_url", "str", "https://api.polyhaven.com", "Poly Haven API base URL"))
+    register(Preference("polyhaven.timeout_s", "float", 30.0, "Seconds before a Poly Haven request gives up"))
 
 
 @hookimpl
