@@ -35,6 +35,7 @@ def register_preferences(register: Callable[[Preference], None]) -> None:
     register(Preference(GATE, "bool", False, "Allow Sketchfab tools"))
     register(Preference("sketchfab.api_key", "str", "", "Sketchfab API token", secret=True))
     register(Preference("sketchfab.api_url", "str", "https://api.sketchfab.com/v3", "Sketchfab API base URL"))
+    register(Preference("sketchfab.timeout_s", "float", 30.0, "Seconds before a Sketchfab request gives up"))
 
 
 @hookimpl

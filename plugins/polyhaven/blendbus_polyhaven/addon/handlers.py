@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from blendbus_addon.http import HTTPError, download, inside, request_json, url
+from blendbus_addon.rollback import Created
 
 GATE = "polyhaven.enabled"
 ID_PROP = "blendbus_polyhaven_id"
@@ -179,34 +180,8 @@ def download_polyhaven_asset(asset_id: str, asset_type: str, job: Any, resolutio
 
 
 # ---- building in Blender (main thread) ---------------------------------------------------------
-class _Created:
-    """Everything a build created, so a failure can remove it again."""
-
-    def __init__(self) -> None:
-        import bpy
-
-        self.before = {name: set(getattr(bpy.data, name)) for name in
-                       ("objects", "meshes", "materials", "images", "worlds", "node_groups", "collections",
-                        "cameras", "lights", "textures", "actions")}
-
-    def new(self) -> dict[str, list[Any]]:
-        import bpy
-
-        return {name: [d for d in getattr(bpy.data, name) if d not in seen] for name, seen in self.before.items()}
-
-    def rollback(self) -> None:
-        import bpy
-
-        for name, items in reversed(list(self.new().items())):
-            for item in items:
-                try:
-                    getattr(bpy.data, name).remove(item)
-                except (ReferenceError, RuntimeError):
-                    pass
-
-
 def _build(asset_type: str, asset_id: str, resolution: str, files: dict[str, str]) -> dict[str, Any]:
-    created = _Created()
+    created = Created()
     try:
         if asset_type == "hdris":
             result = _build_world(asset_id, files["hdri"])
@@ -218,7 +193,7 @@ def _build(asset_type: str, asset_id: str, resolution: str, files: dict[str, str
         created.rollback()
         raise
     result.update(asset_id=asset_id, asset_type=asset_type, resolution=resolution,
-                  created={k: [d.name for d in v] for k, v in created.new().items() if v})
+                  created=created.names())
     return result
 
 

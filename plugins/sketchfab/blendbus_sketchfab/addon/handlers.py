@@ -1,16 +1,36 @@
-"""Sketchfab handlers: run inside Blender. The API key never appears in results or errors."""
+"""Sketchfab handlers: run inside Blender. The API key never appears in results or errors.
+
+Network work runs on a worker thread (`yield job.background(...)`); importing and scaling run on
+the main thread, and a failed import removes whatever it had created.
+"""
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import shutil
+import tempfile
+import threading
+import time
+from pathlib import Path
 from typing import Any
 
-from blendbus_addon.http import HTTPError, request_json, url
+from blendbus_addon.archives import safe_extract
+from blendbus_addon.http import HTTPError, download, request_json, url
+from blendbus_addon.rollback import Created
 
 GATE = "sketchfab.enabled"
+STATUS_TTL_S = 60.0
+_status_cache: dict[str, tuple[float, dict[str, Any]]] = {}
+_status_lock = threading.Lock()
 
 
 def _api(job: Any) -> str:
     return str(job.setting("sketchfab.api_url") or "https://api.sketchfab.com/v3")
+
+
+def _timeout(job: Any) -> float:
+    return float(job.setting("sketchfab.timeout_s") or 30.0)
 
 
 def _auth(job: Any) -> dict[str, str]:
@@ -20,35 +40,176 @@ def _auth(job: Any) -> dict[str, str]:
     return {"Authorization": f"Token {key}"}
 
 
+def _explain(exc: HTTPError, uid: str | None = None) -> Exception:
+    if exc.status == 401:
+        return PermissionError("Sketchfab rejected the API key (HTTP 401): check 'sketchfab.api_key'")
+    if exc.status in (403, 404) and uid:
+        return LookupError(f"model {uid} is not downloadable (HTTP {exc.status}): pick one with downloadable=true")
+    return exc
+
+
 def get_sketchfab_status(job: Any) -> dict[str, Any]:
     enabled = job.setting(GATE) is True
     status: dict[str, Any] = {"enabled": enabled, "api_url": _api(job), "key_set": bool(job.setting("sketchfab.api_key"))}
     if not enabled:
         status["how_to_enable"] = f"set the addon preference '{GATE}' and 'sketchfab.api_key'"
         return status
+    key = job.setting("sketchfab.api_key") or ""
+    cache_key = _api(job) + "|" + hashlib.sha256(key.encode()).hexdigest()
+    with _status_lock:
+        cached = _status_cache.get(cache_key)
+    if cached and time.monotonic() - cached[0] < STATUS_TTL_S:
+        return {**status, **cached[1], "cached": True}
     try:
-        me = request_json(url(_api(job), "me"), headers=_auth(job), timeout=10)
-        status.update(key_works=True, username=me.get("username"))
+        me = request_json(url(_api(job), "me"), headers=_auth(job), timeout=min(10.0, _timeout(job)))
+        checked = {"key_works": True, "username": me.get("username")}
     except (HTTPError, PermissionError) as exc:
-        status.update(key_works=False, error="the API key was rejected" if getattr(exc, "status", None) == 401
-                      else str(exc))
-    return status
+        explained = _explain(exc) if isinstance(exc, HTTPError) else exc
+        checked = {"key_works": False, "error": str(explained)}
+    with _status_lock:
+        _status_cache[cache_key] = (time.monotonic(), checked)
+    return {**status, **checked, "cached": False}
 
 
-def _best_thumbnail(images: list[dict[str, Any]]) -> str | None:
+def _best_thumbnail(images: list[dict[str, Any]]) -> dict[str, Any] | None:
     fitting = [i for i in images if 400 <= int(i.get("width", 0)) <= 800]
-    pool = fitting or sorted(images, key=lambda i: abs(int(i.get("width", 0)) - 600))
-    return pool[0]["url"] if pool else None
+    pool = sorted(fitting, key=lambda i: -int(i.get("width", 0))) or sorted(
+        images, key=lambda i: abs(int(i.get("width", 0)) - 600))
+    return pool[0] if pool else None
 
 
 def search_sketchfab_models(query: str, job: Any, categories: str | None = None, count: int = 20,
                             downloadable: bool = True, cursor: str | None = None) -> dict[str, Any]:
-    body = request_json(url(_api(job), "search", type="models", q=query, count=count, categories=categories,
-                            downloadable="true" if downloadable else None, cursor=cursor), headers=_auth(job))
-    models = [{
-        "uid": r.get("uid"), "name": r.get("name"), "author": (r.get("user") or {}).get("username"),
-        "license": (r.get("license") or {}).get("label"), "face_count": r.get("faceCount"),
-        "downloadable": r.get("isDownloadable"),
-        "thumbnail_url": _best_thumbnail((r.get("thumbnails") or {}).get("images", [])),
-    } for r in body.get("results", [])]
+    try:
+        body = request_json(url(_api(job), "search", type="models", q=query, count=count, categories=categories,
+                                downloadable="true" if downloadable else None, cursor=cursor),
+                            headers=_auth(job), timeout=_timeout(job))
+    except HTTPError as exc:
+        raise _explain(exc) from None
+    models = []
+    for r in body.get("results", []):
+        thumb = _best_thumbnail((r.get("thumbnails") or {}).get("images", []))
+        models.append({
+            "uid": r.get("uid"), "name": r.get("name"), "author": (r.get("user") or {}).get("username"),
+            "license": (r.get("license") or {}).get("label"), "face_count": r.get("faceCount"),
+            "downloadable": r.get("isDownloadable"), "thumbnail_url": thumb["url"] if thumb else None,
+        })
     return {"models": models, "next_cursor": (body.get("cursors") or {}).get("next")}
+
+
+def _fetch_preview(job: Any, uid: str) -> dict[str, Any]:
+    try:
+        model = request_json(url(_api(job), f"models/{uid}"), headers=_auth(job), timeout=_timeout(job))
+    except HTTPError as exc:
+        if exc.status == 404:
+            raise LookupError(f"Sketchfab has no model {uid}") from None
+        raise _explain(exc) from None
+    thumb = _best_thumbnail((model.get("thumbnails") or {}).get("images", []))
+    info = {"uid": uid, "name": model.get("name"), "author": (model.get("user") or {}).get("username"),
+            "license": (model.get("license") or {}).get("label")}
+    if thumb is None:
+        return {**info, "thumbnail": None}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = download(thumb["url"], Path(tmp) / "thumb", timeout=_timeout(job))
+        data = path.read_bytes()
+    mime = "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else "image/jpeg"
+    return {**info, "thumbnail": {"width": thumb.get("width"), "height": thumb.get("height")},
+            "_images": [{"data": base64.b64encode(data).decode(), "mime_type": mime}]}
+
+
+def get_sketchfab_model_preview(uid: str, job: Any) -> Any:
+    return (yield job.background(_fetch_preview, job, uid))
+
+
+def _fetch_archive(job: Any, uid: str) -> dict[str, Any]:
+    try:
+        links = request_json(url(_api(job), f"models/{uid}/download"), headers=_auth(job), timeout=_timeout(job))
+    except HTTPError as exc:
+        raise _explain(exc, uid) from None
+    link = links.get("gltf") or {}
+    if not link.get("url"):
+        raise LookupError(f"model {uid} has no glTF download")
+    folder = Path(tempfile.mkdtemp(prefix=f"blendbus-sketchfab-{uid}-"))
+    try:
+        archive = folder / "model.zip"
+
+        def report(done: int, total: int | None) -> None:
+            if total:
+                job.progress(done / total, f"downloading {uid}")
+
+        try:  # the link is pre-signed and short-lived: no Authorization header
+            download(link["url"], archive, size=link.get("size"), timeout=_timeout(job), progress=report)
+        except HTTPError as exc:
+            if exc.status in (400, 403, 410):
+                raise PermissionError(f"the download link for {uid} expired or was refused (HTTP {exc.status});"
+                                      " call blender_download_sketchfab_model again for a fresh one") from None
+            raise
+        files = safe_extract(archive, folder / "unpacked")
+        scenes = sorted((f for f in files if f.suffix.lower() in (".gltf", ".glb")), key=lambda f: (
+            f.name != "scene.gltf", len(f.parts)))
+        if not scenes:
+            raise ValueError(f"the archive for {uid} holds no .gltf or .glb file")
+        return {"folder": str(folder), "scene": str(scenes[0])}
+    except BaseException:
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def download_sketchfab_model(uid: str, job: Any, target_size: float | None = None) -> Any:
+    fetched = yield job.background(_fetch_archive, job, uid)
+    try:
+        return _import(uid, Path(fetched["scene"]), target_size)
+    finally:
+        shutil.rmtree(fetched["folder"], ignore_errors=True)
+
+
+def _import(uid: str, scene_file: Path, target_size: float | None) -> dict[str, Any]:
+    import bpy
+    from mathutils import Vector
+
+    created = Created()
+    try:
+        bpy.ops.import_scene.gltf(filepath=str(scene_file))
+        objects = created.new()["objects"]
+        if not objects:
+            raise ValueError(f"{scene_file.name} contained no objects")
+        for image in created.new()["images"]:
+            if image.filepath and not image.packed_file:
+                image.pack()  # the extracted textures are deleted after the import
+        bpy.context.view_layer.update()
+        lo, hi = _bounds(objects)
+        scale = 1.0
+        if target_size is not None:
+            largest = max(hi - lo)
+            if largest <= 0:
+                raise ValueError(f"model {uid} has no extent to scale")
+            scale = target_size / largest
+            for obj in objects:
+                if obj.parent is None or obj.parent not in objects:  # roots: scale about the world origin
+                    obj.location = obj.location * scale
+                    obj.scale = Vector(obj.scale) * scale
+            bpy.context.view_layer.update()
+            lo, hi = _bounds(objects)
+        for obj in objects:
+            obj["blendbus_sketchfab_uid"] = uid
+    except BaseException:
+        created.rollback()
+        raise
+    return {"uid": uid, "objects": sorted(o.name for o in objects), "scale": scale,
+            "world_bounding_box": {"min": list(lo), "max": list(hi)}, "dimensions": list(hi - lo),
+            "created": created.names()}
+
+
+def _bounds(objects: list[Any]) -> tuple[Any, Any]:
+    import bpy
+    from mathutils import Vector
+
+    depsgraph = bpy.context.evaluated_depsgraph_get()
+    points = [o.evaluated_get(depsgraph).matrix_world @ Vector(c)
+              for o in objects if o.type in ("MESH", "CURVE", "SURFACE", "META", "FONT")
+              for c in o.evaluated_get(depsgraph).bound_box]
+    if not points:
+        points = [o.matrix_world.translation for o in objects]
+    lo = Vector([min(p[i] for p in points) for i in range(3)])
+    hi = Vector([max(p[i] for p in points) for i in range(3)])
+    return lo, hi
