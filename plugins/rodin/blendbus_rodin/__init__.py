@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
@@ -11,18 +12,28 @@ from blendbus import Command, Preference, hookimpl
 __version__ = "0.1.0"
 HANDLERS = "blendbus_rodin.addon.handlers"
 GATE = "rodin.enabled"
-BBox = list[float] | None
 
 
-class ViaText(BaseModel):
+BBOX = "[x, y, z] proportions, positive numbers (sent scaled to integers, the largest 100)"
+WAIT = ("If given, wait for the generation (reporting progress) and import the model under this name."
+        " Long: pass a short timeout_s and collect the import later with blender_get_job(job_id).")
+
+
+class Generation(BaseModel):
+    bbox_condition: list[Annotated[float, Field(gt=0)]] | None = Field(default=None, min_length=3, max_length=3,
+                                                                        description=BBOX)
+    wait_and_import_as: str | None = Field(default=None, min_length=1, max_length=63, description=WAIT)
+
+
+class ViaText(Generation):
     text_prompt: str = Field(min_length=1, max_length=2000, description="What to generate")
-    bbox_condition: BBox = Field(default=None, min_length=3, max_length=3, description="[x, y, z] proportions")
 
 
-class ViaImages(BaseModel):
-    input_image_paths: list[str] | None = Field(default=None, max_length=5, description="Image files on the Blender side (MAIN_SITE)")
-    input_image_urls: list[str] | None = Field(default=None, max_length=5, description="Image URLs (FAL_AI)")
-    bbox_condition: BBox = Field(default=None, min_length=3, max_length=3, description="[x, y, z] proportions")
+class ViaImages(Generation):
+    input_image_paths: list[str] | None = Field(default=None, min_length=1, max_length=5,
+                                                description="Image files on the Blender machine (MAIN_SITE mode)")
+    input_image_urls: list[str] | None = Field(default=None, min_length=1, max_length=5,
+                                               description="Image URLs (FAL_AI mode)")
 
 
 class Poll(BaseModel):
@@ -43,6 +54,9 @@ def register_preferences(register: Callable[[Preference], None]) -> None:
     register(Preference("rodin.api_key", "str", "", "Rodin (or fal.ai) API key", secret=True))
     register(Preference("rodin.api_url", "str", "https://hyperhuman.deemos.com/api/v2", "Rodin main-site API"))
     register(Preference("rodin.fal_url", "str", "https://queue.fal.run/fal-ai/hyper3d", "fal.ai queue API"))
+    register(Preference("rodin.tier", "enum", "Regular", "Rodin quality tier", choices=("Sketch", "Regular", "Detail", "Smooth")))
+    register(Preference("rodin.timeout_s", "float", 60.0, "Seconds before one Rodin request gives up"))
+    register(Preference("rodin.poll_interval_s", "float", 5.0, "Seconds between status checks while waiting"))
 
 
 @hookimpl
@@ -50,11 +64,13 @@ def register_commands(register: Callable[[Command], None]) -> None:
     open_world = {"read_only": False, "open_world": True}
     register(Command("get_hyper3d_status", "Whether Rodin is enabled, its mode, and whether a key is set.",
                      f"{HANDLERS}:get_hyper3d_status", annotations={"read_only": True}, timeout=10))
-    register(Command("generate_hyper3d_model_via_text", "Start a Rodin generation from a text prompt.",
-                     f"{HANDLERS}:generate_via_text", params=ViaText, gate=GATE, annotations=open_world, timeout=60))
-    register(Command("generate_hyper3d_model_via_images", "Start a Rodin generation from images (paths on the"
-                     " main site, URLs on fal.ai).", f"{HANDLERS}:generate_via_images", params=ViaImages, gate=GATE,
-                     annotations=open_world, timeout=120))
+    register(Command("generate_hyper3d_model_via_text", "Start a Rodin generation from a text prompt; returns the"
+                     " ids to poll and import with (or waits and imports, with wait_and_import_as).",
+                     f"{HANDLERS}:generate_via_text", params=ViaText, gate=GATE, annotations=open_world, timeout=900,
+                     undo=True))
+    register(Command("generate_hyper3d_model_via_images", "Start a Rodin generation from images: files on the"
+                     " Blender machine in MAIN_SITE mode, URLs in FAL_AI mode.", f"{HANDLERS}:generate_via_images",
+                     params=ViaImages, gate=GATE, annotations=open_world, timeout=900, undo=True))
     register(Command("poll_rodin_job_status", "Status of a Rodin generation: queued, generating, done or failed.",
                      f"{HANDLERS}:poll_job_status", params=Poll, gate=GATE,
                      annotations={"read_only": True, "open_world": True}, timeout=30))

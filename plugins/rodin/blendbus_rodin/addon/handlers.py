@@ -1,16 +1,278 @@
-"""Hyper3D Rodin handlers: run inside Blender. The API key never appears in results or errors."""
+"""Hyper3D Rodin handlers: run inside Blender. The API key never appears in results or errors.
+
+Two services: MAIN_SITE (hyperhuman.deemos.com, `Authorization: Bearer`) and FAL_AI (queue.fal.run,
+`Authorization: Key`). Network work runs on a worker thread; only the import touches bpy.
+"""
 
 from __future__ import annotations
 
+import json
+import mimetypes
+import secrets
+import shutil
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
 from typing import Any
 
+from blendbus_addon.http import HTTPError, download, request_json
+from blendbus_addon.rollback import Created
+
 GATE = "rodin.enabled"
+MAIN_SITE, FAL_AI = "MAIN_SITE", "FAL_AI"
+MAIN_STATES = {"Waiting": "queued", "Generating": "generating", "Done": "done", "Failed": "failed",
+               "Canceled": "failed"}
+FAL_STATES = {"IN_QUEUE": "queued", "IN_PROGRESS": "generating", "COMPLETED": "done", "FAILED": "failed",
+              "ERROR": "failed", "CANCELLED": "failed"}
+
+
+class Settings:
+    def __init__(self, job: Any) -> None:
+        self.mode = job.setting("rodin.mode") or MAIN_SITE
+        self.key = job.setting("rodin.api_key") or ""
+        self.api = str(job.setting("rodin.api_url") or "https://hyperhuman.deemos.com/api/v2").rstrip("/")
+        self.fal = str(job.setting("rodin.fal_url") or "https://queue.fal.run/fal-ai/hyper3d").rstrip("/")
+        self.timeout = float(job.setting("rodin.timeout_s") or 60.0)
+        self.poll_every = float(job.setting("rodin.poll_interval_s") or 5.0)
+        self.tier = job.setting("rodin.tier") or "Regular"
+
+    def headers(self) -> dict[str, str]:
+        if not self.key:
+            raise PermissionError("no Rodin API key: set the addon preference 'rodin.api_key'")
+        return {"Authorization": f"Bearer {self.key}" if self.mode == MAIN_SITE else f"Key {self.key}"}
+
+
+def _explain(exc: HTTPError) -> Exception:
+    if exc.status in (401, 403):
+        return PermissionError(f"Rodin rejected the API key (HTTP {exc.status}): check 'rodin.api_key' and 'rodin.mode'")
+    return exc
 
 
 def get_hyper3d_status(job: Any) -> dict[str, Any]:
     enabled = job.setting(GATE) is True
-    mode = job.setting("rodin.mode") or "MAIN_SITE"
+    mode = job.setting("rodin.mode") or MAIN_SITE
     status: dict[str, Any] = {"enabled": enabled, "mode": mode, "key_set": bool(job.setting("rodin.api_key"))}
     if not enabled:
         status["how_to_enable"] = f"set the addon preference '{GATE}', 'rodin.mode' and 'rodin.api_key'"
     return status
+
+
+def normalise_bbox(bbox: list[float] | None) -> list[int] | None:
+    """Proportions as Rodin wants them: positive integers, the largest 100."""
+    if bbox is None:
+        return None
+    if len(bbox) != 3 or any(not isinstance(v, int | float) or v <= 0 for v in bbox):
+        raise ValueError("bbox_condition takes three positive numbers [x, y, z]")
+    top = max(bbox)
+    return [max(1, round(v / top * 100)) for v in bbox]
+
+
+# ---- submitting --------------------------------------------------------------------------------
+def _multipart(fields: list[tuple[str, str]], files: list[tuple[str, Path]]) -> tuple[bytes, str]:
+    boundary = "blendbus" + secrets.token_hex(12)
+    parts = []
+    for name, value in fields:
+        parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
+    for name, path in files:
+        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{path.name}"\r\n'
+                f"Content-Type: {mime}\r\n\r\n").encode()
+        parts.append(head + path.read_bytes() + b"\r\n")
+    return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
+
+
+def _post_multipart(target: str, headers: dict[str, str], body: bytes, content_type: str, timeout: float) -> Any:
+    req = urllib.request.Request(target, data=body, method="POST",
+                                 headers={**headers, "Content-Type": content_type, "Accept": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - URL from preferences
+            return json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        raise _explain(HTTPError(f"POST {target} answered HTTP {exc.code}", exc.code)) from None
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        raise HTTPError(f"POST {target} failed: {getattr(exc, 'reason', exc)} (timeout {timeout:g}s)") from None
+
+
+def _submit(s: Settings, prompt: str | None, paths: list[str] | None, urls: list[str] | None,
+            bbox: list[int] | None) -> dict[str, Any]:
+    if s.mode == MAIN_SITE:
+        if urls:
+            raise ValueError("MAIN_SITE mode uploads image files: pass input_image_paths (files on the Blender"
+                             " machine), or switch 'rodin.mode' to FAL_AI for input_image_urls")
+        files = []
+        for raw in paths or []:
+            path = Path(raw).expanduser()
+            if not path.is_file():
+                raise FileNotFoundError(f"no image file at {raw} on the Blender machine")
+            files.append(("images", path))
+        fields = [("tier", s.tier)]
+        if prompt:
+            fields.append(("prompt", prompt))
+        if bbox:
+            fields.append(("bbox_condition", json.dumps(bbox)))
+        body, ctype = _multipart(fields, files)
+        answer = _post_multipart(f"{s.api}/rodin", s.headers(), body, ctype, s.timeout)
+        jobs = answer.get("jobs") or {}
+        return {"mode": MAIN_SITE, "task_uuid": answer.get("uuid"), "subscription_key": jobs.get("subscription_key"),
+                "status": "queued"}
+    if paths:
+        raise ValueError("FAL_AI mode takes image URLs: pass input_image_urls, or switch 'rodin.mode' to"
+                         " MAIN_SITE to upload files")
+    payload: dict[str, Any] = {"tier": s.tier}
+    if prompt:
+        payload["prompt"] = prompt
+    if urls:
+        payload["input_image_urls"] = urls
+    if bbox:
+        payload["bbox_condition"] = bbox
+    try:
+        answer = request_json(f"{s.fal}/rodin", method="POST", headers=s.headers(), body=payload, timeout=s.timeout)
+    except HTTPError as exc:
+        raise _explain(exc) from None
+    return {"mode": FAL_AI, "request_id": answer.get("request_id"), "status": "queued"}
+
+
+def _status(s: Settings, subscription_key: str | None, request_id: str | None) -> dict[str, Any]:
+    try:
+        if s.mode == MAIN_SITE:
+            if not subscription_key:
+                raise ValueError("MAIN_SITE mode polls by subscription_key (from the generate call)")
+            answer = request_json(f"{s.api}/status", method="POST", headers=s.headers(),
+                                  body={"subscription_key": subscription_key}, timeout=s.timeout)
+            raw = [j.get("status") for j in answer.get("jobs", [])]
+            states = {MAIN_STATES.get(r, "queued") for r in raw}
+            status = ("failed" if "failed" in states else "done" if states == {"done"} else
+                      "generating" if "generating" in states or "done" in states else "queued")
+            return {"status": status, "raw": raw}
+        if not request_id:
+            raise ValueError("FAL_AI mode polls by request_id (from the generate call)")
+        answer = request_json(f"{s.fal}/rodin/requests/{request_id}/status", headers=s.headers(), timeout=s.timeout)
+        raw_state = answer.get("status")
+        out = {"status": FAL_STATES.get(raw_state, "queued"), "raw": raw_state}
+        if answer.get("queue_position") is not None:
+            out["queue_position"] = answer["queue_position"]
+        return out
+    except HTTPError as exc:
+        raise _explain(exc) from None
+
+
+def _fetch_glb(s: Settings, task_uuid: str | None, request_id: str | None, folder: Path) -> Path:
+    try:
+        if s.mode == MAIN_SITE:
+            if not task_uuid:
+                raise ValueError("MAIN_SITE mode imports by task_uuid (from the generate call)")
+            answer = request_json(f"{s.api}/download", method="POST", headers=s.headers(),
+                                  body={"task_uuid": task_uuid}, timeout=s.timeout)
+            glbs = [item for item in answer.get("list", []) if str(item.get("name", "")).lower().endswith(".glb")]
+            if not glbs:
+                raise LookupError(f"task {task_uuid} has no .glb to download (is it done?)")
+            link = glbs[0]["url"]
+        else:
+            if not request_id:
+                raise ValueError("FAL_AI mode imports by request_id (from the generate call)")
+            answer = request_json(f"{s.fal}/rodin/requests/{request_id}", headers=s.headers(), timeout=s.timeout)
+            link = (answer.get("model_mesh") or {}).get("url")
+            if not link:
+                raise LookupError(f"request {request_id} has no model_mesh yet (is it COMPLETED?)")
+        return download(link, folder / "model.glb", timeout=s.timeout)
+    except HTTPError as exc:
+        raise _explain(exc) from None
+
+
+def _wait(job: Any, s: Settings, subscription_key: str | None, request_id: str | None) -> dict[str, Any]:
+    """Poll until done, reporting progress; the caller may cancel."""
+    started = time.monotonic()
+    while True:
+        state = _status(s, subscription_key, request_id)
+        if state["status"] == "done":
+            return state
+        if state["status"] == "failed":
+            raise RuntimeError(f"Rodin generation failed ({state['raw']})")
+        if job.cancelled:
+            raise RuntimeError("cancelled while waiting for Rodin; the generation may still finish on its side")
+        job.progress(None, f"Rodin: {state['status']} ({time.monotonic() - started:.0f}s)")
+        time.sleep(s.poll_every)
+
+
+# ---- tools ------------------------------------------------------------------------------------
+def _generate(job: Any, prompt: str | None, paths: list[str] | None, urls: list[str] | None,
+              bbox: list[float] | None, wait_and_import_as: str | None) -> Any:
+    s = Settings(job)
+    started = yield job.background(_submit, s, prompt, paths, urls, normalise_bbox(bbox))
+    if not wait_and_import_as:
+        return started
+    imported = yield from _import_when_done(job, s, wait_and_import_as, started.get("task_uuid"),
+                                            started.get("request_id"), started.get("subscription_key"))
+    return {**started, "status": "done", "imported": imported}
+
+
+def generate_via_text(text_prompt: str, job: Any, bbox_condition: list[float] | None = None,
+                      wait_and_import_as: str | None = None) -> Any:
+    return (yield from _generate(job, text_prompt, None, None, bbox_condition, wait_and_import_as))
+
+
+def generate_via_images(job: Any, input_image_paths: list[str] | None = None,
+                        input_image_urls: list[str] | None = None, bbox_condition: list[float] | None = None,
+                        wait_and_import_as: str | None = None) -> Any:
+    if not input_image_paths and not input_image_urls:
+        raise ValueError("pass input_image_paths (MAIN_SITE) or input_image_urls (FAL_AI)")
+    return (yield from _generate(job, None, input_image_paths, input_image_urls, bbox_condition, wait_and_import_as))
+
+
+def poll_job_status(job: Any, subscription_key: str | None = None, request_id: str | None = None) -> Any:
+    return (yield job.background(_status, Settings(job), subscription_key, request_id))
+
+
+def import_generated_asset(name: str, job: Any, task_uuid: str | None = None, request_id: str | None = None) -> Any:
+    return (yield from _import_when_done(job, Settings(job), name, task_uuid, request_id, None))
+
+
+def _import_when_done(job: Any, s: Settings, name: str, task_uuid: str | None, request_id: str | None,
+                      subscription_key: str | None) -> Any:
+    if subscription_key or (s.mode == FAL_AI and request_id):
+        yield job.background(_wait, job, s, subscription_key, request_id)
+    folder = Path(tempfile.mkdtemp(prefix="blendbus-rodin-"))
+    try:
+        glb = yield job.background(_fetch_glb, s, task_uuid, request_id, folder)
+        return _import_named(glb, name)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _import_named(glb: Path, name: str) -> dict[str, Any]:
+    """Import a GLB and name the result: the mesh itself, or a root gathering several objects."""
+    import bpy
+
+    created = Created()
+    try:
+        bpy.ops.import_scene.gltf(filepath=str(glb))
+        objects = created.new()["objects"]
+        if not objects:
+            raise ValueError("the generated model contained no objects")
+        for image in created.new()["images"]:
+            if not image.packed_file:
+                image.pack()
+        roots = [o for o in objects if o.parent is None or o.parent not in objects]
+        meshes = [o for o in objects if o.type == "MESH"]
+        if len(roots) == 1 and roots[0].type == "EMPTY" and len(meshes) == 1 and len(objects) == 2:
+            mesh, empty = meshes[0], roots[0]  # Rodin's empty-parented single mesh: keep just the mesh
+            world = mesh.matrix_world.copy()
+            mesh.parent = None
+            mesh.matrix_world = world
+            bpy.data.objects.remove(empty)
+            named = mesh
+        elif len(roots) == 1:
+            named = roots[0]
+        else:
+            named = bpy.data.objects.new(name, None)
+            bpy.context.scene.collection.objects.link(named)
+            for root in roots:
+                root.parent = named
+        named.name = name
+        kept = [o for o in created.new()["objects"]]
+    except BaseException:
+        created.rollback()
+        raise
+    return {"object": named.name, "type": named.type, "objects": sorted(o.name for o in kept),
+            "created": created.names()}
