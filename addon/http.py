@@ -11,7 +11,8 @@ import json
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,33 +36,43 @@ def url(base: str, path: str, **query: Any) -> str:
     return full + ("?" + urllib.parse.urlencode(params) if params else "")
 
 
+@contextmanager
+def _failures(method: str, target: str, timeout: float) -> Iterator[None]:
+    """Turn urllib's errors into an HTTPError naming the request (never its query, where keys hide)."""
+    shown = target.split("?")[0]
+    try:
+        yield
+    except urllib.error.HTTPError as exc:
+        raise HTTPError(f"{method} {shown} answered HTTP {exc.code}", exc.code) from None
+    except (urllib.error.URLError, TimeoutError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise HTTPError(f"{method} {shown} failed: {reason} (timeout {timeout:g}s)") from None
+
+
 def request_json(
     target: str,
     *,
     method: str = "GET",
     headers: dict[str, str] | None = None,
     body: Any = None,
+    data: bytes | None = None,
+    content_type: str | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
 ) -> Any:
-    data = None
+    """One request answered with JSON: `body` is sent as JSON, or `data` as is with `content_type`."""
     all_headers = {"User-Agent": USER_AGENT, "Accept": "application/json", **(headers or {})}
     if body is not None:
-        data = json.dumps(body).encode()
-        all_headers["Content-Type"] = "application/json"
+        data, content_type = json.dumps(body).encode(), "application/json"
+    if content_type:
+        all_headers["Content-Type"] = content_type
     req = urllib.request.Request(target, data=data, headers=all_headers, method=method)
-    shown = target.split("?")[0]
-    try:
+    with _failures(method, target, timeout):
         with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - URL comes from preferences
             raw = resp.read()
-    except urllib.error.HTTPError as exc:
-        raise HTTPError(f"{method} {shown} answered HTTP {exc.code}", exc.code) from None
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise HTTPError(f"{method} {shown} failed: {reason} (timeout {timeout:g}s)") from None
     try:
         return json.loads(raw)
     except ValueError:
-        raise HTTPError(f"{method} {shown} did not return JSON") from None
+        raise HTTPError(f"{method} {target.split('?')[0]} did not return JSON") from None
 
 
 def inside(root: Path, relative: str) -> Path:
@@ -95,7 +106,8 @@ def download(
     digest = hashlib.md5()  # noqa: S324 - integrity check against the API's published md5
     done = 0
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp, open(part, "wb") as out:  # noqa: S310
+        with _failures("GET", source, timeout), urllib.request.urlopen(req, timeout=timeout) as resp, \
+                open(part, "wb") as out:  # noqa: S310
             declared = resp.headers.get("Content-Length")
             total = int(declared) if declared and declared.isdigit() else size
             while True:
@@ -119,10 +131,5 @@ def download(
             raise HTTPError(f"md5 mismatch for {shown}: expected {md5}, got {digest.hexdigest()}")
         part.replace(dest)
         return dest
-    except urllib.error.HTTPError as exc:
-        raise HTTPError(f"GET {shown} answered HTTP {exc.code}", exc.code) from None
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise HTTPError(f"GET {shown} failed: {reason} (timeout {timeout:g}s)") from None
     finally:
         part.unlink(missing_ok=True)

@@ -9,7 +9,9 @@ import sys
 import time
 from pathlib import Path
 
-from blendbus.testing.blender import stop_process as stop
+from blendbus.testing.blender import stop_process
+
+stop = stop_process
 
 SERVER = """
 import asyncio, sys

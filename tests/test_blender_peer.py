@@ -9,13 +9,12 @@ import sys
 import textwrap
 
 import pytest
-from mcp import Client
 
 from blendbus import protocol as p
 from blendbus.client import connect
 from blendbus.testing import call_envelope, make_server, serve_http
 
-from blendbus.testing.blender import blender_peer, needs_bpy
+from blendbus.testing.blender import blender_peer, needs_bpy, run_in_blender
 
 pytestmark = [pytest.mark.anyio, needs_bpy]
 
@@ -148,8 +147,7 @@ async def test_peer_opens_a_blend_file_first(blendbus_server, tmp_path):
     blend = tmp_path / "scene.blend"
     script = ("import bpy\nbpy.ops.mesh.primitive_monkey_add()\nbpy.context.active_object.name = 'Suzanne'\n"
               f"bpy.ops.wm.save_as_mainfile(filepath={str(blend)!r})\n")
-    subprocess.run([sys.executable, "-c", script], check=True, timeout=120, capture_output=True,
-                   env={**os.environ, "BLENDER_USER_RESOURCES": str(tmp_path / "u")})
+    run_in_blender(script, workdir=tmp_path)
     async with serve_http(blendbus_server) as url:
         async with blender_peer(blendbus_server, url, tmp_path, "allow_code_execution=true", blend=blend):
             async with connect(url) as client:

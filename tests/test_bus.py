@@ -10,7 +10,7 @@ import pytest
 from mcp import Client
 
 from blendbus import protocol as p
-from blendbus.testing import PythonPeer, call_envelope, in_memory, serve_http
+from blendbus.testing import PythonPeer, call_envelope, serve_http
 
 pytestmark = pytest.mark.anyio
 

@@ -14,7 +14,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 from blendbus.scaffold import render
 from blendbus.testing.blender import needs_bpy, stop_process

@@ -54,3 +54,16 @@ def stop_process(*procs: subprocess.Popen, grace_s: float = 15.0) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+
+
+def run_in_blender(script: str, *args: str, workdir: Path, timeout: float = 180.0) -> str:
+    """Run `script` in a fresh Python with bpy (e.g. to make test assets); returns its stdout.
+
+    `args` become sys.argv[1:]; Blender's user resources live under `workdir`, not the user's.
+    """
+    env = {**os.environ, "BLENDER_USER_RESOURCES": str(workdir / "blender-user")}
+    done = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    if done.returncode != 0:
+        raise RuntimeError(f"the Blender script failed:\n{done.stderr[-4000:]}")
+    return done.stdout

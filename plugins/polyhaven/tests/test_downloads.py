@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 
 from blendbus import protocol as p
+from blendbus.testing.blender import run_in_blender
 from blendbus.testing.fakehttp import Response, fake_api
 
 pytestmark = pytest.mark.anyio
@@ -46,9 +44,7 @@ bpy.ops.export_scene.gltf(filepath=f"{out}/crate.gltf", export_format="GLTF_SEPA
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("polyhaven-assets")
-    env = {**os.environ, "BLENDER_USER_RESOURCES": str(out / "user")}
-    subprocess.run([sys.executable, "-c", MAKE_ASSETS, str(out)], check=True, env=env, timeout=180,
-                   capture_output=True)
+    run_in_blender(MAKE_ASSETS, str(out), workdir=out)
     return out
 
 

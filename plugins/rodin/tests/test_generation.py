@@ -9,15 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import anyio
 import pytest
 
 from blendbus import protocol as p
+from blendbus.testing.blender import run_in_blender
 from blendbus.testing.fakehttp import Response, fake_api
 
 pytestmark = pytest.mark.anyio
@@ -43,8 +41,7 @@ img.save()
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("rodin-assets")
-    subprocess.run([sys.executable, "-c", MAKE, str(out)], check=True, timeout=180, capture_output=True,
-                   env={**os.environ, "BLENDER_USER_RESOURCES": str(out / "user")})
+    run_in_blender(MAKE, str(out), workdir=out)
     return out
 
 

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import base64
 import json
-import os
-import subprocess
-import sys
 import time
 import zipfile
 from pathlib import Path
@@ -18,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from blendbus import protocol as p
+from blendbus.testing.blender import run_in_blender
 from blendbus.testing.fakehttp import Response, fake_api
 
 pytestmark = pytest.mark.anyio
@@ -42,8 +40,7 @@ img.save()
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("sketchfab-assets")
-    subprocess.run([sys.executable, "-c", MAKE, str(out)], check=True, timeout=180, capture_output=True,
-                   env={**os.environ, "BLENDER_USER_RESOURCES": str(out / "user")})
+    run_in_blender(MAKE, str(out), workdir=out)
     gltf_files = [f for f in out.iterdir() if f.suffix in (".gltf", ".bin")]
     with zipfile.ZipFile(out / "ok.zip", "w") as zf:
         for f in gltf_files:

@@ -12,7 +12,6 @@ import secrets
 import shutil
 import tempfile
 import time
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -42,11 +41,15 @@ class Settings:
             raise PermissionError("no Rodin API key: set the addon preference 'rodin.api_key'")
         return {"Authorization": f"Bearer {self.key}" if self.mode == MAIN_SITE else f"Key {self.key}"}
 
-
-def _explain(exc: HTTPError) -> Exception:
-    if exc.status in (401, 403):
-        return PermissionError(f"Rodin rejected the API key (HTTP {exc.status}): check 'rodin.api_key' and 'rodin.mode'")
-    return exc
+    def call(self, target: str, **kw: Any) -> Any:
+        """An authenticated JSON request; a refused key is named as such (the key itself never is)."""
+        try:
+            return request_json(target, headers=self.headers(), timeout=self.timeout, **kw)
+        except HTTPError as exc:
+            if exc.status in (401, 403):
+                raise PermissionError(f"Rodin rejected the API key (HTTP {exc.status}): check 'rodin.api_key'"
+                                      " and 'rodin.mode'") from None
+            raise
 
 
 def get_hyper3d_status(job: Any) -> dict[str, Any]:
@@ -82,18 +85,6 @@ def _multipart(fields: list[tuple[str, str]], files: list[tuple[str, Path]]) -> 
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
-def _post_multipart(target: str, headers: dict[str, str], body: bytes, content_type: str, timeout: float) -> Any:
-    req = urllib.request.Request(target, data=body, method="POST",
-                                 headers={**headers, "Content-Type": content_type, "Accept": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:  # noqa: S310 - URL from preferences
-            return json.loads(resp.read())
-    except urllib.error.HTTPError as exc:
-        raise _explain(HTTPError(f"POST {target} answered HTTP {exc.code}", exc.code)) from None
-    except (urllib.error.URLError, TimeoutError, OSError) as exc:
-        raise HTTPError(f"POST {target} failed: {getattr(exc, 'reason', exc)} (timeout {timeout:g}s)") from None
-
-
 def _submit(s: Settings, prompt: str | None, paths: list[str] | None, urls: list[str] | None,
             bbox: list[int] | None) -> dict[str, Any]:
     if s.mode == MAIN_SITE:
@@ -112,7 +103,7 @@ def _submit(s: Settings, prompt: str | None, paths: list[str] | None, urls: list
         if bbox:
             fields.append(("bbox_condition", json.dumps(bbox)))
         body, ctype = _multipart(fields, files)
-        answer = _post_multipart(f"{s.api}/rodin", s.headers(), body, ctype, s.timeout)
+        answer = s.call(f"{s.api}/rodin", method="POST", data=body, content_type=ctype)
         jobs = answer.get("jobs") or {}
         return {"mode": MAIN_SITE, "task_uuid": answer.get("uuid"), "subscription_key": jobs.get("subscription_key"),
                 "status": "queued"}
@@ -126,58 +117,47 @@ def _submit(s: Settings, prompt: str | None, paths: list[str] | None, urls: list
         payload["input_image_urls"] = urls
     if bbox:
         payload["bbox_condition"] = bbox
-    try:
-        answer = request_json(f"{s.fal}/rodin", method="POST", headers=s.headers(), body=payload, timeout=s.timeout)
-    except HTTPError as exc:
-        raise _explain(exc) from None
+    answer = s.call(f"{s.fal}/rodin", method="POST", body=payload)
     return {"mode": FAL_AI, "request_id": answer.get("request_id"), "status": "queued"}
 
 
 def _status(s: Settings, subscription_key: str | None, request_id: str | None) -> dict[str, Any]:
-    try:
-        if s.mode == MAIN_SITE:
-            if not subscription_key:
-                raise ValueError("MAIN_SITE mode polls by subscription_key (from the generate call)")
-            answer = request_json(f"{s.api}/status", method="POST", headers=s.headers(),
-                                  body={"subscription_key": subscription_key}, timeout=s.timeout)
-            raw = [j.get("status") for j in answer.get("jobs", [])]
-            states = {MAIN_STATES.get(r, "queued") for r in raw}
-            status = ("failed" if "failed" in states else "done" if states == {"done"} else
-                      "generating" if "generating" in states or "done" in states else "queued")
-            return {"status": status, "raw": raw}
-        if not request_id:
-            raise ValueError("FAL_AI mode polls by request_id (from the generate call)")
-        answer = request_json(f"{s.fal}/rodin/requests/{request_id}/status", headers=s.headers(), timeout=s.timeout)
-        raw_state = answer.get("status")
-        out = {"status": FAL_STATES.get(raw_state, "queued"), "raw": raw_state}
-        if answer.get("queue_position") is not None:
-            out["queue_position"] = answer["queue_position"]
-        return out
-    except HTTPError as exc:
-        raise _explain(exc) from None
+    if s.mode == MAIN_SITE:
+        if not subscription_key:
+            raise ValueError("MAIN_SITE mode polls by subscription_key (from the generate call)")
+        answer = s.call(f"{s.api}/status", method="POST", body={"subscription_key": subscription_key})
+        raw = [j.get("status") for j in answer.get("jobs", [])]
+        states = {MAIN_STATES.get(r, "queued") for r in raw}
+        status = ("failed" if "failed" in states else "done" if states == {"done"} else
+                  "generating" if "generating" in states or "done" in states else "queued")
+        return {"status": status, "raw": raw}
+    if not request_id:
+        raise ValueError("FAL_AI mode polls by request_id (from the generate call)")
+    answer = s.call(f"{s.fal}/rodin/requests/{request_id}/status")
+    raw_state = answer.get("status")
+    out = {"status": FAL_STATES.get(raw_state, "queued"), "raw": raw_state}
+    if answer.get("queue_position") is not None:
+        out["queue_position"] = answer["queue_position"]
+    return out
 
 
 def _fetch_glb(s: Settings, task_uuid: str | None, request_id: str | None, folder: Path) -> Path:
-    try:
-        if s.mode == MAIN_SITE:
-            if not task_uuid:
-                raise ValueError("MAIN_SITE mode imports by task_uuid (from the generate call)")
-            answer = request_json(f"{s.api}/download", method="POST", headers=s.headers(),
-                                  body={"task_uuid": task_uuid}, timeout=s.timeout)
-            glbs = [item for item in answer.get("list", []) if str(item.get("name", "")).lower().endswith(".glb")]
-            if not glbs:
-                raise LookupError(f"task {task_uuid} has no .glb to download (is it done?)")
-            link = glbs[0]["url"]
-        else:
-            if not request_id:
-                raise ValueError("FAL_AI mode imports by request_id (from the generate call)")
-            answer = request_json(f"{s.fal}/rodin/requests/{request_id}", headers=s.headers(), timeout=s.timeout)
-            link = (answer.get("model_mesh") or {}).get("url")
-            if not link:
-                raise LookupError(f"request {request_id} has no model_mesh yet (is it COMPLETED?)")
-        return download(link, folder / "model.glb", timeout=s.timeout)
-    except HTTPError as exc:
-        raise _explain(exc) from None
+    if s.mode == MAIN_SITE:
+        if not task_uuid:
+            raise ValueError("MAIN_SITE mode imports by task_uuid (from the generate call)")
+        answer = s.call(f"{s.api}/download", method="POST", body={"task_uuid": task_uuid})
+        glbs = [item for item in answer.get("list", []) if str(item.get("name", "")).lower().endswith(".glb")]
+        if not glbs:
+            raise LookupError(f"task {task_uuid} has no .glb to download (is it done?)")
+        link = glbs[0]["url"]
+    else:
+        if not request_id:
+            raise ValueError("FAL_AI mode imports by request_id (from the generate call)")
+        answer = s.call(f"{s.fal}/rodin/requests/{request_id}")
+        link = (answer.get("model_mesh") or {}).get("url")
+        if not link:
+            raise LookupError(f"request {request_id} has no model_mesh yet (is it COMPLETED?)")
+    return download(link, folder / "model.glb", timeout=s.timeout)  # a pre-signed link: no key sent
 
 
 def _wait(job: Any, s: Settings, subscription_key: str | None, request_id: str | None) -> dict[str, Any]:
