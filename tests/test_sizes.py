@@ -1,0 +1,24 @@
+"""The default result cap admits 64 MB end to end: peer -> server -> MCP client, over real HTTP."""
+
+from __future__ import annotations
+
+import pytest
+
+from blendbus import protocol as p
+from blendbus.client import connect
+from blendbus.testing import PythonPeer, call_envelope, serve_http
+
+pytestmark = pytest.mark.anyio
+MB = 1024 * 1024
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_a_64_mb_result_arrives_whole(blendbus_server, mode):
+    size = 64 * MB - 1024  # the cap is on the JSON-encoded result: a string adds its two quotes
+    async with serve_http(blendbus_server) as url:
+        async with PythonPeer(lambda: connect(url, mode=mode)):
+            async with connect(url, mode=mode) as client:
+                env = await call_envelope(client, "blender_test_size", {"nbytes": size, "timeout_s": 120})
+                assert env["status"] == p.COMPLETED and len(env["result"]) == size
+                over = await call_envelope(client, "blender_test_size", {"nbytes": 64 * MB + 1})
+                assert over["status"] == p.FAILED and "above this peer's cap" in over["error"]
