@@ -44,7 +44,7 @@ class TokenTable:
             if isinstance(value, str):
                 ident = Identity(value)
             elif isinstance(value, dict) and isinstance(value.get("user"), str):
-                role = value.get("role")
+                role = value.get("role")  # None: both roles
                 if role is not None and role not in ROLES:
                     raise ValueError(f"tokens file: role must be one of {ROLES}, not {role!r}")
                 ident = Identity(value["user"], frozenset([role]) if role else frozenset(ROLES))
@@ -76,6 +76,24 @@ class TokenTable:
 
 def new_token() -> str:
     return "bb_" + secrets.token_urlsafe(32)
+
+
+def add_token(path: Path, user: str, role: str | None = None) -> str:
+    """Create a token for `user`, store only its sha256 in the tokens file (mode 0600), return it."""
+    if role is not None and role not in ROLES:
+        raise ValueError(f"role must be one of {ROLES}")
+    data: dict[str, Any] = {}
+    if path.exists():
+        data = json.loads(path.read_text() or "{}")
+        TokenTable(data)  # refuse to extend a file that does not load
+    token = new_token()
+    data[f"sha256:{hash_token(token)}"] = {"user": user, "role": role} if role else user
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2))
+    tmp.chmod(0o600)
+    tmp.replace(path)
+    return token
 
 
 class BearerAuth:

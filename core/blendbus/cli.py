@@ -44,6 +44,13 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--out", type=Path, default=Path("blendbus-extension.zip"))
     build.add_argument("--platform", help="Blender platform to build for (default: this machine's)")
 
+    token = sub.add_parser("token", help="manage bearer tokens")
+    token_sub = token.add_subparsers(dest="token_verb", required=True, metavar="ACTION")
+    token_new = token_sub.add_parser("new", help="print a fresh token; only its sha256 is stored")
+    token_new.add_argument("user", help="the user id the token acts as")
+    token_new.add_argument("--role", choices=["llm", "peer"], help="limit the token to LLM tools or to peer tools")
+    token_new.add_argument("--tokens", type=Path, help="the tokens file (default: tokens.json in the state dir)")
+
     new = sub.add_parser("new-plugin", help="write a plugin skeleton whose tests pass out of the box")
     new.add_argument("name", help="plugin name, e.g. hello (tools become blender_hello_...)")
     new.add_argument("--dir", type=Path, help="where to write it (default: ./blendbus-NAME)")
@@ -61,8 +68,8 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    verbs = {"serve": _serve, "peer": _peer, "addon": _addon, "new-plugin": _new_plugin, "plugins": _plugins,
-             "call": _call}
+    verbs = {"serve": _serve, "peer": _peer, "addon": _addon, "token": _token, "new-plugin": _new_plugin,
+             "plugins": _plugins, "call": _call}
     return verbs[args.verb](args)
 
 
@@ -117,6 +124,22 @@ def _addon(args: argparse.Namespace) -> int:
         return 2
     print(f"wrote {out} ({out.stat().st_size // 1024} KiB): install it in Blender with"
           " Edit > Preferences > Get Extensions > Install from Disk")
+    return 0
+
+
+def _token(args: argparse.Namespace) -> int:
+    from .app import default_state_dir
+    from .auth import add_token
+
+    path = args.tokens or default_state_dir() / "tokens.json"
+    try:
+        token = add_token(path, args.user, args.role)
+    except ValueError as exc:
+        print(f"blendbus token new: {exc}", file=sys.stderr)
+        return 2
+    print(token)
+    print(f"stored its sha256 for user {args.user!r}{f' (role {args.role})' if args.role else ''} in {path};"
+          f" serve with --tokens {path}. The token is shown only now.", file=sys.stderr)
     return 0
 
 

@@ -20,7 +20,7 @@ from typing import Any
 
 from . import protocol as p
 from .bus import Bus, Buses, Peer
-from .jobs import JobStore
+from .jobs import JobStore, JobStoreError
 from .waiter import JobWaiter, ProgressFn
 
 log = logging.getLogger(__name__)
@@ -42,6 +42,10 @@ class Limits:
     """Back-pressure: beyond this backlog a dispatch gets `busy` instead of an unbounded queue."""
     max_result_bytes: int = 64 * 1024 * 1024
     """The largest result a peer may send (JSON-encoded); the HTTP body limit is derived from it."""
+    max_arguments_bytes: int = 8 * 1024 * 1024
+    """The largest arguments (JSON-encoded) of one tool call: a script, a command's params."""
+    max_calls_per_user: int = 256
+    """Dispatches one user may have in flight at once; beyond it a call gets `busy`."""
 
 
 class PeerAuthError(PermissionError):
@@ -58,6 +62,8 @@ class Hub:
         self.waiter = JobWaiter()
         self._reaper: asyncio.Task[None] | None = None
         self.closing = False
+        self.active: dict[str, int] = {}
+        """user_id -> dispatches in flight."""
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -91,6 +97,26 @@ class Hub:
         on_progress: ProgressFn | None = None,
     ) -> dict[str, Any]:
         """Send one payload to a peer and wait for its reply; always returns an envelope."""
+        if self.active.get(user_id, 0) >= self.limits.max_calls_per_user:
+            return p.envelope(p.BUSY, command=command, target_uuid=target_uuid, error=(
+                f"{self.limits.max_calls_per_user} calls of yours are already in flight; retry when some finish"))
+        self.active[user_id] = self.active.get(user_id, 0) + 1
+        try:
+            return await self._dispatch(user_id, payload, command=command, target_uuid=target_uuid, timeout=timeout,
+                                        on_progress=on_progress)
+        finally:
+            self.active[user_id] -= 1
+
+    async def _dispatch(
+        self,
+        user_id: str,
+        payload: dict[str, Any],
+        *,
+        command: str,
+        target_uuid: str | None,
+        timeout: float,
+        on_progress: ProgressFn | None,
+    ) -> dict[str, Any]:
         bus = self.buses(user_id)
         peer, status, error = bus.resolve(target_uuid)
         if peer is None:
@@ -196,7 +222,10 @@ class Hub:
                     break
             payloads, fresh = peer.take([])
             for job_id in fresh:
-                self.store.advance(user_id, job_id, p.RUNNING)
+                try:
+                    self.store.advance(user_id, job_id, p.RUNNING)
+                except JobStoreError as exc:  # bookkeeping only: delivery must not depend on it
+                    log.error("%s", exc)
             return payloads
         finally:
             peer.polls -= 1
@@ -232,7 +261,16 @@ class Hub:
             return {"accepted": True, "status": job.status}
         peer.running.discard(job_id)
         peer.unacked.pop(job_id, None)
-        moved = self.store.advance(user_id, job_id, status, result=result, error=error or "")
+        try:
+            moved = self.store.advance(user_id, job_id, status, result=result, error=error or "")
+        except JobStoreError as exc:
+            # The store is full or broken: the reply still reaches whoever waits for it.
+            log.error("%s", exc)
+            env = p.envelope(status, command=job.command, target_uuid=uuid, job_id=job_id, result=result,
+                             error=error or "")
+            env["warning"] = f"this result could not be stored ({exc}); blender_get_job will not find it"
+            self.waiter.deliver(user_id, job_id, env)
+            return {"accepted": True, "status": status, "persisted": False}
         final = self.store.get(user_id, job_id)
         if moved and final is not None:
             self.waiter.deliver(user_id, job_id, final.envelope())

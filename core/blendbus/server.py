@@ -226,6 +226,11 @@ class BlendbusServer:
             return self.plain({"error": f"{name} needs a token with the {needed} role", "code": "Forbidden"},
                               is_error=True)
         error = self.validate(name, arguments)
+        if error is None and name not in PEER_TOOLS:  # a peer's results are bounded by the body limit
+            size = len(json.dumps(arguments))
+            if size > self.hub.limits.max_arguments_bytes:
+                error = (f"arguments for {name} are {size} bytes, above the cap of"
+                         f" {self.hub.limits.max_arguments_bytes}; send less per call")
         if error is not None:
             return self.result(p.envelope(p.INVALID, command=name, error=error))
         try:

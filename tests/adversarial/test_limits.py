@@ -1,0 +1,57 @@
+"""Every limit refuses with a clear error and the server stays healthy."""
+
+from __future__ import annotations
+
+import asyncio
+
+import httpx
+import pytest
+
+from blendbus import protocol as p
+from blendbus.dispatch import Limits
+from blendbus.testing import call_envelope, make_server, serve_http
+from blendbus.testing import plugin as testing_plugin
+
+pytestmark = pytest.mark.anyio
+
+
+async def test_oversized_arguments_are_refused(blendbus_server, blendbus_peer_factory, blendbus_client):
+    blendbus_server.hub.limits.max_arguments_bytes = 10_000
+    await blendbus_peer_factory()
+    env = await call_envelope(blendbus_client, "blender_execute_code", {"code": "#" + "x" * 20_000})
+    assert env["status"] == p.INVALID and "above the cap of 10000" in env["error"]
+    assert (await call_envelope(blendbus_client, "blender_execute_code", {"code": "print(1)"}))["status"] == p.COMPLETED
+
+
+async def test_too_many_calls_per_user_get_busy(blendbus_server, blendbus_peer_factory, blendbus_client):
+    blendbus_server.hub.limits.max_calls_per_user = 2
+    await blendbus_peer_factory(concurrency=4)
+    slow = [asyncio.ensure_future(call_envelope(blendbus_client, "blender_test_sleep", {"seconds": 0.5}))
+            for _ in range(2)]
+    await asyncio.sleep(0.1)
+    env = await call_envelope(blendbus_client, "blender_test_noop")
+    assert env["status"] == p.BUSY and "already in flight" in env["error"]
+    assert [e["status"] for e in await asyncio.gather(*slow)] == [p.COMPLETED, p.COMPLETED]
+    assert (await call_envelope(blendbus_client, "blender_test_noop"))["status"] == p.COMPLETED
+
+
+async def test_a_full_peer_queue_gives_busy(blendbus_server, blendbus_client):
+    blendbus_server.hub.limits.max_queued_per_peer = 1
+    blendbus_server.hub.register_peer("local", "stalled")  # registered, never polls
+    first = asyncio.ensure_future(call_envelope(blendbus_client, "blender_test_noop", {"timeout_s": 1}))
+    await asyncio.sleep(0.05)
+    env = await call_envelope(blendbus_client, "blender_test_noop")
+    assert env["status"] == p.BUSY and "queued jobs" in env["error"]
+    assert (await first)["status"] in (p.TIMEOUT, p.LOST)
+
+
+async def test_request_bodies_over_the_limit_are_refused(tmp_path):
+    server = make_server([("testing", testing_plugin)], state_dir=tmp_path, limits=Limits(max_result_bytes=1024 * 1024))
+    async with serve_http(server) as url:
+        async with httpx.AsyncClient() as http:
+            big = b'{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"x":"' + b"a" * (3 * 1024 * 1024) + b'"}}'
+            r = await http.post(url, content=big, headers={"Content-Type": "application/json",
+                                                          "Accept": "application/json, text/event-stream"})
+            assert r.status_code == 413
+            ok = await http.get(url.replace("/mcp", "/healthz"))
+            assert ok.json()["ok"] is True
