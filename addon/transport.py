@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
 import threading
 import time
 from collections import deque
@@ -136,6 +137,7 @@ class PeerLink:
         self.on_payload, self.on_registered = on_payload, on_registered
         self.poll_wait_s, self.backoff_max_s = poll_wait_s, backoff_max_s
         self.outbox = Outbox()
+        self.instance = secrets.token_hex(8)
         self.state = "disconnected"
         self.last_error = ""
         self.registrations = 0
@@ -189,7 +191,8 @@ class PeerLink:
 
     async def _register(self, client: Any) -> None:
         info = self.describe()
-        response = await call(client, "blender_register_client", {"client_uuid": self.uuid, **info})
+        response = await call(client, "blender_register_client",
+                              {"client_uuid": self.uuid, "instance": self.instance, **info})
         self.token = response["peer_token"]
         self.poll_wait_s = min(self.poll_wait_s, float(response.get("poll_wait_s", self.poll_wait_s)))
         self.registrations += 1

@@ -14,14 +14,15 @@ from blendbus.testing.blender import stop_process
 stop = stop_process
 
 SERVER = """
-import asyncio, sys
+import asyncio, json, sys
 from pathlib import Path
 from blendbus.testing import make_server, serve_http
 from blendbus.testing import plugin
 
 async def main(seconds):
     server = make_server([("testing", plugin)], state_dir=Path(sys.argv[1]))
-    async with serve_http(server) as url:
+    tokens = json.loads(Path(sys.argv[3]).read_text()) if len(sys.argv) > 3 else None
+    async with serve_http(server, tokens=tokens) as url:
         print("serving", url, flush=True)
         if seconds:
             await asyncio.sleep(seconds)
@@ -52,10 +53,11 @@ asyncio.run(main())
 """
 
 
-def start_server(state_dir: Path, profile_s: float = 0) -> tuple[subprocess.Popen, str]:
-    """The server process; with profile_s it runs under cProfile that long and prints the profile."""
-    proc = subprocess.Popen([sys.executable, "-c", SERVER, str(state_dir), str(profile_s)],
-                            stdout=subprocess.PIPE, text=True)
+def start_server(state_dir: Path, profile_s: float = 0, tokens: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """The server process (with the test plugin); with profile_s it runs under cProfile that long and
+    prints the profile; with `tokens` (a tokens file) auth is on."""
+    args = [str(state_dir), str(profile_s)] + ([str(tokens)] if tokens else [])
+    proc = subprocess.Popen([sys.executable, "-c", SERVER, *args], stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     match = re.search(r"serving (\S+)", line)
     if not match:

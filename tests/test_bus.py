@@ -270,3 +270,16 @@ async def test_batched_updates_are_answered_one_by_one(blendbus_server, blendbus
     denied = await blendbus_client.call_tool("blender_job_updates", {
         "client_uuid": "batcher", "peer_token": "wrong", "updates": [{"job_id": "j-b0", "status": "completed"}]})
     assert denied.is_error and denied.structured_content["code"] == "PeerAuthError"
+
+
+async def test_a_restarted_peer_with_the_same_uuid_fails_the_old_ones_jobs(blendbus_server, blendbus_client):
+    hub = blendbus_server.hub
+    old = hub.register_peer("local", "same", instance="first-process")
+    call = asyncio.ensure_future(call_envelope(blendbus_client, "blender_test_noop", {"timeout_s": 30}))
+    await asyncio.sleep(0.05)
+    await hub.poll("local", "same", old.token, [], 0)  # the first process takes the job, then crashes
+    hub.register_peer("local", "same", instance="second-process")
+    env = await call
+    assert env["status"] == p.LOST and "restarted" in env["error"]
+    hub.register_peer("local", "same", instance="second-process")  # a reconnect of the same process
+    assert hub.store.get("local", env["job_id"]).status == p.LOST

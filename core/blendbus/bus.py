@@ -30,6 +30,8 @@ class Peer:
     blender_version: str | None = None
     handlers: list[dict[str, Any]] = field(default_factory=list)
     gates: dict[str, bool] = field(default_factory=dict)
+    instance: str | None = None
+    """Random per peer process: a new one under the same uuid means the old process is gone."""
     registered_at: float = field(default_factory=time.time)
     last_seen: float = field(default_factory=time.monotonic)
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))

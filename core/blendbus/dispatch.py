@@ -183,6 +183,13 @@ class Hub:
         peer = bus.peers.get(uuid)
         if peer is None:
             peer = bus.peers[uuid] = Peer(uuid=uuid, user_id=user_id)
+        elif info.get("instance") and peer.instance and info["instance"] != peer.instance:
+            # The same uuid from a new process: whatever the old process had taken will never be
+            # answered. Fail it now; do not re-run it (it may have half-run already).
+            for job_id in list(peer.running) + [j for j in peer.unacked if not j.startswith("cancel:")]:
+                self._fail(bus, job_id, p.LOST, f"peer {uuid} restarted before replying")
+            peer.running.clear()
+            peer.unacked.clear()
         for key, value in info.items():
             if value is not None:
                 setattr(peer, key, value)
@@ -298,10 +305,13 @@ class Hub:
         bus.peers.pop(peer.uuid, None)
         log.info("peer %s on bus %s left: %s", peer.uuid, bus.user_id, why)
         for job_id in self.store.in_flight(bus.user_id, peer.uuid):
-            error = f"peer {peer.uuid} {why} before replying; a late reply is still recorded"
-            if self.store.advance(bus.user_id, job_id, p.LOST, error=error):
-                job = self.store.get(bus.user_id, job_id)
-                if job is not None:
-                    self.waiter.deliver(bus.user_id, job_id, job.envelope())
+            self._fail(bus, job_id, p.LOST, f"peer {peer.uuid} {why} before replying; a late reply is still recorded")
         bus.publish("unregister", client_uuid=peer.uuid, reason=why)
+
+    def _fail(self, bus: Bus, job_id: str, status: str, error: str) -> None:
+        """Move a job to a failure status and answer whoever waits for it."""
+        if self.store.advance(bus.user_id, job_id, status, error=error):
+            job = self.store.get(bus.user_id, job_id)
+            if job is not None:
+                self.waiter.deliver(bus.user_id, job_id, job.envelope())
 

@@ -325,6 +325,8 @@ class BlendbusServer:
                      "handlers": {"type": "array", "items": {"type": "object"},
                                   "description": "Handler packages the peer has: [{package, version, sha256}]."},
                      "gates": {"type": "object", "additionalProperties": {"type": "boolean"}},
+                     "instance": {"type": "string", "maxLength": 100,
+                                  "description": "Random per peer process; a new value fails the old one's jobs."},
                  }, ("client_uuid",)),
                  self._register, {"idempotent": True}),
             Tool("blender_unregister_client", "Peer side: leave the bus.", _obj(_PEER, ("client_uuid", "peer_token")),
@@ -379,7 +381,7 @@ class BlendbusServer:
             call.user_id, a["client_uuid"],
             client_type=a.get("client_type"), is_persistent=a.get("is_persistent"),
             capabilities=a.get("capabilities"), blender_version=a.get("blender_version"),
-            handlers=a.get("handlers"), gates=a.get("gates"),
+            handlers=a.get("handlers"), gates=a.get("gates"), instance=a.get("instance"),
         )
         return {
             "client_uuid": peer.uuid,

@@ -73,3 +73,50 @@ async def test_malformed_peer_replies_are_refused_and_change_nothing(blendbus_se
     assert hub.store.get("local", job_id).status == p.RUNNING
     await call(blendbus_client, "blender_job_update", {**base, "status": "completed", "result": "fine"})
     assert (await job)["result"] == "fine"
+
+
+@needs_bpy
+def test_a_server_killed_mid_job_loses_nothing(tmp_path):
+    """SIGKILL the server while a Blender peer runs a job; a restarted server gets the result."""
+    import json
+    import re
+    import socket
+    import subprocess
+    import sys
+
+    from blendbus.testing.blender import stop_process
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+
+    def serve() -> subprocess.Popen:
+        proc = subprocess.Popen([sys.executable, "-m", "blendbus", "serve", "--port", str(port), "--state-dir",
+                                 str(tmp_path / "state")], stderr=subprocess.PIPE, text=True)
+        for line in proc.stderr:
+            if re.search(r"serving http://", line):
+                return proc
+        raise AssertionError("server did not start")
+
+    def blendbus_call(tool: str, arguments: dict) -> dict:
+        out = subprocess.run([sys.executable, "-m", "blendbus", "call", tool, json.dumps(arguments), "--server",
+                              f"http://127.0.0.1:{port}/mcp"], capture_output=True, text=True, timeout=120)
+        return json.loads(out.stdout)
+
+    server = serve()
+    peer = subprocess.Popen([sys.executable, "-m", "blendbus", "peer", "--server", f"http://127.0.0.1:{port}/mcp",
+                             "--state-dir", str(tmp_path / "peer"), "--set", "allow_code_execution=true"],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        assert any("connected" in line for line in peer.stderr)
+        env = blendbus_call("blender_execute_code", {"code": "import time\ntime.sleep(6)\nprint('survived')",
+                                                    "timeout_s": 1})
+        assert env["status"] == p.TIMEOUT
+        os.kill(server.pid, signal.SIGKILL)
+        server.wait()
+        server = serve()  # same port, same state dir
+        late = blendbus_call("blender_get_job", {"job_id": env["job_id"], "wait_s": 40})
+        assert late["status"] == p.COMPLETED and late["result"] == "survived\n", late
+        assert blendbus_call("blender_list_clients", {})["clients"][0]["blender_version"] == "5.0.1"
+    finally:
+        stop_process(peer, server)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-import httpx
+import httpx2
 import pytest
 
 from blendbus.testing import call_envelope, serve_http
@@ -34,7 +34,7 @@ NASTY = [
 
 async def test_the_endpoint_survives_garbage(blendbus_server, blendbus_peer_factory):
     async with serve_http(blendbus_server) as url:
-        async with httpx.AsyncClient(timeout=20) as http:
+        async with httpx2.AsyncClient(timeout=20) as http:
             for body in NASTY:
                 for headers in (HEADERS, {**HEADERS, "MCP-Protocol-Version": "2026-07-28"}):
                     r = await http.post(url, content=body, headers=headers)
@@ -48,7 +48,7 @@ async def test_the_endpoint_survives_garbage(blendbus_server, blendbus_peer_fact
 async def test_dns_rebinding_is_refused(blendbus_server):
     body = b'{"jsonrpc":"2.0","id":1,"method":"tools/list"}'
     async with serve_http(blendbus_server) as url:
-        async with httpx.AsyncClient() as http:
+        async with httpx2.AsyncClient() as http:
             for extra in ({"Host": "evil.example:8765"}, {"Origin": "http://evil.example"}):
                 r = await http.post(url, content=body, headers={**HEADERS, **extra})
                 assert r.status_code in (400, 403, 421), (extra, r.status_code)

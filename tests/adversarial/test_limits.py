@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-import httpx
+import httpx2
 import pytest
 
 from blendbus import protocol as p
@@ -48,7 +48,7 @@ async def test_a_full_peer_queue_gives_busy(blendbus_server, blendbus_client):
 async def test_request_bodies_over_the_limit_are_refused(tmp_path):
     server = make_server([("testing", testing_plugin)], state_dir=tmp_path, limits=Limits(max_result_bytes=1024 * 1024))
     async with serve_http(server) as url:
-        async with httpx.AsyncClient() as http:
+        async with httpx2.AsyncClient() as http:
             big = b'{"jsonrpc":"2.0","id":1,"method":"tools/list","params":{"x":"' + b"a" * (3 * 1024 * 1024) + b'"}}'
             r = await http.post(url, content=big, headers={"Content-Type": "application/json",
                                                           "Accept": "application/json, text/event-stream"})

@@ -8,7 +8,7 @@ import stat
 import subprocess
 import sys
 
-import httpx
+import httpx2
 import pytest
 
 from blendbus.auth import hash_token
@@ -47,7 +47,7 @@ async def test_roles_limit_what_a_token_can_call(blendbus_server):
 
 async def test_unknown_or_missing_tokens_get_a_bare_401(blendbus_server):
     async with serve_http(blendbus_server, tokens={"good": "u"}) as url:
-        async with httpx.AsyncClient() as http:
+        async with httpx2.AsyncClient() as http:
             for headers in ({}, {"Authorization": "Bearer nope"}, {"Authorization": "Basic Z29vZA=="}):
                 r = await http.post(url, headers={**headers, "Content-Type": "application/json",
                                                   "Accept": "application/json, text/event-stream"},
