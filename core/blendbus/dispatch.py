@@ -15,6 +15,8 @@ import hmac
 import logging
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,8 +69,10 @@ class Hub:
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        if self._reaper is None:
-            self._reaper = asyncio.get_running_loop().create_task(self._reap_forever())
+        """Run the liveness reaper on the current event loop (again, if the loop changed)."""
+        loop = asyncio.get_running_loop()
+        if self._reaper is None or self._reaper.get_loop() is not loop:
+            self._reaper = loop.create_task(self._reap_forever())
 
     def release_polls(self) -> None:
         """Shutting down: answer every open long poll now, so no request is cut off mid-wait."""
@@ -100,23 +104,19 @@ class Hub:
         if self.active.get(user_id, 0) >= self.limits.max_calls_per_user:
             return p.envelope(p.BUSY, command=command, target_uuid=target_uuid, error=(
                 f"{self.limits.max_calls_per_user} calls of yours are already in flight; retry when some finish"))
+        with self._counted(user_id):
+            return await self._route_and_wait(user_id, payload, command, target_uuid, timeout, on_progress)
+
+    @contextmanager
+    def _counted(self, user_id: str) -> Iterator[None]:
         self.active[user_id] = self.active.get(user_id, 0) + 1
         try:
-            return await self._dispatch(user_id, payload, command=command, target_uuid=target_uuid, timeout=timeout,
-                                        on_progress=on_progress)
+            yield
         finally:
             self.active[user_id] -= 1
 
-    async def _dispatch(
-        self,
-        user_id: str,
-        payload: dict[str, Any],
-        *,
-        command: str,
-        target_uuid: str | None,
-        timeout: float,
-        on_progress: ProgressFn | None,
-    ) -> dict[str, Any]:
+    async def _route_and_wait(self, user_id: str, payload: dict[str, Any], command: str, target_uuid: str | None,
+                              timeout: float, on_progress: ProgressFn | None) -> dict[str, Any]:
         bus = self.buses(user_id)
         peer, status, error = bus.resolve(target_uuid)
         if peer is None:

@@ -114,7 +114,6 @@ class BlendbusServer:
         self.packages = packages or HandlerPackages.from_plugins(plugins)
         self.builtin = {t.name: t for t in self._builtin_tools()}
         self._validators: dict[str, jsonschema.Draft202012Validator] = {}
-        self._hub_loop: asyncio.AbstractEventLoop | None = None
         self.mcp = Server(
             "blendbus",
             version=__version__,
@@ -195,11 +194,7 @@ class BlendbusServer:
 
     # ---- MCP handlers ----------------------------------------------------------------------
     def _ensure_started(self) -> None:
-        loop = asyncio.get_running_loop()
-        if self._hub_loop is not loop:
-            self._hub_loop = loop
-            self.hub._reaper = None
-            self.hub.start()
+        self.hub.start()  # idempotent; the in-memory transports may run each session on its own loop
 
     @staticmethod
     def identity_of(ctx: Any) -> tuple[str, frozenset[str]]:
