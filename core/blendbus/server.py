@@ -7,7 +7,6 @@ schema here, before anything is dispatched.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from collections.abc import Awaitable, Callable
