@@ -55,3 +55,24 @@ async def test_request_bodies_over_the_limit_are_refused(tmp_path):
             assert r.status_code == 413
             ok = await http.get(url.replace("/mcp", "/healthz"))
             assert ok.json()["ok"] is True
+
+
+async def test_wait_caps_are_enforced(blendbus_client):
+    for tool, arguments in (("blender_get_job", {"job_id": "j", "wait_s": 10_000}),
+                            ("blender_test_noop", {"timeout_s": 1e9}),
+                            ("blender_watch_bus", {"wait_s": 10_000})):
+        env = await call_envelope(blendbus_client, tool, arguments)
+        assert env["status"] == p.INVALID and ("wait_s" in env["error"] or "timeout_s" in env["error"])
+
+
+@pytest.mark.parametrize(("tool", "arguments"), [
+    ("blender_download_polyhaven_asset", {"asset_id": "../../admin", "asset_type": "hdris"}),
+    ("blender_download_polyhaven_asset", {"asset_id": "x?redirect=http://evil", "asset_type": "hdris"}),
+    ("blender_get_sketchfab_model_preview", {"uid": "abc/../../me"}),
+    ("blender_poll_rodin_job_status", {"request_id": "r/../../../admin"}),
+    ("blender_import_generated_asset", {"name": "x", "task_uuid": "http://169.254.169.254/"}),
+])
+async def test_ids_cannot_steer_api_requests(blendbus_client, tool, arguments):
+    """Ids an LLM passes end up in API URL paths; anything but plain id characters is refused (SSRF)."""
+    env = await call_envelope(blendbus_client, tool, arguments)
+    assert env["status"] == p.INVALID and env["job_id"] is None

@@ -15,6 +15,8 @@ GATE = "polyhaven.enabled"
 AssetType = Literal["hdris", "textures", "models", "all"]
 OPEN = {"read_only": True, "destructive": False, "open_world": True}
 IMPORTS = {"read_only": False, "destructive": False, "open_world": True}
+ID_PATTERN = r"^[A-Za-z0-9_-]+$"
+"""Ids go into API URL paths: nothing that could change the path or the host."""
 
 
 class Categories(BaseModel):
@@ -30,7 +32,8 @@ class Search(BaseModel):
 
 
 class Download(BaseModel):
-    asset_id: str = Field(min_length=1, max_length=200, description="Poly Haven asset id, e.g. 'kloofendal_43d_clear_puresky'")
+    asset_id: str = Field(min_length=1, max_length=200, pattern=ID_PATTERN,
+                          description="Poly Haven asset id, e.g. 'kloofendal_43d_clear_puresky'")
     asset_type: Literal["hdris", "textures", "models"] = Field(description="The asset's type")
     resolution: str = Field(default="1k", pattern=r"^\d+k$", description="1k, 2k, 4k, ...")
     file_format: str | None = Field(default=None, max_length=10, description="hdr/exr, jpg/png, gltf/fbx/blend")
@@ -38,7 +41,7 @@ class Download(BaseModel):
 
 class SetTexture(BaseModel):
     object_name: str = Field(description="Mesh object to texture")
-    texture_id: str = Field(description="Id of a texture downloaded with blender_download_polyhaven_asset")
+    texture_id: str = Field(pattern=ID_PATTERN, description="Id of a texture downloaded with blender_download_polyhaven_asset")
 
 
 @hookimpl

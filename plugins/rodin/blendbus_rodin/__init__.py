@@ -36,15 +36,19 @@ class ViaImages(Generation):
                                                description="Image URLs (FAL_AI mode)")
 
 
+ID = r"^[A-Za-z0-9_-]{1,200}$"
+"""Ids go into API URL paths and bodies: nothing that could change the path or the host."""
+
+
 class Poll(BaseModel):
-    subscription_key: str | None = Field(default=None, description="MAIN_SITE job key")
-    request_id: str | None = Field(default=None, description="FAL_AI request id")
+    subscription_key: str | None = Field(default=None, pattern=ID, description="MAIN_SITE job key")
+    request_id: str | None = Field(default=None, pattern=ID, description="FAL_AI request id")
 
 
 class Import(BaseModel):
     name: str = Field(min_length=1, max_length=63, description="Name of the imported object")
-    task_uuid: str | None = Field(default=None, description="MAIN_SITE task uuid")
-    request_id: str | None = Field(default=None, description="FAL_AI request id")
+    task_uuid: str | None = Field(default=None, pattern=ID, description="MAIN_SITE task uuid")
+    request_id: str | None = Field(default=None, pattern=ID, description="FAL_AI request id")
 
 
 @hookimpl
