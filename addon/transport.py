@@ -30,7 +30,7 @@ Connector = Callable[[], AbstractAsyncContextManager[Any]]
 FLUSH_BATCH_BYTES = 1024 * 1024
 """Replies that accumulated while one post was in flight go out together, up to about this size."""
 REPOLL_DELAY_S = 0.02
-"""Longest a peer holds back its next poll while replies to just-received jobs go out."""
+"""Longest a peer holds back its next poll so that quick jobs' replies can ride on it."""
 """Opens an MCP client session to the server (HTTP, or in-memory in tests)."""
 
 
@@ -42,8 +42,6 @@ class Outbox:
         self._lock = threading.Lock()
         self._event: asyncio.Event | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._drained = asyncio.Event()
-        self._drained_waiters = 0
 
     def bind(self, loop: asyncio.AbstractEventLoop) -> None:
         self._loop, self._event = loop, asyncio.Event()
@@ -68,36 +66,23 @@ class Outbox:
         with self._lock:
             return self._items[0][0] if self._items else None
 
-    def batch(self, max_bytes: int) -> list[dict[str, Any]]:
-        """The oldest items, as many as fit in about max_bytes (always at least one)."""
-        out: list[dict[str, Any]] = []
+    def take(self, max_bytes: int) -> list[tuple[dict[str, Any], int]]:
+        """Claim the oldest items, as many as fit in about max_bytes (at least one); `restore` them
+        if they could not be posted. A claimed item is invisible to other senders."""
+        out: list[tuple[dict[str, Any], int]] = []
         size = 0
         with self._lock:
-            for item, item_size in self._items:
-                size += item_size + 200
+            while self._items:
+                size += self._items[0][1] + 200
                 if out and size > max_bytes:
                     break
-                out.append(item)
+                out.append(self._items.popleft())
         return out
 
-    def pop(self, count: int = 1) -> None:
+    def restore(self, items: list[tuple[dict[str, Any], int]]) -> None:
+        """Put claimed items back at the front, in order (their post failed)."""
         with self._lock:
-            for _ in range(min(count, len(self._items))):
-                self._items.popleft()
-            empty = not self._items
-        if empty and self._drained_waiters:
-            self._drained.set()
-
-    async def drained(self, timeout: float) -> None:
-        """Wait until something was queued and everything queued was posted, or `timeout`."""
-        self._drained_waiters += 1
-        try:
-            await asyncio.wait_for(self._drained.wait(), timeout)
-        except TimeoutError:
-            pass
-        finally:
-            self._drained_waiters -= 1
-            self._drained.clear()
+            self._items.extendleft(reversed(items))
 
     async def wait(self) -> None:
         assert self._event is not None
@@ -142,6 +127,7 @@ class PeerLink:
         self.last_error = ""
         self.registrations = 0
         self.token = ""
+        self._poll_open = False
         self.connected = asyncio.Event()
         self._stop: asyncio.Event | None = None
 
@@ -227,8 +213,20 @@ class PeerLink:
         ack: list[str] = []
         while True:
             args = {"client_uuid": self.uuid, "peer_token": self.token, "ack": ack, "wait_s": self.poll_wait_s}
-            async with asyncio.timeout(self.poll_wait_s + 30):
-                response = await call(client, "blender_poll_jobs", args)
+            # Replies ready now ride on this poll: one request instead of two per job.
+            carried = self.outbox.take(FLUSH_BATCH_BYTES) if self.outbox.peek() is not None else []
+            if carried:
+                args["replies"] = [item for item, _ in carried]
+            self._poll_open = True
+            try:
+                async with asyncio.timeout(self.poll_wait_s + 30):
+                    response = await call(client, "blender_poll_jobs", args)
+            except BaseException:
+                self.outbox.restore(carried)
+                raise
+            finally:
+                self._poll_open = False
+            self._refused_answers(response.get("answers", []))
             payloads = response.get("payloads", [])
             ack = [p.ack_key(payload) for payload in payloads]
             for payload in payloads:
@@ -236,39 +234,50 @@ class PeerLink:
                 if cancelled is not None:
                     self.reply(cancelled, p.CANCELLED, error="cancelled before it started")
             if payloads:
-                # Let quick jobs' replies go out before the next poll: the reply is what a caller
-                # waits for, and the server handles one request at a time. Capped, so a long job
-                # never keeps the peer from polling (and from looking alive).
-                await self.outbox.drained(REPOLL_DELAY_S)
+                # Quick jobs answer within a few ms: wait briefly so their replies ride on the next
+                # poll. Capped, so a long job never keeps the peer from polling (and looking alive).
+                try:
+                    await asyncio.wait_for(self.outbox.wait(), REPOLL_DELAY_S)
+                except TimeoutError:
+                    pass
 
     async def _flush_forever(self, client: Any) -> None:
+        """Post replies that arrive while a long poll is open; between polls, the next poll carries them."""
         while True:
             await self.outbox.wait()
-            await self._flush(client)
+            if self._poll_open:
+                await self._flush(client)
+            else:
+                await asyncio.sleep(0.005)
 
     async def _flush(self, client: Any) -> None:
         """Post everything in the outbox: one request for one update, a batch for several."""
-        while batch := self.outbox.batch(FLUSH_BATCH_BYTES):
+        while claimed := self.outbox.take(FLUSH_BATCH_BYTES):
+            batch = [item for item, _ in claimed]
             args = {"client_uuid": self.uuid, "peer_token": self.token}
-            # A PeerAuthError (the server restarted and forgot us) propagates: reconnect,
-            # re-register, then post the same items again.
-            if len(batch) == 1:
-                try:
-                    await call(client, "blender_job_update", {**args, **batch[0]})
-                except ToolError as exc:
-                    if exc.code == "PeerAuthError":
-                        raise
-                    self._refused(batch[0], str(exc))
-            else:
-                response = await call(client, "blender_job_updates", {**args, "updates": batch})
-                for answer in response["answers"]:
-                    if "error" in answer:
-                        self._refused(answer, answer["error"])
-            self.outbox.pop(len(batch))
+            # A failure (a dropped stream; a PeerAuthError after a server restart) puts the items
+            # back and propagates: reconnect, re-register, then post the same items again.
+            try:
+                if len(batch) == 1:
+                    try:
+                        await call(client, "blender_job_update", {**args, **batch[0]})
+                    except ToolError as exc:
+                        if exc.code == "PeerAuthError":
+                            raise
+                        self._refused_answers([{**batch[0], "error": str(exc)}])
+                else:
+                    response = await call(client, "blender_job_updates", {**args, "updates": batch})
+                    self._refused_answers(response["answers"])
+            except BaseException:
+                self.outbox.restore(claimed)
+                raise
 
-    def _refused(self, item: dict[str, Any], why: str) -> None:
-        # The server will never accept this update (a job never sent here, or not ours): drop it.
-        log.warning("blendbus peer %s: update for %s refused: %s", self.uuid, item.get("job_id"), why)
+    def _refused_answers(self, answers: list[dict[str, Any]]) -> None:
+        # The server will never accept these updates (a job never sent here, or not ours): drop them.
+        for answer in answers:
+            if "error" in answer:
+                log.warning("blendbus peer %s: update for %s refused: %s", self.uuid, answer.get("job_id"),
+                            answer["error"])
 
 
 class TransportThread:

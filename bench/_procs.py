@@ -76,7 +76,8 @@ def start_python_peer(url: str, uuid: str, concurrency: int = 16) -> subprocess.
 
 def start_blender_peer(url: str, uuid: str, state_dir: Path) -> subprocess.Popen:
     proc = subprocess.Popen([sys.executable, "-m", "blendbus", "peer", "--server", url, "--uuid", uuid,
-                             "--state-dir", str(state_dir)], stderr=subprocess.PIPE, text=True)
+                             "--state-dir", str(state_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)  # Blender prints to stdout; keep the benchmark's table clean
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if "connected" in proc.stderr.readline():

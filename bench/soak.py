@@ -74,7 +74,7 @@ async def soak(seconds: float, users: int, per_user: int, bpy_peers: int) -> dic
     for u in range(bpy_peers):
         proc = subprocess.Popen([sys.executable, "-m", "blendbus", "peer", "--server", url, "--token", f"token-{u}",
                                  "--uuid", f"u{u}-bpy", "--state-dir", str(tmp / f"bpy{u}")],
-                                stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # Blender chats on stdout
         while "connected" not in proc.stderr.readline():
             pass
         blenders.append(proc)

@@ -84,6 +84,8 @@ _UPDATE = {
     "progress": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
     "message": {"type": ["string", "null"]},
 }
+_UPDATES = {"type": "array", "minItems": 1, "maxItems": 1000, "items": _obj(_UPDATE, ("job_id", "status")),
+            "description": "Job updates, each answered on its own (see blender_job_update)."}
 _ANNOTATION_HINTS = {"read_only": "read_only_hint", "destructive": "destructive_hint",
                      "idempotent": "idempotent_hint", "open_world": "open_world_hint"}
 
@@ -336,14 +338,14 @@ class BlendbusServer:
                      **_PEER,
                      "ack": {"type": "array", "items": _STR, "maxItems": 10000},
                      "wait_s": {"type": "number", "minimum": 0, "maximum": lim.poll_wait_s},
+                     "replies": _UPDATES,
                  }, ("client_uuid", "peer_token")), self._poll),
             Tool("blender_job_update", "Peer side: report progress or the outcome of a job sent to this peer.",
                  _obj({**_PEER, **_UPDATE}, ("job_id", "status", "client_uuid", "peer_token")), self._job_update),
             Tool("blender_job_updates", "Peer side: several job updates in one request (what accumulated while"
                  " the previous one was in flight); each is answered on its own.", _obj({
                      **_PEER,
-                     "updates": {"type": "array", "minItems": 1, "maxItems": 1000,
-                                 "items": _obj(_UPDATE, ("job_id", "status"))},
+                     "updates": _UPDATES,
                  }, ("client_uuid", "peer_token", "updates")), self._job_updates),
             Tool("blender_get_job", "Fetch a job's status and result by id; with wait_s, wait up to that many"
                  " seconds for it to finish. Use it after a timeout: the job keeps running.", _obj({
@@ -403,11 +405,13 @@ class BlendbusServer:
         return {"clients": [peer.describe() for peer in self.hub.buses(call.user_id).peers.values()]}
 
     async def _poll(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
+        """Replies carried on the poll are applied first (so their callers are answered), then it waits."""
+        answers = await self._job_updates(call, {**a, "updates": a["replies"]}) if a.get("replies") else None
         payloads = await self.hub.poll(
             call.user_id, a["client_uuid"], a["peer_token"], a.get("ack", []),
             a.get("wait_s", self.hub.limits.poll_wait_s),
         )
-        return {"payloads": payloads}
+        return {"payloads": payloads, **(answers or {})}
 
     async def _job_update(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
         return await self.hub.job_update(
