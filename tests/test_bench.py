@@ -14,3 +14,10 @@ def test_roundtrip_benchmark_runs():
                          cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr
     assert "| python | 2 |" in out.stdout
+
+
+def test_startup_benchmark_runs():
+    out = subprocess.run([sys.executable, "-m", "bench.startup", "--runs", "1"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert "blendbus serve ready" in out.stdout

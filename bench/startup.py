@@ -1,0 +1,60 @@
+"""Start-up: `blendbus serve` until it answers with the plugins loaded, `blendbus peer` until registered.
+
+    python -m bench.startup [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from blendbus.testing.blender import stop_process
+
+
+def serve_ready(state: Path) -> tuple[float, subprocess.Popen, str]:
+    """Seconds from launch until the server prints that it serves (plugins are loaded before that)."""
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "blendbus", "serve", "--port", "0", "--state-dir", str(state)],
+                            stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        match = re.search(r"serving (\S+)", line)
+        if match:
+            return time.perf_counter() - start, proc, match.group(1)
+    raise RuntimeError("server did not start")
+
+
+def peer_ready(url: str, state: Path) -> tuple[float, subprocess.Popen]:
+    start = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "blendbus", "peer", "--server", url, "--state-dir", str(state)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    for line in proc.stderr:
+        if "connected" in line:
+            return time.perf_counter() - start, proc
+    raise RuntimeError("peer did not connect")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    args = parser.parse_args()
+    serve, peer = [], []
+    for _ in range(args.runs):
+        with tempfile.TemporaryDirectory() as tmp:
+            seconds, server, url = serve_ready(Path(tmp) / "state")
+            serve.append(seconds)
+            seconds, blender = peer_ready(url, Path(tmp) / "peer")
+            peer.append(seconds)
+            stop_process(blender, server)
+    print("| what | median s | min s | max s |\n|---|---|---|---|")
+    for name, values in (("blendbus serve ready (5 plugins)", serve), ("blendbus peer registered (bpy)", peer)):
+        print(f"| {name} | {statistics.median(values):.2f} | {min(values):.2f} | {max(values):.2f} |")
+
+
+if __name__ == "__main__":
+    main()
