@@ -45,7 +45,7 @@ class PeerCore:
         blender_version: str | None = None,
         capabilities: dict[str, Any] | None = None,
         handler_root: Path | None = None,
-        poll_wait_s: float = 20.0,
+        poll_wait_s: float = p.POLL_WAIT_S,
     ) -> None:
         self.runtime = runtime
         self.queue = JobQueue()

@@ -21,17 +21,21 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
+from blendbus import eventloop
 from blendbus import protocol as p
 from blendbus.client import ToolError, call, describe_error
 
 log = logging.getLogger("blendbus.peer")
 
 Connector = Callable[[], AbstractAsyncContextManager[Any]]
+"""Opens an MCP client session to the server (HTTP, or in-memory in tests)."""
 FLUSH_BATCH_BYTES = 1024 * 1024
 """Replies that accumulated while one post was in flight go out together, up to about this size."""
+POLL_CARRY_BYTES = 64 * 1024
+"""Replies up to about this much in total travel on the next poll; the server keeps a poll's request
+in memory while the poll is held open, so anything larger is posted in a request of its own."""
 REPOLL_DELAY_S = 0.02
 """Longest a peer holds back its next poll so that quick jobs' replies can ride on it."""
-"""Opens an MCP client session to the server (HTTP, or in-memory in tests)."""
 
 
 class Outbox:
@@ -66,15 +70,16 @@ class Outbox:
         with self._lock:
             return self._items[0][0] if self._items else None
 
-    def take(self, max_bytes: int) -> list[tuple[dict[str, Any], int]]:
-        """Claim the oldest items, as many as fit in about max_bytes (at least one); `restore` them
-        if they could not be posted. A claimed item is invisible to other senders."""
+    def take(self, max_bytes: int, at_least_one: bool = True) -> list[tuple[dict[str, Any], int]]:
+        """Claim the oldest items, as many as fit in about max_bytes (and at least one, unless told
+        otherwise); `restore` them if they could not be posted. A claimed item is invisible to other
+        senders."""
         out: list[tuple[dict[str, Any], int]] = []
         size = 0
         with self._lock:
             while self._items:
                 size += self._items[0][1] + 200
-                if out and size > max_bytes:
+                if (out or not at_least_one) and size > max_bytes:
                     break
                 out.append(self._items.popleft())
         return out
@@ -84,11 +89,12 @@ class Outbox:
         with self._lock:
             self._items.extendleft(reversed(items))
 
-    async def wait(self) -> None:
+    async def wait(self, count: int = 1) -> None:
+        """Until at least `count` items are waiting."""
         assert self._event is not None
-        while self.peek() is None:
+        while len(self) < count:
             self._event.clear()
-            if self.peek() is not None:
+            if len(self) >= count:
                 break
             await self._event.wait()
 
@@ -115,7 +121,7 @@ class PeerLink:
         describe: Callable[[], dict[str, Any]],
         on_payload: Callable[[dict[str, Any]], str | None],
         on_registered: Callable[[Any, dict[str, Any]], Awaitable[None]] | None = None,
-        poll_wait_s: float = 20.0,
+        poll_wait_s: float = p.POLL_WAIT_S,
         backoff_max_s: float = 5.0,
     ) -> None:
         self.connect, self.uuid, self.describe = connect, uuid, describe
@@ -213,8 +219,9 @@ class PeerLink:
         ack: list[str] = []
         while True:
             args = {"client_uuid": self.uuid, "peer_token": self.token, "ack": ack, "wait_s": self.poll_wait_s}
-            # Replies ready now ride on this poll: one request instead of two per job.
-            carried = self.outbox.take(FLUSH_BATCH_BYTES) if self.outbox.peek() is not None else []
+            # Small replies ready now ride on this poll: one request instead of two per job. Large
+            # ones go out on their own, so the server is not left holding them for a whole poll.
+            carried = self.outbox.take(POLL_CARRY_BYTES, at_least_one=False) if self.outbox.peek() is not None else []
             if carried:
                 args["replies"] = [item for item, _ in carried]
             self._poll_open = True
@@ -234,10 +241,11 @@ class PeerLink:
                 if cancelled is not None:
                     self.reply(cancelled, p.CANCELLED, error="cancelled before it started")
             if payloads:
-                # Quick jobs answer within a few ms: wait briefly so their replies ride on the next
-                # poll. Capped, so a long job never keeps the peer from polling (and looking alive).
+                # Quick jobs answer within a few ms: wait briefly so all their replies ride on the
+                # next poll, one request for the batch. Capped, so a long job never keeps the peer
+                # from polling (and looking alive); replies that come later go out on their own.
                 try:
-                    await asyncio.wait_for(self.outbox.wait(), REPOLL_DELAY_S)
+                    await asyncio.wait_for(self.outbox.wait(len(payloads)), REPOLL_DELAY_S)
                 except TimeoutError:
                     pass
 
@@ -295,7 +303,7 @@ class TransportThread:
         return self
 
     def _main(self) -> None:
-        self._loop = asyncio.new_event_loop()
+        self._loop = eventloop.new_event_loop()
         asyncio.set_event_loop(self._loop)
         self._ready.set()
         try:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import os
 import re
 import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 from blendbus.testing.blender import stop_process
 
@@ -15,6 +19,7 @@ stop = stop_process
 
 SERVER = """
 import asyncio, json, sys
+from blendbus import eventloop
 from pathlib import Path
 from blendbus.testing import make_server, serve_http
 from blendbus.testing import plugin
@@ -33,23 +38,28 @@ seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 0
 if seconds:  # profile the server for that long, then print where its time went
     import cProfile, pstats
     profile = cProfile.Profile()
-    profile.runcall(asyncio.run, main(seconds))
+    profile.runcall(eventloop.run, main(seconds))
     pstats.Stats(profile).sort_stats("tottime").print_stats(25)
 else:
-    asyncio.run(main(0))
+    eventloop.run(main(0))
 """
 
-PEER = """
-import asyncio, sys
+PEERS = """
+import asyncio, json, sys
+from blendbus import eventloop
 from blendbus.client import connect
 from blendbus.testing import PythonPeer
 
+def connector(url, token):
+    return lambda: connect(url, token or None)
+
 async def main():
-    url, uuid = sys.argv[1], sys.argv[2]
-    async with PythonPeer(lambda: connect(url), uuid=uuid, concurrency=int(sys.argv[3])):
-        print("ready", flush=True)
-        await asyncio.Event().wait()
-asyncio.run(main())
+    url, peers, concurrency = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
+    running = [await PythonPeer(connector(url, token), uuid=uuid, concurrency=concurrency).start()
+               for uuid, token in peers]
+    print("ready", flush=True)
+    await asyncio.Event().wait()
+eventloop.run(main())
 """
 
 
@@ -66,17 +76,27 @@ def start_server(state_dir: Path, profile_s: float = 0, tokens: Path | None = No
     return proc, match.group(1)
 
 
-def start_python_peer(url: str, uuid: str, concurrency: int = 16) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", PEER, url, uuid, str(concurrency)], stdout=subprocess.PIPE, text=True)
+def start_peers(url: str, uuids: list[str], token: str | list[str] = "", concurrency: int = 16) -> subprocess.Popen:
+    """One process holding a Python test peer per uuid, each with its own session and token (one
+    for all, or one per uuid); returns once all are registered."""
+    tokens = token if isinstance(token, list) else [token] * len(uuids)
+    proc = subprocess.Popen([sys.executable, "-c", PEERS, url, json.dumps(list(zip(uuids, tokens))), str(concurrency)],
+                            stdout=subprocess.PIPE, text=True)
     if proc.stdout.readline().strip() != "ready":
         proc.kill()
-        raise RuntimeError("peer did not start")
+        raise RuntimeError("peers did not start")
     return proc
 
 
-def start_blender_peer(url: str, uuid: str, state_dir: Path) -> subprocess.Popen:
+def start_python_peer(url: str, uuid: str, concurrency: int = 16) -> subprocess.Popen:
+    return start_peers(url, [uuid], concurrency=concurrency)
+
+
+def start_blender_peer(url: str, uuid: str, state_dir: Path, token: str = "") -> subprocess.Popen:
+    """`blendbus peer` (real bpy) in its own process; returns once it is registered."""
     proc = subprocess.Popen([sys.executable, "-m", "blendbus", "peer", "--server", url, "--uuid", uuid,
-                             "--state-dir", str(state_dir)], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                             "--state-dir", str(state_dir), *(["--token", token] if token else [])],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)  # Blender prints to stdout; keep the benchmark's table clean
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -86,34 +106,100 @@ def start_blender_peer(url: str, uuid: str, state_dir: Path) -> subprocess.Popen
     raise RuntimeError("Blender peer did not connect")
 
 
+# ---- what a process costs (Linux /proc) ----------------------------------------------------------
+def _status_kib(pid: int, field: str) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    return 0
 
 
-async def measure(url: str, tool: str, args: dict, concurrency: int, seconds: float) -> dict[str, float]:
-    """Calls `tool` from `concurrency` client sessions for `seconds`; latency percentiles and calls/s."""
-    from blendbus.client import connect
+def rss_kib(pid: int) -> int:
+    return _status_kib(pid, "VmRSS")
 
+
+def peak_rss_kib(pid: int) -> int:
+    """The process's peak resident set since it started or since `reset_peak_rss`."""
+    return _status_kib(pid, "VmHWM")
+
+
+def reset_peak_rss(pid: int) -> None:
+    Path(f"/proc/{pid}/clear_refs").write_text("5")
+
+
+def cpu_s(pid: int) -> float:
+    """User + system CPU seconds the process has used."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+async def _load(session, concurrency: int, seconds: float, pids: dict[str, int] | None = None) -> dict[str, Any]:
+    """Runs `concurrency` workers, each in its own `session()` (an async context yielding a call
+    coroutine function), calling back to back for `seconds`; latency percentiles and calls/s, and
+    the CPU milliseconds per call of this process ("client") and of each of `pids`."""
     latencies: list[float] = []
     stop_at = 0.0
+    ready = asyncio.Event()
 
     async def worker() -> None:
-        async with connect(url) as client:
-            await client.call_tool(tool, args)  # warm the session
+        async with session() as call:
+            await call()  # warm the session
             await ready.wait()
             while time.perf_counter() < stop_at:
                 t0 = time.perf_counter()
-                result = await client.call_tool(tool, args)
+                await call()
                 latencies.append(time.perf_counter() - t0)
-                if result.is_error:
-                    raise RuntimeError(f"{tool} failed: {result.structured_content}")
 
-    ready = asyncio.Event()
     tasks = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
     await asyncio.sleep(1.0)
+    pids = {"client": os.getpid(), **(pids or {})}
+    cpu = {name: cpu_s(pid) for name, pid in pids.items()}
     start = time.perf_counter()
     stop_at = start + seconds
     ready.set()
     await asyncio.gather(*tasks)
     elapsed = time.perf_counter() - start
-    latencies.sort()
+    calls = max(1, len(latencies))
+    cpu_ms = {name: (cpu_s(pid) - cpu[name]) * 1000 / calls for name, pid in pids.items()}
+    return summarize(latencies) | {"calls_per_s": len(latencies) / elapsed, "cpu_ms_per_call": cpu_ms,
+                                   "latencies": latencies}
+
+
+def summarize(latencies: list[float]) -> dict[str, float]:
+    """Count, p50 and p99 (ms) of latencies in seconds."""
+    latencies = sorted(latencies)
     pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
-    return {"calls": len(latencies), "p50_ms": pick(0.50), "p99_ms": pick(0.99), "calls_per_s": len(latencies) / elapsed}
+    return {"calls": len(latencies), "p50_ms": pick(0.50), "p99_ms": pick(0.99)}
+
+
+async def measure(url: str, tool: str, args: dict, concurrency: int, seconds: float, token: str | None = None,
+                  pids: dict[str, int] | None = None) -> dict[str, Any]:
+    """An MCP tool called from `concurrency` client sessions for `seconds`."""
+    from blendbus.client import connect
+
+    @contextlib.asynccontextmanager
+    async def session():
+        async with connect(url, token) as client:
+            async def call() -> None:
+                result = await client.call_tool(tool, args)
+                if result.is_error:
+                    raise RuntimeError(f"{tool} failed: {result.structured_content}")
+            yield call
+
+    return await _load(session, concurrency, seconds, pids)
+
+
+async def measure_http(url: str, concurrency: int, seconds: float) -> dict[str, Any]:
+    """The bare HTTP floor: GET /healthz on the same app, keep-alive, one connection per worker."""
+    import httpx2
+
+    health = url.rsplit("/mcp", 1)[0] + "/healthz"
+
+    @contextlib.asynccontextmanager
+    async def session():
+        async with httpx2.AsyncClient(limits=httpx2.Limits(max_connections=1)) as http:
+            async def call() -> None:
+                (await http.get(health)).raise_for_status()
+            yield call
+
+    return await _load(session, concurrency, seconds)

@@ -9,7 +9,8 @@ Python test peer's.
 from __future__ import annotations
 
 import argparse
-import asyncio
+
+from blendbus import eventloop
 
 from .roundtrip import run
 
@@ -18,7 +19,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=5.0)
     args = parser.parse_args()
-    rows = {r["peer"]: r["noop"] for r in asyncio.run(run(args.seconds, [16], blender=True))}
+    rows = {r["peer"]: r["noop"] for r in eventloop.run(run(args.seconds, [16], blender=True))}
     py, bpy = rows["python"], rows["bpy"]
     print("| peer | jobs/s | p50 ms | p99 ms |\n|---|---|---|---|")
     for name, row in (("python", py), ("bpy", bpy)):

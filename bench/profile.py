@@ -6,12 +6,13 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import tempfile
 import time
 from pathlib import Path
 
 from blendbus.client import connect
+
+from blendbus import eventloop
 
 from . import _procs
 
@@ -33,7 +34,7 @@ async def drive(seconds: float) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=8.0)
-    asyncio.run(drive(parser.parse_args().seconds))
+    eventloop.run(drive(parser.parse_args().seconds))
 
 
 if __name__ == "__main__":

@@ -15,29 +15,15 @@ import os
 import random
 import signal
 import sqlite3
-import subprocess
-import sys
 import tempfile
 import time
 from collections import Counter
 from pathlib import Path
 
+from blendbus import eventloop
 from blendbus.client import connect
 
 from . import _procs
-
-PEERS = """
-import asyncio, json, sys
-from blendbus.client import connect
-from blendbus.testing import PythonPeer
-
-async def main():
-    url, token, uuids = sys.argv[1], sys.argv[2], json.loads(sys.argv[3])
-    peers = [await PythonPeer(lambda: connect(url, token), uuid=u, concurrency=4).start() for u in uuids]
-    print("ready", flush=True)
-    await asyncio.Event().wait()
-asyncio.run(main())
-"""
 
 CALLS = [
     ("blender_test_noop", lambda: {}),
@@ -48,41 +34,19 @@ CALLS = [
 ]
 
 
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
-def start_peers(url: str, token: str, uuids: list[str]) -> subprocess.Popen:
-    proc = subprocess.Popen([sys.executable, "-c", PEERS, url, token, json.dumps(uuids)],
-                            stdout=subprocess.PIPE, text=True)
-    if proc.stdout.readline().strip() != "ready":
-        raise RuntimeError("peers did not start")
-    return proc
-
-
 async def soak(seconds: float, users: int, per_user: int, bpy_peers: int) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="blendbus-soak-"))
     tokens = {f"token-{u}": f"user{u}" for u in range(users)}
     (tmp / "tokens.json").write_text(json.dumps(tokens))
     server, url = _procs.start_server(tmp / "state", tokens=tmp / "tokens.json")
     python_uuids = {u: [f"u{u}-py{i}" for i in range(per_user - (1 if u < bpy_peers else 0))] for u in range(users)}
-    groups = {u: start_peers(url, f"token-{u}", python_uuids[u]) for u in range(users)}
-    blenders = []
-    for u in range(bpy_peers):
-        proc = subprocess.Popen([sys.executable, "-m", "blendbus", "peer", "--server", url, "--token", f"token-{u}",
-                                 "--uuid", f"u{u}-bpy", "--state-dir", str(tmp / f"bpy{u}")],
-                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)  # Blender chats on stdout
-        while "connected" not in proc.stderr.readline():
-            pass
-        blenders.append(proc)
+    groups = {u: _procs.start_peers(url, python_uuids[u], f"token-{u}", concurrency=4) for u in range(users)}
+    blenders = [_procs.start_blender_peer(url, f"u{u}-bpy", tmp / f"bpy{u}", f"token-{u}") for u in range(bpy_peers)]
     statuses: Counter[str] = Counter()
     unanswered = 0
     deaths = 0
     stop_at = time.monotonic() + seconds
-    rss_start = rss_kib(server.pid)
+    rss_start = _procs.rss_kib(server.pid)
 
     async def load(u: int) -> None:
         nonlocal unanswered
@@ -105,14 +69,14 @@ async def soak(seconds: float, users: int, per_user: int, bpy_peers: int) -> dic
             groups[u].send_signal(signal.SIGKILL)
             groups[u].wait()
             deaths += 1
-            groups[u] = await asyncio.to_thread(start_peers, url, f"token-{u}", python_uuids[u])
+            groups[u] = await asyncio.to_thread(_procs.start_peers, url, python_uuids[u], f"token-{u}", 4)
 
     await asyncio.gather(*(load(u) for u in range(users) for _ in range(2)), killer())
     await asyncio.sleep(7)  # past the liveness grace: anything in flight must have settled by now
     db = sqlite3.connect(tmp / "state" / "jobs.sqlite3")
     in_flight = db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')").fetchone()[0]
     by_status = dict(db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
-    rss_end = rss_kib(server.pid)
+    rss_end = _procs.rss_kib(server.pid)
     _procs.stop(*groups.values(), *blenders, server)
     return {"seconds": seconds, "users": users, "peers": users * per_user, "bpy_peers": bpy_peers,
             "calls": sum(statuses.values()) + unanswered, "answers": dict(statuses), "unanswered": unanswered,
@@ -127,7 +91,7 @@ def main() -> None:
     parser.add_argument("--peers-per-user", type=int, default=4)
     parser.add_argument("--bpy-peers", type=int, default=2)
     args = parser.parse_args()
-    report = asyncio.run(soak(args.seconds, args.users, args.peers_per_user, args.bpy_peers))
+    report = eventloop.run(soak(args.seconds, args.users, args.peers_per_user, args.bpy_peers))
     print(json.dumps(report, indent=2))
     growth = report["server_rss_kib"][1] - report["server_rss_kib"][0]
     print(f"{report['calls']} calls, {report['lost_jobs']} lost, server RSS {report['server_rss_kib'][0] // 1024}"

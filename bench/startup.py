@@ -39,21 +39,29 @@ def peer_ready(url: str, state: Path) -> tuple[float, subprocess.Popen]:
     raise RuntimeError("peer did not connect")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--runs", type=int, default=5)
-    args = parser.parse_args()
+def run(runs: int) -> dict[str, list[float]]:
     serve, peer = [], []
-    for _ in range(args.runs):
+    for _ in range(runs):
         with tempfile.TemporaryDirectory() as tmp:
             seconds, server, url = serve_ready(Path(tmp) / "state")
             serve.append(seconds)
             seconds, blender = peer_ready(url, Path(tmp) / "peer")
             peer.append(seconds)
             stop_process(blender, server)
-    print("| what | median s | min s | max s |\n|---|---|---|---|")
-    for name, values in (("blendbus serve ready (5 plugins)", serve), ("blendbus peer registered (bpy)", peer)):
-        print(f"| {name} | {statistics.median(values):.2f} | {min(values):.2f} | {max(values):.2f} |")
+    return {"blendbus serve ready (all plugins loaded)": serve, "blendbus peer registered (bpy)": peer}
+
+
+def table(result: dict[str, list[float]]) -> str:
+    lines = ["| what | median s | min s | max s |", "|---|---|---|---|"]
+    for name, values in result.items():
+        lines.append(f"| {name} | {statistics.median(values):.2f} | {min(values):.2f} | {max(values):.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    print(table(run(parser.parse_args().runs)))
 
 
 if __name__ == "__main__":

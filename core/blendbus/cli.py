@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import os
 import sys
@@ -74,6 +73,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from . import eventloop
     from .app import ServeOptions, default_state_dir, serve
 
     opts = ServeOptions(
@@ -82,7 +82,7 @@ def _serve(args: argparse.Namespace) -> int:
         embedded_settings=args.embedded_set,
     )
     try:
-        asyncio.run(serve(opts))
+        eventloop.run(serve(opts))
     except KeyboardInterrupt:
         pass
     except (ValueError, OSError) as exc:
@@ -194,7 +194,9 @@ def _call(args: argparse.Namespace) -> int:
     except ValueError as exc:
         print(f"blendbus call: bad JSON arguments: {exc}", file=sys.stderr)
         return 2
-    return asyncio.run(_call_async(args.server, args.token, args.tool, arguments))
+    from . import eventloop
+
+    return eventloop.run(_call_async(args.server, args.token, args.tool, arguments))
 
 
 async def _call_async(url: str, token: str | None, tool: str, arguments: dict[str, Any]) -> int:

@@ -17,7 +17,7 @@ import secrets
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from . import protocol as p
@@ -36,7 +36,7 @@ class Limits:
     """Cap on a call's `timeout_s` override."""
     max_wait_s: float = 60.0
     """Cap on `blender_get_job(wait_s=...)`."""
-    poll_wait_s: float = 20.0
+    poll_wait_s: float = p.POLL_WAIT_S
     """Longest a peer's poll is held open when nothing is queued."""
     peer_grace_s: float = 5.0
     """A peer with no open poll for this long is gone; its in-flight jobs become `lost`."""
@@ -278,11 +278,14 @@ class Hub:
             env["warning"] = f"this result could not be stored ({exc}); blender_get_job will not find it"
             self.waiter.deliver(user_id, job_id, env)
             return {"accepted": True, "status": status, "persisted": False}
-        final = self.store.get(user_id, job_id)
-        if moved and final is not None:
-            self.waiter.deliver(user_id, job_id, final.envelope())
-            bus.publish("job_update", job_id=job_id, status=status, client_uuid=uuid)
-        return {"accepted": moved, "status": final.status if final else status}
+        if not moved:  # already final (cancelled, timed out, lost): the first word stands
+            current = self.store.get(user_id, job_id)
+            return {"accepted": False, "status": current.status if current else status}
+        # What the store now holds, built from the reply in hand: a large result stays one copy.
+        final = replace(job, status=status, error=error or "")
+        self.waiter.deliver(user_id, job_id, final.envelope(result=result))
+        bus.publish("job_update", job_id=job_id, status=status, client_uuid=uuid)
+        return {"accepted": True, "status": status}
 
     # ---- liveness ----------------------------------------------------------------------------
     async def _reap_forever(self) -> None:

@@ -15,12 +15,18 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from .encoding import encodes_over, json_pieces, json_size
 from .protocol import LOST, QUEUED, RUNNING, STATUS_RANK, envelope
 
 DEFAULT_MAX_AGE_S = 7 * 24 * 3600
 DEFAULT_MAX_JOBS = 50_000
 DEFAULT_MAX_BYTES = 2 * 1024**3
 _UNSET: Any = object()
+LARGE_RESULT_BYTES = 1024 * 1024
+"""Results whose JSON is longer than this go to the `large` column, written in pieces of this size.
+It is the table's last column: only there does SQLite reserve a zeroblob without materializing it."""
+_RESULT = "COALESCE(result, large)"
+_RESULT_BYTES = "COALESCE(LENGTH(result), LENGTH(large), 0)"
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -36,6 +42,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     message     TEXT,
     created     REAL NOT NULL,
     updated     REAL NOT NULL,
+    large       BLOB,
     PRIMARY KEY (user_id, job_id)
 );
 CREATE INDEX IF NOT EXISTS jobs_updated ON jobs (updated);
@@ -58,7 +65,8 @@ class Job:
     command: str
     target_uuid: str | None
     status: str
-    result_json: str | None
+    result_json: str | bytes | None
+    """JSON text; a large result is stored, and read back, as bytes."""
     error: str
     progress: float | None
     message: str | None
@@ -69,13 +77,15 @@ class Job:
     def result(self) -> Any:
         return None if self.result_json is None else json.loads(self.result_json)
 
-    def envelope(self) -> dict[str, Any]:
+    def envelope(self, result: Any = _UNSET) -> dict[str, Any]:
+        """The job as a tool result. Pass `result` when it is at hand already decoded: a large result
+        is then not decoded a second time from its stored JSON."""
         env = envelope(
             self.status,
             command=self.command,
             target_uuid=self.target_uuid,
             job_id=self.job_id,
-            result=self.result,
+            result=self.result if result is _UNSET else result,
             error=self.error,
         )
         if self.progress is not None:
@@ -103,6 +113,8 @@ class JobStore:
         # NORMAL in WAL mode survives a process crash; only an OS crash can lose the last commits.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        if "large" not in {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}:  # a store from 0.1.0
+            self._db.execute("ALTER TABLE jobs ADD COLUMN large BLOB")
         self._writes = 0
 
     def close(self) -> None:
@@ -139,26 +151,49 @@ class JobStore:
         status: str,
         *,
         result: Any = _UNSET,
-        result_json: str | None = None,
         error: str | None = None,
     ) -> bool:
         """Move a job to `status` if that is forward; returns whether it moved."""
         lower = [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]]
-        if result is not _UNSET:
-            result_json = json.dumps(result, separators=(",", ":"))
         sets, args = ["status = ?", "updated = ?"], [status, time.time()]
-        if result_json is not None:
-            sets.append("result = ?")
-            args.append(result_json)
+        size = 0
+        if result is not _UNSET:
+            size = json_size(result, LARGE_RESULT_BYTES) if encodes_over(result, LARGE_RESULT_BYTES) else 0
+            if size > LARGE_RESULT_BYTES:
+                sets.append("result = NULL, large = zeroblob(?)")
+                args.append(size)
+            else:
+                sets.append("result = ?, large = NULL")
+                args.append(json.dumps(result, separators=(",", ":")))
         if error is not None:
             sets.append("error = ?")
             args.append(error)
         marks = ",".join("?" * len(lower))
-        cur = self._write(
-            f"UPDATE jobs SET {', '.join(sets)} WHERE user_id = ? AND job_id = ? AND status IN ({marks})",
-            (*args, user_id, job_id, *lower),
-        )
-        return cur.rowcount > 0
+        update = (f"UPDATE jobs SET {', '.join(sets)} WHERE user_id = ? AND job_id = ? AND status IN ({marks})"
+                  " RETURNING rowid")
+        update_args = (*args, user_id, job_id, *lower)
+        if size <= LARGE_RESULT_BYTES:
+            return bool(self._write(update, update_args).fetchall())
+        return self._write_large(update, update_args, result)
+
+    def _write_large(self, update: str, args: tuple[Any, ...], result: Any) -> bool:
+        """Store a large result piecewise, in one transaction with its status. Bound as one value, its
+        JSON would exist whole in memory, and SQLite would copy it again while building the row."""
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                rows = self._db.execute(update, args).fetchall()
+                if rows:
+                    with self._db.blobopen("jobs", "large", rows[0][0]) as blob:
+                        for piece in json_pieces(result, LARGE_RESULT_BYTES):
+                            blob.write(piece.encode("ascii"))
+                self._db.execute("COMMIT")
+            except BaseException:
+                self._db.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise JobStoreError(f"the job store at {self.path} refused a write: {exc}") from exc
+        return bool(rows)
 
     def set_progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None:
         self._write(
@@ -168,7 +203,7 @@ class JobStore:
 
     def get(self, user_id: str, job_id: str) -> Job | None:
         row = self._db.execute(
-            "SELECT user_id, job_id, kind, command, target_uuid, status, result, error, progress, message,"
+            f"SELECT user_id, job_id, kind, command, target_uuid, status, {_RESULT}, error, progress, message,"
             " created, updated FROM jobs WHERE user_id = ? AND job_id = ?",
             (user_id, job_id),
         ).fetchone()
@@ -196,13 +231,13 @@ class JobStore:
         removed = self._write(
             "DELETE FROM jobs WHERE updated < ? AND status NOT IN (?, ?)", (time.time() - self.max_age_s, *open_)
         ).rowcount
-        count, size = self._db.execute("SELECT COUNT(*), COALESCE(SUM(LENGTH(result)), 0) FROM jobs").fetchone()
+        count, size = self._db.execute(f"SELECT COUNT(*), COALESCE(SUM({_RESULT_BYTES}), 0) FROM jobs").fetchone()
         if count > self.max_jobs or size > self.max_bytes:
             keep_rows = self.max_jobs
             # Walk newest-first and keep rows until either budget is used up.
             total, kept = 0, 0
             for (length,) in self._db.execute(
-                "SELECT COALESCE(LENGTH(result), 0) FROM jobs ORDER BY updated DESC"
+                f"SELECT {_RESULT_BYTES} FROM jobs ORDER BY updated DESC"
             ):
                 if kept >= keep_rows or total + length > self.max_bytes:
                     break

@@ -48,6 +48,11 @@ STATUS_RANK: Final[dict[str, int]] = {
     FAILED: 3,
 }
 PEER_REPLY_STATUSES: Final = frozenset({RUNNING, COMPLETED, FAILED, CANCELLED})
+
+POLL_WAIT_S: Final = 300.0
+"""How long a peer's poll is held open when nothing is queued. Long, because an idle peer then costs
+the server one request per five minutes; the open stream's keep-alive pings, and its closing when
+the peer goes away, tell the server whether the peer is still there."""
 FINAL_STATUSES: Final = frozenset({COMPLETED, FAILED})
 
 

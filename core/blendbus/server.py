@@ -24,6 +24,7 @@ from . import __version__
 from . import protocol as p
 from .command import Command, Resource
 from .dispatch import Hub, PeerAuthError
+from .encoding import encodes_over
 from .jobs import DuplicateJob, JobStoreError
 from .auth import ROLES, ROLES_SCOPE_KEY, USER_SCOPE_KEY
 from .plugins import PluginSet
@@ -69,6 +70,10 @@ class Tool:
 
 def _obj(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
     return {"type": "object", "properties": properties, "required": list(required), "additionalProperties": False}
+
+
+TEXT_RESULT_MAX_BYTES = 1024 * 1024
+"""Results up to this size are repeated as JSON text beside structuredContent (see `result`)."""
 
 
 _STR = {"type": "string"}
@@ -252,14 +257,20 @@ class BlendbusServer:
 
     @staticmethod
     def result(env: dict[str, Any]) -> types.CallToolResult:
-        """An envelope as a tool result; images a handler returned become MCP image content."""
+        """An envelope as a tool result; images a handler returned become MCP image content.
+
+        The text block repeats the envelope for clients that read only text, except a result over
+        TEXT_RESULT_MAX_BYTES: that one is sent once, in structuredContent, rather than twice."""
         content: list[Any] = []
         result = env.get("result")
         if isinstance(result, dict) and isinstance(result.get("_images"), list):
             images = result.pop("_images")
             for image in images:
                 content.append(types.ImageContent(type="image", data=image["data"], mime_type=image.get("mime_type", "image/png")))
-        content.insert(0, types.TextContent(type="text", text=json.dumps(env)))
+        text = env
+        if encodes_over(result, TEXT_RESULT_MAX_BYTES):
+            text = {**env, "result": f"(over {TEXT_RESULT_MAX_BYTES} bytes: only in structuredContent)"}
+        content.insert(0, types.TextContent(type="text", text=json.dumps(text)))
         return types.CallToolResult(content=content, structured_content=env, is_error=env["status"] != p.COMPLETED)
 
     @staticmethod

@@ -9,6 +9,7 @@ import asyncio
 import secrets
 from typing import Any
 
+from blendbus.protocol import POLL_WAIT_S
 from blendbus_addon.executor import PlainRuntime
 from blendbus_addon.peer import PeerCore
 from blendbus_addon.transport import Connector
@@ -22,7 +23,7 @@ class PythonPeer:
         uuid: str | None = None,
         settings: dict[str, Any] | None = None,
         concurrency: int = 8,
-        poll_wait_s: float = 20.0,
+        poll_wait_s: float = POLL_WAIT_S,
     ) -> None:
         self.runtime = PlainRuntime({"allow_code_execution": True, **(settings or {})})
         self.core = PeerCore(

@@ -1,0 +1,66 @@
+"""JSON for large results, in pieces: a 64 MB result should not exist twice more as JSON text.
+
+`json_pieces` yields exactly what `json.dumps(value, separators=(",", ":"))` returns (ASCII-only),
+in pieces of about `size` characters, so a large result can be written out piecewise.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from functools import partial
+from typing import Any
+
+_dumps = partial(json.dumps, separators=(",", ":"))
+
+
+def encodes_over(value: Any, limit: int) -> bool:
+    """Whether `value` would encode to more than about `limit` bytes. Stops counting once it does,
+    so it costs little next to encoding."""
+    stack, total = [value], 0
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            total += len(item) + 2
+        elif isinstance(item, dict):
+            total += 2 * len(item) + 2
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            total += len(item) + 2
+            stack.extend(item)
+        else:
+            total += 8
+        if total > limit:
+            return True
+    return False
+
+
+def json_pieces(value: Any, size: int) -> Iterator[str]:
+    """The compact JSON of `value` in pieces; only long strings and large containers are split."""
+    if not encodes_over(value, size):
+        yield _dumps(value)
+    elif isinstance(value, str):
+        yield '"'
+        for start in range(0, len(value), size):
+            yield _dumps(value[start:start + size])[1:-1]
+        yield '"'
+    elif isinstance(value, dict):
+        yield "{"
+        for i, (key, item) in enumerate(value.items()):
+            # json.dumps turns non-string keys (numbers, booleans, None) into strings: do the same.
+            yield ("," if i else "") + (_dumps(key) if isinstance(key, str) else _dumps({key: None})[1:-6]) + ":"
+            yield from json_pieces(item, size)
+        yield "}"
+    else:  # a list or tuple
+        yield "["
+        for i, item in enumerate(value):
+            if i:
+                yield ","
+            yield from json_pieces(item, size)
+        yield "]"
+
+
+def json_size(value: Any, size: int = 1024 * 1024) -> int:
+    """Length of the compact JSON of `value`, found without holding all of it at once."""
+    return sum(len(piece) for piece in json_pieces(value, size))
