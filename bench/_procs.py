@@ -24,24 +24,14 @@ from pathlib import Path
 from blendbus.testing import make_server, serve_http
 from blendbus.testing import plugin
 
-async def main(seconds):
+async def main():
     server = make_server([("testing", plugin)], state_dir=Path(sys.argv[1]))
-    tokens = json.loads(Path(sys.argv[3]).read_text()) if len(sys.argv) > 3 else None
+    tokens = json.loads(Path(sys.argv[2]).read_text()) if len(sys.argv) > 2 else None
     async with serve_http(server, tokens=tokens) as url:
         print("serving", url, flush=True)
-        if seconds:
-            await asyncio.sleep(seconds)
-        else:
-            await asyncio.Event().wait()
+        await asyncio.Event().wait()
 
-seconds = float(sys.argv[2]) if len(sys.argv) > 2 else 0
-if seconds:  # profile the server for that long, then print where its time went
-    import cProfile, pstats
-    profile = cProfile.Profile()
-    profile.runcall(eventloop.run, main(seconds))
-    pstats.Stats(profile).sort_stats("tottime").print_stats(25)
-else:
-    eventloop.run(main(0))
+eventloop.run(main())
 """
 
 PEERS = """
@@ -63,10 +53,9 @@ eventloop.run(main())
 """
 
 
-def start_server(state_dir: Path, profile_s: float = 0, tokens: Path | None = None) -> tuple[subprocess.Popen, str]:
-    """The server process (with the test plugin); with profile_s it runs under cProfile that long and
-    prints the profile; with `tokens` (a tokens file) auth is on."""
-    args = [str(state_dir), str(profile_s)] + ([str(tokens)] if tokens else [])
+def start_server(state_dir: Path, tokens: Path | None = None) -> tuple[subprocess.Popen, str]:
+    """The server process (with the test plugin); with `tokens` (a tokens file) auth is on."""
+    args = [str(state_dir)] + ([str(tokens)] if tokens else [])
     proc = subprocess.Popen([sys.executable, "-c", SERVER, *args], stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     match = re.search(r"serving (\S+)", line)

@@ -1,40 +1,95 @@
-"""Where the server's time goes on sequential no-op round trips: cProfile of the server process.
+"""Where the CPU goes on no-op round trips: py-spy samples of the server, the peer and the client.
 
-    python -m bench.profile [--seconds 8]
+    python -m bench.profile [--seconds 10] [--concurrency 64] [--top 12]
+
+Starts a server and a Python test peer, calls `blender_test_noop` from `--concurrency` sessions and
+samples all three processes with py-spy (in the test extra). For each process it prints its CPU
+milliseconds per call, the share of its busy samples by package, and the functions that spend the
+most of it themselves.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import collections
+import os
+import re
+import shutil
+import subprocess
 import tempfile
-import time
 from pathlib import Path
-
-from blendbus.client import connect
 
 from blendbus import eventloop
 
 from . import _procs
 
+IDLE = ("Runner.run", "select (selectors", "EpollSelector.select", "_worker (concurrent")
+"""Leaf frames that mean waiting, not working."""
 
-async def drive(seconds: float) -> None:
+
+def busy_samples(raw: Path) -> collections.Counter[str]:
+    """Leaf frame -> samples, from py-spy's raw (collapsed stack) output, waiting frames left out."""
+    leaves: collections.Counter[str] = collections.Counter()
+    for line in raw.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        leaf = stack.split(";")[-1]
+        if not any(idle in leaf for idle in IDLE):
+            leaves[leaf] += int(count)
+    return leaves
+
+
+def package_of(frame: str) -> str:
+    match = re.search(r"\(([^:)]*)", frame)
+    path = match.group(1) if match else frame
+    return path.split("/")[0].removesuffix(".py")
+
+
+async def profile(seconds: float, concurrency: int) -> dict[str, dict]:
+    spy = shutil.which("py-spy")
+    if spy is None:
+        raise SystemExit("py-spy is not installed: pip install py-spy (it is in blendbus[test])")
     with tempfile.TemporaryDirectory() as tmp:
-        server, url = _procs.start_server(Path(tmp) / "state", profile_s=seconds + 6)
-        peer = _procs.start_python_peer(url, "py-peer", 4)
-        async with connect(url) as client:
-            start, calls = time.perf_counter(), 0
-            while time.perf_counter() - start < seconds:
-                await client.call_tool("blender_test_noop", {})
-                calls += 1
-        print(f"{calls} no-op calls in {seconds:g} s: {seconds / calls * 1000:.2f} ms each")
-        _procs.stop(peer)
-        print(server.communicate(timeout=60)[0])
+        server, url = _procs.start_server(Path(tmp) / "state")
+        peer = _procs.start_python_peer(url, "py-peer")
+        pids = {"server": server.pid, "peer": peer.pid, "client": os.getpid()}
+        try:
+            spies = [subprocess.Popen([spy, "record", "--rate", "200", "--duration", str(int(seconds + 1)),
+                                       "--format", "raw", "--output", str(Path(tmp) / f"{name}.txt"),
+                                       "--pid", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                     for name, pid in pids.items()]
+            load = await _procs.measure(url, "blender_test_noop", {"target_uuid": "py-peer"}, concurrency,
+                                        seconds, pids={"server": server.pid, "peer": peer.pid})
+            for proc in spies:
+                await asyncio.to_thread(proc.wait)
+            return {name: {"cpu_ms_per_call": load["cpu_ms_per_call"][name],
+                           "leaves": busy_samples(Path(tmp) / f"{name}.txt")} for name in pids}
+        finally:
+            _procs.stop(peer, server)
+
+
+def report(result: dict[str, dict], top: int) -> str:
+    lines = []
+    for name, data in result.items():
+        leaves = data["leaves"]
+        total = sum(leaves.values()) or 1
+        packages: collections.Counter[str] = collections.Counter()
+        for leaf, count in leaves.items():
+            packages[package_of(leaf)] += count
+        lines.append(f"\n### {name}: {data['cpu_ms_per_call']:.2f} CPU ms per call\n")
+        lines.append("by package: " + ", ".join(f"{pkg} {n / total:.0%}" for pkg, n in packages.most_common(top)))
+        lines.append("")
+        lines += [f"    {n / total:6.1%}  {leaf}" for leaf, n in leaves.most_common(top)]
+    return "\n".join(lines)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seconds", type=float, default=8.0)
-    eventloop.run(drive(parser.parse_args().seconds))
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--concurrency", type=int, default=64)
+    parser.add_argument("--top", type=int, default=12)
+    args = parser.parse_args()
+    print(report(eventloop.run(profile(args.seconds, args.concurrency)), args.top))
 
 
 if __name__ == "__main__":

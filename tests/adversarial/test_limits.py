@@ -53,6 +53,15 @@ async def test_request_bodies_over_the_limit_are_refused(tmp_path):
             r = await http.post(url, content=big, headers={"Content-Type": "application/json",
                                                           "Accept": "application/json, text/event-stream"})
             assert r.status_code == 413
+
+            async def chunked():  # no Content-Length: the limit is enforced as the body streams in
+                yield big[:1024]
+                for start in range(1024, len(big), 256 * 1024):
+                    yield big[start:start + 256 * 1024]
+
+            r = await http.post(url, content=chunked(), headers={"Content-Type": "application/json",
+                                                                "Accept": "application/json, text/event-stream"})
+            assert r.status_code == 413 and "content-length" not in {k.lower() for k in r.request.headers}
             ok = await http.get(url.replace("/mcp", "/healthz"))
             assert ok.json()["ok"] is True
 
