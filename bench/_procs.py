@@ -23,10 +23,12 @@ from blendbus import eventloop
 from pathlib import Path
 from blendbus.testing import make_server, serve_http
 from blendbus.testing import plugin
+from blendbus.dispatch import Limits
 
 async def main():
-    server = make_server([("testing", plugin)], state_dir=Path(sys.argv[1]))
-    tokens = json.loads(Path(sys.argv[2]).read_text()) if len(sys.argv) > 2 else None
+    state_dir, tokens_file, limits = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
+    server = make_server([("testing", plugin)], state_dir=state_dir, limits=Limits(**limits))
+    tokens = json.loads(Path(tokens_file).read_text()) if tokens_file else None
     async with serve_http(server, tokens=tokens) as url:
         print("serving", url, flush=True)
         await asyncio.Event().wait()
@@ -53,9 +55,11 @@ eventloop.run(main())
 """
 
 
-def start_server(state_dir: Path, tokens: Path | None = None) -> tuple[subprocess.Popen, str]:
-    """The server process (with the test plugin); with `tokens` (a tokens file) auth is on."""
-    args = [str(state_dir)] + ([str(tokens)] if tokens else [])
+def start_server(state_dir: Path, tokens: Path | None = None, limits: dict[str, Any] | None = None
+                 ) -> tuple[subprocess.Popen, str]:
+    """The server process (with the test plugin); with `tokens` (a tokens file) auth is on;
+    `limits` are `blendbus.dispatch.Limits` fields."""
+    args = [str(state_dir), str(tokens or ""), json.dumps(limits or {})]
     proc = subprocess.Popen([sys.executable, "-c", SERVER, *args], stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     match = re.search(r"serving (\S+)", line)

@@ -5,6 +5,8 @@
 A Python test peer returns a string of the given size (`blender_test_size`); the client receives
 it over streamable HTTP. For each size: median wall time, throughput, and how far the server's and
 the peer's peak resident set (VmHWM, reset before each size) rose above their resident set before.
+Every size runs twice: with the default tool result (the envelope also as JSON text), and with the
+server told to send results over 1 MiB only once (`--text-result-max-bytes`).
 """
 
 from __future__ import annotations
@@ -24,10 +26,21 @@ from . import _procs
 KIB = 1024
 
 
+TEXT_CAP = 1024 * 1024
+"""The second pass runs the server with `text_result_max_bytes` at this size."""
+
+
 async def run(sizes_kib: list[int], runs: int) -> list[dict[str, Any]]:
+    """Every size twice: the default (the envelope also as JSON text), then results over 1 MiB sent
+    once, in structuredContent (`blendbus serve --text-result-max-bytes`)."""
+    return [row | {"text": "always"} for row in await _run(sizes_kib, runs, {})] + [
+        row | {"text": "≤ 1 MiB"} for row in await _run(sizes_kib, runs, {"text_result_max_bytes": TEXT_CAP})]
+
+
+async def _run(sizes_kib: list[int], runs: int, limits: dict[str, Any]) -> list[dict[str, Any]]:
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        server, url = _procs.start_server(Path(tmp) / "state")
+        server, url = _procs.start_server(Path(tmp) / "state", limits=limits)
         peer = _procs.start_python_peer(url, "py-peer", concurrency=1)
         try:
             async with connect(url) as client:
@@ -58,12 +71,13 @@ def size_label(kib: int) -> str:
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| result | median ms | MiB/s | server RSS before MiB | server peak MiB | server peak rise ÷ payload"
-             " | peer RSS before MiB | peer peak MiB | peer peak rise ÷ payload |",
-             "|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| result as JSON text | result | median ms | MiB/s | server RSS before MiB | server peak MiB"
+             " | server peak rise ÷ payload | peer RSS before MiB | peer peak MiB | peer peak rise ÷ payload |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         payload = r["size_kib"]
-        cells = [size_label(payload), f"{r['median_s'] * 1000:.1f}", f"{payload / 1024 / r['median_s']:.1f}"]
+        cells = [r["text"], size_label(payload), f"{r['median_s'] * 1000:.1f}",
+                 f"{payload / 1024 / r['median_s']:.1f}"]
         for name in ("server", "peer"):
             before, peak = r["rss_before_kib"][name], r["peak_kib"][name]
             cells += [f"{before / 1024:.0f}", f"{peak / 1024:.0f}", f"{max(0, peak - before) / payload:.2f}×"]

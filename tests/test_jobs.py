@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import json
+import sqlite3
+
 from blendbus import protocol as p
-from blendbus.jobs import DuplicateJob, JobStore
+from blendbus.jobs import _SCHEMA, LARGE_RESULT_BYTES, DuplicateJob, JobStore
 
 import pytest
 
@@ -46,3 +49,38 @@ def test_retention_is_bounded_by_count_and_bytes(tmp_path):
     left = [r[0] for r in store._db.execute("SELECT job_id FROM jobs ORDER BY updated")]
     assert "open" in left  # in-flight jobs are never pruned
     assert len(left) <= 5 and "j11" in left and "j0" not in left
+
+
+def test_large_results_are_stored_piecewise_and_read_back_whole(tmp_path):
+    big = {"mesh": "é" * (LARGE_RESULT_BYTES // 3), "rows": [[i, i / 3, None, True] for i in range(100_000)],
+           "nan": float("nan"), "emoji": "\U0001F600" * 10}
+    assert len(json.dumps(big, separators=(",", ":"))) > 2 * LARGE_RESULT_BYTES
+    store = JobStore(tmp_path / "j.sqlite3", max_bytes=10 * LARGE_RESULT_BYTES)
+    store.create("u", "big", kind="k", command="c", target_uuid="p")
+    assert store.advance("u", "big", p.COMPLETED, result=big)
+    assert not store.advance("u", "big", p.FAILED, result=big)  # still forward-only
+    stored = store._db.execute("SELECT result, LENGTH(large) FROM jobs WHERE job_id = 'big'").fetchone()
+    assert stored[0] is None and stored[1] == len(json.dumps(big, separators=(",", ":")))
+    got = JobStore(tmp_path / "j.sqlite3").get("u", "big").result  # as another process would read it
+    assert json.dumps(got, sort_keys=True) == json.dumps(big, sort_keys=True)  # (NaN != NaN, so compare JSON)
+    # Retention counts large results too: within a 10 MiB budget, newer ones push the oldest out.
+    for name in ("b2", "b3", "b4", "b5"):
+        store.create("u", name, kind="k", command="c", target_uuid="p")
+        store.advance("u", name, p.COMPLETED, result=big)
+    store.prune()
+    assert store.get("u", "big") is None and store.get("u", "b5") is not None
+
+
+def test_a_store_from_before_the_large_column_is_upgraded_in_place(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    old = sqlite3.connect(path)
+    old.executescript(_SCHEMA.replace("    large       BLOB,\n", ""))
+    old.execute("INSERT INTO jobs (user_id, job_id, kind, command, status, result, created, updated)"
+                " VALUES ('u', 'j', 'k', 'c', 'completed', '[1]', 0, 0)")
+    old.commit()
+    old.close()
+    store = JobStore(path)
+    assert store.get("u", "j").result == [1]
+    store.create("u", "new", kind="k", command="c", target_uuid="p")
+    assert store.advance("u", "new", p.COMPLETED, result="x" * (2 * LARGE_RESULT_BYTES))
+    assert len(store.get("u", "new").result) == 2 * LARGE_RESULT_BYTES

@@ -25,6 +25,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--embedded-blender", action="store_true", help="start a headless Blender peer beside the server")
     serve.add_argument("--embedded-set", action="append", default=[], metavar="KEY=VALUE",
                        help="a preference for the embedded peer (repeatable)")
+    serve.add_argument("--text-result-max-bytes", type=int, metavar="N",
+                       help="send results over N bytes only as structuredContent, not repeated as JSON text")
 
     peer = sub.add_parser("peer", help="run a headless Blender peer (bpy module) connected to a server")
     peer.add_argument("--server", default=os.environ.get("BLENDBUS_SERVER", DEFAULT_URL))
@@ -75,11 +77,12 @@ def main(argv: list[str] | None = None) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from . import eventloop
     from .app import ServeOptions, default_state_dir, serve
+    from .dispatch import Limits
 
     opts = ServeOptions(
         host=args.host, port=args.port, stdio=args.stdio, tokens=args.tokens,
         state_dir=args.state_dir or default_state_dir(), embedded_blender=args.embedded_blender,
-        embedded_settings=args.embedded_set,
+        embedded_settings=args.embedded_set, limits=Limits(text_result_max_bytes=args.text_result_max_bytes),
     )
     try:
         eventloop.run(serve(opts))

@@ -48,6 +48,10 @@ class Limits:
     """The largest arguments (JSON-encoded) of one tool call: a script, a command's params."""
     max_calls_per_user: int = 256
     """Dispatches one user may have in flight at once; beyond it a call gets `busy`."""
+    text_result_max_bytes: int | None = None
+    """None: a tool result repeats the whole envelope as JSON text beside structuredContent. A size:
+    results larger than that are sent once, in structuredContent, and the text names them instead;
+    a 64 MiB result then costs the server half the memory to send (docs/performance.md)."""
 
 
 class PeerAuthError(PermissionError):

@@ -72,10 +72,6 @@ def _obj(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str
     return {"type": "object", "properties": properties, "required": list(required), "additionalProperties": False}
 
 
-TEXT_RESULT_MAX_BYTES = 1024 * 1024
-"""Results up to this size are repeated as JSON text beside structuredContent (see `result`)."""
-
-
 _STR = {"type": "string"}
 _PEER = {
     "client_uuid": {"type": "string", "minLength": 1, "maxLength": 200, "description": "The peer's uuid."},
@@ -255,21 +251,19 @@ class BlendbusServer:
             call.user_id, payload, command=cmd.name, target_uuid=target, timeout=timeout, on_progress=call.progress
         )
 
-    @staticmethod
-    def result(env: dict[str, Any]) -> types.CallToolResult:
-        """An envelope as a tool result; images a handler returned become MCP image content.
-
-        The text block repeats the envelope for clients that read only text, except a result over
-        TEXT_RESULT_MAX_BYTES: that one is sent once, in structuredContent, rather than twice."""
+    def result(self, env: dict[str, Any]) -> types.CallToolResult:
+        """An envelope as a tool result: structuredContent, the same as JSON text, and images a
+        handler returned as MCP image content. With `Limits.text_result_max_bytes` set, a larger
+        result is left out of the text block, which says so."""
         content: list[Any] = []
         result = env.get("result")
         if isinstance(result, dict) and isinstance(result.get("_images"), list):
             images = result.pop("_images")
             for image in images:
                 content.append(types.ImageContent(type="image", data=image["data"], mime_type=image.get("mime_type", "image/png")))
-        text = env
-        if encodes_over(result, TEXT_RESULT_MAX_BYTES):
-            text = {**env, "result": f"(over {TEXT_RESULT_MAX_BYTES} bytes: only in structuredContent)"}
+        text, cap = env, self.hub.limits.text_result_max_bytes
+        if cap is not None and encodes_over(result, cap):
+            text = {**env, "result": f"(over {cap} bytes: only in structuredContent)"}
         content.insert(0, types.TextContent(type="text", text=json.dumps(text)))
         return types.CallToolResult(content=content, structured_content=env, is_error=env["status"] != p.COMPLETED)
 
