@@ -24,16 +24,16 @@ async def run(seconds: float, levels: list[int], blender: bool) -> list[dict[str
     with tempfile.TemporaryDirectory() as tmp:
         server, url = _procs.start_server(Path(tmp) / "state")
         peers = [_procs.start_python_peer(url, "py-peer")]
-        kinds = [("python", peers[0])]
+        kinds = [("python", "py-peer", peers[0])]
         try:
             if blender:
                 peers.append(_procs.start_blender_peer(url, "bpy-peer", Path(tmp) / "bpy"))
-                kinds.append(("bpy", peers[1]))
-            for kind, peer in kinds:
+                kinds.append(("bpy", "bpy-peer", peers[1]))
+            for kind, uuid, peer in kinds:
                 for c in levels:
                     http = await _procs.measure_http(url, c, seconds)
                     floor = await _procs.measure(url, "blender_list_clients", {}, c, seconds)
-                    noop = await _procs.measure(url, "blender_test_noop", {"target_uuid": f"{kind[:2]}-peer"}, c,
+                    noop = await _procs.measure(url, "blender_test_noop", {"target_uuid": uuid}, c,
                                                 seconds, pids={"server": server.pid, "peer": peer.pid})
                     rows.append({"peer": kind, "concurrency": c, "http": http, "floor": floor, "noop": noop})
         finally:
