@@ -22,7 +22,7 @@ from typing import Any
 
 from blendbus import eventloop
 
-from . import fanout, payload, roundtrip, startup
+from . import fanout, payload, profile, roundtrip, startup
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -68,6 +68,21 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
     return out
 
 
+def payload_curve(rows: list[dict[str, Any]]) -> str:
+    """How time grows with size, in words, from the two largest sizes of each mode."""
+    sentences = []
+    for mode in dict.fromkeys(r["text"] for r in rows):
+        by_size = sorted((r for r in rows if r["text"] == mode), key=lambda r: r["size_kib"])
+        if len(by_size) < 2:
+            continue
+        small, big = by_size[-2], by_size[-1]
+        sentences.append(f"with the result as JSON text {mode}, {payload.size_label(big['size_kib'])} takes"
+                         f" {big['median_s'] / small['median_s']:.1f}× as long as {payload.size_label(small['size_kib'])}"
+                         f" for {big['size_kib'] / small['size_kib']:.0f}× the bytes")
+    return ("Time against size (linear cost keeps MiB/s level once fixed costs stop mattering): "
+            + "; ".join(sentences) + ".") if sentences else ""
+
+
 def render(results: dict[str, Any], command: str, machine: str, today: str) -> str:
     parts = [f"""# Performance
 
@@ -101,8 +116,8 @@ An MCP call costs about three times a bare HTTP request on the same app: the SDK
 server two such requests where the floor costs one (the caller's, and the peer's poll that carries
 the reply and collects the next job), plus the peer's own client-side work and two thread hops.
 At concurrency 64, all three processes share two cores: calls per second are bounded by the sum
-of the CPU columns (2,000 ms of CPU per second ÷ CPU ms per call). The client's column is the
-official MCP client library; the server's and peer's are where blendbus can still save.
+of the CPU columns (2,000 ms of CPU per second ÷ CPU ms per call); the profile below shows what
+those milliseconds are spent on.
 """)
     if "payload" in results:
         parts.append(f"""
@@ -113,7 +128,7 @@ process's VmHWM, reset before the size is measured; the rise is the peak minus t
 
 {payload.table(results["payload"])}
 
-Time grows linearly with size (MiB/s levels off as fixed costs stop mattering).
+{payload_curve(results["payload"])}
 
 **The default tool result** repeats the envelope as JSON text beside structuredContent, as the
 product contract requires, so the response for a 64 MiB result is 128 MiB of JSON; the SDK builds
@@ -128,6 +143,13 @@ into one buffer (the SDK's own body-limit middleware kept a second copy for the 
 stores the reply piecewise (SQLite incremental blob I/O), delivers it to the caller without
 re-reading it from the store, and hands freed heap back to the system after a large request. What
 is left above 3× is allocator slack. The peer holds the result, its JSON and the request body.
+
+Where a 64 MiB call's time goes (py-spy of all three processes over three such calls): on the
+server, decoding the request and encoding JSON (the SDK's response, and blendbus sizing and then
+writing the result piecewise into the store) take most of it, SQLite's blob writes about a fifth;
+in the peer, over a third goes to the MCP client formatting every outgoing message into a
+debug-log f-string, which Python evaluates even with debug logging off (a 64 MiB pydantic repr);
+the client spends two thirds of its share validating the response JSON with pydantic.
 """)
     if "fanout" in results:
         parts.append(f"""
@@ -151,6 +173,34 @@ From launching the process until `blendbus serve` prints that it serves (plugins
 listening), and until `blendbus peer` (bpy imported, addon enabled) has registered with it.
 
 {startup.table(results["startup"])}
+""")
+    if "profile" in results:
+        parts.append("""
+## Where the CPU goes (`python -m bench.profile --concurrency N`)
+
+py-spy samples of the three processes while one client process calls the no-op from N sessions
+(the samples cover the calls only, not setting up the sessions). Each process's CPU milliseconds
+per call, and the packages its busy samples fall in:
+""")
+        for run in results["profile"]:
+            parts.append(f"\nConcurrency {run['concurrency']}:\n\n{profile.table(run)}\n")
+        parts.append("""
+blendbus's own code (`blendbus` on the server, `addon` in the peer) is a small share; the rest is
+the MCP SDK and the libraries under it: anyio's task and cancel-scope machinery on every request,
+pydantic models for every JSON-RPC message, uvicorn/starlette and httpx/httpcore/h11 for HTTP,
+jsonschema for the client's output-schema check. That is what bounds the two targets missed:
+
+- **Calls per second at concurrency 64.** Server, peer and client share two cores, so the most this
+  machine can do is 2,000 ms of CPU per second divided by the CPU milliseconds one call costs in
+  all three processes (the round-trip table's last column): about 1.9 ms, so at most about 1,050
+  calls/s with every core busy, less with three processes taking turns. The client's own share is
+  the official MCP client; the server's is mostly the SDK's per-request work, paid twice per
+  dispatched call against once for the floor.
+- **The concurrency-1 ratio.** A dispatched call is the caller's request, the peer's poll answered
+  and the peer's next poll carrying the reply: two server requests and one client-side request in
+  the peer, against one request for the floor. The ratio sits near 3×, the cost of those requests
+  in the SDK, with blendbus's part (validation, the store, the waiter, the peer's queue) a small
+  share of each.
 """)
     parts.append(HISTORY)
     return "".join(parts)
@@ -191,7 +241,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes and short runs: checks that it all runs")
     parser.add_argument("--no-blender", action="store_true", help="skip the real bpy peer")
-    parser.add_argument("--only", nargs="+", choices=["roundtrip", "payload", "fanout", "startup"])
+    parser.add_argument("--only", nargs="+", choices=["roundtrip", "payload", "fanout", "startup", "profile"])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite --out from the figures saved beside it by the last run, measuring nothing")
@@ -211,8 +261,10 @@ def main() -> None:
         "fanout": lambda: eventloop.run(fanout.run([1, 3] if quick else [1, 10, 100, 500], 0.3 if quick else 5.0,
                                                    0.5 if quick else 60.0)),
         "startup": lambda: startup.run(1 if quick else 5),
+        "profile": lambda: [eventloop.run(profile.run(1.0 if quick else 5.0, c)) for c in ([2] if quick else [1, 64])],
     }
-    tables = {"roundtrip": roundtrip.table, "payload": payload.table, "fanout": fanout.table, "startup": startup.table}
+    tables = {"roundtrip": roundtrip.table, "payload": payload.table, "fanout": fanout.table, "startup": startup.table,
+              "profile": lambda runs: "\n\n".join(profile.table(run) for run in runs)}
     results: dict[str, Any] = {}
     for name, measure in plan.items():
         if args.only and name not in args.only:

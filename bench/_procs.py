@@ -10,6 +10,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -126,10 +127,12 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _load(session, concurrency: int, seconds: float, pids: dict[str, int] | None = None) -> dict[str, Any]:
+async def _load(session, concurrency: int, seconds: float, pids: dict[str, int] | None = None,
+                on_start: Callable[[], object] | None = None) -> dict[str, Any]:
     """Runs `concurrency` workers, each in its own `session()` (an async context yielding a call
     coroutine function), calling back to back for `seconds`; latency percentiles and calls/s, and
-    the CPU milliseconds per call of this process ("client") and of each of `pids`."""
+    the CPU milliseconds per call of this process ("client") and of each of `pids`. `on_start` runs
+    when the measured window opens, after every session is set up."""
     latencies: list[float] = []
     stop_at = 0.0
     ready = asyncio.Event()
@@ -147,6 +150,8 @@ async def _load(session, concurrency: int, seconds: float, pids: dict[str, int] 
     await asyncio.sleep(1.0)
     pids = {"client": os.getpid(), **(pids or {})}
     cpu = {name: cpu_s(pid) for name, pid in pids.items()}
+    if on_start is not None:
+        on_start()
     start = time.perf_counter()
     stop_at = start + seconds
     ready.set()
@@ -166,7 +171,7 @@ def summarize(latencies: list[float]) -> dict[str, float]:
 
 
 async def measure(url: str, tool: str, args: dict, concurrency: int, seconds: float, token: str | None = None,
-                  pids: dict[str, int] | None = None) -> dict[str, Any]:
+                  pids: dict[str, int] | None = None, on_start: Callable[[], object] | None = None) -> dict[str, Any]:
     """An MCP tool called from `concurrency` client sessions for `seconds`."""
     from blendbus.client import connect
 
@@ -179,7 +184,7 @@ async def measure(url: str, tool: str, args: dict, concurrency: int, seconds: fl
                     raise RuntimeError(f"{tool} failed: {result.structured_content}")
             yield call
 
-    return await _load(session, concurrency, seconds, pids)
+    return await _load(session, concurrency, seconds, pids, on_start)
 
 
 async def measure_http(url: str, concurrency: int, seconds: float) -> dict[str, Any]:

@@ -59,11 +59,16 @@ async def run(levels: list[int], seconds: float, idle_seconds: float) -> list[di
 
 
 def table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| idle peers | server idle CPU | server RSS MiB | server RSS per idle peer KiB | 10 users: calls/s"
-             " | p50 ms | p99 ms |", "|---|---|---|---|---|---|---|"]
+    lines = ["| idle peers | server idle CPU | server RSS MiB | server RSS per added idle peer KiB"
+             " | 10 users: calls/s | p50 ms | p99 ms |", "|---|---|---|---|---|---|---|"]
+    previous = None
     for r in rows:
+        # Per peer added since the previous level: the larger the step, the less allocator noise.
+        per_peer = r["rss_per_peer_kib"] if previous is None else (
+            (r["server_rss_kib"] - previous["server_rss_kib"]) / (r["idle_peers"] - previous["idle_peers"]))
         lines.append(f"| {r['idle_peers']} | {r['idle_cpu'] * 100:.2f}% | {r['server_rss_kib'] / 1024:.0f} |"
-                     f" {r['rss_per_peer_kib']:.0f} | {r['calls_per_s']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")
+                     f" {per_peer:.0f} | {r['calls_per_s']:.0f} | {r['p50_ms']:.2f} | {r['p99_ms']:.2f} |")
+        previous = r
     return "\n".join(lines)
 
 

@@ -80,7 +80,9 @@ def table(rows: list[dict[str, Any]]) -> str:
                  f"{payload / 1024 / r['median_s']:.1f}"]
         for name in ("server", "peer"):
             before, peak = r["rss_before_kib"][name], r["peak_kib"][name]
-            cells += [f"{before / 1024:.0f}", f"{peak / 1024:.0f}", f"{max(0, peak - before) / payload:.2f}×"]
+            # Below 1 MiB the rise is page-granular noise: a ratio would mean nothing.
+            ratio = f"{max(0, peak - before) / payload:.2f}×" if payload >= 1024 else "—"
+            cells += [f"{before / 1024:.0f}", f"{peak / 1024:.0f}", ratio]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -19,6 +19,7 @@ import shutil
 import subprocess
 import tempfile
 from pathlib import Path
+from typing import Any
 
 from blendbus import eventloop
 
@@ -45,7 +46,8 @@ def package_of(frame: str) -> str:
     return path.split("/")[0].removesuffix(".py")
 
 
-async def profile(seconds: float, concurrency: int) -> dict[str, dict]:
+async def run(seconds: float, concurrency: int, top: int = 12) -> dict[str, Any]:
+    """CPU ms per call, package shares and the hottest functions of server, peer and client."""
     spy = shutil.which("py-spy")
     if spy is None:
         raise SystemExit("py-spy is not installed: pip install py-spy (it is in blendbus[test])")
@@ -53,33 +55,50 @@ async def profile(seconds: float, concurrency: int) -> dict[str, dict]:
         server, url = _procs.start_server(Path(tmp) / "state")
         peer = _procs.start_python_peer(url, "py-peer")
         pids = {"server": server.pid, "peer": peer.pid, "client": os.getpid()}
+        spies: list[subprocess.Popen] = []
+
+        def record() -> None:  # once every session is set up: the samples are the calls alone
+            spies.extend(subprocess.Popen([spy, "record", "--rate", "200", "--duration", str(max(1, int(seconds))),
+                                           "--format", "raw", "--output", str(Path(tmp) / f"{name}.txt"),
+                                           "--pid", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                         for name, pid in pids.items())
+
         try:
-            spies = [subprocess.Popen([spy, "record", "--rate", "200", "--duration", str(int(seconds + 1)),
-                                       "--format", "raw", "--output", str(Path(tmp) / f"{name}.txt"),
-                                       "--pid", str(pid)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                     for name, pid in pids.items()]
             load = await _procs.measure(url, "blender_test_noop", {"target_uuid": "py-peer"}, concurrency,
-                                        seconds, pids={"server": server.pid, "peer": peer.pid})
+                                        seconds, pids={"server": server.pid, "peer": peer.pid}, on_start=record)
             for proc in spies:
                 await asyncio.to_thread(proc.wait)
-            return {name: {"cpu_ms_per_call": load["cpu_ms_per_call"][name],
-                           "leaves": busy_samples(Path(tmp) / f"{name}.txt")} for name in pids}
+            out: dict[str, Any] = {"concurrency": concurrency, "processes": {}}
+            for name in pids:
+                leaves = busy_samples(Path(tmp) / f"{name}.txt")
+                total = sum(leaves.values()) or 1
+                packages: collections.Counter[str] = collections.Counter()
+                for leaf, count in leaves.items():
+                    packages[package_of(leaf)] += count
+                out["processes"][name] = {
+                    "cpu_ms_per_call": load["cpu_ms_per_call"][name],
+                    "packages": {pkg: n / total for pkg, n in packages.most_common(top)},
+                    "functions": {leaf: n / total for leaf, n in leaves.most_common(top)},
+                }
+            return out
         finally:
             _procs.stop(peer, server)
 
 
-def report(result: dict[str, dict], top: int) -> str:
-    lines = []
-    for name, data in result.items():
-        leaves = data["leaves"]
-        total = sum(leaves.values()) or 1
-        packages: collections.Counter[str] = collections.Counter()
-        for leaf, count in leaves.items():
-            packages[package_of(leaf)] += count
-        lines.append(f"\n### {name}: {data['cpu_ms_per_call']:.2f} CPU ms per call\n")
-        lines.append("by package: " + ", ".join(f"{pkg} {n / total:.0%}" for pkg, n in packages.most_common(top)))
-        lines.append("")
-        lines += [f"    {n / total:6.1%}  {leaf}" for leaf, n in leaves.most_common(top)]
+def table(result: dict[str, Any]) -> str:
+    """Per process: CPU ms per call and the packages its busy samples fall in."""
+    lines = ["| process | CPU ms per call | where its busy samples are (by package) |", "|---|---|---|"]
+    for name, data in result["processes"].items():
+        shares = ", ".join(f"{pkg} {share:.0%}" for pkg, share in data["packages"].items())
+        lines.append(f"| {name} | {data['cpu_ms_per_call']:.2f} | {shares} |")
+    return "\n".join(lines)
+
+
+def report(result: dict[str, Any]) -> str:
+    lines = [table(result)]
+    for name, data in result["processes"].items():
+        lines.append(f"\n{name}, hottest functions (share of busy samples):")
+        lines += [f"    {share:6.1%}  {leaf}" for leaf, share in data["functions"].items()]
     return "\n".join(lines)
 
 
@@ -89,7 +108,7 @@ def main() -> None:
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--top", type=int, default=12)
     args = parser.parse_args()
-    print(report(eventloop.run(profile(args.seconds, args.concurrency)), args.top))
+    print(report(eventloop.run(run(args.seconds, args.concurrency, args.top))))
 
 
 if __name__ == "__main__":
