@@ -283,3 +283,27 @@ async def test_a_restarted_peer_with_the_same_uuid_fails_the_old_ones_jobs(blend
     assert env["status"] == p.LOST and "restarted" in env["error"]
     hub.register_peer("local", "same", instance="second-process")  # a reconnect of the same process
     assert hub.store.get("local", env["job_id"]).status == p.LOST
+
+
+async def test_small_replies_ride_on_polls_and_large_ones_travel_alone(blendbus_server, blendbus_peer_factory,
+                                                                      blendbus_client, monkeypatch):
+    carried, alone = [], []
+    poll, update = blendbus_server.builtin["blender_poll_jobs"], blendbus_server.builtin["blender_job_update"]
+    poll_fn, update_fn = poll.fn, update.fn
+
+    async def counting_poll(call, a):
+        carried.extend(r["job_id"] for r in a.get("replies", []))
+        return await poll_fn(call, a)
+
+    async def counting_update(call, a):
+        alone.append(a["job_id"])
+        return await update_fn(call, a)
+
+    monkeypatch.setattr(poll, "fn", counting_poll)
+    monkeypatch.setattr(update, "fn", counting_update)
+    await blendbus_peer_factory()
+    small = await call_envelope(blendbus_client, "blender_test_size", {"nbytes": 100})
+    large = await call_envelope(blendbus_client, "blender_test_size", {"nbytes": 200_000})
+    assert small["status"] == large["status"] == p.COMPLETED and len(large["result"]) == 200_000
+    assert small["job_id"] in carried and small["job_id"] not in alone
+    assert large["job_id"] in alone and large["job_id"] not in carried
