@@ -185,8 +185,8 @@ per call, and the packages its busy samples fall in:
         for run in results["profile"]:
             parts.append(f"\nConcurrency {run['concurrency']}:\n\n{profile.table(run)}\n")
         parts.append("""
-blendbus's own code (`blendbus` on the server, `addon` in the peer) is a small share; the rest is
-the MCP SDK and the libraries under it: anyio's task and cancel-scope machinery on every request,
+blendbus's own code (`blendbus` on the server, `addon` in the peer) is at most about a sixth of
+any process's samples; the rest is the MCP SDK and the libraries under it: anyio's task and cancel-scope machinery on every request,
 pydantic models for every JSON-RPC message, uvicorn/starlette and httpx/httpcore/h11 for HTTP,
 jsonschema for the client's output-schema check. That is what bounds the two targets missed:
 
