@@ -68,6 +68,15 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
     return out
 
 
+def ceiling(results: dict[str, Any]) -> str:
+    """The calls/s two cores allow at the CPU cost the round trip measured at concurrency 64."""
+    row = next((r for r in results.get("roundtrip", []) if r["peer"] == "python" and r["concurrency"] == 64), None)
+    if row is None:
+        return ""
+    per_call = sum(row["noop"]["cpu_ms_per_call"].values())
+    return f": {per_call:.2f} ms in this run, so at most {2000 / per_call:,.0f} calls/s"
+
+
 def payload_curve(rows: list[dict[str, Any]]) -> str:
     """How time grows with size, in words, from the two largest sizes of each mode."""
     sentences = []
@@ -184,16 +193,16 @@ per call, and the packages its busy samples fall in:
 """)
         for run in results["profile"]:
             parts.append(f"\nConcurrency {run['concurrency']}:\n\n{profile.table(run)}\n")
-        parts.append("""
+        parts.append(f"""
 blendbus's own code (`blendbus` on the server, `addon` in the peer) is at most about a sixth of
 any process's samples; the rest is the MCP SDK and the libraries under it: anyio's task and cancel-scope machinery on every request,
 pydantic models for every JSON-RPC message, uvicorn/starlette and httpx/httpcore/h11 for HTTP,
-jsonschema for the client's output-schema check. That is what bounds the two targets missed:
+jsonschema for the client's output-schema check. That is what bounds the two round-trip targets:
 
 - **Calls per second at concurrency 64.** Server, peer and client share two cores, so the most this
   machine can do is 2,000 ms of CPU per second divided by the CPU milliseconds one call costs in
-  all three processes (the round-trip table's last column): about 1.9 ms, so at most about 1,050
-  calls/s with every core busy, less with three processes taking turns. The client's own share is
+  all three processes (the round-trip table's last column){ceiling(results)}, with every core
+  busy; less with three processes taking turns. The client's own share is
   the official MCP client; the server's is mostly the SDK's per-request work, paid twice per
   dispatched call against once for the floor.
 - **The concurrency-1 ratio.** A dispatched call is the caller's request, the peer's poll answered
