@@ -17,6 +17,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -48,7 +49,9 @@ def package_of(frame: str) -> str:
 
 async def run(seconds: float, concurrency: int, top: int = 12) -> dict[str, Any]:
     """CPU ms per call, package shares and the hottest functions of server, peer and client."""
-    spy = shutil.which("py-spy")
+    # Beside this interpreter first: a virtualenv's bin need not be on PATH.
+    beside = Path(sys.executable).with_name("py-spy")
+    spy = str(beside) if beside.exists() else shutil.which("py-spy")
     if spy is None:
         raise SystemExit("py-spy is not installed: pip install py-spy (it is in blendbus[test])")
     with tempfile.TemporaryDirectory() as tmp:
