@@ -9,6 +9,7 @@ that persists with the rest.
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from contextlib import contextmanager
 from pathlib import Path
@@ -19,6 +20,7 @@ import bpy
 from blendbus.client import connect as http_connect
 
 from . import handler_sync
+from .declarations import Declarations
 from .peer import PeerCore
 from .transport import TransportThread
 
@@ -28,33 +30,13 @@ DRAIN_BUDGET_S = 0.02
 IDLE_INTERVALS = (0.0, 0.005, 0.01, 0.02, 0.05)
 """Timer intervals while idle: immediate after work, backing off to 50 ms (docs/peer-protocol.md)."""
 
-CORE_PREFERENCES = [
-    {"key": "allow_code_execution", "type": "bool", "default": False, "secret": False, "choices": [],
-     "description": "Let LLMs run arbitrary Python in this Blender"},
-    {"key": "accept_plugin_handlers_from_server", "type": "bool", "default": False, "secret": False, "choices": [],
-     "description": "Load plugin handler packages the server sends (sha256-verified)"},
-]
-
-
 def prop_name(key: str) -> str:
     return key.replace(".", "__")
 
 
 def declared_preferences() -> list[dict[str, Any]]:
-    """Preference declarations known when the addon registers.
-
-    From `preferences.json` in a built extension (written by `blendbus addon build`), else from the
-    plugins installed in this Python (the headless peer), else the core's own.
-    """
-    bundled = Path(__file__).with_name("preferences.json")
-    if bundled.exists():
-        return json.loads(bundled.read_text())
-    try:
-        from blendbus.plugins import load_plugins
-
-        return [p.wire() for p in load_plugins().preferences.values()]
-    except Exception:  # noqa: BLE001 - a broken plugin must not stop the addon from registering
-        return CORE_PREFERENCES
+    """Preference declarations known when the addon registers: this peer's own (declarations.py)."""
+    return Declarations.load().preferences
 
 
 def bind_bundled_handlers() -> list[str]:
@@ -144,6 +126,9 @@ class BlenderRuntime:
                 return _decode(item.value)
         return self.defaults.get(key)
 
+    def blend_dir(self) -> str | None:
+        return os.path.dirname(bpy.data.filepath) if bpy.data.filepath else None
+
     @contextmanager
     def undo_step(self, label: str) -> Iterator[None]:
         # bpy.ops called from Python push no undo steps of their own, so one push after the
@@ -195,11 +180,15 @@ class _State:
     idle_step = 0
 
 
-def new_core(server: str, token: str | None, uuid: str, handler_root: Path | None = None) -> PeerCore:
+def new_core(server: str, token: str | None, uuid: str, state_dir: Path | None = None) -> PeerCore:
+    """A peer on this Blender; its synced handlers and default output folder live under `state_dir`
+    (default: blendbus's folder in Blender's user data)."""
+    state_dir = state_dir or Path(bpy.utils.user_resource("DATAFILES", path="blendbus"))
     return PeerCore(
         lambda: http_connect(server, token or None),
         uuid=uuid, runtime=BlenderRuntime(), blender_version=bpy.app.version_string,
-        capabilities={"background": bool(bpy.app.background)}, handler_root=handler_root,
+        capabilities={"background": bool(bpy.app.background)}, handler_root=state_dir / "handlers",
+        output_root=state_dir / "output" / uuid,
     )
 
 

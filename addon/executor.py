@@ -22,20 +22,22 @@ import jsonschema
 from blendbus import protocol as p
 
 from . import scripts
+from .declarations import CommandTable, Declarations, in_package
 from .jobqueue import Background, Job
-
-CODE_GATE = "allow_code_execution"
 
 
 class Runtime(Protocol):
     defaults: dict[str, Any]
-    """Declared defaults, learnt from the server on registration."""
+    """Preference defaults: this peer's own declarations, plus the server's for keys only it declares."""
 
     def setting(self, key: str) -> Any:
         """The value of an addon preference (`None` if unknown)."""
 
     def undo_step(self, label: str) -> AbstractContextManager[Any]:
         """Wrap one command so Ctrl-Z reverts it in one step."""
+
+    def blend_dir(self) -> str | None:
+        """The folder of the open .blend file (what `//` means), None while it is unsaved."""
 
 
 class PlainRuntime:
@@ -50,6 +52,9 @@ class PlainRuntime:
 
     def undo_step(self, label: str) -> AbstractContextManager[Any]:
         return nullcontext()
+
+    def blend_dir(self) -> str | None:
+        return None
 
 
 @dataclass
@@ -112,23 +117,34 @@ def _param_error(cmd: str, err: jsonschema.ValidationError) -> str:
 
 
 class Executor:
-    def __init__(self, runtime: Runtime, *, max_result_bytes: int = 64 * 1024 * 1024) -> None:
+    def __init__(self, runtime: Runtime, declarations: Declarations, *,
+                 max_result_bytes: int = 64 * 1024 * 1024) -> None:
         self.runtime = runtime
+        self.declarations = declarations
         self.max_result_bytes = max_result_bytes
-        self.commands: dict[str, dict[str, Any]] = {}
+        self.table = CommandTable(dict(declarations.commands))
+        self.synced: set[str] = set()
+        """Handler packages this peer accepted from the server (live sync)."""
         self._validators: dict[str, jsonschema.Draft202012Validator] = {}
         self._handlers: dict[str, Callable[..., Any]] = {}
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="blendbus-background")
 
+    @property
+    def commands(self) -> dict[str, dict[str, Any]]:
+        return self.table.commands
+
     def set_commands(self, wires: list[dict[str, Any]]) -> None:
-        """Install the command table the server sent on registration."""
-        self.commands = {w["name"]: w for w in wires}
+        """Weigh the command table the server sent on registration against this peer's own."""
+        self.table = CommandTable.build(self.declarations, wires, self.synced)
         self._validators.clear()
         self._handlers.clear()
 
     def handler(self, ref: str) -> Callable[..., Any]:
+        """The function behind 'pkg.module:fn', imported only from a handler package this peer holds."""
         fn = self._handlers.get(ref)
         if fn is None:
+            if not in_package(ref, self.declarations.packages | self.synced):
+                raise PermissionError(f"handler {ref} is outside the handler packages this peer holds; refused")
             module, _, name = ref.partition(":")
             fn = self._handlers[ref] = getattr(importlib.import_module(module), name)
         return fn
@@ -155,7 +171,7 @@ class Executor:
                 f" (Preferences > Add-ons > blendbus, or `blendbus peer --set {gate}=true`)")
 
     def _run_script(self, payload: dict[str, Any], job: Job) -> Reply:
-        closed = self._gate_closed(CODE_GATE, "running scripts (job_dispatch)")
+        closed = self._gate_closed(p.CODE_GATE, "running scripts (job_dispatch)")
         if closed:
             return Reply(job.job_id, p.FAILED, error=closed)
         script = payload.get("script")
@@ -172,7 +188,8 @@ class Executor:
         name = payload.get("command", "")
         cmd = self.commands.get(name)
         if cmd is None:
-            return Reply(job.job_id, p.FAILED, error=f"this peer has no command {name!r}; is the plugin loaded?")
+            return Reply(job.job_id, p.FAILED, error=self.table.refused.get(
+                name, f"this peer has no command {name!r}; is the plugin loaded?"))
         closed = self._gate_closed(cmd.get("gate"), f"command {name!r}")
         if closed:
             return Reply(job.job_id, p.FAILED, error=closed)
@@ -185,10 +202,12 @@ class Executor:
             return Reply(job.job_id, p.FAILED, error="; ".join(_param_error(name, e) for e in errors[:5]))
         try:
             fn = self.handler(cmd["handler"])
+        except PermissionError as exc:
+            return Reply(job.job_id, p.FAILED, error=str(exc))
         except ImportError as exc:
             return Reply(job.job_id, p.FAILED, error=(
                 f"handler {cmd['handler']} is not available on this peer ({exc}); install the plugin next to"
-                " Blender, or enable 'accept_plugin_handlers_from_server' so the server can send it"))
+                f" Blender, or enable '{p.ACCEPT_HANDLERS_GATE}' so the server can send it"))
         except AttributeError:
             return Reply(job.job_id, p.FAILED, error=(
                 f"the installed plugin has no handler {cmd['handler']}: this version does not implement"

@@ -60,7 +60,7 @@ def main(*, server: str, token: str | None, uuid: str | None, settings: dict[str
             print(f"blendbus peer: --set {key}: {exc}", file=sys.stderr)
             return 2
     uuid = uuid or remembered_uuid(state_dir)
-    core = blender.new_core(server, token, uuid, handler_root=state_dir / "handlers")
+    core = blender.new_core(server, token, uuid, state_dir)
     blender.start(core)
 
     stopping = threading.Event()

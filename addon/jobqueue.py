@@ -16,6 +16,8 @@ from typing import Any
 
 from blendbus import protocol as p
 
+from .paths import OutputFolder
+
 
 @dataclass(frozen=True)
 class Background:
@@ -34,12 +36,21 @@ class Job:
         job_id: str,
         report: Callable[[str, float | None, str | None], None] | None = None,
         settings: Callable[[str], Any] | None = None,
+        outputs: OutputFolder | None = None,
     ) -> None:
         self.job_id = job_id
         self.cancelled = False
         self.started = time.monotonic()
         self._report = report
         self._settings = settings
+        self._outputs = outputs
+
+    @property
+    def outputs(self) -> OutputFolder:
+        """The peer's output folder: resolve every path an LLM passed through it (paths.py)."""
+        if self._outputs is None:
+            raise RuntimeError("this job has no output folder (a peer always gives one)")
+        return self._outputs
 
     def background(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Background:
         """Yield this from a handler to run `fn` off Blender's main thread (network, disk, decoding).

@@ -17,13 +17,26 @@ from typing import Any
 
 from blendbus import __version__
 from blendbus import protocol as p
+from blendbus.sync import ADDON_PACKAGE
 
 from . import handler_sync
+from .declarations import Declarations
 from .executor import Executor, Pending, Reply, Runtime
 from .jobqueue import Job, JobQueue
+from .paths import OutputFolder
 from .transport import Connector, PeerLink
 
 log = logging.getLogger("blendbus.peer")
+
+
+def local_inventory(declarations: Declarations) -> dict[str, dict[str, Any]]:
+    """The plugin handler packages this peer holds, as reported on registration."""
+    inventory = {}
+    for package in sorted(declarations.packages):
+        sha = handler_sync.local_sha(package) if package != ADDON_PACKAGE else None
+        if sha is not None:
+            inventory[package] = {"package": package, "sha256": sha, "source": "local"}
+    return inventory
 
 
 @dataclass
@@ -46,14 +59,20 @@ class PeerCore:
         capabilities: dict[str, Any] | None = None,
         handler_root: Path | None = None,
         poll_wait_s: float = p.POLL_WAIT_S,
+        declarations: Declarations | None = None,
+        output_root: Path | None = None,
     ) -> None:
         self.runtime = runtime
         self.queue = JobQueue()
-        self.executor = Executor(runtime)
+        declarations = declarations or Declarations.load()
+        runtime.defaults = {**runtime.defaults, **declarations.defaults}
+        self.executor = Executor(runtime, declarations)
         self.client_type, self.blender_version = client_type, blender_version
         self.capabilities = capabilities or {}
         self.handler_root = handler_root or Path(tempfile.mkdtemp(prefix="blendbus-handlers-"))
-        self.inventory: dict[str, dict[str, Any]] = {}
+        default_output = output_root or Path(tempfile.gettempdir()) / "blendbus-output" / uuid
+        self.outputs = OutputFolder(lambda: self.runtime.setting(p.OUTPUT_DIR) or default_output, runtime.blend_dir)
+        self.inventory: dict[str, dict[str, Any]] = local_inventory(declarations)
         self.preferences: list[dict[str, Any]] = []
         self.sync_errors: dict[str, str] = {}
         self.recent: deque[RecentJob] = deque(maxlen=20)
@@ -86,27 +105,34 @@ class PeerCore:
     async def _registered(self, client: Any, response: dict[str, Any]) -> None:
         from blendbus.client import call
 
-        self.executor.set_commands(response.get("commands", []))
         self.executor.max_result_bytes = int(response.get("max_result_bytes", self.executor.max_result_bytes))
         self.preferences = response.get("preferences", [])
-        self.runtime.defaults = {d["key"]: d["default"] for d in self.preferences}
+        local = self.executor.declarations
+        # The server's defaults only fill keys this peer does not declare (a synced plugin's settings).
+        self.runtime.defaults = {**{d["key"]: d["default"] for d in self.preferences}, **local.defaults}
         for entry in response.get("packages", []):
-            name = entry["package"]
-            have = handler_sync.local_sha(name)
-            if have == entry["sha256"]:
-                self.inventory[name] = {**entry, "source": "local"}
+            name, sha = entry.get("package"), entry.get("sha256")
+            problem = handler_sync.check_entry(name, sha)
+            if problem:
+                self.sync_errors[str(name)[:80]] = problem
                 continue
-            if self.runtime.setting(handler_sync.ACCEPT_GATE) is not True:
+            if name in local.packages:
+                have = handler_sync.local_sha(name)
+            else:  # never look a name the server chose up among this Python's installed packages
+                have = self.inventory.get(name, {}).get("sha256")
+            if have == sha:
+                self.inventory[name] = {**entry, "source": self.inventory.get(name, {}).get("source", "local")}
+                continue
+            if self.runtime.setting(p.ACCEPT_HANDLERS_GATE) is not True:
                 self.sync_errors[name] = (
-                    f"{'outdated' if have else 'missing'}; enable '{handler_sync.ACCEPT_GATE}' to receive it")
-                if have:
-                    self.inventory[name] = {"package": name, "sha256": have, "source": "local (outdated)"}
+                    f"{'outdated' if have else 'missing'}; enable '{p.ACCEPT_HANDLERS_GATE}' to receive it")
                 continue
             try:
                 source = await call(client, "blender_fetch_handler_package",
                                     {"client_uuid": self.uuid, "peer_token": self.link.token, "package": name})
-                handler_sync.install(source, self.handler_root)
+                handler_sync.install({**source, "package": name, "sha256": sha}, self.handler_root)
                 self.inventory[name] = {**entry, "source": "synced"}
+                self.executor.synced.add(name)
                 self.sync_errors.pop(name, None)
                 log.info("blendbus peer %s: loaded handler package %s %s from the server", self.uuid, name,
                          entry.get("version"))
@@ -121,7 +147,7 @@ class PeerCore:
         finished later by `resume_ready`, unless `wait` (a caller that is not Blender's main
         thread may simply block).
         """
-        job = Job(payload.get("job_id", ""), self.link.progress, self.runtime.setting)
+        job = Job(payload.get("job_id", ""), self.link.progress, self.runtime.setting, self.outputs)
         self.queue.started(job)
         outcome = self.executor.run(payload, job)
         while wait and isinstance(outcome, Pending):

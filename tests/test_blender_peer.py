@@ -77,11 +77,12 @@ async def test_live_handler_sync_to_a_peer_that_lacks_the_plugin(tmp_path, monke
 
     server = make_server([("syncplug", syncplug)], state_dir=tmp_path / "state", limits=blendbus_limits)
     async with serve_http(server) as url:
-        async with blender_peer(server, url, tmp_path, uuid="refuses"):
+        async with blender_peer(server, url, tmp_path, uuid="refuses", declare=False):
             async with connect(url) as client:
                 env = await call_envelope(client, "blender_synced_hello", {"target_uuid": "refuses"})
                 assert env["status"] == p.FAILED and "accept_plugin_handlers_from_server" in env["error"]
-        async with blender_peer(server, url, tmp_path, "accept_plugin_handlers_from_server=true", uuid="accepts"):
+        async with blender_peer(server, url, tmp_path, "accept_plugin_handlers_from_server=true", uuid="accepts",
+                                declare=False):
             async with connect(url) as client:
                 env = await call_envelope(client, "blender_synced_hello", {"target_uuid": "accepts"})
                 assert env["status"] == p.COMPLETED and env["result"] == {"greeting": "hello world", "blender": "5.0.1"}

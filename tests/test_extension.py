@@ -37,7 +37,7 @@ GUI_PEER = textwrap.dedent('''
     name = "bl_ext.user_default.blendbus"
     prefs = bpy.context.preferences.addons[name].preferences
     prefs.server_url, prefs.allow_code_execution, prefs.client_uuid = sys.argv[3], True, "gui-peer"
-    assert hasattr(prefs, "polyhaven__enabled")  # plugin preferences from the zip's preferences.json
+    assert hasattr(prefs, "polyhaven__enabled")  # plugin preferences from the zip's declarations.json
     bpy.ops.blendbus.connect()
     blender = sys.modules[name + ".blender"]
     stop = sys.argv[4]

@@ -9,6 +9,7 @@ from pydantic import BaseModel, Field
 
 from .command import Command, Preference
 from .hookspecs import hookimpl
+from .protocol import ACCEPT_HANDLERS_GATE, CODE_GATE, OUTPUT_DIR
 
 
 class ExecuteCode(BaseModel):
@@ -18,12 +19,17 @@ class ExecuteCode(BaseModel):
 @hookimpl
 def register_preferences(register: Callable[[Preference], None]) -> None:
     register(Preference(
-        "allow_code_execution", "bool", False,
+        CODE_GATE, "bool", False,
         "Let LLMs run arbitrary Python in this Blender (blender_execute_code, blender_send_message scripts).",
     ))
     register(Preference(
-        "accept_plugin_handlers_from_server", "bool", False,
+        ACCEPT_HANDLERS_GATE, "bool", False,
         "Load plugin handler packages the server sends (verified by sha256) when this Blender lacks them.",
+    ))
+    register(Preference(
+        OUTPUT_DIR, "str", "",
+        "The folder for files LLMs name (screenshots, renders, exports, input images); every such path must"
+        " resolve inside it. Empty: a per-peer folder under the peer's state dir.",
     ))
 
 
@@ -35,7 +41,7 @@ def register_commands(register: Callable[[Command], None]) -> None:
         " bpy, bmesh and mathutils are imported. One call is one undo step.",
         params=ExecuteCode,
         handler="blendbus_addon.handlers:execute_code",
-        gate="allow_code_execution",
+        gate=CODE_GATE,
         timeout=60.0,
         annotations={"destructive": True, "open_world": False},
         undo=True,

@@ -25,6 +25,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--embedded-blender", action="store_true", help="start a headless Blender peer beside the server")
     serve.add_argument("--embedded-set", action="append", default=[], metavar="KEY=VALUE",
                        help="a preference for the embedded peer (repeatable)")
+    serve.add_argument("--allowed-hosts", type=_names, default=[], metavar="H1,H2",
+                       help="Host header values to accept besides loopback and the bound host (name or name:port)")
+    serve.add_argument("--allowed-origins", type=_names, default=[], metavar="O1,O2",
+                       help="Origin header values to accept, e.g. https://studio.example:8443 (default: none)")
     serve.add_argument("--text-result-max-bytes", type=int, metavar="N",
                        help="send results over N bytes only as structuredContent, not repeated as JSON text")
 
@@ -37,6 +41,8 @@ def _parser() -> argparse.ArgumentParser:
     peer.add_argument("--set", dest="settings", action="append", default=[], metavar="KEY=VALUE",
                       help="set an addon preference, e.g. allow_code_execution=true (repeatable)")
     peer.add_argument("--blend", type=Path, help="open this .blend file first")
+    peer.add_argument("--plugin", dest="plugins", action="append", default=[], metavar="NAME=MODULE",
+                      help="also declare this plugin module, installed or not (a plugin under development)")
     peer.add_argument("--state-dir", type=Path, help="where the peer keeps its uuid and synced handlers")
 
     addon = sub.add_parser("addon", help="the Blender extension")
@@ -74,6 +80,10 @@ def main(argv: list[str] | None = None) -> int:
     return verbs[args.verb](args)
 
 
+def _names(text: str) -> list[str]:
+    return [name.strip() for name in text.split(",") if name.strip()]
+
+
 def _serve(args: argparse.Namespace) -> int:
     from . import eventloop
     from .app import ServeOptions, default_state_dir, serve
@@ -83,6 +93,7 @@ def _serve(args: argparse.Namespace) -> int:
         host=args.host, port=args.port, stdio=args.stdio, tokens=args.tokens,
         state_dir=args.state_dir or default_state_dir(), embedded_blender=args.embedded_blender,
         embedded_settings=args.embedded_set, limits=Limits(text_result_max_bytes=args.text_result_max_bytes),
+        allowed_hosts=args.allowed_hosts, allowed_origins=args.allowed_origins,
     )
     try:
         eventloop.run(serve(opts))
@@ -107,6 +118,15 @@ def _peer(args: argparse.Namespace) -> int:
             return 2
         settings[key.strip()] = value
     os.environ.setdefault("BLENDER_USER_RESOURCES", str(state_dir / "blender-user"))
+    if args.plugins:
+        from blendbus_addon.declarations import PEER_PLUGINS_ENV, extra_plugins
+
+        os.environ[PEER_PLUGINS_ENV] = ",".join(args.plugins)
+        try:
+            extra_plugins(os.environ[PEER_PLUGINS_ENV])
+        except (ValueError, ImportError) as exc:
+            print(f"blendbus peer: --plugin: {exc}", file=sys.stderr)
+            return 2
     try:
         from blendbus_addon import headless
     except ImportError as exc:

@@ -1,7 +1,7 @@
 """`blendbus addon build`: the installable Blender extension zip.
 
-The zip holds the addon, `preferences.json` (every declared preference, so the GUI can show them
-before the first connection), each loaded plugin's addon-side package under `plugin_handlers/`, and the
+The zip holds the addon, `declarations.json` (every bundled plugin's commands and preferences: the
+peer runs only what it declares itself, and the GUI shows the preferences before the first connection), each loaded plugin's addon-side package under `plugin_handlers/`, and the
 wheels the addon imports (blendbus's own modules, mcp and its dependencies) listed in the
 manifest's `wheels`. Wheels are rebuilt from what is installed here — nothing is downloaded — so a
 zip targets this machine's platform; build on each platform you ship to.
@@ -22,6 +22,8 @@ from importlib import metadata
 from pathlib import Path
 
 from packaging.requirements import Requirement
+
+from blendbus_addon.declarations import Declarations
 
 from . import __version__
 from .plugins import PluginSet, load_plugins
@@ -182,7 +184,7 @@ def build(out: Path, *, target_platform: str | None = None, plugins: PluginSet |
             if rel != "blender_manifest.toml":
                 zf.writestr(rel, data)
         zf.writestr("blender_manifest.toml", manifest)
-        zf.writestr("preferences.json", json.dumps([p.wire() for p in plugins.preferences.values()], indent=1))
+        zf.writestr("declarations.json", Declarations.of(plugins).to_json())
         zf.writestr("plugin_handlers/manifest.json", json.dumps(sorted(vendored), indent=1))
         for package, files in vendored.items():
             for rel, data in files.items():

@@ -6,10 +6,19 @@ place. The module is stdlib-only on purpose: it ships inside the Blender extensi
 
 from __future__ import annotations
 
+import binascii
 import secrets
 from typing import Any, Final
 
 TOOL_PREFIX: Final = "blender_"
+
+# The core's two gates: addon preferences declared by the built-in plugin, read by the peer.
+CODE_GATE: Final = "allow_code_execution"
+"""Lets LLMs run arbitrary Python in this Blender (blender_execute_code, job_dispatch scripts)."""
+ACCEPT_HANDLERS_GATE: Final = "accept_plugin_handlers_from_server"
+"""Lets the peer load plugin handler packages the server sends (live sync)."""
+OUTPUT_DIR: Final = "output_dir"
+"""The peer's output folder: every path an LLM passes must resolve inside it (empty: the default)."""
 
 # Payload kinds a peer receives from `blender_poll_jobs`.
 COMMAND_DISPATCH: Final = "command_dispatch"
@@ -112,6 +121,31 @@ ENVELOPE_SCHEMA: Final[dict[str, Any]] = {
     },
     "required": ["status", "command", "target_uuid", "job_id", "result", "error"],
 }
+
+
+IMAGES_KEY: Final = "_images"
+"""A handler result's list of images, sent to the LLM as MCP image content: [{data, mime_type}]."""
+IMAGE_MIME_TYPES: Final = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
+
+
+def image_problem(result: Any) -> str | None:
+    """Why a result's images cannot be shown (None if they can, or if it has none). Checked before a
+    peer's reply is stored, so a bad one fails its job instead of breaking every later read."""
+    if not isinstance(result, dict) or IMAGES_KEY not in result:
+        return None
+    images = result[IMAGES_KEY]
+    if not isinstance(images, list):
+        return f"{IMAGES_KEY} must be a list of {{data, mime_type}} objects"
+    for i, image in enumerate(images):
+        if not isinstance(image, dict) or not isinstance(image.get("data"), str):
+            return f"{IMAGES_KEY}[{i}] needs a base64 'data' string"
+        if image.get("mime_type", "image/png") not in IMAGE_MIME_TYPES:
+            return f"{IMAGES_KEY}[{i}] has mime_type {str(image.get('mime_type'))[:40]!r}; use one of {sorted(IMAGE_MIME_TYPES)}"
+        try:
+            binascii.a2b_base64(image["data"], strict_mode=True)
+        except (binascii.Error, ValueError):
+            return f"{IMAGES_KEY}[{i}] data is not valid base64"
+    return None
 
 
 def ack_key(payload: dict[str, Any]) -> str:

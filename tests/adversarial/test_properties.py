@@ -8,6 +8,7 @@ from hypothesis import strategies as st
 from blendbus import protocol as p
 from blendbus.testing import make_server
 from blendbus.testing import plugin as testing_plugin
+from blendbus_addon.declarations import Declarations
 from blendbus_addon.executor import Executor, PlainRuntime
 from blendbus_addon.jobqueue import Job
 
@@ -27,7 +28,7 @@ def test_validation_answers_every_input_with_none_or_a_message(tool, arguments):
     assert verdict is None or (isinstance(verdict, str) and tool in verdict)
 
 
-EXECUTOR = Executor(PlainRuntime({"allow_code_execution": False}))
+EXECUTOR = Executor(PlainRuntime({"allow_code_execution": False}), Declarations.of(SERVER.plugins))
 EXECUTOR.set_commands([c.wire() for c in SERVER.plugins.commands.values()])
 
 

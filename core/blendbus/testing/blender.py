@@ -19,10 +19,17 @@ needs_bpy = pytest.mark.skipif(importlib.util.find_spec("bpy") is None,
 
 @asynccontextmanager
 async def blender_peer(server, url: str, tmp_path: Path, *settings: str, uuid: str = "bpy-peer",
-                       env: dict[str, str] | None = None, blend: Path | None = None) -> AsyncIterator[subprocess.Popen]:
-    """`blendbus peer` with `settings` ("key=value") joined to `server` at `url`; yields the process."""
+                       env: dict[str, str] | None = None, blend: Path | None = None,
+                       declare: bool = True) -> AsyncIterator[subprocess.Popen]:
+    """`blendbus peer` with `settings` ("key=value") joined to `server` at `url`; yields the process.
+
+    With `declare`, the peer declares what `server` declares: plugins the server has but that are
+    not installed (a test's extra plugins) are passed to it with `--plugin`."""
     cmd = [sys.executable, "-m", "blendbus", "peer", "--server", url, "--uuid", uuid,
            "--state-dir", str(tmp_path / f"peer-{uuid}")]
+    for info in server.plugins.plugins if declare else []:
+        if info.distribution is None and info.module is not None and not info.error:
+            cmd += ["--plugin", f"{info.name}={info.module.__name__}"]
     if blend is not None:
         cmd += ["--blend", str(blend)]
     for item in settings:

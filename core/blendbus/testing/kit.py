@@ -46,23 +46,20 @@ async def call_envelope(client: Client, tool: str, arguments: dict[str, Any] | N
 
 @asynccontextmanager
 async def serve_http(
-    server: BlendbusServer, *, tokens: dict[str, Any] | None = None, port: int = 0
+    server: BlendbusServer, *, tokens: dict[str, Any] | None = None, port: int = 0,
+    origins: list[str] | None = None,
 ) -> AsyncIterator[str]:
-    """Serve `server` over real streamable HTTP on 127.0.0.1; yields the /mcp URL."""
+    """Serve `server` over real streamable HTTP on 127.0.0.1, as `blendbus serve` does; yields the /mcp URL."""
     import asyncio
-    import socket
 
     import uvicorn
 
-    from ..app import build_app
+    from ..app import build_app, listening_socket, uvicorn_config
     from ..auth import TokenTable
 
-    app = build_app(server, "127.0.0.1", TokenTable(tokens) if tokens is not None else None)
-    sock = socket.socket()
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # as `blendbus serve` does (see app.py)
-    sock.bind(("127.0.0.1", port))
-    web = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1))
+    app = build_app(server, "127.0.0.1", TokenTable(tokens) if tokens is not None else None, origins=origins)
+    sock = listening_socket("127.0.0.1", port)
+    web = uvicorn.Server(uvicorn_config(app, server.hub.limits, graceful_s=1))
     task = asyncio.ensure_future(web.serve(sockets=[sock]))
     while not web.started:
         if task.done():

@@ -1,6 +1,7 @@
 """The Python test peer: the addon's real transport, queue and executor, without Blender.
 
-Handlers run in worker threads, `concurrency` at a time; preferences come from a dict.
+Handlers run in worker threads, `concurrency` at a time; preferences come from a dict. The peer
+declares the installed plugins and the test plugin (`plugin.py`), or the `plugins` it is given.
 """
 
 from __future__ import annotations
@@ -9,10 +10,18 @@ import asyncio
 import secrets
 from typing import Any
 
+from blendbus.plugins import PluginSet, load_plugins
 from blendbus.protocol import POLL_WAIT_S
+from blendbus_addon.declarations import Declarations
 from blendbus_addon.executor import PlainRuntime
 from blendbus_addon.peer import PeerCore
 from blendbus_addon.transport import Connector
+
+
+def _installed_and_testing() -> PluginSet:
+    from . import plugin
+
+    return load_plugins(extra=[("testing", plugin)])
 
 
 class PythonPeer:
@@ -24,11 +33,13 @@ class PythonPeer:
         settings: dict[str, Any] | None = None,
         concurrency: int = 8,
         poll_wait_s: float = POLL_WAIT_S,
+        plugins: PluginSet | None = None,
     ) -> None:
         self.runtime = PlainRuntime({"allow_code_execution": True, **(settings or {})})
         self.core = PeerCore(
             connect, uuid=uuid or "py-" + secrets.token_hex(4), runtime=self.runtime,
             capabilities={"python_test_peer": True}, poll_wait_s=poll_wait_s,
+            declarations=Declarations.of(plugins or _installed_and_testing()),
         )
         self.concurrency = concurrency
         self._offered = asyncio.Event()

@@ -66,6 +66,7 @@ async def blendbus_peer_factory(blendbus_server: BlendbusServer) -> AsyncIterato
 
     async def start(**kw: Any) -> PythonPeer:
         mode = kw.pop("mode", "auto")
+        kw.setdefault("plugins", blendbus_server.plugins)  # the test peer holds what the server declares
         peer = await PythonPeer(in_memory(blendbus_server, mode), **kw).start()
         peers.append(peer)
         return peer

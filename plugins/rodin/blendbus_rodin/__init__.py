@@ -31,7 +31,8 @@ class ViaText(Generation):
 
 class ViaImages(Generation):
     input_image_paths: list[str] | None = Field(default=None, min_length=1, max_length=5,
-                                                description="Image files on the Blender machine (MAIN_SITE mode)")
+                                                description="PNG, JPEG or WebP files in the Blender peer's output"
+                                                " folder, such as 'refs/chair.png' (MAIN_SITE mode)")
     input_image_urls: list[str] | None = Field(default=None, min_length=1, max_length=5,
                                                description="Image URLs (FAL_AI mode)")
 
@@ -72,8 +73,8 @@ def register_commands(register: Callable[[Command], None]) -> None:
                      " ids to poll and import with (or waits and imports, with wait_and_import_as).",
                      f"{HANDLERS}:generate_via_text", params=ViaText, gate=GATE, annotations=open_world, timeout=900,
                      undo=True))
-    register(Command("generate_hyper3d_model_via_images", "Start a Rodin generation from images: files on the"
-                     " Blender machine in MAIN_SITE mode, URLs in FAL_AI mode.", f"{HANDLERS}:generate_via_images",
+    register(Command("generate_hyper3d_model_via_images", "Start a Rodin generation from images: files in the"
+                     " Blender peer's output folder in MAIN_SITE mode, URLs in FAL_AI mode.", f"{HANDLERS}:generate_via_images",
                      params=ViaImages, gate=GATE, annotations=open_world, timeout=900, undo=True))
     register(Command("poll_rodin_job_status", "Status of a Rodin generation: queued, generating, done or failed.",
                      f"{HANDLERS}:poll_job_status", params=Poll, gate=GATE,

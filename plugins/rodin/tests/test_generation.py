@@ -116,6 +116,7 @@ def fake(assets, request):
 def settings(request, mode: str, key: str = KEY) -> list[str]:
     base = request.node.fake_url
     return ["allow_code_execution=true", "rodin.enabled=true", f"rodin.mode={mode}", f"rodin.api_key={key}",
+            f"output_dir={request.getfixturevalue('assets')}",
             f"rodin.api_url={base}/api/v2", f"rodin.fal_url={base}/fal", "rodin.poll_interval_s=0.05"]
 
 
@@ -143,14 +144,19 @@ async def test_main_site_text_poll_and_import(fake, blendbus_bpy_client, blendbu
 
 async def test_main_site_uploads_image_files_and_refuses_urls(fake, blendbus_bpy_client, blendbus_call, assets):
     client, call = blendbus_bpy_client, blendbus_call
-    env = await call(client, "blender_generate_hyper3d_model_via_images",
-                     {"input_image_paths": [str(assets / "ref.png")]})
+    env = await call(client, "blender_generate_hyper3d_model_via_images", {"input_image_paths": ["ref.png"]})
     assert env["status"] == p.COMPLETED
     assert b'name="images"; filename="ref.png"' in fake.submitted[0].body
     wrong = await call(client, "blender_generate_hyper3d_model_via_images", {"input_image_urls": ["http://x/a.png"]})
     assert wrong["status"] == p.FAILED and "input_image_paths" in wrong["error"]
-    missing = await call(client, "blender_generate_hyper3d_model_via_images", {"input_image_paths": ["/no/such.png"]})
-    assert missing["status"] == p.FAILED and "no image file" in missing["error"]
+    missing = await call(client, "blender_generate_hyper3d_model_via_images", {"input_image_paths": ["no-such.png"]})
+    assert missing["status"] == p.FAILED and "does not exist in the output folder" in missing["error"]
+    for outside in ("/etc/hostname", "../../../../etc/hostname", str(assets.parent)):  # no other local file
+        refused = await call(client, "blender_generate_hyper3d_model_via_images", {"input_image_paths": [outside]})
+        assert refused["status"] == p.FAILED and "outside this peer's output folder" in refused["error"]
+    not_image = await call(client, "blender_generate_hyper3d_model_via_images", {"input_image_paths": ["model.glb"]})
+    assert not_image["status"] == p.FAILED and "is not a" in not_image["error"]
+    assert len(fake.submitted) == 1  # none of the refused files reached the service
 
 
 @pytest.mark.parametrize("blendbus_peer_settings", ["FAL_AI"], indirect=True)

@@ -36,7 +36,9 @@ class BrowseData(Page):
 
 
 class Screenshot(BaseModel):
-    filepath: str | None = Field(default=None, description="Where to write the PNG; a temp file when omitted")
+    filepath: str | None = Field(default=None, max_length=1024, description=(
+        "Where to write the PNG, inside the Blender peer's output folder: a relative name such as"
+        " 'views/front.png', or '//name.png' beside a saved .blend inside that folder. A fresh name when omitted."))
     max_size: int = Field(default=800, ge=16, le=4096, description="Longest side of the image in pixels")
 
 

@@ -96,13 +96,13 @@ async def test_scene_plugin_on_a_500_object_scene(blendbus_bpy_client, blendbus_
 
 async def test_headless_screenshot_renders_without_a_camera(blendbus_bpy_client, blendbus_call, tmp_path):
     client, call_envelope = blendbus_bpy_client, blendbus_call
-    target = tmp_path / "shot.png"
     await call_envelope(client, "blender_execute_code", {
         "code": "bpy.data.objects.remove(bpy.data.objects['Camera'])"})
-    result = await client.call_tool("blender_get_viewport_screenshot",
-                                    {"filepath": str(target), "max_size": 64})
+    result = await client.call_tool("blender_get_viewport_screenshot", {"filepath": "views/shot", "max_size": 64})
     env = result.structured_content
     assert env["status"] == p.COMPLETED, env
+    target = tmp_path / "peer-bpy-peer" / "output" / "bpy-peer" / "views" / "shot.png"  # the peer's output folder
+    assert env["result"]["filepath"] == str(target)
     assert env["result"]["width"] == 64 and env["result"]["height"] == 36
     assert "_images" not in env["result"]
     image = next(c for c in result.content if c.type == "image")

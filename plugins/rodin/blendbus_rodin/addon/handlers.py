@@ -7,7 +7,6 @@ Two services: MAIN_SITE (hyperhuman.deemos.com, `Authorization: Bearer`) and FAL
 from __future__ import annotations
 
 import json
-import mimetypes
 import secrets
 import shutil
 import tempfile
@@ -72,31 +71,28 @@ def normalise_bbox(bbox: list[float] | None) -> list[int] | None:
 
 
 # ---- submitting --------------------------------------------------------------------------------
-def _multipart(fields: list[tuple[str, str]], files: list[tuple[str, Path]]) -> tuple[bytes, str]:
+Image = tuple[Path, bytes, str]
+"""An input image read from the output folder: (path, bytes, mime type)."""
+MAX_IMAGE_BYTES = 32 * 1024 * 1024
+def _multipart(fields: list[tuple[str, str]], files: list[tuple[str, Image]]) -> tuple[bytes, str]:
     boundary = "blendbus" + secrets.token_hex(12)
     parts = []
     for name, value in fields:
         parts.append(f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n{value}\r\n'.encode())
-    for name, path in files:
-        mime = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    for name, (path, data, mime) in files:
         head = (f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"; filename="{path.name}"\r\n'
                 f"Content-Type: {mime}\r\n\r\n").encode()
-        parts.append(head + path.read_bytes() + b"\r\n")
+        parts.append(head + data + b"\r\n")
     return b"".join(parts) + f"--{boundary}--\r\n".encode(), f"multipart/form-data; boundary={boundary}"
 
 
-def _submit(s: Settings, prompt: str | None, paths: list[str] | None, urls: list[str] | None,
+def _submit(s: Settings, prompt: str | None, images: list[Image] | None, urls: list[str] | None,
             bbox: list[int] | None) -> dict[str, Any]:
     if s.mode == MAIN_SITE:
         if urls:
-            raise ValueError("MAIN_SITE mode uploads image files: pass input_image_paths (files on the Blender"
-                             " machine), or switch 'rodin.mode' to FAL_AI for input_image_urls")
-        files = []
-        for raw in paths or []:
-            path = Path(raw).expanduser()
-            if not path.is_file():
-                raise FileNotFoundError(f"no image file at {raw} on the Blender machine")
-            files.append(("images", path))
+            raise ValueError("MAIN_SITE mode uploads image files: pass input_image_paths (files in the Blender"
+                             " peer's output folder), or switch 'rodin.mode' to FAL_AI for input_image_urls")
+        files = [("images", image) for image in images or []]
         fields = [("tier", s.tier)]
         if prompt:
             fields.append(("prompt", prompt))
@@ -107,9 +103,6 @@ def _submit(s: Settings, prompt: str | None, paths: list[str] | None, urls: list
         jobs = answer.get("jobs") or {}
         return {"mode": MAIN_SITE, "task_uuid": answer.get("uuid"), "subscription_key": jobs.get("subscription_key"),
                 "status": "queued"}
-    if paths:
-        raise ValueError("FAL_AI mode takes image URLs: pass input_image_urls, or switch 'rodin.mode' to"
-                         " MAIN_SITE to upload files")
     payload: dict[str, Any] = {"tier": s.tier}
     if prompt:
         payload["prompt"] = prompt
@@ -179,7 +172,12 @@ def _wait(job: Any, s: Settings, subscription_key: str | None, request_id: str |
 def _generate(job: Any, prompt: str | None, paths: list[str] | None, urls: list[str] | None,
               bbox: list[float] | None, wait_and_import_as: str | None) -> Any:
     s = Settings(job)
-    started = yield job.background(_submit, s, prompt, paths, urls, normalise_bbox(bbox))
+    if paths and s.mode != MAIN_SITE:
+        raise ValueError("FAL_AI mode takes image URLs: pass input_image_urls, or switch 'rodin.mode' to"
+                         " MAIN_SITE to upload files")
+    # Only images inside the peer's output folder are uploaded (paths.py): never any other local file.
+    images = [job.outputs.input(raw, max_bytes=MAX_IMAGE_BYTES) for raw in paths or []]
+    started = yield job.background(_submit, s, prompt, images, urls, normalise_bbox(bbox))
     if not wait_and_import_as:
         return started
     imported = yield from _import_when_done(job, s, wait_and_import_as, started.get("task_uuid"),

@@ -8,14 +8,16 @@ from __future__ import annotations
 import base64
 import difflib
 import math
-import os
-import tempfile
 from collections import Counter
 from typing import Any
 
 import bpy
+from blendbus.protocol import IMAGES_KEY
+from blendbus_addon.paths import read_regular
 from mathutils import Vector
 
+MAX_IMAGE_BYTES = 64 * 1024 * 1024
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 MAX_SCENE_OBJECTS = 5000
 """get_scene_info lists at most this many objects, then points the caller to paging."""
 
@@ -314,20 +316,19 @@ def _viewport_offscreen(filepath: str, max_size: int) -> tuple[int, int]:
     return width, height
 
 
-def get_viewport_screenshot(filepath: str | None = None, max_size: int = 800) -> dict[str, Any]:
-    if not filepath:
-        fd, filepath = tempfile.mkstemp(prefix="blendbus-view-", suffix=".png")
-        os.close(fd)
-    filepath = os.path.abspath(bpy.path.abspath(filepath))
-    os.makedirs(os.path.dirname(filepath), exist_ok=True)
-    if bpy.app.background:
-        width, height = _render_headless(filepath, max_size)
-        source = "workbench_render"
-    else:
-        width, height = _viewport_offscreen(filepath, max_size)
-        source = "viewport"
-    with open(filepath, "rb") as fh:
-        data = base64.b64encode(fh.read()).decode("ascii")
+def get_viewport_screenshot(job: Any, filepath: str | None = None, max_size: int = 800) -> dict[str, Any]:
+    outputs = job.outputs
+    final = outputs.output(filepath, suffix=".png", stem="view")
+    with outputs.writing(final) as tmp:
+        if bpy.app.background:
+            width, height = _render_headless(str(tmp), max_size)
+            source = "workbench_render"
+        else:
+            width, height = _viewport_offscreen(str(tmp), max_size)
+            source = "viewport"
+        png = read_regular(tmp, MAX_IMAGE_BYTES)
+    if not png.startswith(PNG_MAGIC):
+        raise RuntimeError("Blender did not write a PNG image; see its console for the reason")
     # The image travels inside the result, so it reaches the LLM even when the peer is remote.
-    return {"filepath": filepath, "width": width, "height": height, "source": source,
-            "_images": [{"data": data, "mime_type": "image/png"}]}
+    return {"filepath": str(final), "width": width, "height": height, "source": source,
+            IMAGES_KEY: [{"data": base64.b64encode(png).decode("ascii"), "mime_type": "image/png"}]}

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from blendbus.protocol import IMAGES_KEY
 from blendbus_addon.archives import safe_extract
 from blendbus_addon.http import HTTPError, download, request_json, url
 from blendbus_addon.rollback import Created
@@ -114,7 +115,7 @@ def _fetch_preview(job: Any, uid: str) -> dict[str, Any]:
         data = path.read_bytes()
     mime = "image/png" if data[:8] == b"\x89PNG\r\n\x1a\n" else "image/jpeg"
     return {**info, "thumbnail": {"width": thumb.get("width"), "height": thumb.get("height")},
-            "_images": [{"data": base64.b64encode(data).decode(), "mime_type": mime}]}
+            IMAGES_KEY: [{"data": base64.b64encode(data).decode(), "mime_type": mime}]}
 
 
 def get_sketchfab_model_preview(uid: str, job: Any) -> Any:
