@@ -10,6 +10,7 @@ import pytest
 from mcp import Client
 
 from blendbus import protocol as p
+from blendbus.dispatch import PeerAuthError
 from blendbus.testing import PythonPeer, call_envelope, serve_http
 
 pytestmark = pytest.mark.anyio
@@ -278,9 +279,11 @@ async def test_a_restarted_peer_with_the_same_uuid_fails_the_old_ones_jobs(blend
     call = asyncio.ensure_future(call_envelope(blendbus_client, "blender_test_noop", {"timeout_s": 30}))
     await asyncio.sleep(0.05)
     await hub.poll("local", "same", old.token, [], 0)  # the first process takes the job, then crashes
-    hub.register_peer("local", "same", instance="second-process")
-    env = await call
-    assert env["status"] == p.LOST and "restarted" in env["error"]
+    with pytest.raises(PeerAuthError, match="held by another live peer"):  # not while the old one may live
+        hub.register_peer("local", "same", instance="second-process")
+    env = await call  # the old process stops polling: its job fails within the grace, not at its timeout
+    assert env["status"] == p.LOST and "stopped polling" in env["error"]
+    hub.register_peer("local", "same", instance="second-process")  # now the uuid is free
     hub.register_peer("local", "same", instance="second-process")  # a reconnect of the same process
     assert hub.store.get("local", env["job_id"]).status == p.LOST
 

@@ -6,6 +6,7 @@ import asyncio
 import ipaddress
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -23,8 +24,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .asgi import hold_bodies_once, space_keepalive_pings
+from .asgi import BodyLimits, hold_bodies_once, limit_sessions_per_user, space_keepalive_pings
 from .auth import BearerAuth, Identity, TokenTable, new_token
+from .connections import ConnectionGuard, ConnectionLimits
 from .dispatch import Hub, Limits
 from .embedded import EmbeddedBlender
 from .jobs import JobStore
@@ -47,6 +49,9 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+
 @dataclass
 class ServeOptions:
     host: str = "127.0.0.1"
@@ -57,32 +62,87 @@ class ServeOptions:
     embedded_blender: bool = False
     embedded_settings: list[str] = field(default_factory=list)
     limits: Limits = field(default_factory=Limits)
+    allowed_hosts: list[str] = field(default_factory=list)
+    """Host header values accepted besides the defaults (see `allowed_hosts`)."""
+    allowed_origins: list[str] = field(default_factory=list)
+    """Origin header values accepted; none by default, so no web page can call the server."""
 
 
-def build_app(server: BlendbusServer, host: str, tokens: TokenTable | None) -> Starlette:
+def allowed_hosts(host: str, extra: list[str]) -> list[str]:
+    """Host header patterns the server answers: loopback names, the bound host, `extra`; and, on a
+    wildcard bind (0.0.0.0, ::), this machine's name and addresses. A name without a port allows
+    any port. Anything else (a rebinding domain) is refused."""
+    names = {*LOOPBACK_NAMES, *extra}
+    if host in ("0.0.0.0", "::", ""):
+        names |= {socket.gethostname(), socket.getfqdn()}
+        try:
+            names |= {info[4][0] for info in socket.getaddrinfo(socket.gethostname(), None)}
+        except OSError:
+            pass
+    elif host:
+        names.add(host)
+    return sorted({_host_pattern(n) for n in names})
+
+
+def _host_pattern(name: str) -> str:
+    """'example.com' -> 'example.com:*' (any port); 'example.com:8765' stays; IPv6 gets its brackets."""
+    if name.startswith("["):
+        return name if "]:" in name else f"{name}:*"
+    if name.count(":") > 1:  # a bare IPv6 address
+        return f"[{name}]:*"
+    return name if ":" in name else f"{name}:*"
+
+
+def build_app(server: BlendbusServer, host: str, tokens: TokenTable | None, *,
+              hosts: list[str] | None = None, origins: list[str] | None = None) -> Starlette:
     """The streamable-HTTP app at /mcp (bearer auth, Host/Origin checks) plus /healthz."""
     space_keepalive_pings()
-    allowed = {host, "127.0.0.1", "localhost", "[::1]"}
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
-        allowed_hosts=[f"{h}:*" for h in allowed],
-        allowed_origins=[f"{scheme}://{h}:*" for h in allowed for scheme in ("http", "https")],
+        allowed_hosts=allowed_hosts(host, hosts or []),
+        allowed_origins=list(origins or []),
     )
 
     async def healthz(request: Request) -> JSONResponse:
         return JSONResponse({"ok": True, "plugins": len(server.plugins.plugins),
                              "plugin_errors": [p.name for p in server.plugins.errors]})
 
-    # A peer posts results up to the result cap inside one JSON-RPC request.
-    body_limit = server.hub.limits.max_result_bytes + 1024 * 1024
+    lim = server.hub.limits
+    bodies = BodyLimits(llm_bytes=lim.max_arguments_bytes + ENVELOPE_SLACK_BYTES,
+                        peer_bytes=lim.max_result_bytes + ENVELOPE_SLACK_BYTES,
+                        idle_s=lim.body_idle_timeout_s, min_rate=lim.min_body_rate, grace_s=lim.body_grace_s)
     app = server.mcp.streamable_http_app(
         host=host,
         transport_security=security,
-        max_request_body_size=body_limit,
+        max_request_body_size=bodies.peer_bytes,
         custom_starlette_routes=[Route("/healthz", healthz)],
     )
-    hold_bodies_once(server, body_limit)
+    hold_bodies_once(server, bodies)
+    limit_sessions_per_user(server, lim.max_sessions_per_user)
     return BearerAuth(app, tokens)  # type: ignore[return-value]
+
+
+ENVELOPE_SLACK_BYTES = 1024 * 1024
+"""Room in a request body for the JSON-RPC envelope around arguments or a result."""
+
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this. Without it the SDK's JSON responses (headers and body
+    # written separately) meet Nagle plus delayed ACK: 40 ms added to every 2026-07-28-era call.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    sock.bind((host, port))
+    return sock
+
+
+def uvicorn_config(app: Any, limits: Limits, graceful_s: float = 3) -> uvicorn.Config:
+    """uvicorn as blendbus runs it: with the connection limits of `limits` (connections.py)."""
+    guard = ConnectionGuard(ConnectionLimits(
+        header_timeout_s=limits.header_timeout_s, max_per_address=limits.max_connections_per_address,
+        max_pending=limits.max_pending_connections, max_pending_per_address=limits.max_pending_per_address))
+    return uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=graceful_s,
+                          http=guard.protocol())
 
 
 class _Uvicorn(uvicorn.Server):
@@ -120,19 +180,14 @@ async def serve(opts: ServeOptions) -> None:
     if opts.embedded_blender and tokens is not None:
         embedded_token = new_token()
         tokens.add(embedded_token, Identity("local"))
-    app = build_app(server, opts.host, tokens)
+    app = build_app(server, opts.host, tokens, hosts=opts.allowed_hosts, origins=opts.allowed_origins)
+    raise_open_files_limit()
 
-    sock = socket.socket(socket.AF_INET6 if ":" in opts.host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit this. Without it the SDK's JSON responses (headers and body
-    # written separately) meet Nagle plus delayed ACK: 40 ms added to every 2026-07-28-era call.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((opts.host, opts.port))
+    sock = listening_socket(opts.host, opts.port)
     port = sock.getsockname()[1]
     url = f"http://{opts.host if ':' not in opts.host else f'[{opts.host}]'}:{port}/mcp"
     _survive_reraised_signals()
-    config = uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=3)
-    web = _Uvicorn(config, on_exit=server.hub.release_polls)
+    web = _Uvicorn(uvicorn_config(app, opts.limits), on_exit=server.hub.release_polls)
     embedded = EmbeddedBlender(url, embedded_token, opts.embedded_settings, opts.state_dir) if opts.embedded_blender else None
 
     async def announce() -> None:
@@ -140,6 +195,9 @@ async def serve(opts: ServeOptions) -> None:
             await asyncio.sleep(0.01)
         print(f"blendbus serving {url} (state {opts.state_dir}; {recovered} in-flight jobs marked lost after restart,"
               f" {pruned} pruned)", file=sys.stderr, flush=True)
+        print(f"blendbus: Host headers allowed: {', '.join(allowed_hosts(opts.host, opts.allowed_hosts))};"
+              f" Origins allowed: {', '.join(opts.allowed_origins) or 'none (web pages cannot call this server)'}",
+              file=sys.stderr, flush=True)
         if embedded is not None:
             await embedded.run()
 
@@ -162,6 +220,14 @@ async def serve(opts: ServeOptions) -> None:
         await asyncio.gather(helper, *essential, return_exceptions=True)
         await server.hub.stop()
         store.close()
+
+
+def raise_open_files_limit() -> None:
+    """Allow as many open connections as the system lets this process have: the connection limits
+    (connections.py), not the default soft limit of 1,024 descriptors, should decide who waits."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
 
 
 async def _serve_stdio(server: BlendbusServer, web: uvicorn.Server) -> None:

@@ -4,19 +4,26 @@ guarded, so an SDK without the piece it replaces is simply left as it is."""
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
+import logging
 import sys
+import time
 from collections import deque
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from mcp.server.transport_security import RequestBodyLimitMiddleware
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
+from .auth import ROLES_SCOPE_KEY
+
 if TYPE_CHECKING:
     from .server import BlendbusServer
 
+log = logging.getLogger(__name__)
 LARGE_BODY_BYTES = 8 * 1024 * 1024
 """After a request this large, freed memory is handed back to the system (see _return_freed_memory)."""
 _LIBC = ctypes.CDLL(None) if sys.platform.startswith("linux") else None
@@ -36,36 +43,69 @@ def space_keepalive_pings() -> None:
         modern._SSE_PING_INTERVAL = KEEPALIVE_PING_S
 
 
-class _BodyLimit:
-    """Reads a request body whole, up to `limit` bytes (HTTP 413 beyond), and hands it on as one
-    message. Stands in for the SDK's equivalent, which keeps a second copy of every body until the
-    request ends: 64 MiB more at the server's peak while a 64 MiB reply passes through. The body
-    grows in one buffer rather than a list of chunks: a large buffer is its own mapping, returned to
-    the system when freed, where thousands of small chunks would stay in the process's heap."""
+@dataclass(frozen=True)
+class BodyLimits:
+    """How large, and how slow, a request body may be."""
 
-    def __init__(self, app: Callable[..., Any], limit: int) -> None:
-        self.app, self.limit = app, limit
+    llm_bytes: int
+    """For a token without the peer role: LLM tool arguments are capped well below peer results."""
+    peer_bytes: int
+    """For a token with the peer role: a reply carries a result up to the result cap."""
+    idle_s: float = 10.0
+    """Longest pause between two pieces of a body."""
+    min_rate: float = 64 * 1024
+    """Bytes per second a body must average once `grace_s` has passed."""
+    grace_s: float = 10.0
+
+
+class _BodyLimit:
+    """Reads a request body whole, within `BodyLimits` (HTTP 413 when too large, 408 when too slow),
+    and hands it on as one message. Stands in for the SDK's equivalent, which keeps a second copy of
+    every body until the request ends: 64 MiB more at the server's peak while a 64 MiB reply passes
+    through. The body grows in one buffer rather than a list of chunks: a large buffer is its own
+    mapping, returned to the system when freed, where thousands of small chunks would stay in the
+    process's heap."""
+
+    def __init__(self, app: Callable[..., Any], limits: BodyLimits) -> None:
+        self.app, self.limits = app, limits
 
     async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        lim = self.limits
+        limit = lim.peer_bytes if "peer" in scope.get(ROLES_SCOPE_KEY, ("peer",)) else lim.llm_bytes
         declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.limit:
-            await Response("Request body too large", status_code=413)(scope, receive, send)
+        if declared.isdigit() and int(declared) > limit:
+            await _too_large(limit)(scope, receive, send)
             return
         buffer = bytearray()
         requested, complete = False, False
         pending: deque[dict[str, Any]] = deque()
+        started = time.monotonic()
         while True:
-            message = await receive()
+            # The next piece must come within idle_s, and the body must keep up min_rate after grace_s.
+            allowed = min(lim.idle_s, started + lim.grace_s + len(buffer) / lim.min_rate - time.monotonic())
+            try:
+                message = await asyncio.wait_for(receive(), max(allowed, 0.001))
+            except TimeoutError:
+                log.info("closed a request whose body stalled after %d bytes", len(buffer))
+                await Response("Request body too slow", status_code=408, headers={"connection": "close"})(
+                    scope, receive, send)
+                return
+            if message["type"] == "http.disconnect":
+                if not complete and requested:
+                    log.info("a client disconnected after sending %d bytes of its request", len(buffer))
+                    return
+                pending.append(message)
+                break
             if message["type"] != "http.request":
                 pending.append(message)
                 break
             requested = True
             buffer += message.get("body", b"")
-            if len(buffer) > self.limit:
-                await Response("Request body too large", status_code=413)(scope, receive, send)
+            if len(buffer) > limit:
+                await _too_large(limit)(scope, receive, send)
                 return
             if not message.get("more_body", False):
                 complete = True
@@ -85,6 +125,10 @@ class _BodyLimit:
                 _return_freed_memory()
 
 
+def _too_large(limit: int) -> Response:
+    return Response(f"Request body too large (the limit for this token is {limit} bytes)", status_code=413)
+
+
 def _return_freed_memory() -> None:
     """Parsing a large body leaves the heap full of freed blocks that glibc keeps for reuse; without
     this the next large result starts from a higher resident set, and peaks higher."""
@@ -93,8 +137,43 @@ def _return_freed_memory() -> None:
         trim(0)
 
 
-def hold_bodies_once(server: BlendbusServer, limit: int) -> None:
+def hold_bodies_once(server: BlendbusServer, limits: BodyLimits) -> None:
     """Put `_BodyLimit` where the SDK's body-limit middleware sits in front of its request handler."""
     manager = server.mcp.session_manager
     if isinstance(manager.asgi_app, RequestBodyLimitMiddleware):
-        manager.asgi_app = _BodyLimit(manager.asgi_app.app, limit)
+        manager.asgi_app = _BodyLimit(manager.asgi_app.app, limits)
+
+
+def limit_sessions_per_user(server: BlendbusServer, per_user: int) -> None:
+    """Cap the session-era (2025-11-25) sessions each user may hold open, so one user cannot use up the
+    SDK's server-wide session limit and lock everyone else out. The SDK admits and discards sessions
+    in two methods; they are wrapped to count sessions by owner (the `client_id` BearerAuth gives the
+    request's user). At the cap, the SDK answers 503 as it does at its own limit."""
+    manager = server.mcp.session_manager
+    admit, discard = getattr(manager, "_admit_session", None), getattr(manager, "_discard_session", None)
+    if admit is None or discard is None:
+        raise RuntimeError("this mcp SDK admits sessions differently; blendbus cannot cap them per user")
+    owners: dict[str, str] = {}
+    counts: dict[str, int] = {}
+
+    def admit_counted(requestor: Any) -> Any:
+        user = (requestor or {}).get("client_id") or ""
+        if counts.get(user, 0) >= per_user:
+            log.warning("refusing a new session for user %r: %d sessions of theirs are open", user, per_user)
+            return None
+        transport = admit(requestor)
+        if transport is not None:
+            owners[transport.mcp_session_id] = user
+            counts[user] = counts.get(user, 0) + 1
+        return transport
+
+    async def discard_counted(session_id: str, transport: Any) -> None:
+        user = owners.pop(session_id, None)
+        if user is not None:
+            counts[user] -= 1
+            if not counts[user]:
+                del counts[user]
+        await discard(session_id, transport)
+
+    manager._admit_session = admit_counted
+    manager._discard_session = discard_counted

@@ -12,21 +12,27 @@ import hashlib
 import hmac
 import json
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
+from mcp.server.auth.provider import AccessToken
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 ROLES = ("llm", "peer")
 USER_SCOPE_KEY = "blendbus.user"
 ROLES_SCOPE_KEY = "blendbus.roles"
+CREDENTIAL_SCOPE_KEY = "blendbus.credential"
+"""The sha256 of the bearer token a request presented ("local" without tokens): binds peer uuids and
+MCP sessions to the token that made them."""
 
 
 @dataclass(frozen=True)
 class Identity:
     user_id: str
     roles: frozenset[str] = frozenset(ROLES)
+    credential: str = "local"
 
 
 LOCAL = Identity("local")
@@ -71,7 +77,7 @@ class TokenTable:
         for digest, ident in self._entries:  # no early exit: constant time in the table size
             if hmac.compare_digest(digest, presented):
                 found = ident
-        return found
+        return None if found is None else replace(found, credential=presented.hex())
 
 
 def new_token() -> str:
@@ -112,6 +118,10 @@ class BearerAuth:
                 return
             scope[USER_SCOPE_KEY] = ident.user_id
             scope[ROLES_SCOPE_KEY] = ident.roles
+            scope[CREDENTIAL_SCOPE_KEY] = ident.credential
+            # The SDK binds each session-era MCP session to this principal: another token gets 404.
+            scope["user"] = AuthenticatedUser(AccessToken(token="", client_id=ident.user_id, scopes=sorted(ident.roles),
+                                                          subject=ident.credential))
         await self.app(scope, receive, send)
 
     def _identify(self, scope: Scope) -> Identity | None:

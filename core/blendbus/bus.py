@@ -30,8 +30,10 @@ class Peer:
     blender_version: str | None = None
     handlers: list[dict[str, Any]] = field(default_factory=list)
     gates: dict[str, bool] = field(default_factory=dict)
+    credential: str = "local"
+    """Which bearer token registered this peer (its digest); only that token may re-register the uuid."""
     instance: str | None = None
-    """Random per peer process: a new one under the same uuid means the old process is gone."""
+    """Random per peer process: only the same process may re-register the uuid while the peer lives."""
     registered_at: float = field(default_factory=time.time)
     last_seen: float = field(default_factory=time.monotonic)
     token: str = field(default_factory=lambda: secrets.token_urlsafe(24))

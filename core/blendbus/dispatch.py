@@ -48,10 +48,33 @@ class Limits:
     """The largest arguments (JSON-encoded) of one tool call: a script, a command's params."""
     max_calls_per_user: int = 256
     """Dispatches one user may have in flight at once; beyond it a call gets `busy`."""
+    max_registration_bytes: int = 256 * 1024
+    """The largest peer registration (JSON-encoded): what a peer says of itself is kept in memory."""
+    max_peers_per_user: int = 1000
+    """Peers one user may have registered at once."""
+    max_sessions_per_user: int = 100
+    """Session-era (2025-11-25) MCP sessions one user may hold open; the server-wide cap is the SDK's 10,000."""
+    header_timeout_s: float = 10.0
+    """Time a client has to send a request's headers; then the connection is closed (HTTP 408)."""
+    body_idle_timeout_s: float = 10.0
+    """Longest pause within a request body (HTTP 408 after it)."""
+    min_body_rate: float = 64 * 1024
+    """Bytes per second a request body must average after `body_grace_s`."""
+    body_grace_s: float = 10.0
+    max_connections_per_address: int = 2048
+    """Open connections one client address may hold."""
+    max_pending_connections: int = 512
+    """Connections still sending their headers (not yet authenticated), over all addresses."""
+    max_pending_per_address: int = 64
+    """Connections one address may have still sending their headers."""
     text_result_max_bytes: int | None = None
     """None: a tool result repeats the whole envelope as JSON text beside structuredContent. A size:
     results larger than that are sent once, in structuredContent, and the text names them instead;
     a 64 MiB result then costs the server half the memory to send (docs/performance.md)."""
+
+
+LOCAL_CREDENTIAL = "local"
+"""The credential of callers without a bearer token (stdio, loopback without --tokens)."""
 
 
 class PeerAuthError(PermissionError):
@@ -181,19 +204,22 @@ class Hub:
             self.waiter.release(user_id, job_id, fut)
 
     # ---- peer side -------------------------------------------------------------------------
-    def register_peer(self, user_id: str, uuid: str, **info: Any) -> Peer:
-        """Add a peer, or refresh one that re-registers with the same uuid (its queue is kept)."""
+    def register_peer(self, user_id: str, uuid: str, credential: str = LOCAL_CREDENTIAL, **info: Any) -> Peer:
+        """Add a peer, or refresh one that re-registers (a reconnect: its queue is kept).
+
+        A uuid stays bound to the token (`credential`) and process (`instance`) that registered it
+        until that peer unregisters or stops polling: nobody else can take its jobs or answer for it."""
         bus = self.buses(user_id)
         peer = bus.peers.get(uuid)
         if peer is None:
-            peer = bus.peers[uuid] = Peer(uuid=uuid, user_id=user_id)
-        elif info.get("instance") and peer.instance and info["instance"] != peer.instance:
-            # The same uuid from a new process: whatever the old process had taken will never be
-            # answered. Fail it now; do not re-run it (it may have half-run already).
-            for job_id in list(peer.running) + [j for j in peer.unacked if not j.startswith("cancel:")]:
-                self._fail(bus, job_id, p.LOST, f"peer {uuid} restarted before replying")
-            peer.running.clear()
-            peer.unacked.clear()
+            if len(bus.peers) >= self.limits.max_peers_per_user:
+                raise PermissionError(f"{len(bus.peers)} peers are registered on this bus, the most allowed;"
+                                      " unregister one first")
+            peer = bus.peers[uuid] = Peer(uuid=uuid, user_id=user_id, credential=credential)
+        elif not (hmac.compare_digest(peer.credential, credential) and info.get("instance") == peer.instance):
+            raise PeerAuthError(
+                f"peer uuid {uuid!r} is held by another live peer (another token or process); it is released when"
+                f" that peer unregisters or has not polled for {self.limits.peer_grace_s:g}s. Use another uuid.")
         for key, value in info.items():
             if value is not None:
                 setattr(peer, key, value)
@@ -272,6 +298,9 @@ class Hub:
             return {"accepted": True, "status": job.status}
         peer.running.discard(job_id)
         peer.unacked.pop(job_id, None)
+        problem = p.image_problem(result) if status == p.COMPLETED else None
+        if problem is not None:
+            status, result, error = p.FAILED, None, f"the peer's result was malformed and was not kept: {problem}"
         try:
             moved = self.store.advance(user_id, job_id, status, result=result, error=error or "")
         except JobStoreError as exc:

@@ -21,12 +21,20 @@ from .protocol import LOST, QUEUED, RUNNING, STATUS_RANK, envelope
 DEFAULT_MAX_AGE_S = 7 * 24 * 3600
 DEFAULT_MAX_JOBS = 50_000
 DEFAULT_MAX_BYTES = 2 * 1024**3
+DEFAULT_MAX_JOBS_PER_USER = 10_000
+DEFAULT_MAX_BYTES_PER_USER = 512 * 1024**2
+ROW_OVERHEAD_BYTES = 64
+"""Counted for every row besides its text: its numbers, and SQLite's own bookkeeping."""
 _UNSET: Any = object()
 LARGE_RESULT_BYTES = 1024 * 1024
 """Results whose JSON is longer than this go to the `large` column, written in pieces of this size.
 It is the table's last column: only there does SQLite reserve a zeroblob without materializing it."""
 _RESULT = "COALESCE(result, large)"
-_RESULT_BYTES = "COALESCE(LENGTH(result), LENGTH(large), 0)"
+_ROW_BYTES = (f"({ROW_OVERHEAD_BYTES} + LENGTH(CAST(user_id AS BLOB)) + LENGTH(CAST(job_id AS BLOB))"
+              " + LENGTH(CAST(kind AS BLOB)) + LENGTH(CAST(command AS BLOB))"
+              " + COALESCE(LENGTH(CAST(target_uuid AS BLOB)), 0) + COALESCE(LENGTH(CAST(result AS BLOB)), 0)"
+              " + COALESCE(LENGTH(large), 0) + LENGTH(CAST(error AS BLOB)) + COALESCE(LENGTH(CAST(message AS BLOB)), 0))")
+"""Every byte a row stores: what the size caps count."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -46,6 +54,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     PRIMARY KEY (user_id, job_id)
 );
 CREATE INDEX IF NOT EXISTS jobs_updated ON jobs (updated);
+CREATE INDEX IF NOT EXISTS jobs_user_updated ON jobs (user_id, updated);
 """
 
 
@@ -94,7 +103,13 @@ class Job:
 
 
 class JobStore:
-    """Jobs keyed by (user_id, job_id). One connection, used from the server's event loop."""
+    """Jobs keyed by (user_id, job_id). One connection, used from the server's event loop.
+
+    Size caps hold after every write, and per user: each user keeps at most `max_jobs_per_user`
+    finished jobs and `max_bytes_per_user` stored bytes (every byte of a row is counted), and when the
+    whole store passes `max_jobs` or `max_bytes` only users above their fair share (the cap divided
+    by the users with jobs) lose their oldest finished jobs. So no user's traffic evicts another
+    user's history. Freed pages go back to the file system (incremental vacuum)."""
 
     def __init__(
         self,
@@ -103,22 +118,54 @@ class JobStore:
         max_age_s: float = DEFAULT_MAX_AGE_S,
         max_jobs: int = DEFAULT_MAX_JOBS,
         max_bytes: int = DEFAULT_MAX_BYTES,
+        max_jobs_per_user: int = DEFAULT_MAX_JOBS_PER_USER,
+        max_bytes_per_user: int = DEFAULT_MAX_BYTES_PER_USER,
     ) -> None:
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = str(path)
         self.max_age_s, self.max_jobs, self.max_bytes = max_age_s, max_jobs, max_bytes
+        self.max_jobs_per_user = min(max_jobs_per_user, max_jobs)
+        self.max_bytes_per_user = min(max_bytes_per_user, max_bytes)
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+        if self._db.execute("PRAGMA auto_vacuum").fetchone()[0] != 2:  # a new file, or a store from 0.1
+            self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
+            self._db.execute("VACUUM")  # applies it to an existing file; instant on a new one
         self._db.execute("PRAGMA journal_mode=WAL")
         # NORMAL in WAL mode survives a process crash; only an OS crash can lose the last commits.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         if "large" not in {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}:  # a store from 0.1.0
             self._db.execute("ALTER TABLE jobs ADD COLUMN large BLOB")
+        self._usage: dict[str, list[int]] = {
+            user: [count, size] for user, count, size in
+            self._db.execute(f"SELECT user_id, COUNT(*), SUM({_ROW_BYTES}) FROM jobs GROUP BY user_id")}
+        """user_id -> [jobs, stored bytes], kept current by every write."""
         self._writes = 0
 
     def close(self) -> None:
         self._db.close()
+
+    def usage(self, user_id: str) -> tuple[int, int]:
+        """(jobs, stored bytes) of one user, as the caps count them."""
+        count, size = self._usage.get(user_id, (0, 0))
+        return count, size
+
+    def total(self) -> tuple[int, int]:
+        """(jobs, stored bytes) of the whole store."""
+        return sum(c for c, _ in self._usage.values()), sum(b for _, b in self._usage.values())
+
+    def _row_bytes(self, user_id: str, job_id: str) -> int:
+        row = self._db.execute(f"SELECT {_ROW_BYTES} FROM jobs WHERE user_id = ? AND job_id = ?",
+                               (user_id, job_id)).fetchone()
+        return int(row[0]) if row else 0
+
+    def _grew(self, user_id: str, jobs: int, size: int) -> None:
+        usage = self._usage.setdefault(user_id, [0, 0])
+        usage[0] += jobs
+        usage[1] += size
+        if not usage[0]:
+            del self._usage[user_id]
 
     def _write(self, sql: str, args: tuple[Any, ...]) -> sqlite3.Cursor:
         try:
@@ -140,9 +187,12 @@ class JobStore:
             )
         except sqlite3.IntegrityError:
             raise DuplicateJob(f"job id {job_id!r} is already used; choose another or omit it") from None
+        self._grew(user_id, 1, self._row_bytes(user_id, job_id))
         self._writes += 1
-        if self._writes % 1000 == 0:
+        if self._writes % 1000 == 0:  # age-based retention; the size caps hold after every write
             self.prune()
+        else:
+            self._fit(user_id, keep=job_id)
 
     def advance(
         self,
@@ -172,9 +222,15 @@ class JobStore:
         update = (f"UPDATE jobs SET {', '.join(sets)} WHERE user_id = ? AND job_id = ? AND status IN ({marks})"
                   " RETURNING rowid")
         update_args = (*args, user_id, job_id, *lower)
+        before = self._row_bytes(user_id, job_id)
         if size <= LARGE_RESULT_BYTES:
-            return bool(self._write(update, update_args).fetchall())
-        return self._write_large(update, update_args, result)
+            moved = bool(self._write(update, update_args).fetchall())
+        else:
+            moved = self._write_large(update, update_args, result)
+        if moved:
+            self._grew(user_id, 0, self._row_bytes(user_id, job_id) - before)
+            self._fit(user_id, keep=job_id)
+        return moved
 
     def _write_large(self, update: str, args: tuple[Any, ...], result: Any) -> bool:
         """Store a large result piecewise, in one transaction with its status. Bound as one value, its
@@ -196,10 +252,13 @@ class JobStore:
         return bool(rows)
 
     def set_progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None:
+        before = self._row_bytes(user_id, job_id)
         self._write(
             "UPDATE jobs SET progress = ?, message = ?, updated = ? WHERE user_id = ? AND job_id = ?",
             (fraction, message, time.time(), user_id, job_id),
         )
+        self._grew(user_id, 0, self._row_bytes(user_id, job_id) - before)
+        self._fit(user_id, keep=job_id)
 
     def get(self, user_id: str, job_id: str) -> Job | None:
         row = self._db.execute(
@@ -226,26 +285,54 @@ class JobStore:
         return cur.rowcount
 
     def prune(self) -> int:
-        """Retention: drop finished jobs older than max_age_s, then the oldest beyond max_jobs/max_bytes."""
-        open_ = (QUEUED, RUNNING)
+        """Retention: drop finished jobs older than max_age_s, then fit every user within the caps."""
         removed = self._write(
-            "DELETE FROM jobs WHERE updated < ? AND status NOT IN (?, ?)", (time.time() - self.max_age_s, *open_)
+            "DELETE FROM jobs WHERE updated < ? AND status NOT IN (?, ?)",
+            (time.time() - self.max_age_s, QUEUED, RUNNING),
         ).rowcount
-        count, size = self._db.execute(f"SELECT COUNT(*), COALESCE(SUM({_RESULT_BYTES}), 0) FROM jobs").fetchone()
-        if count > self.max_jobs or size > self.max_bytes:
-            keep_rows = self.max_jobs
-            # Walk newest-first and keep rows until either budget is used up.
-            total, kept = 0, 0
-            for (length,) in self._db.execute(
-                f"SELECT {_RESULT_BYTES} FROM jobs ORDER BY updated DESC"
-            ):
-                if kept >= keep_rows or total + length > self.max_bytes:
-                    break
-                total += length
-                kept += 1
-            removed += self._write(
-                "DELETE FROM jobs WHERE status NOT IN (?, ?) AND rowid NOT IN"
-                " (SELECT rowid FROM jobs ORDER BY updated DESC LIMIT ?)",
-                (*open_, kept),
-            ).rowcount
+        if removed:
+            self._usage = {user: [count, size] for user, count, size in self._db.execute(
+                f"SELECT user_id, COUNT(*), SUM({_ROW_BYTES}) FROM jobs GROUP BY user_id")}
+        for user_id in list(self._usage):
+            removed += self._fit(user_id, keep=None, reclaim=False)
+        if removed:
+            self._reclaim()
         return removed
+
+    def _fit(self, user_id: str, *, keep: str | None, reclaim: bool = True) -> int:
+        """Bring `user_id` within the per-user caps, then, if the store is over its caps, every user above
+        their fair share down to it; `keep` (the job just written) stays. Returns the jobs removed."""
+        removed = self._trim(user_id, self.max_jobs_per_user, self.max_bytes_per_user, keep)
+        jobs, size = self.total()
+        if jobs > self.max_jobs or size > self.max_bytes:
+            share_jobs, share_bytes = self.max_jobs // len(self._usage), self.max_bytes // len(self._usage)
+            for user in list(self._usage):
+                removed += self._trim(user, share_jobs, share_bytes, keep if user == user_id else None)
+        if removed and reclaim:
+            self._reclaim()
+        return removed
+
+    def _trim(self, user_id: str, max_jobs: int, max_bytes: int, keep: str | None) -> int:
+        """Drop `user_id`'s oldest finished jobs until they have at most max_jobs and max_bytes."""
+        count, size = self.usage(user_id)
+        if count <= max_jobs and size <= max_bytes:
+            return 0
+        victims, freed = [], 0
+        for rowid, job_id, nbytes in self._db.execute(
+            f"SELECT rowid, job_id, {_ROW_BYTES} FROM jobs WHERE user_id = ? AND status NOT IN (?, ?)"
+            " ORDER BY updated", (user_id, QUEUED, RUNNING),
+        ):
+            if count - len(victims) <= max_jobs and size - freed <= max_bytes:
+                break
+            if job_id != keep:
+                victims.append(rowid)
+                freed += nbytes
+        for i in range(0, len(victims), 500):
+            chunk = victims[i:i + 500]
+            self._write(f"DELETE FROM jobs WHERE rowid IN ({','.join('?' * len(chunk))})", tuple(chunk))
+        self._grew(user_id, -len(victims), -freed)
+        return len(victims)
+
+    def _reclaim(self) -> None:
+        """Hand the pages freed by deleted jobs back to the file system."""
+        self._write("PRAGMA incremental_vacuum", ())

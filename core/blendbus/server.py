@@ -23,19 +23,23 @@ from mcp.shared.uri_template import UriTemplate
 from . import __version__
 from . import protocol as p
 from .command import Command, Resource
-from .dispatch import Hub, PeerAuthError
+from .dispatch import LOCAL_CREDENTIAL, Hub, PeerAuthError
 from .encoding import encodes_over
 from .jobs import DuplicateJob, JobStoreError
-from .auth import ROLES, ROLES_SCOPE_KEY, USER_SCOPE_KEY
+from .auth import CREDENTIAL_SCOPE_KEY, ROLES, ROLES_SCOPE_KEY, USER_SCOPE_KEY
 from .plugins import PluginSet
 from .sync import HandlerPackages
 
 log = logging.getLogger(__name__)
 
 LOCAL_USER = "local"
-PEER_TOOLS = frozenset({"blender_register_client", "blender_unregister_client", "blender_poll_jobs",
-                        "blender_job_update", "blender_job_updates", "blender_fetch_handler_package"})
-"""What a peer-role token may call; an llm-role token may call everything else."""
+LLM, PEER = ROLES
+OPEN_METHODS = frozenset({"initialize", "ping", "server/discover", "tools/list", "notifications/initialized",
+                          "notifications/cancelled", "notifications/progress"})
+"""MCP methods any authenticated caller may use. `tools/call` is decided per tool (`Tool.role`); every
+other method (resources, prompts, subscriptions, tasks, and any added later) needs the llm role."""
+FORBIDDEN = -32001
+"""JSON-RPC error code for a method the caller's token role does not allow."""
 INSTRUCTIONS = """\
 blendbus drives a running Blender. Call a blender_* tool directly: blender_get_scene_info,
 blender_get_object_info(name=...), blender_execute_code(code=...), and the plugin tools.
@@ -51,6 +55,8 @@ class Call:
 
     user_id: str
     progress: Callable[[float | None, str | None], Awaitable[None]] | None = None
+    credential: str = LOCAL_CREDENTIAL
+    """The caller's token digest (auth.CREDENTIAL_SCOPE_KEY)."""
 
 
 ToolFn = Callable[[Call, dict[str, Any]], Awaitable[Any]]
@@ -66,6 +72,11 @@ class Tool:
     fn: ToolFn
     annotations: dict[str, bool] = field(default_factory=dict)
     envelope: bool = False
+    role: str = LLM
+    """The token role that may call it: peer tools are `peer`, everything else `llm`."""
+    max_bytes: int | None = None
+    """Cap on the JSON-encoded arguments; None: `Limits.max_arguments_bytes` for llm tools, and for peer
+    tools only the HTTP body limit (their replies carry results up to the result cap)."""
 
 
 def _obj(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -128,6 +139,7 @@ class BlendbusServer:
             on_list_resource_templates=self._list_resource_templates,
             on_read_resource=self._read_resource,
         )
+        self.mcp.middleware.insert(0, self._authorize)
 
     # ---- tool list -------------------------------------------------------------------------
     def dispatch_schema(self, cmd: Command) -> dict[str, Any]:
@@ -206,6 +218,30 @@ class BlendbusServer:
             return LOCAL_USER, frozenset(ROLES)
         return request.scope.get(USER_SCOPE_KEY, LOCAL_USER), request.scope.get(ROLES_SCOPE_KEY, frozenset(ROLES))
 
+    @staticmethod
+    def credential_of(ctx: Any) -> str:
+        request = getattr(ctx, "request", None)
+        return LOCAL_CREDENTIAL if request is None else request.scope.get(CREDENTIAL_SCOPE_KEY, LOCAL_CREDENTIAL)
+
+    def role_of(self, tool_name: str) -> str:
+        tool = self.builtin.get(tool_name)
+        return tool.role if tool is not None else LLM
+
+    def arguments_cap(self, tool_name: str) -> int | None:
+        tool = self.builtin.get(tool_name)
+        if tool is not None and (tool.max_bytes is not None or tool.role == PEER):
+            return tool.max_bytes
+        return self.hub.limits.max_arguments_bytes
+
+    async def _authorize(self, ctx: Any, call_next: Any) -> Any:
+        """Server middleware: every MCP method but the open ones needs the llm role (tools/call is
+        checked per tool in `_call_tool`, so a refused call is a tool error the LLM can read)."""
+        if ctx.method not in OPEN_METHODS and ctx.method != "tools/call" and LLM not in self.identity_of(ctx)[1]:
+            if ctx.request_id is None:
+                return None  # a notification: nothing to answer, nothing done
+            raise MCPError(code=FORBIDDEN, message=f"{ctx.method} needs a token with the {LLM} role")
+        return await call_next(ctx)
+
     async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
         return types.ListToolsResult(tools=self.tools)
 
@@ -217,17 +253,17 @@ class BlendbusServer:
             await ctx.session.report_progress(fraction if fraction is not None else 0.0, 1.0, message)
 
         user_id, roles = self.identity_of(ctx)
-        call = Call(user_id=user_id, progress=progress)
-        needed = "peer" if name in PEER_TOOLS else "llm"
+        call = Call(user_id=user_id, progress=progress, credential=self.credential_of(ctx))
+        needed = self.role_of(name)
         if needed not in roles:
             return self.plain({"error": f"{name} needs a token with the {needed} role", "code": "Forbidden"},
                               is_error=True)
         error = self.validate(name, arguments)
-        if error is None and name not in PEER_TOOLS:  # a peer's results are bounded by the body limit
+        cap = self.arguments_cap(name)
+        if error is None and cap is not None:
             size = len(json.dumps(arguments))
-            if size > self.hub.limits.max_arguments_bytes:
-                error = (f"arguments for {name} are {size} bytes, above the cap of"
-                         f" {self.hub.limits.max_arguments_bytes}; send less per call")
+            if size > cap:
+                error = f"arguments for {name} are {size} bytes, above the cap of {cap}; send less per call"
         if error is not None:
             return self.result(p.envelope(p.INVALID, command=name, error=error))
         try:
@@ -257,8 +293,8 @@ class BlendbusServer:
         result is left out of the text block, which says so."""
         content: list[Any] = []
         result = env.get("result")
-        if isinstance(result, dict) and isinstance(result.get("_images"), list):
-            images = result.pop("_images")
+        if isinstance(result, dict) and p.image_problem(result) is None and p.IMAGES_KEY in result:
+            images = result.pop(p.IMAGES_KEY)
             for image in images:
                 content.append(types.ImageContent(type="image", data=image["data"], mime_type=image.get("mime_type", "image/png")))
         text, cap = env, self.hub.limits.text_result_max_bytes
@@ -319,23 +355,23 @@ class BlendbusServer:
             Tool("blender_register_client", "Peer side: join this user's bus as a Blender peer. Returns the"
                  " peer_token and the command table the peer runs.", _obj({
                      "client_uuid": _PEER["client_uuid"],
-                     "client_type": {"type": "string", "default": "blender"},
+                     "client_type": {"type": "string", "default": "blender", "maxLength": 100},
                      "is_persistent": {"type": "boolean", "default": False},
-                     "capabilities": {"type": "object"},
-                     "blender_version": {"type": "string"},
-                     "handlers": {"type": "array", "items": {"type": "object"},
+                     "capabilities": {"type": "object", "maxProperties": 100},
+                     "blender_version": {"type": "string", "maxLength": 100},
+                     "handlers": {"type": "array", "items": {"type": "object", "maxProperties": 20}, "maxItems": 500,
                                   "description": "Handler packages the peer has: [{package, version, sha256}]."},
-                     "gates": {"type": "object", "additionalProperties": {"type": "boolean"}},
+                     "gates": {"type": "object", "additionalProperties": {"type": "boolean"}, "maxProperties": 1000},
                      "instance": {"type": "string", "maxLength": 100,
                                   "description": "Random per peer process; a new value fails the old one's jobs."},
                  }, ("client_uuid",)),
-                 self._register, {"idempotent": True}),
+                 self._register, {"idempotent": True}, role=PEER, max_bytes=lim.max_registration_bytes),
             Tool("blender_unregister_client", "Peer side: leave the bus.", _obj(_PEER, ("client_uuid", "peer_token")),
-                 self._unregister),
+                 self._unregister, role=PEER),
             Tool("blender_fetch_handler_package", "Peer side: the source of one plugin's addon-side package,"
                  " for a peer that lacks it or has another version (live handler sync).",
-                 _obj({**_PEER, "package": _STR}, ("client_uuid", "peer_token", "package")), self._fetch_package,
-                 {"read_only": True}),
+                 _obj({**_PEER, "package": {"type": "string", "maxLength": 200}},
+                      ("client_uuid", "peer_token", "package")), self._fetch_package, {"read_only": True}, role=PEER),
             Tool("blender_list_clients", "List the Blender peers connected to your bus.", _obj({}),
                  self._list_clients, {"read_only": True}),
             Tool("blender_poll_jobs", "Peer side: long-poll for payloads. Acknowledge what the previous poll"
@@ -344,14 +380,15 @@ class BlendbusServer:
                      "ack": {"type": "array", "items": _STR, "maxItems": 10000},
                      "wait_s": {"type": "number", "minimum": 0, "maximum": lim.poll_wait_s},
                      "replies": _UPDATES,
-                 }, ("client_uuid", "peer_token")), self._poll),
+                 }, ("client_uuid", "peer_token")), self._poll, role=PEER),
             Tool("blender_job_update", "Peer side: report progress or the outcome of a job sent to this peer.",
-                 _obj({**_PEER, **_UPDATE}, ("job_id", "status", "client_uuid", "peer_token")), self._job_update),
+                 _obj({**_PEER, **_UPDATE}, ("job_id", "status", "client_uuid", "peer_token")), self._job_update,
+                 role=PEER),
             Tool("blender_job_updates", "Peer side: several job updates in one request (what accumulated while"
                  " the previous one was in flight); each is answered on its own.", _obj({
                      **_PEER,
                      "updates": _UPDATES,
-                 }, ("client_uuid", "peer_token", "updates")), self._job_updates),
+                 }, ("client_uuid", "peer_token", "updates")), self._job_updates, role=PEER),
             Tool("blender_get_job", "Fetch a job's status and result by id; with wait_s, wait up to that many"
                  " seconds for it to finish. Use it after a timeout: the job keeps running.", _obj({
                      "job_id": {"type": "string", "minLength": 1},
@@ -379,7 +416,7 @@ class BlendbusServer:
 
     async def _register(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
         peer = self.hub.register_peer(
-            call.user_id, a["client_uuid"],
+            call.user_id, a["client_uuid"], call.credential,
             client_type=a.get("client_type"), is_persistent=a.get("is_persistent"),
             capabilities=a.get("capabilities"), blender_version=a.get("blender_version"),
             handlers=a.get("handlers"), gates=a.get("gates"), instance=a.get("instance"),
