@@ -14,7 +14,7 @@ import sys
 bl_info = {
     "name": "blendbus",
     "author": "blendbus",
-    "version": (0, 1, 0),
+    "version": (0, 2, 0),
     "blender": (4, 2, 0),
     "location": "View3D > Sidebar > blendbus",
     "description": "Connect Blender to a blendbus MCP server so LLMs can drive it",

@@ -24,6 +24,7 @@ from blendbus import protocol as p
 from . import scripts
 from .declarations import CommandTable, Declarations, in_package
 from .jobqueue import Background, Job
+from .traces import format_exception, portable
 
 
 class Runtime(Protocol):
@@ -161,8 +162,8 @@ class Executor:
             if payload.get("message_type") == p.COMMAND_DISPATCH:
                 return self._run_command(payload, job)
             return Reply(job.job_id, p.FAILED, error=f"unknown message_type {payload.get('message_type')!r}")
-        except Exception:  # noqa: BLE001 - last line of defence: a reply always goes back
-            return Reply(job.job_id, p.FAILED, error="blendbus peer error:\n" + traceback.format_exc())
+        except Exception as exc:  # noqa: BLE001 - last line of defence: a reply always goes back
+            return Reply(job.job_id, p.FAILED, error="blendbus peer error:\n" + format_exception(exc, exc.__traceback__))
 
     def _gate_closed(self, gate: str | None, what: str) -> str | None:
         if gate is None or self.runtime.setting(gate) is True:
@@ -271,5 +272,7 @@ def _parameters(fn: Callable[..., Any]) -> Iterator[str]:
 def _handler_error(exc: Exception) -> str:
     """The handler's own message first (it is written for the user), then where it came from."""
     tb = traceback.extract_tb(exc.__traceback__)[1:][-3:]  # from the handler inward
+    for frame in tb:
+        frame.filename = portable(frame.filename)
     where = "".join(traceback.format_list(tb))
     return f"{type(exc).__name__}: {exc}\n{where}".rstrip()

@@ -9,9 +9,10 @@ from __future__ import annotations
 import io
 import sys
 import threading
-import traceback
 from contextlib import contextmanager
 from typing import Any, Iterator, TextIO
+
+from .traces import format_exception
 
 _local = threading.local()
 
@@ -82,7 +83,7 @@ def run(code: str, filename: str) -> str:
             exec(compile(code, filename, "exec"), fresh_globals())  # noqa: S102 - this is the feature
         except BaseException as exc:  # noqa: BLE001 - SystemExit in a script must not stop Blender
             tb = exc.__traceback__.tb_next if exc.__traceback__ else None  # hide this frame
-            trace = "".join(traceback.format_exception(type(exc), exc, tb))
+            trace = format_exception(exc, tb)
             raise ScriptError(trace + err.getvalue(), out.getvalue()) from None
     text = out.getvalue()
     if err.getvalue():

@@ -3,6 +3,6 @@
 from .command import Command, DeclarationError, Preference, Resource
 from .hookspecs import hookimpl
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 
 __all__ = ["Command", "DeclarationError", "Preference", "Resource", "__version__", "hookimpl"]

@@ -335,4 +335,7 @@ class JobStore:
 
     def _reclaim(self) -> None:
         """Hand the pages freed by deleted jobs back to the file system."""
-        self._write("PRAGMA incremental_vacuum", ())
+        try:  # executescript runs the pragma to completion; execute() would free a single page
+            self._db.executescript("PRAGMA incremental_vacuum;")
+        except sqlite3.Error as exc:
+            raise JobStoreError(f"the job store at {self.path} could not reclaim space: {exc}") from exc

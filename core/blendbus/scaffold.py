@@ -1,7 +1,8 @@
 """`blendbus new-plugin NAME`: a plugin skeleton whose tests pass as soon as it is installed.
 
 The template lives in `blendbus/templates/plugin/`; `__plugin__`, `__package__` and `__dist__` in
-file names and contents become the plugin's name, import package and distribution.
+file names and contents become the plugin's name, import package and distribution, and
+`__blendbus_range__` the range of blendbus releases this one is compatible with.
 """
 
 from __future__ import annotations
@@ -9,13 +10,21 @@ from __future__ import annotations
 from importlib import resources
 from pathlib import Path
 
+from . import __version__
 from .command import NAME_RE
 
 TEMPLATE = "templates/plugin"
 
 
 def names(plugin: str) -> dict[str, str]:
-    return {"__plugin__": plugin, "__package__": f"blendbus_{plugin}", "__dist__": f"blendbus-{plugin.replace('_', '-')}"}
+    return {"__plugin__": plugin, "__package__": f"blendbus_{plugin}", "__dist__": f"blendbus-{plugin.replace('_', '-')}",
+            "__blendbus_range__": compatible_range(__version__)}
+
+
+def compatible_range(version: str) -> str:
+    """'0.2.0' -> '>=0.2,<0.3': before 1.0 a minor release may change the plugin API."""
+    major, minor = (int(x) for x in version.split(".")[:2])
+    return f">={major}.{minor},<{major}.{minor + 1}" if major == 0 else f">={major}.{minor},<{major + 1}"
 
 
 def render(plugin: str, dest: Path) -> list[Path]:

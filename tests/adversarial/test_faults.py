@@ -8,6 +8,7 @@ import signal
 import sqlite3
 import time
 
+import httpx2
 import pytest
 
 from blendbus import protocol as p
@@ -120,3 +121,54 @@ def test_a_server_killed_mid_job_loses_nothing(tmp_path):
         assert blendbus_call("blender_list_clients", {})["clients"][0]["blender_version"] == "5.0.1"
     finally:
         stop_process(peer, server)
+
+
+async def test_a_malformed_image_fails_its_job_instead_of_every_later_read(blendbus_server, blendbus_client):
+    """Security round 2, #9: a reply with a bad `_images` entry was stored, and every later read of
+    that job failed with "Internal server error"."""
+    hub = blendbus_server.hub
+    peer = hub.register_peer("local", "odd")
+    bad_images = ([{"data": 5}], [{"data": "not base64!"}], [{"data": "aGk=", "mime_type": "text/html"}], "x")
+    for images in bad_images:
+        job = asyncio.ensure_future(call_envelope(blendbus_client, "blender_test_noop", {"timeout_s": 5}))
+        await asyncio.sleep(0.05)
+        await hub.poll("local", "odd", peer.token, [], 0)
+        job_id = next(iter(peer.running))
+        await call(blendbus_client, "blender_job_update", {"client_uuid": "odd", "peer_token": peer.token,
+                                                         "job_id": job_id, "status": "completed",
+                                                         "result": {"_images": images}})
+        env = await job
+        assert env["status"] == p.FAILED and "malformed" in env["error"] and env["result"] is None
+        again = await call_envelope(blendbus_client, "blender_get_job", {"job_id": job_id})
+        assert again["status"] == p.FAILED and "_images" in again["error"]
+        await hub.poll("local", "odd", peer.token, [job_id], 0)
+
+
+async def test_tracebacks_name_packages_not_the_blender_machines_folders(blendbus_peer_factory, blendbus_client):
+    """Security round 2, #10: tracebacks sent to the LLM carried absolute paths of the Blender machine."""
+    import sys
+
+    await blendbus_peer_factory()
+    failed = await call_envelope(blendbus_client, "blender_test_fail", {"message": "boom"})
+    script = await call_envelope(blendbus_client, "blender_execute_code", {"code": "import json\njson.loads('{')"})
+    for env in (failed, script):
+        assert env["status"] == p.FAILED
+        assert sys.prefix not in env["error"] and sys.base_prefix not in env["error"] and "/work/" not in env["error"]
+    assert "RuntimeError: boom" in failed["error"] and "blendbus/testing/handlers.py" in failed["error"]
+    assert 'File "json/decoder.py"' in script["error"] and "<job_" in script["error"]
+
+
+async def test_origins_are_explicit(blendbus_server):
+    """Security round 2, #10: any http://localhost:<port> origin was accepted. Origins are now none by
+    default (no web page can call the server) and exactly those configured otherwise."""
+    body = (b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25",'
+            b'"capabilities":{},"clientInfo":{"name":"t","version":"1"}}}')
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    async with serve_http(blendbus_server) as url, httpx2.AsyncClient() as http:
+        for origin in ("http://localhost:3000", "http://127.0.0.1:9", "null"):
+            assert (await http.post(url, content=body, headers={**headers, "Origin": origin})).status_code == 403
+        assert (await http.post(url, content=body, headers=headers)).status_code == 200  # non-browser clients
+    async with serve_http(blendbus_server, origins=["https://studio.example"]) as url, httpx2.AsyncClient() as http:
+        allowed = await http.post(url, content=body, headers={**headers, "Origin": "https://studio.example"})
+        other = await http.post(url, content=body, headers={**headers, "Origin": "https://studio.example.evil"})
+        assert (allowed.status_code, other.status_code) == (200, 403)

@@ -10,6 +10,7 @@ import sys
 
 import httpx2
 import pytest
+from mcp.shared.exceptions import MCPError
 
 from blendbus.auth import hash_token
 from blendbus.client import ToolError, call, connect
@@ -64,3 +65,65 @@ async def test_client_chosen_job_ids_are_per_user(blendbus_server):
                 b = await call_envelope(bob, "blender_send_message", {"payload": {**script, "script": "print('b')"}})
                 assert (a["result"], b["result"]) == ("a\n", "b\n")
                 assert (await call_envelope(alice, "blender_get_job", {"job_id": "mine"}))["result"] == "a\n"
+
+
+async def test_roles_apply_to_every_method_not_only_tool_calls(blendbus_server):
+    """Security round 2, #3: a peer-role token read blender://scene/* and so ran commands in Blender."""
+    tokens = {"llm-tok": {"user": "u", "role": "llm"}, "peer-tok": {"user": "u", "role": "peer"}}
+    async with serve_http(blendbus_server, tokens=tokens) as url:
+        async with PythonPeer(lambda: connect(url, "peer-tok"), uuid="p1"), connect(url, "peer-tok") as peer:
+            before = blendbus_server.hub.store.usage("u")
+            for uri in ("blender://scene/info", "blender://scene/object/Cube"):
+                with pytest.raises(MCPError, match="resources/read needs a token with the llm role"):
+                    await peer.read_resource(uri)
+            assert blendbus_server.hub.store.usage("u") == before  # nothing was dispatched
+            assert [t.name for t in (await peer.list_tools()).tools]  # listing stays open to every role
+
+
+async def test_a_live_peers_uuid_cannot_be_taken_over(blendbus_server):
+    """Security round 2, #8: another peer-role token re-registered under a live uuid, took its jobs
+    and forged its results."""
+    tokens = {"peer-a": {"user": "u", "role": "peer"}, "peer-b": {"user": "u", "role": "peer"}, "llm": "u"}
+    async with serve_http(blendbus_server, tokens=tokens) as url:
+        async with PythonPeer(lambda: connect(url, "peer-a"), uuid="victim") as victim:
+            async with connect(url, "peer-b") as thief, connect(url, "peer-a") as same_token:
+                for client, instance in ((thief, victim.link.instance), (thief, "other"), (same_token, "other")):
+                    with pytest.raises(ToolError, match="held by another live peer"):
+                        await call(client, "blender_register_client", {"client_uuid": "victim", "instance": instance})
+            async with connect(url, "llm") as llm:  # the victim still owns its jobs
+                env = await call_envelope(llm, "blender_test_echo", {"value": "mine", "target_uuid": "victim"})
+                assert env["status"] == "completed" and env["result"] == {"echo": "mine"}
+
+
+def _initialize(session: str | None = None) -> bytes:
+    return json.dumps({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}).encode()
+
+
+async def test_sessions_are_bound_to_their_user_and_capped_per_user(blendbus_extra_plugins, tmp_path):
+    """Security round 2, #6: bob's sessions filled the server-wide cap (503 for alice), and bob's token
+    with alice's session id ended her session."""
+    from blendbus.dispatch import Limits
+    from blendbus.testing import make_server
+
+    server = make_server(blendbus_extra_plugins, limits=Limits(max_sessions_per_user=3))
+    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
+    async with serve_http(server, tokens={"a": "alice", "b": "bob"}) as url:
+        async with httpx2.AsyncClient(timeout=10) as http:
+            async def open_session(token: str) -> httpx2.Response:
+                return await http.post(url, headers={**headers, "Authorization": f"Bearer {token}"},
+                                       content=_initialize())
+
+            alice = (await open_session("a")).headers["mcp-session-id"]
+            for _ in range(3):
+                assert (await open_session("b")).status_code == 200
+            refused = await open_session("b")
+            assert refused.status_code == 503  # bob is at his own cap...
+            assert (await open_session("a")).status_code == 200  # ...and alice is not locked out
+            as_bob = {**headers, "Authorization": "Bearer b", "mcp-session-id": alice, "mcp-protocol-version": "2025-11-25"}
+            assert (await http.delete(url, headers=as_bob)).status_code == 404
+            ping = json.dumps({"jsonrpc": "2.0", "id": 2, "method": "ping"}).encode()
+            assert (await http.post(url, headers=as_bob, content=ping)).status_code == 404
+            as_alice = {**as_bob, "Authorization": "Bearer a"}
+            assert (await http.post(url, headers=as_alice, content=ping)).status_code == 200  # still hers, still alive
+            assert (await http.delete(url, headers=as_alice)).status_code == 200

@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from blendbus import Command, Preference, hookimpl
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 HANDLERS = "blendbus_polyhaven.addon.handlers"
 GATE = "polyhaven.enabled"
 AssetType = Literal["hdris", "textures", "models", "all"]

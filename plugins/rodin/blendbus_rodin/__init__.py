@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from blendbus import Command, Preference, hookimpl
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 HANDLERS = "blendbus_rodin.addon.handlers"
 GATE = "rodin.enabled"
 

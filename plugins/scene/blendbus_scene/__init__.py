@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from blendbus import Command, Resource, hookimpl
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
 HANDLERS = "blendbus_scene.addon.handlers"
 READ_ONLY = {"read_only": True, "destructive": False, "idempotent": True, "open_world": False}
 

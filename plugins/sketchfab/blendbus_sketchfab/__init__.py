@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 from blendbus import Command, Preference, hookimpl
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 HANDLERS = "blendbus_sketchfab.addon.handlers"
 GATE = "sketchfab.enabled"
 OPEN = {"read_only": True, "destructive": False, "open_world": True}
