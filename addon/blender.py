@@ -18,6 +18,7 @@ from typing import Any, Iterator
 import bpy
 
 from blendbus.client import connect as http_connect
+from blendbus.suggest import did_you_mean
 
 from . import handler_sync
 from .declarations import Declarations
@@ -155,15 +156,22 @@ def set_setting(key: str, value: str) -> None:
 
         setattr(prefs, name, Preference(**{**decl, "choices": tuple(decl.get("choices", []))}).coerce(value))
         return
-    if name in ("server_url", "token", "client_uuid"):
+    if name in CONNECTION_SETTINGS:
         setattr(prefs, name, value)
         return
+    known = [d["key"] for d in type(prefs).declarations] + list(CONNECTION_SETTINGS)
+    hint = did_you_mean(key, known)
+    if hint:  # a typo of a declared preference, not a plugin's key this peer has yet to receive
+        raise ValueError(f"no preference {key!r}{hint}")
     for item in prefs.extra:
         if item.key == key:
             item.value = value
             return
     item = prefs.extra.add()
     item.key, item.value = key, value
+
+
+CONNECTION_SETTINGS = ("server_url", "token", "client_uuid")
 
 
 def sticky_uuid() -> str:

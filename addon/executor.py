@@ -20,6 +20,7 @@ from typing import Any, Protocol
 import jsonschema
 
 from blendbus import protocol as p
+from blendbus.validation import validation_message
 
 from . import scripts
 from .declarations import CommandTable, Declarations, in_package
@@ -108,15 +109,6 @@ def jsonable(value: Any, _depth: int = 0) -> Any:
     return str(value)
 
 
-def _param_error(cmd: str, err: jsonschema.ValidationError) -> str:
-    if err.validator == "required":
-        return f"{cmd}: missing required parameter: {err.message}"
-    if err.validator == "additionalProperties":
-        return f"{cmd}: unknown parameter: {err.message}"
-    where = "/".join(str(x) for x in err.absolute_path) or "(params)"
-    return f"{cmd}: parameter '{where}': {err.message}"
-
-
 class Executor:
     def __init__(self, runtime: Runtime, declarations: Declarations, *,
                  max_result_bytes: int = 64 * 1024 * 1024) -> None:
@@ -200,7 +192,7 @@ class Executor:
             validator = self._validators[name] = jsonschema.Draft202012Validator(cmd["params_schema"])
         errors = sorted(validator.iter_errors(params), key=lambda e: list(e.absolute_path))
         if errors:
-            return Reply(job.job_id, p.FAILED, error="; ".join(_param_error(name, e) for e in errors[:5]))
+            return Reply(job.job_id, p.FAILED, error=validation_message(name, errors))
         try:
             fn = self.handler(cmd["handler"])
         except PermissionError as exc:

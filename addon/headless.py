@@ -14,6 +14,10 @@ import threading
 from pathlib import Path
 from typing import Any
 
+from blendbus.locks import Claim, claim, holder
+
+from .transport import REFUSED
+
 ADDON_MODULE = "blendbus_addon"
 
 
@@ -24,20 +28,46 @@ def enable_addon() -> None:
 
     if ADDON_MODULE in bpy.context.preferences.addons:
         return
+    # This process imported the package already (it runs `blendbus peer`); Blender would take the
+    # unknown load time for a change on disk, print so, and import the addon a second time.
+    module = sys.modules.get(ADDON_MODULE)
+    if module is not None and module.__file__:
+        module.__time__ = os.path.getmtime(module.__file__)
     errors: list[BaseException] = []
     addon_utils.enable(ADDON_MODULE, default_set=True, handle_error=errors.append)
     if errors or ADDON_MODULE not in bpy.context.preferences.addons:
         raise RuntimeError(f"could not enable the blendbus addon: {errors[0] if errors else 'unknown error'}")
 
 
-def remembered_uuid(state_dir: Path) -> str:
-    path = state_dir / "client_uuid"
-    if path.exists():
-        return path.read_text().strip()
-    state_dir.mkdir(parents=True, exist_ok=True)
-    uuid = "blender-" + secrets.token_hex(4)
-    path.write_text(uuid)
-    return uuid
+def claim_uuid(state_dir: Path, uuid: str | None) -> tuple[str, Claim]:
+    """This process's uuid, held exclusively while it runs.
+
+    Without `uuid`: the uuid remembered in the state dir (`client_uuid`), or, when another running
+    peer holds that one, the next remembered slot (`client_uuid.2`, ...), each made on first use, so
+    two peers sharing a state dir never share a uuid. An explicit uuid another process holds is an
+    error naming that process."""
+    if uuid is not None:
+        lock = state_dir / "uuids" / f"{uuid}.lock"
+        held = claim(lock)
+        if held is None:
+            raise RuntimeError(f"uuid {uuid!r} is in use by another blendbus peer (pid {holder(lock)});"
+                               " pass another --uuid, or leave it out to get a free one")
+        return uuid, held
+    for slot in range(1, 1000):
+        path = state_dir / ("client_uuid" if slot == 1 else f"client_uuid.{slot}")
+        held = claim(path.with_name(path.name + ".lock"))
+        if held is None:
+            continue
+        if not path.exists():
+            path.write_text("blender-" + secrets.token_hex(4))
+        remembered = path.read_text().strip()
+        by_uuid = claim(state_dir / "uuids" / f"{remembered}.lock")  # also held against an explicit --uuid
+        if by_uuid is None:
+            held.release()
+            continue
+        held.release()
+        return remembered, by_uuid
+    raise RuntimeError(f"999 blendbus peers already run on the state dir {state_dir}")
 
 
 def main(*, server: str, token: str | None, uuid: str | None, settings: dict[str, Any], blend: Path | None,
@@ -59,7 +89,11 @@ def main(*, server: str, token: str | None, uuid: str | None, settings: dict[str
         except ValueError as exc:
             print(f"blendbus peer: --set {key}: {exc}", file=sys.stderr)
             return 2
-    uuid = uuid or remembered_uuid(state_dir)
+    try:
+        uuid, held = claim_uuid(state_dir, uuid)
+    except RuntimeError as exc:
+        print(f"blendbus peer: {exc}", file=sys.stderr)
+        return 2
     core = blender.new_core(server, token, uuid, state_dir)
     blender.start(core)
 
@@ -77,6 +111,9 @@ def main(*, server: str, token: str | None, uuid: str | None, settings: dict[str
         while not stopping.is_set():
             if parent_pid is not None and os.getppid() != parent_pid:
                 break  # the server that started us is gone: do not linger as an orphan
+            if core.link.state == REFUSED:
+                print(f"blendbus peer: {core.link.last_error}", file=sys.stderr, flush=True)
+                return 2
             if not announced and core.link.state == "connected":
                 print(f"blendbus peer {uuid} connected to {server} (Blender {bpy.app.version_string})",
                       file=sys.stderr, flush=True)
@@ -88,4 +125,5 @@ def main(*, server: str, token: str | None, uuid: str | None, settings: dict[str
                 core.run_payload(payload)
     finally:
         blender.stop()
+        held.release()
     return 0

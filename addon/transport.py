@@ -23,7 +23,7 @@ from typing import Any
 
 from blendbus import eventloop
 from blendbus import protocol as p
-from blendbus.client import ToolError, call, describe_error
+from blendbus.client import ConnectError, ToolError, call, describe_error
 
 log = logging.getLogger("blendbus.peer")
 
@@ -36,6 +36,10 @@ POLL_CARRY_BYTES = 64 * 1024
 in memory while the poll is held open, so anything larger is posted in a request of its own."""
 REPOLL_DELAY_S = 0.02
 """Longest a peer holds back its next poll so that quick jobs' replies can ride on it."""
+FATAL_STATUSES = frozenset({401, 403, 404, 421})
+"""HTTP answers that retrying cannot change (a wrong token or URL): the peer stops and says why."""
+REFUSED = "refused"
+"""The link's state after such an answer."""
 
 
 class Outbox:
@@ -161,12 +165,19 @@ class PeerLink:
                     await self._serve(client)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - every failure means: reconnect
+            except ConnectError as exc:
+                self.last_error = str(exc)
+                if exc.status in FATAL_STATUSES:  # retrying cannot help: say so once and stop
+                    log.error("blendbus peer %s: %s", self.uuid, exc)
+                    self._stop.set()
+                else:
+                    log.warning("blendbus peer %s: %s; reconnecting", self.uuid, self.last_error)
+            except Exception as exc:  # noqa: BLE001 - every other failure means: reconnect
                 self.last_error = describe_error(exc)
                 log.warning("blendbus peer %s: connection lost (%s); reconnecting", self.uuid, self.last_error)
             finally:
                 self.connected.clear()
-                self.state = "disconnected"
+                self.state = REFUSED if self._stop.is_set() and self.last_error else "disconnected"
             if self._stop.is_set():
                 break
             if time.monotonic() - started > 10:

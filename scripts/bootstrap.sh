@@ -21,10 +21,24 @@ if [ -z "$PY" ]; then
   exit 1
 fi
 
+if [ -z "$BPY" ]; then
+  # The official TypeScript MCP SDK client, pinned in tests/node/package-lock.json: the tests drive it.
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "installing Node.js and npm (Debian packages) for the TypeScript client tests" >&2
+    (apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null) || { echo "need Node.js 20 and npm" >&2; exit 1; }
+  fi
+  if [ ! -f tests/node/node_modules/.package-lock.json ] || [ tests/node/package-lock.json -nt tests/node/node_modules/.package-lock.json ]; then
+    echo "installing the TypeScript MCP SDK client for the tests (npm ci in tests/node)" >&2
+    (cd tests/node && npm ci --no-audit --no-fund --loglevel=error) || exit 1
+  fi
+fi
+
 stamp="$VENV/.blendbus-installed"
 if [ -f "$stamp" ] && [ -z "$(find pyproject.toml plugins/*/pyproject.toml -newer "$stamp" 2>/dev/null)" ]; then
   exit 0
 fi
+# Build backends warn about their own deprecations while installing: nothing a user can act on.
+export PYTHONWARNINGS="ignore"
 [ -x "$VENV/bin/python" ] || "$PY" -m venv "$VENV"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 if [ -z "$BPY" ]; then

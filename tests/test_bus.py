@@ -86,9 +86,24 @@ async def test_bad_arguments_are_refused_before_dispatch(blendbus_server, blendb
 async def test_timeout_then_late_reply_through_get_job(blendbus_server, blendbus_peer_factory, blendbus_client):
     await blendbus_peer_factory()
     env = await call_envelope(blendbus_client, "blender_test_sleep", {"seconds": 0.8, "timeout_s": 0.1})
-    assert env["status"] == p.TIMEOUT and env["job_id"] in env["error"]
+    assert env["status"] == p.TIMEOUT and env["job_id"] in env["error"] and "still running" in env["error"]
+    now = await call_envelope(blendbus_client, "blender_get_job", {"job_id": env["job_id"]})
+    assert now["status"] == p.RUNNING  # the job's real state, not the caller's deadline
     late = await call_envelope(blendbus_client, "blender_get_job", {"job_id": env["job_id"], "wait_s": 10})
     assert late["status"] == p.COMPLETED and late["result"] == 0.8
+
+
+async def test_send_message_without_waiting(blendbus_server, blendbus_peer_factory, blendbus_client):
+    await blendbus_peer_factory()
+    sent = await blendbus_client.call_tool("blender_send_message", {"wait": False, "payload": {
+        "message_type": "command_dispatch", "command": "test_sleep", "params": {"seconds": 0.3}}})
+    env = sent.structured_content
+    assert not sent.is_error and env["status"] == p.QUEUED and env["job_id"] and env["target_uuid"]
+    done = await call_envelope(blendbus_client, "blender_get_job", {"job_id": env["job_id"], "wait_s": 10})
+    assert done["status"] == p.COMPLETED and done["result"] == 0.3
+    feed = await call_envelope(blendbus_client, "blender_watch_bus", {"cursor": 0})
+    assert {"kind": "job_update", "job_id": env["job_id"], "status": "completed"}.items() <= next(
+        e for e in feed["events"] if e["kind"] == "job_update").items()
 
 
 async def test_progress_reaches_the_client(blendbus_server, blendbus_peer_factory, blendbus_client):

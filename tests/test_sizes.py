@@ -17,6 +17,7 @@ MB = 1024 * 1024
 @pytest.mark.parametrize("mode", ["legacy", "auto"])
 async def test_a_64_mb_result_arrives_whole(blendbus_server, mode):
     size = 64 * MB - 1024  # the cap is on the JSON-encoded result: a string adds its two quotes
+    blendbus_server.hub.limits.inline_result_max_bytes = None  # --inline-result-max-bytes 0: whole results
     async with serve_http(blendbus_server) as url:
         async with PythonPeer(lambda: connect(url, mode=mode)):
             async with connect(url, mode=mode) as client:
@@ -24,6 +25,34 @@ async def test_a_64_mb_result_arrives_whole(blendbus_server, mode):
                 assert env["status"] == p.COMPLETED and len(env["result"]) == size
                 over = await call_envelope(client, "blender_test_size", {"nbytes": 64 * MB + 1})
                 assert over["status"] == p.FAILED and "above this peer's cap" in over["error"]
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_large_results_come_in_pages_that_fit_a_default_client(blendbus_server, mode):
+    """A client with the SDK's defaults (1 MiB SSE events) gets every answer: the first page inline,
+    the rest through blender_get_job(offset), reassembled to the exact result text."""
+    from mcp import Client
+    from mcp.client.streamable_http import streamable_http_client
+
+    text = ("line é€ 😀 \"quoted\"\t\n" * 200_000)[:3_000_000]  # multibyte characters and escapes
+    async with serve_http(blendbus_server) as url:
+        async with PythonPeer(lambda: connect(url)), Client(streamable_http_client(url), mode=mode) as client:
+            env = await call_envelope(client, "blender_test_echo", {"value": {"text": text[:2000]}})
+            assert env["status"] == p.COMPLETED and "truncated" not in env  # small results are untouched
+            script = f"import sys\nsys.stdout.write({text!r})"
+            first = await call_envelope(client, "blender_execute_code", {"code": script, "timeout_s": 60})
+            assert first["status"] == p.COMPLETED and first["truncated"] is True
+            assert first["result_bytes"] == len(text.encode()) and "blender_get_job" in first["more"]
+            pieces, offset = [first["result"]], first["next_offset"]
+            while offset is not None:
+                page = await call_envelope(client, "blender_get_job", {"job_id": first["job_id"], "offset": offset})
+                assert page["offset"] == offset and len(json.dumps(page)) < 600_000
+                pieces.append(page["result"])
+                offset = page["next_offset"]
+            assert "".join(pieces) == text and len(pieces) > 10
+            structured = await call_envelope(client, "blender_test_echo", {"value": {"text": text}})
+            whole = json.dumps({"echo": {"text": text}}, separators=(",", ":"))
+            assert structured["truncated"] and whole.startswith(structured["result"])  # a page of the JSON text
 
 
 @pytest.mark.parametrize("cap", [None, 4096])

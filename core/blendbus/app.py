@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import ipaddress
 import logging
 import os
@@ -11,7 +12,7 @@ import signal
 import socket
 import sys
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +31,7 @@ from .connections import ConnectionGuard, ConnectionLimits
 from .dispatch import Hub, Limits
 from .embedded import EmbeddedBlender
 from .jobs import JobStore
+from .locks import Claim, claim, holder
 from .plugins import load_plugins
 from .server import BlendbusServer
 
@@ -132,7 +134,14 @@ def listening_socket(host: str, port: int) -> socket.socket:
     # Accepted connections inherit this. Without it the SDK's JSON responses (headers and body
     # written separately) meet Nagle plus delayed ACK: 40 ms added to every 2026-07-28-era call.
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(exc.errno, f"port {port} on {host} is already in use (another blendbus serve?); choose"
+                          " another with --port N, or --port 0 to take any free port (printed at start)") from None
+        raise
     return sock
 
 
@@ -169,6 +178,8 @@ async def serve(opts: ServeOptions) -> None:
     if opts.tokens is None and not is_loopback(opts.host):
         raise SystemExit(f"refusing to serve on {opts.host} without --tokens: only loopback binds may skip auth")
     tokens = TokenTable.load(opts.tokens) if opts.tokens else None
+    state_dir, held = claim_state_dir(opts.state_dir)
+    opts = replace(opts, state_dir=state_dir)
     store = JobStore(opts.state_dir / "jobs.sqlite3")
     recovered = store.recover()
     pruned = store.prune()
@@ -188,7 +199,8 @@ async def serve(opts: ServeOptions) -> None:
     url = f"http://{opts.host if ':' not in opts.host else f'[{opts.host}]'}:{port}/mcp"
     _survive_reraised_signals()
     web = _Uvicorn(uvicorn_config(app, opts.limits), on_exit=server.hub.release_polls)
-    embedded = EmbeddedBlender(url, embedded_token, opts.embedded_settings, opts.state_dir) if opts.embedded_blender else None
+    embedded = (EmbeddedBlender(url, embedded_token, opts.embedded_settings, opts.state_dir, server.hub)
+                if opts.embedded_blender else None)
 
     async def announce() -> None:
         while not web.started:
@@ -220,6 +232,21 @@ async def serve(opts: ServeOptions) -> None:
         await asyncio.gather(helper, *essential, return_exceptions=True)
         await server.hub.stop()
         store.close()
+        held.release()
+
+
+def claim_state_dir(wanted: Path) -> tuple[Path, Claim]:
+    """The state dir this server holds while it runs: `wanted`, or, when another server holds that
+    one (whose running jobs must not be marked lost), the first free `wanted/more/N`, said on stderr."""
+    for candidate in [wanted, *(wanted / "more" / str(n) for n in range(2, 100))]:
+        held = claim(candidate / "server.lock")
+        if held is not None:
+            if candidate != wanted:
+                print(f"blendbus: the state dir {wanted} is in use by another server (pid"
+                      f" {holder(wanted / 'server.lock')}); this one keeps its jobs in {candidate}."
+                      " Pass --state-dir to choose.", file=sys.stderr, flush=True)
+            return candidate, held
+    raise ValueError(f"100 blendbus servers already run on the state dir {wanted}; pass --state-dir")
 
 
 def raise_open_files_limit() -> None:

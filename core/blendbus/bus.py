@@ -117,6 +117,11 @@ class Bus:
             return None, AMBIGUOUS_TARGET, f"{len(self.peers)} peers are connected ({names}); pass target_uuid"
         return next(iter(self.peers.values())), None, ""
 
+    @property
+    def seq(self) -> int:
+        """The number of the latest event (a cursor for `events_since`)."""
+        return self._seq
+
     def publish(self, kind: str, **data: Any) -> None:
         """Record a bus event for `_message_bus` observers."""
         self._seq += 1

@@ -9,6 +9,8 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from .paging import DEFAULT_INLINE_RESULT_MAX_BYTES
+
 DEFAULT_URL = "http://127.0.0.1:8765/mcp"
 
 
@@ -29,6 +31,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="Host header values to accept besides loopback and the bound host (name or name:port)")
     serve.add_argument("--allowed-origins", type=_names, default=[], metavar="O1,O2",
                        help="Origin header values to accept, e.g. https://studio.example:8443 (default: none)")
+    serve.add_argument("--inline-result-max-bytes", type=int, metavar="N", default=DEFAULT_INLINE_RESULT_MAX_BYTES,
+                       help="send results larger than N bytes in pages (blender_get_job offset=...); 0 sends whole"
+                            f" results, for clients configured for them (default {DEFAULT_INLINE_RESULT_MAX_BYTES})")
     serve.add_argument("--text-result-max-bytes", type=int, metavar="N",
                        help="send results over N bytes only as structuredContent, not repeated as JSON text")
 
@@ -65,6 +70,9 @@ def _parser() -> argparse.ArgumentParser:
     plugins = sub.add_parser("plugins", help="list plugins, versions, commands, gates and load errors")
     plugins.add_argument("--json", action="store_true")
 
+    tools = sub.add_parser("tools", help="list the MCP tools the installed plugins provide")
+    tools.add_argument("--json", action="store_true", help="the full tool definitions, as tools/list gives them")
+
     call = sub.add_parser("call", help="call one MCP tool and print the result as JSON")
     call.add_argument("tool")
     call.add_argument("arguments", nargs="?", default="{}", help="JSON object of arguments")
@@ -76,8 +84,12 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     verbs = {"serve": _serve, "peer": _peer, "addon": _addon, "token": _token, "new-plugin": _new_plugin,
-             "plugins": _plugins, "call": _call}
-    return verbs[args.verb](args)
+             "plugins": _plugins, "tools": _tools, "call": _call}
+    try:
+        return verbs[args.verb](args)
+    except BrokenPipeError:  # `blendbus call ... | head`: the reader left; that is not an error of ours
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
 
 
 def _names(text: str) -> list[str]:
@@ -92,7 +104,9 @@ def _serve(args: argparse.Namespace) -> int:
     opts = ServeOptions(
         host=args.host, port=args.port, stdio=args.stdio, tokens=args.tokens,
         state_dir=args.state_dir or default_state_dir(), embedded_blender=args.embedded_blender,
-        embedded_settings=args.embedded_set, limits=Limits(text_result_max_bytes=args.text_result_max_bytes),
+        embedded_settings=args.embedded_set, limits=Limits(
+            text_result_max_bytes=args.text_result_max_bytes,
+            inline_result_max_bytes=args.inline_result_max_bytes or None),
         allowed_hosts=args.allowed_hosts, allowed_origins=args.allowed_origins,
     )
     try:
@@ -100,7 +114,7 @@ def _serve(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         pass
     except (ValueError, OSError) as exc:
-        print(f"blendbus serve: {exc}", file=sys.stderr)
+        print(f"blendbus serve: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
         return 2
     return 0
 
@@ -127,11 +141,13 @@ def _peer(args: argparse.Namespace) -> int:
         except (ValueError, ImportError) as exc:
             print(f"blendbus peer: --plugin: {exc}", file=sys.stderr)
             return 2
-    try:
-        from blendbus_addon import headless
-    except ImportError as exc:
-        print(f"blendbus peer needs Blender as a Python module ({exc}): pip install 'blendbus[peer]'", file=sys.stderr)
+    import importlib.util
+
+    if importlib.util.find_spec("bpy") is None:
+        print("blendbus peer needs Blender as a Python module: pip install 'blendbus[peer]' (bpy 5.0.1, Python 3.11)",
+              file=sys.stderr)
         return 2
+    from blendbus_addon import headless
     return headless.main(server=args.server, token=token, uuid=args.uuid, settings=settings,
                          blend=args.blend, state_dir=state_dir,
                          parent_pid=os.getppid() if args.exit_with_parent else None)
@@ -167,16 +183,39 @@ def _token(args: argparse.Namespace) -> int:
 
 
 def _new_plugin(args: argparse.Namespace) -> int:
+    from .plugins import installed_plugins
     from .scaffold import names, render
 
-    dest = args.dir or Path(names(args.name)["__dist__"])
+    taken = installed_plugins()
+    dist = names(args.name)["__dist__"]
+    if args.name in taken or dist in taken.values():
+        print(f"blendbus new-plugin: a plugin named {args.name!r} is already installed ({taken.get(args.name, dist)});"
+              " choose another name", file=sys.stderr)
+        return 2
+    dest = args.dir or Path(dist)
     try:
         files = render(args.name, dest)
     except ValueError as exc:
         print(f"blendbus new-plugin: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {len(files)} files to {dest}. Next:\n  cd {dest}\n  pip install -e '.[test]'\n"
-          "  blendbus plugins\n  pytest")
+    python = sys.executable  # this environment's Python: bare pip/pytest may be other ones, or none
+    print(f"wrote {len(files)} files to {dest}. Next:\n  cd {dest}\n  {python} -m pip install -e '.[test]'\n"
+          f"  {python} -m blendbus plugins\n  {python} -m pytest")
+    return 0
+
+
+def _tools(args: argparse.Namespace) -> int:
+    from .testing.kit import make_server
+
+    server = make_server()
+    tools = sorted(server.tools, key=lambda t: t.name)
+    if args.json:
+        print(json.dumps([t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools], indent=2))
+        return 0
+    for tool in tools:
+        cmd = server.plugins.by_tool(tool.name)
+        gate = f"  [gate: {cmd.gate}]" if cmd and cmd.gate else ""
+        print(f"{tool.name}{gate}\n    {tool.description.splitlines()[0]}")
     return 0
 
 
@@ -223,13 +262,16 @@ def _call(args: argparse.Namespace) -> int:
 
 
 async def _call_async(url: str, token: str | None, tool: str, arguments: dict[str, Any]) -> int:
-    from .client import connect, describe_error, structured
+    from .client import ConnectError, connect, describe_error, structured
 
     try:
         async with connect(url, token) as client:
             result = await client.call_tool(tool, arguments)
+    except ConnectError as exc:
+        print(f"blendbus call: {exc}", file=sys.stderr)
+        return 2
     except Exception as exc:  # noqa: BLE001 - a CLI reports, it does not trace back
-        print(f"blendbus call: cannot reach {url}: {describe_error(exc)}", file=sys.stderr)
+        print(f"blendbus call: {url}: {describe_error(exc)}", file=sys.stderr)
         return 2
     print(json.dumps(structured(result), indent=2))
     return 1 if result.is_error else 0

@@ -4,12 +4,44 @@ from __future__ import annotations
 
 import json
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+
+
+class ConnectError(ConnectionError):
+    """A server could not be used; the message says why and what to do. `status` is the HTTP status
+    the server answered with, if it answered."""
+
+    def __init__(self, message: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+HTTP_MISTAKES = {
+    401: "the server refused the token (HTTP 401): pass the right one with --token or BLENDBUS_TOKEN"
+         " (`blendbus token new USER` makes one on the server's machine)",
+    403: "the server refused this request's Origin (HTTP 403): a browser origin must be listed in the"
+         " server's --allowed-origins",
+    404: "nothing serves MCP at {url} (HTTP 404): the URL ends in /mcp, such as http://127.0.0.1:8765/mcp",
+    421: "the server refused the host name in {url} (HTTP 421): connect by a name it allows, or add this one"
+         " with the server's --allowed-hosts",
+}
+
+
+def explain(url: str, status: int | None, exc: BaseException) -> str:
+    """What went wrong connecting to `url`, in words a user can act on."""
+    if status in HTTP_MISTAKES:
+        return HTTP_MISTAKES[status].format(url=url)
+    cause = describe_error(exc)
+    if status is not None:
+        return f"{url} answered HTTP {status}: {cause}"
+    if "ConnectError" in cause or "Connection refused" in cause or "ConnectTimeout" in cause:
+        return f"nothing answers at {url}: is `blendbus serve` running there? ({cause})"
+    return f"cannot use {url}: {cause}"
 
 
 @asynccontextmanager
@@ -18,12 +50,24 @@ async def connect(url: str, token: str | None = None, *, mode: str = "auto") -> 
 
     The SDK drops SSE events over 1 MiB by default; blendbus results can be up to 64 MB, so the
     limit is lifted here. Other MCP clients need the same for large results (docs/limits.md).
+    Failing to connect raises ConnectError with the reason (a refused token, a wrong URL, ...).
     """
     headers = {"Authorization": f"Bearer {token}"} if token else None
     timeout = httpx2.Timeout(30.0, read=300.0)
-    async with httpx2.AsyncClient(headers=headers, timeout=timeout) as http:
+    refused: list[int] = []
+
+    async def remember(response: httpx2.Response) -> None:
+        if response.status_code >= 400:
+            refused.append(response.status_code)
+
+    async with httpx2.AsyncClient(headers=headers, timeout=timeout, event_hooks={"response": [remember]}) as http:
         transport = streamable_http_client(url, http_client=http, max_sse_event_size=None)
-        async with Client(transport, mode=mode) as client:
+        async with AsyncExitStack() as stack:
+            try:
+                client = await stack.enter_async_context(Client(transport, mode=mode))
+            except Exception as exc:  # noqa: BLE001 - every failure to connect is explained
+                status = refused[-1] if refused else None
+                raise ConnectError(explain(url, status, exc), status) from exc
             yield client
 
 

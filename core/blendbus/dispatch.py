@@ -23,6 +23,7 @@ from typing import Any
 from . import protocol as p
 from .bus import Bus, Buses, Peer
 from .jobs import JobStore, JobStoreError
+from .paging import DEFAULT_INLINE_RESULT_MAX_BYTES
 from .waiter import JobWaiter, ProgressFn
 
 log = logging.getLogger(__name__)
@@ -67,6 +68,9 @@ class Limits:
     """Connections still sending their headers (not yet authenticated), over all addresses."""
     max_pending_per_address: int = 64
     """Connections one address may have still sending their headers."""
+    inline_result_max_bytes: int | None = DEFAULT_INLINE_RESULT_MAX_BYTES
+    """A result whose JSON is larger comes back in pages (paging.py), so every response fits the
+    official clients' default message limits; None sends whole results (clients configured for them)."""
     text_result_max_bytes: int | None = None
     """None: a tool result repeats the whole envelope as JSON text beside structuredContent. A size:
     results larger than that are sent once, in structuredContent, and the text names them instead;
@@ -93,6 +97,8 @@ class Hub:
         self.closing = False
         self.active: dict[str, int] = {}
         """user_id -> dispatches in flight."""
+        self._expected: dict[str, float] = {}
+        """user_id -> until when a peer is expected to join (an embedded Blender starting)."""
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -100,6 +106,12 @@ class Hub:
         loop = asyncio.get_running_loop()
         if self._reaper is None or self._reaper.get_loop() is not loop:
             self._reaper = loop.create_task(self._reap_forever())
+
+    def expect_peer(self, user_id: str, within_s: float) -> None:
+        """A peer is on its way (the embedded Blender is starting): a call that finds no peer on this
+        user's bus waits for one for up to `within_s`, instead of answering `no_client` at once.
+        `within_s=0` withdraws the expectation (the peer could not start)."""
+        self._expected[user_id] = time.monotonic() + within_s
 
     def release_polls(self) -> None:
         """Shutting down: answer every open long poll now, so no request is cut off mid-wait."""
@@ -126,13 +138,15 @@ class Hub:
         target_uuid: str | None,
         timeout: float,
         on_progress: ProgressFn | None = None,
+        wait: bool = True,
     ) -> dict[str, Any]:
-        """Send one payload to a peer and wait for its reply; always returns an envelope."""
+        """Send one payload to a peer and wait for its reply (unless not `wait`: then it answers
+        `queued` as soon as the job is queued); always returns an envelope."""
         if self.active.get(user_id, 0) >= self.limits.max_calls_per_user:
             return p.envelope(p.BUSY, command=command, target_uuid=target_uuid, error=(
                 f"{self.limits.max_calls_per_user} calls of yours are already in flight; retry when some finish"))
         with self._counted(user_id):
-            return await self._route_and_wait(user_id, payload, command, target_uuid, timeout, on_progress)
+            return await self._route_and_wait(user_id, payload, command, target_uuid, timeout, on_progress, wait)
 
     @contextmanager
     def _counted(self, user_id: str) -> Iterator[None]:
@@ -143,9 +157,13 @@ class Hub:
             self.active[user_id] -= 1
 
     async def _route_and_wait(self, user_id: str, payload: dict[str, Any], command: str, target_uuid: str | None,
-                              timeout: float, on_progress: ProgressFn | None) -> dict[str, Any]:
+                              timeout: float, on_progress: ProgressFn | None, wait: bool) -> dict[str, Any]:
         bus = self.buses(user_id)
         peer, status, error = bus.resolve(target_uuid)
+        deadline = self._expected.get(user_id, 0.0)
+        while peer is None and status == p.NO_CLIENT and time.monotonic() < deadline:
+            await bus.events_since(bus.seq, deadline - time.monotonic())  # wakes on the registration
+            peer, status, error = bus.resolve(target_uuid)
         if peer is None:
             result = {"candidates": sorted(bus.peers)} if status == p.AMBIGUOUS_TARGET else None
             return p.envelope(status or p.NO_CLIENT, command=command, target_uuid=target_uuid, result=result, error=error)
@@ -156,16 +174,22 @@ class Hub:
             )
         job_id = payload.setdefault("job_id", p.new_job_id())
         self.store.create(user_id, job_id, kind=payload["message_type"], command=command, target_uuid=peer.uuid)
-        fut = self.waiter.register(user_id, job_id, on_progress)
+        fut = self.waiter.register(user_id, job_id, on_progress) if wait else None
         peer.push(job_id, payload)
         bus.publish("dispatch", job_id=job_id, target_uuid=peer.uuid, message_type=payload["message_type"], command=command)
+        if fut is None:
+            return p.envelope(p.QUEUED, command=command, target_uuid=peer.uuid, job_id=job_id)
         try:
             return await asyncio.wait_for(asyncio.shield(fut), timeout)
         except TimeoutError:
-            self.store.advance(user_id, job_id, p.TIMEOUT, error=f"no reply from peer {peer.uuid} within {timeout:g}s;"
-                               f" the job keeps running and blender_get_job('{job_id}') returns its result later")
+            # The caller stops waiting; the job does not stop. Its record keeps its real state
+            # (queued or running), so blender_get_job tells the truth until the reply lands.
             job = self.store.get(user_id, job_id)
-            return job.envelope() if job else p.envelope(p.TIMEOUT, command=command, job_id=job_id)
+            state = job.status if job else p.QUEUED
+            env = job.envelope() if job else p.envelope(state, command=command, target_uuid=peer.uuid, job_id=job_id)
+            return {**env, "status": p.TIMEOUT, "error": (
+                f"no reply from peer {peer.uuid} within {timeout:g}s; the job is still {state} and"
+                f" blender_get_job('{job_id}', wait_s=...) returns its result later")}
         except asyncio.CancelledError:
             self._cancel(bus, peer, job_id)
             raise

@@ -11,15 +11,26 @@ import importlib.util
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .dispatch import Hub
 
 EMBEDDED_UUID = "embedded-blender"
 DEFAULT_SETTINGS = ("allow_code_execution=true",)
 """The embedded peer is the user's own sandbox Blender, started by the user's own server."""
 
 
+STARTUP_WAIT_S = 60.0
+"""How long calls wait for the embedded Blender to join before answering `no_client`."""
+
+
 class EmbeddedBlender:
-    def __init__(self, url: str, token: str | None, settings: list[str], state_dir: Path) -> None:
-        self.url, self.token, self.state_dir = url, token, state_dir
+    def __init__(self, url: str, token: str | None, settings: list[str], state_dir: Path,
+                 hub: Hub | None = None) -> None:
+        self.url, self.token, self.state_dir, self.hub = url, token, state_dir, hub
+        if hub is not None:
+            hub.expect_peer("local", STARTUP_WAIT_S)
         self.settings = [*DEFAULT_SETTINGS, *settings]
         self.restarts = 0
         self._proc: asyncio.subprocess.Process | None = None
@@ -38,6 +49,8 @@ class EmbeddedBlender:
         if importlib.util.find_spec("bpy") is None:
             print("blendbus: --embedded-blender needs Blender as a Python module: pip install 'blendbus[peer]'"
                   " (bpy 5.0.1, Python 3.11)", file=sys.stderr, flush=True)
+            if self.hub is not None:
+                self.hub.expect_peer("local", 0)
             return
         import os
 
@@ -47,6 +60,8 @@ class EmbeddedBlender:
         backoff = 0.5
         while not self._stopping:
             started = time.monotonic()
+            if self.hub is not None:  # calls made while it starts wait for it rather than fail
+                self.hub.expect_peer("local", STARTUP_WAIT_S)
             self._proc = await asyncio.create_subprocess_exec(
                 *self.command(), stdin=asyncio.subprocess.DEVNULL, stdout=sys.stderr.fileno(), env=env)
             code = await self._proc.wait()

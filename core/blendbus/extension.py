@@ -30,8 +30,9 @@ from .plugins import PluginSet, load_plugins
 from .sync import ADDON_PACKAGE, handler_package, locate, package_files
 
 ROOT_DISTRIBUTION = "blendbus"
-SKIP_DISTRIBUTIONS = {"bpy", "numpy", "pip", "setuptools", "wheel"}
-"""Never bundled: Blender itself, what Blender ships, and installers."""
+SKIP_DISTRIBUTIONS = {"bpy", "numpy", "pip", "setuptools", "wheel", "uvloop", "httptools"}
+"""Never bundled: Blender itself, what Blender ships, installers, and what only makes the server
+faster (the addon runs on asyncio's own loop without them)."""
 
 
 def blender_platform() -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .encoding import encodes_over, json_pieces, json_size
-from .protocol import LOST, QUEUED, RUNNING, STATUS_RANK, envelope
+from .protocol import LOST, OPEN_STATUSES, QUEUED, STATUS_RANK, envelope
 
 DEFAULT_MAX_AGE_S = 7 * 24 * 3600
 DEFAULT_MAX_JOBS = 50_000
@@ -271,7 +271,7 @@ class JobStore:
     def in_flight(self, user_id: str, target_uuid: str) -> list[str]:
         rows = self._db.execute(
             "SELECT job_id FROM jobs WHERE user_id = ? AND target_uuid = ? AND status IN (?, ?)",
-            (user_id, target_uuid, QUEUED, RUNNING),
+            (user_id, target_uuid, *OPEN_STATUSES),
         ).fetchall()
         return [r[0] for r in rows]
 
@@ -280,7 +280,7 @@ class JobStore:
         cur = self._write(
             "UPDATE jobs SET status = ?, error = ?, updated = ? WHERE status IN (?, ?)",
             (LOST, "the server restarted while this job was in flight; a late reply from the peer is still recorded",
-             time.time(), QUEUED, RUNNING),
+             time.time(), *OPEN_STATUSES),
         )
         return cur.rowcount
 
@@ -288,7 +288,7 @@ class JobStore:
         """Retention: drop finished jobs older than max_age_s, then fit every user within the caps."""
         removed = self._write(
             "DELETE FROM jobs WHERE updated < ? AND status NOT IN (?, ?)",
-            (time.time() - self.max_age_s, QUEUED, RUNNING),
+            (time.time() - self.max_age_s, *OPEN_STATUSES),
         ).rowcount
         if removed:
             self._usage = {user: [count, size] for user, count, size in self._db.execute(
@@ -320,7 +320,7 @@ class JobStore:
         victims, freed = [], 0
         for rowid, job_id, nbytes in self._db.execute(
             f"SELECT rowid, job_id, {_ROW_BYTES} FROM jobs WHERE user_id = ? AND status NOT IN (?, ?)"
-            " ORDER BY updated", (user_id, QUEUED, RUNNING),
+            " ORDER BY updated", (user_id, *OPEN_STATUSES),
         ):
             if count - len(victims) <= max_jobs and size - freed <= max_bytes:
                 break

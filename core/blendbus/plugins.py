@@ -18,6 +18,7 @@ import pluggy
 
 from . import hookspecs
 from .command import Command, DeclarationError, Preference, Resource
+from .suggest import did_you_mean
 
 log = logging.getLogger(__name__)
 
@@ -79,14 +80,27 @@ class PluginSet:
         return self.commands.get(tool_name[len(TOOL_PREFIX) :])
 
 
+SELECTION_VARIABLES = ("BLENDBUS_LOAD_PLUGINS", "BLENDBUS_DISABLE_PLUGINS")
+
+
+def _names(env: dict[str, str], variable: str) -> set[str]:
+    return {n.strip() for n in env.get(variable, "").split(",") if n.strip()}
+
+
 def _selected(name: str, env: dict[str, str]) -> bool:
     if name == BUILTIN:
         return True
-    load = env.get("BLENDBUS_LOAD_PLUGINS")
-    if load is not None:
-        return name in {n.strip() for n in load.split(",") if n.strip()}
-    disable = env.get("BLENDBUS_DISABLE_PLUGINS", "")
-    return name not in {n.strip() for n in disable.split(",") if n.strip()}
+    if env.get("BLENDBUS_LOAD_PLUGINS") is not None:
+        return name in _names(env, "BLENDBUS_LOAD_PLUGINS")
+    return name not in _names(env, "BLENDBUS_DISABLE_PLUGINS")
+
+
+def _unknown_selections(env: dict[str, str], installed: set[str]) -> list[PluginInfo]:
+    """A name in BLENDBUS_LOAD_PLUGINS / BLENDBUS_DISABLE_PLUGINS that no installed plugin has is a
+    mistake to report (a typo would otherwise load nothing, or disable nothing, silently)."""
+    return [PluginInfo(name=name, error=f"{variable} names {name!r}, but no installed plugin has that name"
+                       f"{did_you_mean(name, installed)}; installed: {', '.join(sorted(installed))}")
+            for variable in SELECTION_VARIABLES for name in sorted(_names(env, variable) - installed)]
 
 
 def _distribution(ep: metadata.EntryPoint) -> tuple[str | None, str | None]:
@@ -107,6 +121,11 @@ def _entry_points() -> list[metadata.EntryPoint]:
     return unique
 
 
+def installed_plugins() -> dict[str, str]:
+    """Entry-point name -> distribution name of every installed plugin."""
+    return {ep.name: (_distribution(ep)[0] or ep.value) for ep in _entry_points()}
+
+
 def load_plugins(
     extra: Iterable[tuple[str, object]] = (),
     env: dict[str, str] | None = None,
@@ -116,8 +135,9 @@ def load_plugins(
     `extra` is how tests and embedders register a plugin object without installing it.
     """
     env = dict(os.environ) if env is None else env
-    infos: list[PluginInfo] = []
-    for ep in _entry_points():
+    eps = _entry_points()
+    infos: list[PluginInfo] = _unknown_selections(env, {ep.name for ep in eps} | {name for name, _ in extra})
+    for ep in eps:
         if not _selected(ep.name, env):
             continue
         dist, version = _distribution(ep)
@@ -143,6 +163,11 @@ def collect(infos: list[PluginInfo]) -> PluginSet:
             pm.register(info.module, name=info.name)
         except Exception as exc:  # noqa: BLE001
             info.error = f"not a valid plugin: {type(exc).__name__}: {exc}"
+            continue
+        unknown = _unknown_hooks(pm, info)
+        if unknown:
+            pm.unregister(info.module)
+            info.error = unknown
             continue
         info.hooks = [h.name for h in pm.get_hookcallers(info.module) or [] if h.name in HOOK_NAMES]
         try:
@@ -184,6 +209,19 @@ def collect(infos: list[PluginInfo]) -> PluginSet:
             log.error("blendbus plugin %r failed to load: %s", info.name, info.error)
     resources = [r for info in infos if not info.error for r in info.resources]
     return PluginSet(plugins=infos, commands=commands, preferences=preferences, resources=resources, owner=owner)
+
+
+def _unknown_hooks(pm: pluggy.PluginManager, info: PluginInfo) -> str | None:
+    """A hook implementation whose name is no blendbus hook (pluggy's check_pending) would be
+    silently ignored: name it, and the hook it was probably meant to be."""
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError:
+        names = sorted(name for name, caller in pm.hook.__dict__.items() if isinstance(caller, pluggy.HookCaller)
+                       and not caller.has_spec() and any(i.plugin_name == info.name for i in caller.get_hookimpls()))
+        return "; ".join(f"unknown hook {name!r}{did_you_mean(name, HOOK_NAMES)}: blendbus never calls it"
+                         for name in names) or "a hook implementation has no blendbus hook"
+    return None
 
 
 def _declare(pm: pluggy.PluginManager, info: PluginInfo) -> None:

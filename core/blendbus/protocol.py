@@ -43,6 +43,8 @@ BUSY: Final = "busy"
 INVALID: Final = "invalid"
 """The call never became a job: its arguments failed validation, or the tool is unknown."""
 
+OPEN_STATUSES: Final = (QUEUED, RUNNING)
+"""A job in flight: never pruned, failed as `lost` when its peer goes."""
 ROUTING_STATUSES: Final = frozenset({NO_CLIENT, AMBIGUOUS_TARGET, UNKNOWN_TARGET, BUSY, INVALID})
 
 # A job's status only moves to a higher rank. `timeout`, `lost` and `cancelled` rank below the
@@ -116,8 +118,13 @@ ENVELOPE_SCHEMA: Final[dict[str, Any]] = {
         "command": {"type": "string"},
         "target_uuid": {"type": ["string", "null"], "description": "The peer that ran (or would run) the job."},
         "job_id": {"type": ["string", "null"], "description": "Pass to blender_get_job to fetch it later."},
-        "result": {"description": "The handler's return value, decoded."},
+        "result": {"description": "The handler's return value, decoded; a page of its text when truncated."},
         "error": {"type": "string"},
+        "truncated": {"type": "boolean", "description": "result is one page of a larger result text."},
+        "result_bytes": {"type": "integer", "description": "Size of the whole result text, in UTF-8 bytes."},
+        "offset": {"type": "integer"},
+        "next_offset": {"type": ["integer", "null"],
+                        "description": "Pass to blender_get_job(job_id, offset=...) for the next page; null at the end."},
     },
     "required": ["status", "command", "target_uuid", "job_id", "result", "error"],
 }

@@ -21,13 +21,16 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.uri_template import UriTemplate
 
 from . import __version__
+from . import paging
 from . import protocol as p
-from .command import Command, Resource
+from .command import ANNOTATION_KEYS, Command, Resource
 from .dispatch import LOCAL_CREDENTIAL, Hub, PeerAuthError
 from .encoding import encodes_over
 from .jobs import DuplicateJob, JobStoreError
 from .auth import CREDENTIAL_SCOPE_KEY, ROLES, ROLES_SCOPE_KEY, USER_SCOPE_KEY
 from .plugins import PluginSet
+from .suggest import did_you_mean
+from .validation import validation_message
 from .sync import HandlerPackages
 
 log = logging.getLogger(__name__)
@@ -74,6 +77,8 @@ class Tool:
     envelope: bool = False
     role: str = LLM
     """The token role that may call it: peer tools are `peer`, everything else `llm`."""
+    ok: frozenset[str] = frozenset({p.COMPLETED})
+    """For envelope tools: the statuses that are not an error."""
     max_bytes: int | None = None
     """Cap on the JSON-encoded arguments; None: `Limits.max_arguments_bytes` for llm tools, and for peer
     tools only the HTTP body limit (their replies carry results up to the result cap)."""
@@ -98,24 +103,6 @@ _UPDATE = {
 }
 _UPDATES = {"type": "array", "minItems": 1, "maxItems": 1000, "items": _obj(_UPDATE, ("job_id", "status")),
             "description": "Job updates, each answered on its own (see blender_job_update)."}
-_ANNOTATION_HINTS = {"read_only": "read_only_hint", "destructive": "destructive_hint",
-                     "idempotent": "idempotent_hint", "open_world": "open_world_hint"}
-
-
-def _validation_message(tool: str, errors: list[jsonschema.ValidationError]) -> str:
-    parts = []
-    for err in errors[:5]:
-        if err.validator == "required":
-            missing = err.message.split("'")[1] if "'" in err.message else err.message
-            field_path = "/".join(str(x) for x in [*err.absolute_path, missing])
-            parts.append(f"missing required argument '{field_path}'")
-        elif err.validator == "additionalProperties":
-            parts.append(f"unknown argument: {err.message}")
-        else:
-            where = "/".join(str(x) for x in err.absolute_path) or "(arguments)"
-            shown = err.message if len(err.message) < 300 else err.message[:300] + "..."
-            parts.append(f"argument '{where}': {shown}")
-    return f"invalid arguments for {tool}: " + "; ".join(parts)
 
 
 class BlendbusServer:
@@ -167,7 +154,7 @@ class BlendbusServer:
     def tools(self) -> list[types.Tool]:
         tools = []
         for cmd in self.plugins.commands.values():
-            hints = {_ANNOTATION_HINTS[k]: v for k, v in cmd.annotations.items()}
+            hints = {ANNOTATION_KEYS[k]: v for k, v in cmd.annotations.items()}
             tools.append(types.Tool(
                 name=cmd.tool_name,
                 title=cmd.title,
@@ -177,7 +164,7 @@ class BlendbusServer:
                 annotations=types.ToolAnnotations(**hints) if hints else None,
             ))
         for tool in self.builtin.values():
-            hints = {_ANNOTATION_HINTS[k]: v for k, v in tool.annotations.items()}
+            hints = {ANNOTATION_KEYS[k]: v for k, v in tool.annotations.items()}
             tools.append(types.Tool(
                 name=tool.name,
                 description=tool.description,
@@ -201,10 +188,11 @@ class BlendbusServer:
         if validator is None:
             schema = self.schema_of(tool_name)
             if schema is None:
-                return f"unknown tool {tool_name!r}"
+                return (f"unknown tool {tool_name!r}{did_you_mean(tool_name, self._schemas)};"
+                        " tools/list (or `blendbus tools`) lists them")
             validator = self._validators[tool_name] = jsonschema.Draft202012Validator(schema)
         errors = sorted(validator.iter_errors(arguments), key=lambda e: list(e.absolute_path))
-        return _validation_message(tool_name, errors) if errors else None
+        return validation_message(tool_name, errors) if errors else None
 
     # ---- MCP handlers ----------------------------------------------------------------------
     def _ensure_started(self) -> None:
@@ -272,7 +260,7 @@ class BlendbusServer:
                 return self.result(await self.run_command(call, cmd, arguments))
             tool = self.builtin[name]
             value = await tool.fn(call, arguments)
-            return self.result(value) if tool.envelope else self.plain(value)
+            return self.result(value, ok=tool.ok) if tool.envelope else self.plain(value)
         except (PeerAuthError, PermissionError, LookupError, ValueError, DuplicateJob) as exc:
             return self.plain({"error": str(exc), "code": type(exc).__name__}, is_error=True)
         except JobStoreError as exc:
@@ -287,21 +275,24 @@ class BlendbusServer:
             call.user_id, payload, command=cmd.name, target_uuid=target, timeout=timeout, on_progress=call.progress
         )
 
-    def result(self, env: dict[str, Any]) -> types.CallToolResult:
+    def result(self, env: dict[str, Any], ok: frozenset[str] = frozenset({p.COMPLETED})) -> types.CallToolResult:
         """An envelope as a tool result: structuredContent, the same as JSON text, and images a
-        handler returned as MCP image content. With `Limits.text_result_max_bytes` set, a larger
-        result is left out of the text block, which says so."""
+        handler returned as MCP image content. A result over `Limits.inline_result_max_bytes` is sent
+        as its first page (paging.py). With `Limits.text_result_max_bytes` set, a larger result is
+        left out of the text block, which says so."""
         content: list[Any] = []
         result = env.get("result")
         if isinstance(result, dict) and p.image_problem(result) is None and p.IMAGES_KEY in result:
             images = result.pop(p.IMAGES_KEY)
             for image in images:
                 content.append(types.ImageContent(type="image", data=image["data"], mime_type=image.get("mime_type", "image/png")))
+        env = paging.inline(env, self.hub.limits.inline_result_max_bytes)
+        result = env.get("result")
         text, cap = env, self.hub.limits.text_result_max_bytes
         if cap is not None and encodes_over(result, cap):
             text = {**env, "result": f"(over {cap} bytes: only in structuredContent)"}
         content.insert(0, types.TextContent(type="text", text=json.dumps(text)))
-        return types.CallToolResult(content=content, structured_content=env, is_error=env["status"] != p.COMPLETED)
+        return types.CallToolResult(content=content, structured_content=env, is_error=env["status"] not in ok)
 
     @staticmethod
     def plain(value: dict[str, Any], is_error: bool = False) -> types.CallToolResult:
@@ -390,13 +381,23 @@ class BlendbusServer:
                      "updates": _UPDATES,
                  }, ("client_uuid", "peer_token", "updates")), self._job_updates, role=PEER),
             Tool("blender_get_job", "Fetch a job's status and result by id; with wait_s, wait up to that many"
-                 " seconds for it to finish. Use it after a timeout: the job keeps running.", _obj({
+                 " seconds for it to finish. Use it after a timeout: the job keeps running. A result too large for"
+                 " one answer comes back in pages (truncated: true): pass offset=next_offset for the next one.",
+                 _obj({
                      "job_id": {"type": "string", "minLength": 1},
                      "wait_s": {"type": "number", "minimum": 0, "maximum": lim.max_wait_s},
+                     "offset": {"type": "integer", "minimum": 0,
+                                "description": "Byte offset into the result text (a script's stdout, else the"
+                                               " result's JSON): returns that page of it."},
+                     "length": {"type": "integer", "minimum": paging.MIN_PAGE_BYTES,
+                                **({"maximum": lim.inline_result_max_bytes} if lim.inline_result_max_bytes else {}),
+                                "description": "Bytes per page (default and most: the server's inline budget)."},
                  }, ("job_id",)), self._get_job, {"read_only": True}, envelope=True),
             Tool("blender_send_message", "Escape hatch: send a raw payload. A job_dispatch payload"
                  " {message_type: 'job_dispatch', script, job_id?} runs a Python script in Blender and returns its"
-                 " stdout; a command_dispatch payload {message_type, command, params, job_id?} runs a command.", _obj({
+                 " stdout; a command_dispatch payload {message_type, command, params, job_id?} runs a command."
+                 " With wait: false it returns at once with status 'queued' and the job_id; the reply then comes"
+                 " through blender_get_job(job_id) and blender_watch_bus.", _obj({
                      "payload": {"type": "object", "properties": {
                          "message_type": {"type": "string", "enum": list(p.PAYLOAD_KINDS)},
                          "job_id": {"type": "string", "minLength": 1, "maxLength": 200},
@@ -406,7 +407,10 @@ class BlendbusServer:
                      }, "required": ["message_type"]},
                      "target_uuid": _STR,
                      "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": lim.max_timeout_s},
-                 }, ("payload",)), self._send_message, {"destructive": True}, envelope=True),
+                     "wait": {"type": "boolean", "default": True,
+                              "description": "false: do not wait for the reply (fire and forget)."},
+                 }, ("payload",)), self._send_message, {"destructive": True}, envelope=True,
+                 ok=frozenset({p.COMPLETED, p.QUEUED})),
             Tool("blender_watch_bus", "Observe this user's bus (the _message_bus feed): events after `cursor`,"
                  " waiting up to wait_s for the first.", _obj({
                      "cursor": {"type": "integer", "minimum": 0},
@@ -472,7 +476,11 @@ class BlendbusServer:
         return {"answers": answers}
 
     async def _get_job(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        return await self.hub.get_job(call.user_id, a["job_id"], a.get("wait_s", 0.0))
+        env = await self.hub.get_job(call.user_id, a["job_id"], a.get("wait_s", 0.0))
+        if "offset" not in a or env.get("result") is None:
+            return env
+        budget = self.hub.limits.inline_result_max_bytes or paging.DEFAULT_INLINE_RESULT_MAX_BYTES
+        return paging.page(env, a["offset"], a.get("length", budget))
 
     async def _send_message(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
         raw = a["payload"]
@@ -494,7 +502,7 @@ class BlendbusServer:
             payload, command, timeout = p.command_dispatch(job_id, cmd.name, params), cmd.name, cmd.timeout
         return await self.hub.dispatch(
             call.user_id, payload, command=command, target_uuid=a.get("target_uuid"),
-            timeout=a.get("timeout_s", timeout), on_progress=call.progress,
+            timeout=a.get("timeout_s", timeout), on_progress=call.progress, wait=a.get("wait", True),
         )
 
     async def _watch_bus(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:

@@ -9,9 +9,10 @@ from pydantic import BaseModel, Field
 
 from blendbus import Command, Preference, hookimpl
 
+from .addon import GATE
+
 __version__ = "0.1.1"
 HANDLERS = "blendbus_polyhaven.addon.handlers"
-GATE = "polyhaven.enabled"
 AssetType = Literal["hdris", "textures", "models", "all"]
 OPEN = {"read_only": True, "destructive": False, "open_world": True}
 IMPORTS = {"read_only": False, "destructive": False, "open_world": True}

@@ -9,9 +9,10 @@ from pydantic import BaseModel, Field
 
 from blendbus import Command, Preference, hookimpl
 
+from .addon import FAL_AI, GATE, MAIN_SITE
+
 __version__ = "0.2.0"
 HANDLERS = "blendbus_rodin.addon.handlers"
-GATE = "rodin.enabled"
 
 
 BBOX = "[x, y, z] proportions, positive numbers (sent scaled to integers, the largest 100)"
@@ -55,7 +56,7 @@ class Import(BaseModel):
 @hookimpl
 def register_preferences(register: Callable[[Preference], None]) -> None:
     register(Preference(GATE, "bool", False, "Allow Hyper3D Rodin tools"))
-    register(Preference("rodin.mode", "enum", "MAIN_SITE", "Which Rodin service", choices=("MAIN_SITE", "FAL_AI")))
+    register(Preference("rodin.mode", "enum", MAIN_SITE, "Which Rodin service", choices=(MAIN_SITE, FAL_AI)))
     register(Preference("rodin.api_key", "str", "", "Rodin (or fal.ai) API key", secret=True))
     register(Preference("rodin.api_url", "str", "https://hyperhuman.deemos.com/api/v2", "Rodin main-site API"))
     register(Preference("rodin.fal_url", "str", "https://queue.fal.run/fal-ai/hyper3d", "fal.ai queue API"))

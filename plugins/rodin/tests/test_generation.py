@@ -84,7 +84,9 @@ class Fake:
 
         def fal_submit(req):
             self.submitted.append(req)
-            return Response(body={"request_id": "req-9", "status_url": "...", "response_url": "..."})
+            app = f"{self.base}/fal"  # as fal does: status and result live under the app id, not /rodin
+            return Response(body={"request_id": "req-9", "status_url": f"{app}/requests/req-9/status",
+                                  "response_url": f"{app}/requests/req-9"})
 
         def fal_status(req):
             return Response(body={"status": self.state(["IN_QUEUE", "IN_PROGRESS", "COMPLETED", "FAILED"]),
@@ -98,8 +100,8 @@ class Fake:
             ("POST", "/api/v2/status"): auth("Bearer", status),
             ("POST", "/api/v2/download"): auth("Bearer", download),
             ("POST", "/fal/rodin"): auth("Key", fal_submit),
-            ("GET", "/fal/rodin/requests/req-9/status"): auth("Key", fal_status),
-            ("GET", "/fal/rodin/requests/req-9"): auth("Key", fal_result),
+            ("GET", "/fal/requests/req-9/status"): auth("Key", fal_status),
+            ("GET", "/fal/requests/req-9"): auth("Key", fal_result),
             ("GET", "/files/model.glb"): lambda req: Response(body=(self.assets / "model.glb").read_bytes()),
         }
 
@@ -168,6 +170,7 @@ async def test_fal_generation_collected_later_through_the_job_store(fake, blendb
     done = await call(client, "blender_get_job", {"job_id": env["job_id"], "wait_s": 30})
     assert done["status"] == p.COMPLETED, done
     assert done["result"]["request_id"] == "req-9" and done["result"]["imported"]["object"] == "Robot"
+    assert done["result"]["status_url"] == f"{fake.base}/fal/requests/req-9/status"
     assert json.loads(fake.submitted[0].body) == {"tier": "Regular", "prompt": "a robot"}
     wrong = await call(client, "blender_generate_hyper3d_model_via_images", {"input_image_paths": ["/tmp/a.png"]})
     assert wrong["status"] == p.FAILED and "input_image_urls" in wrong["error"]

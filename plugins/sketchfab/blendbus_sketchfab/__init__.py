@@ -8,9 +8,10 @@ from pydantic import BaseModel, Field
 
 from blendbus import Command, Preference, hookimpl
 
+from .addon import GATE
+
 __version__ = "0.1.1"
 HANDLERS = "blendbus_sketchfab.addon.handlers"
-GATE = "sketchfab.enabled"
 OPEN = {"read_only": True, "destructive": False, "open_world": True}
 
 

@@ -16,18 +16,19 @@ from typing import Any
 from blendbus_addon.http import HTTPError, download, inside, request_json, url
 from blendbus_addon.rollback import Created
 
-GATE = "polyhaven.enabled"
+from . import GATE
+
 ID_PROP = "blendbus_polyhaven_id"
 """Custom property marking what this plugin created (worlds, materials), with the asset id."""
 FORMATS = {"hdris": ("hdr", "exr"), "textures": ("jpg", "png", "exr"), "models": ("gltf", "fbx", "blend")}
 
 
 def _api(job: Any) -> str:
-    return str(job.setting("polyhaven.api_url") or "https://api.polyhaven.com")
+    return str(job.setting("polyhaven.api_url"))
 
 
 def _timeout(job: Any) -> float:
-    return float(job.setting("polyhaven.timeout_s") or 30.0)
+    return float(job.setting("polyhaven.timeout_s"))
 
 
 def get_polyhaven_status(job: Any) -> dict[str, Any]:

@@ -7,18 +7,19 @@ Two services: MAIN_SITE (hyperhuman.deemos.com, `Authorization: Bearer`) and FAL
 from __future__ import annotations
 
 import json
+import re
 import secrets
 import shutil
 import tempfile
 import time
+import urllib.parse
 from pathlib import Path
 from typing import Any
 
 from blendbus_addon.http import HTTPError, download, request_json
 from blendbus_addon.rollback import Created
 
-GATE = "rodin.enabled"
-MAIN_SITE, FAL_AI = "MAIN_SITE", "FAL_AI"
+from . import FAL_AI, GATE, MAIN_SITE
 MAIN_STATES = {"Waiting": "queued", "Generating": "generating", "Done": "done", "Failed": "failed",
                "Canceled": "failed"}
 FAL_STATES = {"IN_QUEUE": "queued", "IN_PROGRESS": "generating", "COMPLETED": "done", "FAILED": "failed",
@@ -27,13 +28,26 @@ FAL_STATES = {"IN_QUEUE": "queued", "IN_PROGRESS": "generating", "COMPLETED": "d
 
 class Settings:
     def __init__(self, job: Any) -> None:
-        self.mode = job.setting("rodin.mode") or MAIN_SITE
-        self.key = job.setting("rodin.api_key") or ""
-        self.api = str(job.setting("rodin.api_url") or "https://hyperhuman.deemos.com/api/v2").rstrip("/")
-        self.fal = str(job.setting("rodin.fal_url") or "https://queue.fal.run/fal-ai/hyper3d").rstrip("/")
-        self.timeout = float(job.setting("rodin.timeout_s") or 60.0)
-        self.poll_every = float(job.setting("rodin.poll_interval_s") or 5.0)
-        self.tier = job.setting("rodin.tier") or "Regular"
+        self.mode = job.setting("rodin.mode")
+        self.key = job.setting("rodin.api_key")
+        self.api = str(job.setting("rodin.api_url")).rstrip("/")
+        self.fal = str(job.setting("rodin.fal_url")).rstrip("/")
+        self.timeout = float(job.setting("rodin.timeout_s"))
+        self.poll_every = float(job.setting("rodin.poll_interval_s"))
+        self.tier = job.setting("rodin.tier")
+
+    def fal_urls(self, request_id: str, answer: dict[str, Any] | None = None) -> tuple[str, str]:
+        """(status URL, result URL) of a fal request. fal serves both under the app id, without the
+        `/rodin` sub-path of the submit URL; its submit answer names them, and those are used when
+        they point at the configured host (the key is sent there, so never anywhere else)."""
+        status, result = f"{self.fal}/requests/{request_id}/status", f"{self.fal}/requests/{request_id}"
+        origin = _origin(self.fal)
+        answer = answer or {}
+        if isinstance(answer.get("status_url"), str) and _origin(answer["status_url"]) == origin:
+            status = answer["status_url"]
+        if isinstance(answer.get("response_url"), str) and _origin(answer["response_url"]) == origin:
+            result = answer["response_url"]
+        return status, result
 
     def headers(self) -> dict[str, str]:
         if not self.key:
@@ -53,7 +67,7 @@ class Settings:
 
 def get_hyper3d_status(job: Any) -> dict[str, Any]:
     enabled = job.setting(GATE) is True
-    mode = job.setting("rodin.mode") or MAIN_SITE
+    mode = job.setting("rodin.mode")
     status: dict[str, Any] = {"enabled": enabled, "mode": mode, "key_set": bool(job.setting("rodin.api_key"))}
     if not enabled:
         status["how_to_enable"] = f"set the addon preference '{GATE}', 'rodin.mode' and 'rodin.api_key'"
@@ -111,10 +125,21 @@ def _submit(s: Settings, prompt: str | None, images: list[Image] | None, urls: l
     if bbox:
         payload["bbox_condition"] = bbox
     answer = s.call(f"{s.fal}/rodin", method="POST", body=payload)
-    return {"mode": FAL_AI, "request_id": answer.get("request_id"), "status": "queued"}
+    request_id = str(answer.get("request_id") or "")
+    if not re.fullmatch(r"[A-Za-z0-9_-]{1,200}", request_id):
+        raise ValueError(f"fal.ai answered without a usable request_id: {str(answer)[:200]}")
+    status_url, response_url = s.fal_urls(request_id, answer)
+    return {"mode": FAL_AI, "request_id": request_id, "status": "queued", "status_url": status_url,
+            "response_url": response_url}
 
 
-def _status(s: Settings, subscription_key: str | None, request_id: str | None) -> dict[str, Any]:
+def _origin(url: str) -> tuple[str, str]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.scheme, parts.netloc
+
+
+def _status(s: Settings, subscription_key: str | None, request_id: str | None,
+            status_url: str | None = None) -> dict[str, Any]:
     if s.mode == MAIN_SITE:
         if not subscription_key:
             raise ValueError("MAIN_SITE mode polls by subscription_key (from the generate call)")
@@ -126,7 +151,7 @@ def _status(s: Settings, subscription_key: str | None, request_id: str | None) -
         return {"status": status, "raw": raw}
     if not request_id:
         raise ValueError("FAL_AI mode polls by request_id (from the generate call)")
-    answer = s.call(f"{s.fal}/rodin/requests/{request_id}/status")
+    answer = s.call(status_url or s.fal_urls(request_id)[0])
     raw_state = answer.get("status")
     out = {"status": FAL_STATES.get(raw_state, "queued"), "raw": raw_state}
     if answer.get("queue_position") is not None:
@@ -134,7 +159,8 @@ def _status(s: Settings, subscription_key: str | None, request_id: str | None) -
     return out
 
 
-def _fetch_glb(s: Settings, task_uuid: str | None, request_id: str | None, folder: Path) -> Path:
+def _fetch_glb(s: Settings, task_uuid: str | None, request_id: str | None, folder: Path,
+               response_url: str | None = None) -> Path:
     if s.mode == MAIN_SITE:
         if not task_uuid:
             raise ValueError("MAIN_SITE mode imports by task_uuid (from the generate call)")
@@ -146,18 +172,19 @@ def _fetch_glb(s: Settings, task_uuid: str | None, request_id: str | None, folde
     else:
         if not request_id:
             raise ValueError("FAL_AI mode imports by request_id (from the generate call)")
-        answer = s.call(f"{s.fal}/rodin/requests/{request_id}")
+        answer = s.call(response_url or s.fal_urls(request_id)[1])
         link = (answer.get("model_mesh") or {}).get("url")
         if not link:
             raise LookupError(f"request {request_id} has no model_mesh yet (is it COMPLETED?)")
     return download(link, folder / "model.glb", timeout=s.timeout)  # a pre-signed link: no key sent
 
 
-def _wait(job: Any, s: Settings, subscription_key: str | None, request_id: str | None) -> dict[str, Any]:
+def _wait(job: Any, s: Settings, subscription_key: str | None, request_id: str | None,
+          status_url: str | None = None) -> dict[str, Any]:
     """Poll until done, reporting progress; the caller may cancel."""
     started = time.monotonic()
     while True:
-        state = _status(s, subscription_key, request_id)
+        state = _status(s, subscription_key, request_id, status_url)
         if state["status"] == "done":
             return state
         if state["status"] == "failed":
@@ -181,7 +208,8 @@ def _generate(job: Any, prompt: str | None, paths: list[str] | None, urls: list[
     if not wait_and_import_as:
         return started
     imported = yield from _import_when_done(job, s, wait_and_import_as, started.get("task_uuid"),
-                                            started.get("request_id"), started.get("subscription_key"))
+                                            started.get("request_id"), started.get("subscription_key"),
+                                            started.get("status_url"), started.get("response_url"))
     return {**started, "status": "done", "imported": imported}
 
 
@@ -207,12 +235,13 @@ def import_generated_asset(name: str, job: Any, task_uuid: str | None = None, re
 
 
 def _import_when_done(job: Any, s: Settings, name: str, task_uuid: str | None, request_id: str | None,
-                      subscription_key: str | None) -> Any:
+                      subscription_key: str | None, status_url: str | None = None,
+                      response_url: str | None = None) -> Any:
     if subscription_key or (s.mode == FAL_AI and request_id):
-        yield job.background(_wait, job, s, subscription_key, request_id)
+        yield job.background(_wait, job, s, subscription_key, request_id, status_url)
     folder = Path(tempfile.mkdtemp(prefix="blendbus-rodin-"))
     try:
-        glb = yield job.background(_fetch_glb, s, task_uuid, request_id, folder)
+        glb = yield job.background(_fetch_glb, s, task_uuid, request_id, folder, response_url)
         return _import_named(glb, name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)

@@ -20,22 +20,23 @@ from blendbus_addon.archives import safe_extract
 from blendbus_addon.http import HTTPError, download, request_json, url
 from blendbus_addon.rollback import Created
 
-GATE = "sketchfab.enabled"
+from . import GATE
+
 STATUS_TTL_S = 60.0
 _status_cache: dict[str, tuple[float, dict[str, Any]]] = {}
 _status_lock = threading.Lock()
 
 
 def _api(job: Any) -> str:
-    return str(job.setting("sketchfab.api_url") or "https://api.sketchfab.com/v3")
+    return str(job.setting("sketchfab.api_url"))
 
 
 def _timeout(job: Any) -> float:
-    return float(job.setting("sketchfab.timeout_s") or 30.0)
+    return float(job.setting("sketchfab.timeout_s"))
 
 
 def _auth(job: Any) -> dict[str, str]:
-    key = job.setting("sketchfab.api_key") or ""
+    key = job.setting("sketchfab.api_key")
     if not key:
         raise PermissionError("no Sketchfab API key: set the addon preference 'sketchfab.api_key'")
     return {"Authorization": f"Token {key}"}
@@ -55,7 +56,7 @@ def get_sketchfab_status(job: Any) -> dict[str, Any]:
     if not enabled:
         status["how_to_enable"] = f"set the addon preference '{GATE}' and 'sketchfab.api_key'"
         return status
-    key = job.setting("sketchfab.api_key") or ""
+    key = job.setting("sketchfab.api_key")
     cache_key = _api(job) + "|" + hashlib.sha256(key.encode()).hexdigest()
     with _status_lock:
         cached = _status_cache.get(cache_key)

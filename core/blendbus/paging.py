@@ -1,0 +1,75 @@
+"""Results too large for one response, sent a page at a time.
+
+Official MCP clients refuse large messages by default: the Python SDK drops SSE events over 1 MiB,
+the TypeScript SDK's stdio transport closes the connection on a line over 10 MiB. A tool result
+carries its envelope twice (structuredContent and JSON text), so a result whose JSON is larger
+than the inline budget is cut: the envelope carries the first page of its *result text* (a script's
+stdout, otherwise the result's JSON text) with `truncated: true`, `result_bytes`, `offset` and
+`next_offset`, and `blender_get_job(job_id, offset=N, length=M)` returns the following pages.
+Offsets count UTF-8 bytes of the result text; a page never splits a character.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .encoding import encodes_over
+
+DEFAULT_INLINE_RESULT_MAX_BYTES = 256 * 1024
+"""Twice this (structuredContent plus the JSON text) and the envelope stay well under 1 MiB."""
+MIN_PAGE_BYTES = 64
+
+
+def result_text(result: Any) -> str:
+    """What pages are cut from: a string as it is, anything else as its compact JSON."""
+    return result if isinstance(result, str) else json.dumps(result, separators=(",", ":"))
+
+
+def fits(result: Any, budget: int) -> bool:
+    return not encodes_over(result, budget)
+
+
+def page(env: dict[str, Any], offset: int, length: int) -> dict[str, Any]:
+    """`env` with its result replaced by the page of `length` bytes (at most) of its result text that
+    starts at `offset`, so that the page's JSON stays within `length` bytes too."""
+    length = max(length, MIN_PAGE_BYTES)
+    data = result_text(env.get("result")).encode("utf-8")
+    start = min(max(offset, 0), len(data))
+    while start < len(data) and _continuation(data[start]):  # an offset inside a character: start after it
+        start += 1
+    end = _boundary(data, min(len(data), start + max(length, 1)))
+    text = data[start:end].decode("utf-8")
+    while end > start and len(json.dumps(text)) > length:  # escapes (\n, \u0000) made it longer: shrink
+        end = _boundary(data, start + max(1, (end - start) * length // len(json.dumps(text))))
+        text = data[start:end].decode("utf-8")
+    job_id = env.get("job_id")
+    more = end < len(data)
+    return {
+        **env,
+        "result": text,
+        "truncated": start > 0 or more,
+        "result_bytes": len(data),
+        "offset": start,
+        "next_offset": end if more else None,
+        **({"more": f"the result has {len(data)} bytes; call blender_get_job(job_id={job_id!r}, offset={end})"
+                     " for the next page"} if more else {}),
+    }
+
+
+def inline(env: dict[str, Any], budget: int | None) -> dict[str, Any]:
+    """The envelope as sent in a tool result: whole, or its first page when the result is too large."""
+    if budget is None or env.get("result") is None or fits(env["result"], budget):
+        return env
+    return page(env, 0, budget)
+
+
+def _continuation(byte: int) -> bool:
+    return byte & 0xC0 == 0x80
+
+
+def _boundary(data: bytes, end: int) -> int:
+    """The nearest character boundary at or before `end`."""
+    while 0 < end < len(data) and _continuation(data[end]):
+        end -= 1
+    return end
