@@ -43,7 +43,8 @@ export PYTHONWARNINGS="ignore"
 "$VENV/bin/python" -m pip install --quiet --upgrade pip
 if [ -z "$BPY" ]; then
   "$VENV/bin/python" -m pip install --quiet -e ".[test]" \
-    -e plugins/scene -e plugins/polyhaven -e plugins/sketchfab -e plugins/rodin
+    -e plugins/scene -e plugins/polyhaven -e plugins/sketchfab -e plugins/rodin \
+    -e plugins/hunyuan3d -e plugins/polypizza
 else
   "$VENV/bin/python" -m pip install --quiet -e . -e plugins/scene "bpy==$BPY" pytest pytest-timeout hypothesis
 fi

@@ -10,7 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "plugins" / "reference-output.md"
-BUNDLED = "scene,polyhaven,sketchfab,rodin"
+BUNDLED = "scene,polyhaven,sketchfab,rodin,hunyuan3d,polypizza"
 
 
 def generate() -> str:
@@ -29,7 +29,7 @@ def generate() -> str:
         "# Reference output\n\n"
         "Generated from the code by `BLENDBUS_UPDATE_DOCS=1 pytest tests/test_docs.py`; CI fails when it"
         " is stale.\n\n"
-        "## `blendbus plugins --json` (core and the four bundled plugins)\n\n"
+        "## `blendbus plugins --json` (core and the six bundled plugins)\n\n"
         f"```json\n{json.dumps(json.loads(report), indent=2)}\n```\n\n"
         "## Tools\n\n" + "\n".join(rows) + "\n"
     )

@@ -41,8 +41,9 @@ def wait_for(predicate, seconds: float = 60) -> None:
 def test_two_peers_on_one_state_dir_get_their_own_uuids_and_look_complete_at_once(tmp_path):
     server, url = start_server(tmp_path)
     state = tmp_path / "peers"  # the README's second peer and the tutorial's peer, sharing the default
+    logs = [open(tmp_path / f"peer{i}.log", "w") for i in range(2)]
     peers = [subprocess.Popen([sys.executable, "-m", "blendbus", "peer", "--server", url, "--state-dir", str(state)],
-                              stderr=subprocess.DEVNULL) for _ in range(2)]
+                              stderr=log) for log in logs]
     try:
         wait_for(lambda: len(call(url, "blender_list_clients")["clients"]) == 2)
         clients = call(url, "blender_list_clients")["clients"]
@@ -50,15 +51,23 @@ def test_two_peers_on_one_state_dir_get_their_own_uuids_and_look_complete_at_onc
         for client in clients:  # gates and handler packages on the first registration, not after a reconnect
             assert client["gates"]["allow_code_execution"] is False and "blendbus_scene.addon" in {
                 h["package"] for h in client["handlers"]}
+        for i, log in enumerate(logs):
+            log.flush()
+            assert "changed on disk" not in (tmp_path / f"peer{i}.log").read_text()  # no addon reload noise
         taken = clients[0]["client_uuid"]
         third = blendbus("peer", "--server", url, "--state-dir", str(state), "--uuid", taken)
         assert third.returncode == 2 and f"uuid {taken!r} is in use by another blendbus peer" in third.stderr
         stop_process(*peers)
-        peers = [subprocess.Popen([sys.executable, "-m", "blendbus", "peer", "--server", url, "--state-dir",
-                                   str(state)], stderr=subprocess.DEVNULL)]
-        wait_for(lambda: {c["client_uuid"] for c in call(url, "blender_list_clients")["clients"]} >= {taken})
+        again = tmp_path / "again.log"
+        with open(again, "w") as log:  # a restarted peer takes a remembered uuid again
+            peers = [subprocess.Popen([sys.executable, "-m", "blendbus", "peer", "--server", url, "--state-dir",
+                                       str(state)], stderr=log)]
+            wait_for(lambda: "connected" in again.read_text())
+        assert again.read_text().split()[2] in {c["client_uuid"] for c in clients}
     finally:
         stop_process(*peers, server)
+        for log in logs:
+            log.close()
 
 
 def test_a_second_server_on_a_state_dir_takes_its_own(tmp_path):
@@ -166,3 +175,33 @@ def test_the_example_next_steps_use_this_python(tmp_path):
     out = blendbus("new-plugin", "greeter", "--dir", str(tmp_path / "g"))
     assert out.returncode == 0 and f"{sys.executable} -m pip install" in out.stdout
     assert f"{sys.executable} -m pytest" in out.stdout and Path(tmp_path / "g" / "pyproject.toml").exists()
+
+
+def test_a_lan_server_answers_the_names_it_is_told_to(tmp_path):
+    """--host 0.0.0.0 --tokens refused every request addressed by hostname or LAN IP (421)."""
+    import httpx2
+
+    tokens = tmp_path / "tokens.json"
+    token = blendbus("token", "new", "alice", "--tokens", str(tokens)).stdout.strip()
+    proc = subprocess.Popen([sys.executable, "-m", "blendbus", "serve", "--host", "0.0.0.0", "--port", "0",
+                             "--tokens", str(tokens), "--state-dir", str(tmp_path / "s"),
+                             "--allowed-hosts", "studio.lan,10.1.2.3"], stderr=subprocess.PIPE, text=True)
+    try:
+        said, port = "", None
+        while port is None or "Host headers allowed" not in said:
+            line = proc.stderr.readline()
+            assert line, said
+            said += line
+            if "serving" in line:
+                port = int(line.split(":")[2].split("/")[0])
+        assert "studio.lan:*" in said and "10.1.2.3:*" in said and "Origins allowed: none" in said
+        body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+            "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"}
+        answers = {}
+        for host in ("studio.lan", "10.1.2.3", "evil.example"):
+            r = httpx2.post(f"http://127.0.0.1:{port}/mcp", json=body, headers={**headers, "Host": f"{host}:{port}"})
+            answers[host] = r.status_code
+        assert answers == {"studio.lan": 200, "10.1.2.3": 200, "evil.example": 421}
+    finally:
+        stop_process(proc)

@@ -4,8 +4,8 @@ Official MCP clients refuse large messages by default: the Python SDK drops SSE 
 the TypeScript SDK's stdio transport closes the connection on a line over 10 MiB. A tool result
 carries its envelope twice (structuredContent and JSON text), so a result whose JSON is larger
 than the inline budget is cut: the envelope carries the first page of its *result text* (a script's
-stdout, otherwise the result's JSON text) with `truncated: true`, `result_bytes`, `offset` and
-`next_offset`, and `blender_get_job(job_id, offset=N, length=M)` returns the following pages.
+stdout, otherwise the result's JSON text, as `result_format` says) with `truncated: true`,
+`result_bytes`, `offset` and `next_offset`, and `blender_get_job(job_id, offset=N, length=M)` returns the following pages.
 Offsets count UTF-8 bytes of the result text; a page never splits a character.
 """
 
@@ -19,6 +19,8 @@ from .encoding import encodes_over
 DEFAULT_INLINE_RESULT_MAX_BYTES = 256 * 1024
 """Twice this (structuredContent plus the JSON text) and the envelope stay well under 1 MiB."""
 MIN_PAGE_BYTES = 64
+PAGE_FIELDS = frozenset({"truncated", "result_bytes", "result_format", "offset", "next_offset", "more"})
+"""What `page` adds to an envelope."""
 
 
 def result_text(result: Any) -> str:
@@ -34,7 +36,8 @@ def page(env: dict[str, Any], offset: int, length: int) -> dict[str, Any]:
     """`env` with its result replaced by the page of `length` bytes (at most) of its result text that
     starts at `offset`, so that the page's JSON stays within `length` bytes too."""
     length = max(length, MIN_PAGE_BYTES)
-    data = result_text(env.get("result")).encode("utf-8")
+    result = env.get("result")
+    data = result_text(result).encode("utf-8")
     start = min(max(offset, 0), len(data))
     while start < len(data) and _continuation(data[start]):  # an offset inside a character: start after it
         start += 1
@@ -50,6 +53,7 @@ def page(env: dict[str, Any], offset: int, length: int) -> dict[str, Any]:
         "result": text,
         "truncated": start > 0 or more,
         "result_bytes": len(data),
+        "result_format": "text" if isinstance(result, str) else "json",
         "offset": start,
         "next_offset": end if more else None,
         **({"more": f"the result has {len(data)} bytes; call blender_get_job(job_id={job_id!r}, offset={end})"

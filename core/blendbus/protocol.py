@@ -122,6 +122,8 @@ ENVELOPE_SCHEMA: Final[dict[str, Any]] = {
         "error": {"type": "string"},
         "truncated": {"type": "boolean", "description": "result is one page of a larger result text."},
         "result_bytes": {"type": "integer", "description": "Size of the whole result text, in UTF-8 bytes."},
+        "result_format": {"type": "string", "enum": ["text", "json"],
+                          "description": "The pages join into text (a script's stdout) or into the result's JSON."},
         "offset": {"type": "integer"},
         "next_offset": {"type": ["integer", "null"],
                         "description": "Pass to blender_get_job(job_id, offset=...) for the next page; null at the end."},

@@ -26,6 +26,9 @@ def validation_message(tool: str, errors: Iterable[Any], *, limit: int = 5) -> s
                 where = "/".join(str(x) for x in [*err.absolute_path, extra])
                 parts.append(f"unknown argument '{where}'{did_you_mean(extra, allowed)};"
                              f" this tool takes {', '.join(sorted(allowed)) or 'no arguments'}")
+        elif err.validator == "oneOf" and all(set(sub) == {"required"} for sub in err.validator_value):
+            names = [name for sub in err.validator_value for name in sub["required"]]
+            parts.append(f"pass exactly one of {', '.join(names)}")
         else:
             where = "/".join(str(x) for x in err.absolute_path) or "(arguments)"
             shown = err.message if len(err.message) < 300 else err.message[:300] + "..."

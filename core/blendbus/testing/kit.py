@@ -11,6 +11,7 @@ from typing import Any
 from mcp import Client
 
 from ..dispatch import Hub, Limits
+from ..paging import PAGE_FIELDS
 from ..jobs import JobStore
 from ..plugins import load_plugins
 from ..server import BlendbusServer
@@ -42,6 +43,22 @@ async def call_envelope(client: Client, tool: str, arguments: dict[str, Any] | N
     else:
         value = json.loads(result.content[0].text)
     return value
+
+
+async def call_whole(client: Client, tool: str, arguments: dict[str, Any] | None = None, **kw: Any) -> dict[str, Any]:
+    """Like `call_envelope`, with a result too large for one answer fetched page by page (as an LLM
+    client does with blender_get_job offsets) and put back together."""
+    env = await call_envelope(client, tool, arguments, **kw)
+    if not env.get("truncated"):
+        return env
+    pieces, offset = [env["result"]], env["next_offset"]
+    while offset is not None:
+        page = await call_envelope(client, "blender_get_job", {"job_id": env["job_id"], "offset": offset})
+        pieces.append(page["result"])
+        offset = page["next_offset"]
+    text = "".join(pieces)
+    whole = {k: v for k, v in env.items() if k not in PAGE_FIELDS}
+    return {**whole, "result": json.loads(text) if env["result_format"] == "json" else text}
 
 
 @asynccontextmanager

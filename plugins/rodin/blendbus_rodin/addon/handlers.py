@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from blendbus_addon.http import HTTPError, download, request_json
-from blendbus_addon.rollback import Created
+from blendbus_addon.imports import import_model
 
 from . import FAL_AI, GATE, MAIN_SITE
 MAIN_STATES = {"Waiting": "queued", "Generating": "generating", "Done": "done", "Failed": "failed",
@@ -242,44 +242,6 @@ def _import_when_done(job: Any, s: Settings, name: str, task_uuid: str | None, r
     folder = Path(tempfile.mkdtemp(prefix="blendbus-rodin-"))
     try:
         glb = yield job.background(_fetch_glb, s, task_uuid, request_id, folder, response_url)
-        return _import_named(glb, name)
+        return import_model(glb, name=name)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-
-
-def _import_named(glb: Path, name: str) -> dict[str, Any]:
-    """Import a GLB and name the result: the mesh itself, or a root gathering several objects."""
-    import bpy
-
-    created = Created()
-    try:
-        bpy.ops.import_scene.gltf(filepath=str(glb))
-        objects = created.new()["objects"]
-        if not objects:
-            raise ValueError("the generated model contained no objects")
-        for image in created.new()["images"]:
-            if not image.packed_file:
-                image.pack()
-        roots = [o for o in objects if o.parent is None or o.parent not in objects]
-        meshes = [o for o in objects if o.type == "MESH"]
-        if len(roots) == 1 and roots[0].type == "EMPTY" and len(meshes) == 1 and len(objects) == 2:
-            mesh, empty = meshes[0], roots[0]  # Rodin's empty-parented single mesh: keep just the mesh
-            world = mesh.matrix_world.copy()
-            mesh.parent = None
-            mesh.matrix_world = world
-            bpy.data.objects.remove(empty)
-            named = mesh
-        elif len(roots) == 1:
-            named = roots[0]
-        else:
-            named = bpy.data.objects.new(name, None)
-            bpy.context.scene.collection.objects.link(named)
-            for root in roots:
-                root.parent = named
-        named.name = name
-        kept = [o for o in created.new()["objects"]]
-    except BaseException:
-        created.rollback()
-        raise
-    return {"object": named.name, "type": named.type, "objects": sorted(o.name for o in kept),
-            "created": created.names()}

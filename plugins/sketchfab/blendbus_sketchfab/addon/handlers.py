@@ -18,7 +18,7 @@ from typing import Any
 from blendbus.protocol import IMAGES_KEY
 from blendbus_addon.archives import safe_extract
 from blendbus_addon.http import HTTPError, download, request_json, url
-from blendbus_addon.rollback import Created
+from blendbus_addon.imports import import_model
 
 from . import GATE
 
@@ -160,58 +160,7 @@ def _fetch_archive(job: Any, uid: str) -> dict[str, Any]:
 def download_sketchfab_model(uid: str, job: Any, target_size: float | None = None) -> Any:
     fetched = yield job.background(_fetch_archive, job, uid)
     try:
-        return _import(uid, Path(fetched["scene"]), target_size)
+        imported = import_model(Path(fetched["scene"]), target_size=target_size, tags={"blendbus_sketchfab_uid": uid})
     finally:
         shutil.rmtree(fetched["folder"], ignore_errors=True)
-
-
-def _import(uid: str, scene_file: Path, target_size: float | None) -> dict[str, Any]:
-    import bpy
-    from mathutils import Vector
-
-    created = Created()
-    try:
-        bpy.ops.import_scene.gltf(filepath=str(scene_file))
-        objects = created.new()["objects"]
-        if not objects:
-            raise ValueError(f"{scene_file.name} contained no objects")
-        for image in created.new()["images"]:
-            if image.filepath and not image.packed_file:
-                image.pack()  # the extracted textures are deleted after the import
-        bpy.context.view_layer.update()
-        lo, hi = _bounds(objects)
-        scale = 1.0
-        if target_size is not None:
-            largest = max(hi - lo)
-            if largest <= 0:
-                raise ValueError(f"model {uid} has no extent to scale")
-            scale = target_size / largest
-            for obj in objects:
-                if obj.parent is None or obj.parent not in objects:  # roots: scale about the world origin
-                    obj.location = obj.location * scale
-                    obj.scale = Vector(obj.scale) * scale
-            bpy.context.view_layer.update()
-            lo, hi = _bounds(objects)
-        for obj in objects:
-            obj["blendbus_sketchfab_uid"] = uid
-    except BaseException:
-        created.rollback()
-        raise
-    return {"uid": uid, "objects": sorted(o.name for o in objects), "scale": scale,
-            "world_bounding_box": {"min": list(lo), "max": list(hi)}, "dimensions": list(hi - lo),
-            "created": created.names()}
-
-
-def _bounds(objects: list[Any]) -> tuple[Any, Any]:
-    import bpy
-    from mathutils import Vector
-
-    depsgraph = bpy.context.evaluated_depsgraph_get()
-    points = [o.evaluated_get(depsgraph).matrix_world @ Vector(c)
-              for o in objects if o.type in ("MESH", "CURVE", "SURFACE", "META", "FONT")
-              for c in o.evaluated_get(depsgraph).bound_box]
-    if not points:
-        points = [o.matrix_world.translation for o in objects]
-    lo = Vector([min(p[i] for p in points) for i in range(3)])
-    hi = Vector([max(p[i] for p in points) for i in range(3)])
-    return lo, hi
+    return {"uid": uid, **imported}
