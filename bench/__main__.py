@@ -22,7 +22,7 @@ from typing import Any
 
 from blendbus import eventloop
 
-from . import fanout, payload, profile, roundtrip, startup
+from . import fanout, payload, profile, roundtrip, startup, views
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -183,6 +183,16 @@ listening), and until `blendbus peer` (bpy imported, addon enabled) has register
 
 {startup.table(results["startup"])}
 """)
+    if "views" in results:
+        parts.append(f"""
+## Seeing the scene (`python -m bench.views`)
+
+The headless view and a preview render, end to end through a real Blender peer (MCP call, server,
+bpy peer, image back), after one warm-up call each. The render runs in a child Blender process, so
+its time includes that process's start-up.
+
+{views.table(results["views"])}
+""")
     if "profile" in results:
         parts.append("""
 ## Where the CPU goes (`python -m bench.profile --concurrency N`)
@@ -250,7 +260,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes and short runs: checks that it all runs")
     parser.add_argument("--no-blender", action="store_true", help="skip the real bpy peer")
-    parser.add_argument("--only", nargs="+", choices=["roundtrip", "payload", "fanout", "startup", "profile"])
+    parser.add_argument("--only", nargs="+", choices=["roundtrip", "payload", "fanout", "startup", "views", "profile"])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite --out from the figures saved beside it by the last run, measuring nothing")
@@ -270,13 +280,15 @@ def main() -> None:
         "fanout": lambda: eventloop.run(fanout.run([1, 3] if quick else [1, 10, 100, 500], 0.3 if quick else 5.0,
                                                    0.5 if quick else 60.0)),
         "startup": lambda: startup.run(1 if quick else 5),
+        "views": lambda: eventloop.run(views.measure(1 if quick else 5)),
         "profile": lambda: [eventloop.run(profile.run(1.0 if quick else 5.0, c)) for c in ([2] if quick else [1, 64])],
     }
     tables = {"roundtrip": roundtrip.table, "payload": payload.table, "fanout": fanout.table, "startup": startup.table,
+              "views": views.table,
               "profile": lambda runs: "\n\n".join(profile.table(run) for run in runs)}
     results: dict[str, Any] = {}
     for name, measure in plan.items():
-        if args.only and name not in args.only:
+        if (args.only and name not in args.only) or (name == "views" and args.no_blender):
             continue
         print(f"## {name}", flush=True)
         results[name] = measure()

@@ -325,3 +325,20 @@ async def test_small_replies_ride_on_polls_and_large_ones_travel_alone(blendbus_
     assert small["status"] == large["status"] == p.COMPLETED and len(large["result"]) == 200_000
     assert small["job_id"] in carried and small["job_id"] not in alone
     assert large["job_id"] in alone and large["job_id"] not in carried
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_prompts_in_both_eras(blendbus_server, mode):
+    from mcp.shared.exceptions import MCPError
+
+    async with Client(blendbus_server.mcp, mode=mode) as client:
+        listed = {pr.name: pr for pr in (await client.list_prompts()).prompts}
+        assert {"build_scene", "inspect_and_fix"} <= set(listed)
+        assert [(a.name, a.required) for a in listed["build_scene"].arguments] == [("description", True)]
+        got = await client.get_prompt("build_scene", {"description": "a reading corner with a lamp"})
+        text = got.messages[0].content.text
+        assert "a reading corner with a lamp" in text and "blender_get_polyhaven_status" in text
+        with pytest.raises(MCPError, match="needs description"):
+            await client.get_prompt("build_scene", {})
+        with pytest.raises(MCPError, match="did you mean 'build_scene'"):
+            await client.get_prompt("build_scen", {})

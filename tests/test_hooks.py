@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from blendbus import Command, Preference, Resource, hookimpl, hookspecs
+from blendbus import Command, Preference, Prompt, PromptArgument, Resource, hookimpl, hookspecs
 from blendbus.plugins import PluginInfo, collect
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugins" / "hooks.md"
@@ -24,7 +24,7 @@ def signature(name: str) -> str:
 
 
 def test_there_are_hooks():
-    assert HOOKS == ["register_commands", "register_preferences", "register_resources"]
+    assert HOOKS == ["register_commands", "register_preferences", "register_prompts", "register_resources"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -74,6 +74,22 @@ def test_hook_register_resources():
 
     found = collect([plugin(register_commands=register_commands, register_resources=register_resources)])
     assert found.resources[0].is_template and found.resources[0].command == "probe_go"
+
+
+def test_hook_register_prompts():
+    def register_prompts(register):
+        register(Prompt("probe_tour", "Tour the scene", "Show me {what}.", (PromptArgument("what", required=True),)))
+
+    found = collect([plugin(register_prompts=register_prompts)])
+    assert found.prompts["probe_tour"].render({"what": "the lights"}) == "Show me the lights."
+    with pytest.raises(ValueError, match="needs what"):
+        found.prompts["probe_tour"].render({})
+    def register_prompts_again(register):
+        register(Prompt("probe_tour", "Another tour", "Show me everything."))
+
+    twice = collect([plugin(register_prompts=register_prompts), PluginInfo(name="other", module=SimpleNamespace(
+        register_prompts=hookimpl(register_prompts_again)))])
+    assert "prompt 'probe_tour' is declared by another plugin too" in twice.plugins[1].error
 
 
 def test_registering_the_wrong_kind_fails_only_that_plugin():

@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
-from .command import Command, Preference
+from .command import Command, Preference, Prompt, PromptArgument
 from .hookspecs import hookimpl
 from .protocol import ACCEPT_HANDLERS_GATE, CODE_GATE, OUTPUT_DIR
 
@@ -46,3 +46,42 @@ def register_commands(register: Callable[[Command], None]) -> None:
         annotations={"destructive": True, "open_world": False},
         undo=True,
     ))
+
+
+BUILD_SCENE = """\
+Build this scene in the connected Blender: {description}
+
+Work in this order:
+1. Look first: blender_get_scene_info shows what is there already (objects, camera, world, units).
+2. Find out which asset sources you may use: call whichever of blender_get_polyhaven_status,
+   blender_get_sketchfab_status, blender_get_polypizza_status, blender_get_hyper3d_status and
+   blender_get_hunyuan3d_status exist, and use only those that answer enabled. Prefer ready assets
+   (Poly Haven HDRIs and textures for lighting and materials; Sketchfab or Poly Pizza models) over
+   generated ones (Rodin, Hunyuan3D), which take minutes: start them early and collect them later.
+3. Build with the dispatch tools; use blender_execute_code for what no tool covers, one coherent
+   step per call. Name what you create. Keep real-world scale (1 unit = 1 m).
+4. Check your work: blender_get_viewport_screenshot (or blender_render) to see it, and
+   blender_get_object_info for exact transforms. Fix what looks wrong, then check again.
+5. Credit every CC-BY asset you used with the attribution its tool returned.
+"""
+INSPECT_AND_FIX = """\
+Inspect the scene in the connected Blender and fix what is wrong{focus}.
+
+1. blender_get_scene_info, then blender_get_object_info on anything suspicious: objects far from the
+   others, zero or negative scale, missing materials, lights with no energy, a missing camera.
+2. Look at it: blender_get_viewport_screenshot (or blender_render for materials and lighting).
+3. Before writing bpy code, check names and parameters against this Blender with
+   blender_lookup_api (it answers for the exact version running) where that tool exists.
+4. Fix one thing per call, look again, and say what you changed.
+"""
+
+
+@hookimpl
+def register_prompts(register: Callable[[Prompt], None]) -> None:
+    register(Prompt("build_scene", "Build a scene from a description: check the scene, probe the asset and"
+                    " generator plugins, build, then look and fix.", BUILD_SCENE,
+                    (PromptArgument("description", "What the scene should contain and look like", required=True),),
+                    title="Build a scene"))
+    register(Prompt("inspect_and_fix", "Inspect the scene, find what is wrong, and fix it step by step.",
+                    INSPECT_AND_FIX, (PromptArgument("focus", "What to look at especially, e.g. ': the lighting'"),),
+                    title="Inspect and fix"))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import copy
 import re
+import string
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -208,3 +209,48 @@ class Resource:
     @property
     def is_template(self) -> bool:
         return "{" in self.uri
+
+
+@dataclass(frozen=True)
+class PromptArgument:
+    """An argument the user fills in when picking a Prompt in their MCP host."""
+
+    name: str
+    description: str = ""
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """An MCP prompt: a ready-made instruction an LLM host offers its user, such as "build a scene".
+
+    `text` is the message, with `{argument}` fields filled from the arguments the user gives."""
+
+    name: str
+    description: str
+    text: str
+    arguments: tuple[PromptArgument, ...] = ()
+    title: str | None = None
+
+    def __post_init__(self) -> None:
+        where = f"prompt {self.name!r}"
+        if not isinstance(self.name, str) or not NAME_RE.match(self.name):
+            raise DeclarationError(f"{where}: name must match {NAME_RE.pattern}")
+        if not self.description or not self.text:
+            raise DeclarationError(f"{where}: a description and a text are required")
+        object.__setattr__(self, "arguments", tuple(self.arguments))
+        declared = {a.name for a in self.arguments}
+        used = {field for _, field, _, _ in string.Formatter().parse(self.text) if field}
+        if used - declared:
+            raise DeclarationError(f"{where}: text uses {sorted(used - declared)}, which are not declared arguments")
+
+    def render(self, arguments: dict[str, str]) -> str:
+        """The text with `arguments` filled in; a missing required or an unknown argument is a ValueError."""
+        known = {a.name for a in self.arguments}
+        unknown = set(arguments) - known
+        if unknown:
+            raise ValueError(f"prompt {self.name!r} takes {sorted(known) or 'no arguments'}, not {sorted(unknown)}")
+        missing = [a.name for a in self.arguments if a.required and not arguments.get(a.name)]
+        if missing:
+            raise ValueError(f"prompt {self.name!r} needs {', '.join(missing)}")
+        return self.text.format(**{a.name: arguments.get(a.name, "") for a in self.arguments})

@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pluggy
 
-from .command import Command, Preference, Resource
+from .command import Command, Preference, Prompt, Resource
 
 hookspec = pluggy.HookspecMarker("blendbus")
 hookimpl = pluggy.HookimplMarker("blendbus")
@@ -29,3 +29,8 @@ def register_preferences(register: Callable[[Preference], None]) -> None:
 @hookspec
 def register_resources(register: Callable[[Resource], None]) -> None:
     """Declare MCP resources whose contents come from running one of the plugin's commands."""
+
+
+@hookspec
+def register_prompts(register: Callable[[Prompt], None]) -> None:
+    """Declare MCP prompts: ready-made instructions an LLM host offers its user."""

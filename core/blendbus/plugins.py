@@ -17,7 +17,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .command import Command, DeclarationError, Preference, Resource
+from .command import Command, DeclarationError, Preference, Prompt, Resource
 from .suggest import did_you_mean
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "blendbus"
 BUILTIN = "core"
 """The built-in plugin (execute_code): always loaded, through the same hooks as any other."""
-HOOK_NAMES = ("register_preferences", "register_commands", "register_resources")
+HOOK_NAMES = ("register_preferences", "register_commands", "register_resources", "register_prompts")
 
 
 @dataclass
@@ -40,6 +40,7 @@ class PluginInfo:
     commands: list[Command] = field(default_factory=list)
     preferences: list[Preference] = field(default_factory=list)
     resources: list[Resource] = field(default_factory=list)
+    prompts: list[Prompt] = field(default_factory=list)
     error: str | None = None
 
     def describe(self) -> dict[str, Any]:
@@ -53,6 +54,7 @@ class PluginInfo:
             ],
             "preferences": [p.key for p in self.preferences],
             "resources": [r.uri for r in self.resources],
+            "prompts": [p.name for p in self.prompts],
             "error": self.error,
         }
 
@@ -67,6 +69,7 @@ class PluginSet:
     resources: list[Resource]
     owner: dict[str, PluginInfo]
     """command name -> the plugin that declared it."""
+    prompts: dict[str, Prompt] = field(default_factory=dict)
 
     @property
     def errors(self) -> list[PluginInfo]:
@@ -174,19 +177,22 @@ def collect(infos: list[PluginInfo]) -> PluginSet:
             _declare(pm, info)
         except Exception as exc:  # noqa: BLE001
             info.error = f"{type(exc).__name__}: {exc}" if not isinstance(exc, DeclarationError) else str(exc)
-            info.commands, info.preferences, info.resources = [], [], []
+            _forget(info)
 
     commands: dict[str, Command] = {}
     owner: dict[str, PluginInfo] = {}
     preferences: dict[str, Preference] = {}
+    prompts: dict[str, Prompt] = {}
     for info in infos:
         if info.error:
             continue
-        problem = _conflicts(info, owner, preferences)
+        problem = _conflicts(info, owner, preferences, prompts)
         if problem:
             info.error = problem
-            info.commands, info.preferences, info.resources = [], [], []
+            _forget(info)
             continue
+        for prompt in info.prompts:
+            prompts[prompt.name] = prompt
         for pref in info.preferences:
             preferences[pref.key] = pref
         for cmd in info.commands:
@@ -203,12 +209,20 @@ def collect(infos: list[PluginInfo]) -> PluginSet:
             for cmd in info.commands:
                 commands.pop(cmd.name, None)
                 owner.pop(cmd.name, None)
-            info.commands, info.resources = [], []
+            for prompt in info.prompts:
+                prompts.pop(prompt.name, None)
+            info.commands, info.resources, info.prompts = [], [], []
     for info in infos:
         if info.error:
             log.error("blendbus plugin %r failed to load: %s", info.name, info.error)
     resources = [r for info in infos if not info.error for r in info.resources]
-    return PluginSet(plugins=infos, commands=commands, preferences=preferences, resources=resources, owner=owner)
+    return PluginSet(plugins=infos, commands=commands, preferences=preferences, resources=resources, owner=owner,
+                     prompts=prompts)
+
+
+def _forget(info: PluginInfo) -> None:
+    """A plugin that failed to load declares nothing."""
+    info.commands, info.preferences, info.resources, info.prompts = [], [], [], []
 
 
 def _unknown_hooks(pm: pluggy.PluginManager, info: PluginInfo) -> str | None:
@@ -230,6 +244,7 @@ def _declare(pm: pluggy.PluginManager, info: PluginInfo) -> None:
         "register_preferences": (Preference, info.preferences),
         "register_commands": (Command, info.commands),
         "register_resources": (Resource, info.resources),
+        "register_prompts": (Prompt, info.prompts),
     }
     for hook_name in HOOK_NAMES:
         kind, sink = sinks[hook_name]
@@ -248,7 +263,8 @@ def _registrar(kind: type, sink: list[Any], hook_name: str) -> Callable[[Any], N
     return register
 
 
-def _conflicts(info: PluginInfo, owner: dict[str, PluginInfo], preferences: dict[str, Preference]) -> str | None:
+def _conflicts(info: PluginInfo, owner: dict[str, PluginInfo], preferences: dict[str, Preference],
+               prompts: dict[str, Prompt]) -> str | None:
     mine: set[str] = set()
     for cmd in info.commands:
         if cmd.name in mine:
@@ -259,6 +275,9 @@ def _conflicts(info: PluginInfo, owner: dict[str, PluginInfo], preferences: dict
     for pref in info.preferences:
         if pref.key in preferences:
             return f"preference {pref.key!r} is declared by another plugin too"
+    for prompt in info.prompts:
+        if prompt.name in prompts:
+            return f"prompt {prompt.name!r} is declared by another plugin too"
     return None
 
 

@@ -125,6 +125,8 @@ class BlendbusServer:
             on_list_resources=self._list_resources,
             on_list_resource_templates=self._list_resource_templates,
             on_read_resource=self._read_resource,
+            on_list_prompts=self._list_prompts,
+            on_get_prompt=self._get_prompt,
         )
         self.mcp.middleware.insert(0, self._authorize)
 
@@ -338,6 +340,26 @@ class BlendbusServer:
         return types.ReadResourceResult(contents=[
             types.TextResourceContents(uri=uri, mime_type=res.mime_type, text=json.dumps(env["result"]))
         ])
+
+    # ---- prompts -----------------------------------------------------------------------------
+    async def _list_prompts(self, ctx: Any, params: Any) -> types.ListPromptsResult:
+        return types.ListPromptsResult(prompts=[
+            types.Prompt(name=pr.name, title=pr.title, description=pr.description, arguments=[
+                types.PromptArgument(name=a.name, description=a.description, required=a.required) for a in pr.arguments])
+            for pr in self.plugins.prompts.values()
+        ])
+
+    async def _get_prompt(self, ctx: Any, params: types.GetPromptRequestParams) -> types.GetPromptResult:
+        prompt = self.plugins.prompts.get(params.name)
+        if prompt is None:
+            raise MCPError(code=-32602, message=f"unknown prompt {params.name!r}"
+                           f"{did_you_mean(params.name, self.plugins.prompts)}; prompts/list lists them")
+        try:
+            text = prompt.render(dict(params.arguments or {}))
+        except ValueError as exc:
+            raise MCPError(code=-32602, message=str(exc)) from None
+        return types.GetPromptResult(description=prompt.description, messages=[
+            types.PromptMessage(role="user", content=types.TextContent(type="text", text=text))])
 
     # ---- built-in tools --------------------------------------------------------------------
     def _builtin_tools(self) -> list[Tool]:

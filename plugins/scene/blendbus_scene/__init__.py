@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from pydantic import BaseModel, Field
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from blendbus import Command, Resource, hookimpl
 
 __version__ = "0.2.0"
 HANDLERS = "blendbus_scene.addon.handlers"
+ADDON = "blendbus_scene.addon"
 READ_ONLY = {"read_only": True, "destructive": False, "idempotent": True, "open_world": False}
 
 
@@ -42,6 +45,44 @@ class Screenshot(BaseModel):
     max_size: int = Field(default=800, ge=16, le=4096, description="Longest side of the image in pixels")
 
 
+class Render(BaseModel):
+    engine: Literal["EEVEE", "CYCLES", "WORKBENCH"] | None = Field(default=None, description=(
+        "Render engine; the scene's own when omitted. EEVEE on a machine without a GPU compiles its shaders"
+        " for tens of seconds on its first render; Cycles at 16 samples is quick for previews."))
+    samples: int | None = Field(default=None, ge=1, le=4096, description="Samples (Cycles, EEVEE); the scene's when omitted")
+    resolution: list[Annotated[int, Field(ge=4, le=8192)]] | None = Field(
+        default=None, min_length=2, max_length=2, description="[width, height] in pixels; the scene's when omitted")
+    max_size: int = Field(default=800, ge=16, le=2048, description="Longest side of the image returned (the file keeps"
+                                                                   " the full resolution)")
+    camera: str | None = Field(default=None, max_length=63, description="Camera object to render from; the scene's")
+    frame: int | None = Field(default=None, ge=-1048574, le=1048574, description="Frame to render; the current one")
+    filepath: str | None = Field(default=None, max_length=1024, description=(
+        "Where to write the PNG, inside the Blender peer's output folder; a fresh name when omitted"))
+
+
+class Export(BaseModel):
+    format: str = Field(description="glb, gltf, fbx, obj, usd, stl or ply, as far as this Blender has them")
+    filepath: str | None = Field(default=None, max_length=1024, description=(
+        "File name inside the Blender peer's output folder; a fresh name when omitted"))
+    selected_only: bool = Field(default=False, description="Only the selected objects")
+
+
+class LookupApi(BaseModel):
+    identifier: str | None = Field(default=None, max_length=200, description=(
+        "'bpy.types.Object', 'bpy.types.Object.location' or 'bpy.ops.mesh.primitive_cube_add'"))
+    search: str | None = Field(default=None, min_length=2, max_length=100,
+                               description="Words to find in type names, descriptions and operator names")
+    offset: int = Field(default=0, ge=0, description="First item of each list (properties, functions, results)")
+    limit: int = Field(default=50, ge=1, le=500, description="Items per list")
+    model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["identifier"]}, {"required": ["search"]}]})
+
+
+class NodeType(BaseModel):
+    node_type: str = Field(min_length=1, max_length=100, description="A node's bl_idname, e.g. 'ShaderNodeBsdfPrincipled'")
+    tree_type: Literal["ShaderNodeTree", "GeometryNodeTree", "CompositorNodeTree", "TextureNodeTree"] | None = Field(
+        default=None, description="The tree it goes in; guessed from the node type when omitted")
+
+
 @hookimpl
 def register_commands(register: Callable[[Command], None]) -> None:
     register(Command("get_scene_info", "Describe the scene: frame range, render engine, units, camera, world,"
@@ -62,6 +103,23 @@ def register_commands(register: Callable[[Command], None]) -> None:
                      f"{HANDLERS}:get_viewport_screenshot", params=Screenshot,
                      annotations={"read_only": False, "destructive": False, "idempotent": True, "open_world": False},
                      timeout=120))
+    register(Command("render", "Render the scene (EEVEE, Cycles or Workbench) in a separate Blender process, so this"
+                     " Blender keeps answering; reports progress (samples) and can be cancelled. Returns the image,"
+                     " downscaled to max_size, and {filepath, width, height, engine, samples, seconds}. EEVEE without a"
+                     " GPU spends tens of seconds compiling shaders on its first render.", f"{ADDON}.render:render",
+                     params=Render, annotations={"read_only": False, "destructive": False, "open_world": False},
+                     timeout=1800))
+    register(Command("export_scene", "Export the scene (or the selection) to glb, gltf, fbx, obj, usd, stl or ply in the"
+                     " peer's output folder. Returns {filepath, format, bytes, objects}.", f"{ADDON}.export:export_scene",
+                     params=Export, annotations={"read_only": False, "destructive": False, "open_world": False},
+                     timeout=600))
+    register(Command("lookup_api", "Look up this Blender's own Python API (exact for its version): a type with its"
+                     " properties and functions, one property, an operator with its parameters, or a search. Use it"
+                     " before writing bpy code for blender_execute_code.", f"{ADDON}.api:lookup_api", params=LookupApi,
+                     annotations=READ_ONLY, timeout=60))
+    register(Command("describe_node_type", "A node type's inputs and outputs (name, identifier, socket type, default)"
+                     " and properties, read from this Blender.", f"{ADDON}.api:describe_node_type", params=NodeType,
+                     annotations=READ_ONLY, timeout=30))
 
 
 @hookimpl

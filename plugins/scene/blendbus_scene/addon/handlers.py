@@ -9,6 +9,8 @@ import base64
 import difflib
 import math
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import bpy
@@ -258,6 +260,48 @@ def _frame_camera(scene: Any) -> Any:
     return cam
 
 
+COLOUR_INPUTS = ("Base Color", "Color")
+"""The colour input of the shader nodes an LLM sets: Principled BSDF, Diffuse, Emission, ..."""
+NODE_COLOURS = "material nodes' Base Color (image textures where a material has one)"
+
+
+def _node_colour(material: Any) -> tuple[float, ...] | None:
+    """The colour a material's surface shader is set to, when it is a plain colour."""
+    tree = material.node_tree if material.use_nodes else None
+    output = tree and next((n for n in tree.nodes if n.type == "OUTPUT_MATERIAL" and n.is_active_output), None)
+    surface = output.inputs["Surface"] if output else None
+    if surface is None or not surface.is_linked:
+        return None
+    shader = surface.links[0].from_node
+    colour = next((shader.inputs[name] for name in COLOUR_INPUTS if name in shader.inputs), None)
+    if colour is None:
+        return None
+    if not colour.is_linked:
+        return tuple(colour.default_value)
+    source = colour.links[0].from_node
+    return tuple(source.outputs[0].default_value) if source.type == "RGB" else None
+
+
+@contextmanager
+def _node_colours(scene: Any) -> Iterator[None]:
+    """Workbench shows each material's viewport colour, but an LLM sets the colour on the material's
+    nodes: for this render, show the node colour (and image textures), then put everything back."""
+    shading = scene.display.shading
+    saved = [(m, tuple(m.diffuse_color)) for m in bpy.data.materials]
+    kept = shading.color_type
+    try:
+        for material, _ in saved:
+            colour = _node_colour(material)
+            if colour is not None:
+                material.diffuse_color = colour
+        shading.color_type = "TEXTURE"  # a material's image texture where it has one, its colour elsewhere
+        yield
+    finally:
+        shading.color_type = kept
+        for material, colour in saved:
+            material.diffuse_color = colour
+
+
 def _render_headless(filepath: str, max_size: int) -> tuple[int, int]:
     scene = bpy.context.scene
     r = scene.render
@@ -274,7 +318,8 @@ def _render_headless(filepath: str, max_size: int) -> tuple[int, int]:
         r.resolution_x, r.resolution_y, r.resolution_percentage = width, height, 100
         r.image_settings.file_format = "PNG"
         r.filepath = filepath
-        bpy.ops.render.render(write_still=True)
+        with _node_colours(scene):
+            bpy.ops.render.render(write_still=True)
         return width, height
     finally:
         (r.engine, r.resolution_x, r.resolution_y, r.resolution_percentage, r.filepath,
@@ -331,4 +376,5 @@ def get_viewport_screenshot(job: Any, filepath: str | None = None, max_size: int
         raise RuntimeError("Blender did not write a PNG image; see its console for the reason")
     # The image travels inside the result, so it reaches the LLM even when the peer is remote.
     return {"filepath": str(final), "width": width, "height": height, "source": source,
+            "colours": NODE_COLOURS if source == "workbench_render" else "the viewport's own shading",
             IMAGES_KEY: [{"data": base64.b64encode(png).decode("ascii"), "mime_type": "image/png"}]}

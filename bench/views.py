@@ -1,0 +1,60 @@
+"""Seeing the scene: the headless view (Workbench with the node colours) and a Cycles preview render,
+timed end to end through a real Blender peer (MCP call -> server -> bpy peer -> image back).
+
+    python -m bench.views [--runs 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from blendbus import eventloop
+from blendbus.client import connect
+from blendbus.testing import call_envelope, make_server, serve_http
+from blendbus.testing.blender import blender_peer
+
+CALLS = {
+    "blender_get_viewport_screenshot, 640 px (Workbench, node colours)": ("blender_get_viewport_screenshot",
+                                                                           {"max_size": 640}),
+    "blender_render, Cycles 16 samples, 320x180": ("blender_render", {"engine": "CYCLES", "samples": 16,
+                                                                     "resolution": [320, 180], "max_size": 320}),
+}
+
+
+async def measure(runs: int) -> dict[str, list[float]]:
+    server = make_server()
+    with tempfile.TemporaryDirectory() as tmp:
+        async with serve_http(server) as url, blender_peer(server, url, Path(tmp)), connect(url) as client:
+            results: dict[str, list[float]] = {}
+            for label, (tool, arguments) in CALLS.items():
+                await call_envelope(client, tool, arguments)  # the first call loads what later ones reuse
+                seconds = []
+                for _ in range(runs):
+                    start = time.perf_counter()
+                    env = await call_envelope(client, tool, arguments)
+                    seconds.append(time.perf_counter() - start)
+                    assert env["status"] == "completed", env["error"]
+                results[label] = seconds
+    return results
+
+
+def table(result: dict[str, list[float]]) -> str:
+    lines = ["| call | median s | min s | max s |", "|---|---|---|---|"]
+    for name, values in result.items():
+        lines.append(f"| {name} | {statistics.median(values):.2f} | {min(values):.2f} | {max(values):.2f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--runs", type=int, default=5)
+    print(table(eventloop.run(measure(parser.parse_args().runs))))
+
+
+if __name__ == "__main__":
+    main()

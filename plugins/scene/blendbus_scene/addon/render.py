@@ -1,0 +1,157 @@
+"""Rendering the scene without freezing the peer: a saved copy renders in a child Blender process.
+
+The peer's main thread only saves the copy; a worker thread runs the child, reads its render
+statistics (the `render_stats` handler fires in background mode) as progress, and kills it when
+the job is cancelled. Meanwhile the peer answers other calls. Runs inside Blender (bpy only).
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import queue
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import bpy
+from blendbus.protocol import IMAGES_KEY
+from blendbus_addon.paths import read_regular
+
+ENGINES = {"EEVEE": ("BLENDER_EEVEE_NEXT", "BLENDER_EEVEE"), "CYCLES": ("CYCLES",),
+           "WORKBENCH": ("BLENDER_WORKBENCH",)}
+"""Engine argument -> Blender's identifiers for it, newest first (EEVEE's changed in 4.2, and back in 5.0)."""
+MAX_PREVIEW_BYTES = 64 * 1024 * 1024
+PROGRESS = [(re.compile(r"Sample (\d+)/(\d+)"), "sample"), (re.compile(r"Rendering (\d+) / (\d+) samples"), "sample"),
+            (re.compile(r"Rendered (\d+)/(\d+) Tiles"), "tile")]
+"""What render_stats lines say about progress, per engine."""
+
+CHILD = r"""
+import json, sys
+args = json.loads(sys.argv[-1])
+import bpy
+bpy.ops.wm.open_mainfile(filepath=args["blend"])
+scene = bpy.context.scene
+if args["camera"]:
+    scene.camera = bpy.data.objects[args["camera"]]
+if args["frame"] is not None:
+    scene.frame_set(args["frame"])
+r = scene.render
+for engine in args["engines"]:
+    try:
+        r.engine = engine
+        break
+    except TypeError:
+        continue
+if args["resolution"]:
+    r.resolution_x, r.resolution_y = args["resolution"]
+r.resolution_percentage = 100
+samples = args["samples"]
+if r.engine == "CYCLES":
+    scene.cycles.device = "CPU"
+    samples = samples or scene.cycles.samples
+    scene.cycles.samples = samples
+elif r.engine.startswith("BLENDER_EEVEE"):
+    samples = samples or scene.eevee.taa_render_samples
+    scene.eevee.taa_render_samples = samples
+r.image_settings.file_format = "PNG"
+r.filepath = args["out"]
+r.use_file_extension = False
+bpy.app.handlers.render_stats.append(lambda stats: print("BLENDBUS_STATS " + str(stats), flush=True))
+bpy.ops.render.render(write_still=True)
+image = bpy.data.images.load(args["out"])
+width, height = image.size
+scale = min(1.0, args["max_size"] / max(width, height))
+image.scale(max(1, round(width * scale)), max(1, round(height * scale)))
+image.filepath_raw, image.file_format = args["preview"], "PNG"
+image.save()
+print("BLENDBUS_DONE " + json.dumps({"engine": r.engine, "samples": samples, "width": width, "height": height,
+                                     "preview": list(image.size)}), flush=True)
+"""
+
+
+def _command(args: dict[str, Any]) -> list[str]:
+    """A background Blender: the same Blender binary in the GUI, this Python with bpy headless."""
+    if bpy.app.binary_path and not bpy.app.binary_path.endswith(("python", "python3")):
+        return [bpy.app.binary_path, "-b", "--factory-startup", "--python-expr", CHILD, "--", json.dumps(args)]
+    return [sys.executable, "-c", CHILD, json.dumps(args)]
+
+
+def _progress(line: str) -> tuple[float | None, str] | None:
+    for pattern, unit in PROGRESS:
+        found = pattern.search(line)
+        if found:
+            done, total = int(found.group(1)), int(found.group(2))
+            return (done / total if total else None), f"{unit} {done}/{total}"
+    return None
+
+
+def _run(job: Any, args: dict[str, Any]) -> dict[str, Any]:
+    """Run the child to the end (or kill it on cancel); its progress becomes the job's."""
+    proc = subprocess.Popen(_command(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+    lines: queue.Queue[str | None] = queue.Queue()
+    threading.Thread(target=lambda: ([lines.put(line) for line in proc.stdout], lines.put(None)),  # type: ignore[union-attr]
+                     daemon=True).start()
+    tail: list[str] = []
+    done = None
+    while True:
+        if job.cancelled:
+            proc.kill()
+            proc.wait()
+            raise RuntimeError("render cancelled: the rendering Blender was stopped")
+        try:
+            line = lines.get(timeout=0.2)
+        except queue.Empty:
+            continue
+        if line is None:
+            break
+        tail = (tail + [line.rstrip()])[-20:]
+        if line.startswith("BLENDBUS_DONE "):
+            done = json.loads(line.removeprefix("BLENDBUS_DONE "))
+        elif line.startswith("BLENDBUS_STATS "):
+            found = _progress(line)
+            if found:
+                job.progress(*found)
+    if proc.wait() != 0 or done is None:
+        raise RuntimeError("the rendering Blender failed:\n" + "\n".join(tail[-8:]))
+    return done
+
+
+def render(job: Any, engine: str | None = None, samples: int | None = None, resolution: list[int] | None = None,
+           max_size: int = 800, camera: str | None = None, frame: int | None = None,
+           filepath: str | None = None) -> Any:
+    scene = bpy.context.scene
+    if camera is not None and (bpy.data.objects.get(camera) is None or bpy.data.objects[camera].type != "CAMERA"):
+        cameras = [o.name for o in bpy.data.objects if o.type == "CAMERA"]
+        raise LookupError(f"no camera {camera!r}; cameras: {', '.join(cameras) or 'none'}")
+    if camera is None and scene.camera is None:
+        raise LookupError("the scene has no active camera: add one, or pass camera=<name>")
+    current = next((name for name, ids in ENGINES.items() if scene.render.engine in ids), "EEVEE")
+    engine = (engine or current).upper()
+    outputs = job.outputs
+    final = outputs.output(filepath, suffix=".png", stem="render")
+    work = Path(tempfile.mkdtemp(prefix="blendbus-render-"))
+    started = time.monotonic()
+    try:
+        blend = work / "scene.blend"
+        bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True, check_existing=False)  # the user's file is kept
+        with outputs.writing(final) as tmp:
+            args = {"blend": str(blend), "out": str(tmp), "preview": str(work / "preview.png"), "camera": camera,
+                    "frame": frame, "engines": ENGINES[engine], "samples": samples, "resolution": resolution,
+                    "max_size": max_size}
+            done = yield job.background(_run, job, args)
+        preview = read_regular(work / "preview.png", MAX_PREVIEW_BYTES)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return {"filepath": str(final), "width": done["width"], "height": done["height"], "engine": engine,
+            "blender_engine": done["engine"], "samples": done["samples"], "seconds": round(time.monotonic() - started, 2),
+            "image": {"width": done["preview"][0], "height": done["preview"][1]},
+            IMAGES_KEY: [{"data": base64.b64encode(preview).decode("ascii"), "mime_type": "image/png"}]}
