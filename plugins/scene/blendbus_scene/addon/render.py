@@ -120,8 +120,9 @@ def _run(job: Any, args: dict[str, Any]) -> dict[str, Any]:
             found = _progress(line)
             if found:
                 job.progress(*found)
-    if proc.wait() != 0 or done is None:
-        raise RuntimeError("the rendering Blender failed:\n" + "\n".join(tail[-8:]))
+    code = proc.wait()
+    if done is None:  # a Blender that said it finished may still crash on its way out (bpy 4.2 does)
+        raise RuntimeError(f"the rendering Blender failed (exit {code}):\n" + "\n".join(tail[-8:]))
     return done
 
 
