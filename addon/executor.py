@@ -24,7 +24,7 @@ from blendbus.validation import validation_message
 
 from . import scripts
 from .declarations import CommandTable, Declarations, in_package
-from .jobqueue import Background, Job
+from .jobqueue import Background, Job, JobCancelled
 from .traces import format_exception, portable
 
 
@@ -149,11 +149,14 @@ class Executor:
         once it is ready.
         """
         try:
-            if payload.get("message_type") == p.JOB_DISPATCH:
-                return self._run_script(payload, job)
-            if payload.get("message_type") == p.COMMAND_DISPATCH:
-                return self._run_command(payload, job)
-            return Reply(job.job_id, p.FAILED, error=f"unknown message_type {payload.get('message_type')!r}")
+            with job.running():
+                if payload.get("message_type") == p.JOB_DISPATCH:
+                    return self._run_script(payload, job)
+                if payload.get("message_type") == p.COMMAND_DISPATCH:
+                    return self._run_command(payload, job)
+                return Reply(job.job_id, p.FAILED, error=f"unknown message_type {payload.get('message_type')!r}")
+        except JobCancelled:
+            return _cancelled(job)
         except Exception as exc:  # noqa: BLE001 - last line of defence: a reply always goes back
             return Reply(job.job_id, p.FAILED, error="blendbus peer error:\n" + format_exception(exc, exc.__traceback__))
 
@@ -221,11 +224,18 @@ class Executor:
         return self._finish(job, value)
 
     def resume(self, pending: Pending) -> Reply | Pending:
-        """Continue a generator handler on the calling (main) thread with its background result."""
-        error = pending.future.exception()
-        if error is not None:
-            return self._advance(pending.job, pending.gen, pending.undo_label, error=error)
-        return self._advance(pending.job, pending.gen, pending.undo_label, send=pending.future.result())
+        """Continue a generator handler on the calling (main) thread with its background result; a
+        job cancelled meanwhile gets JobCancelled at its `yield` instead, to clean up."""
+        job = pending.job
+        error = JobCancelled() if job.cancelled else pending.future.exception()
+        try:
+            with job.running():
+                if error is not None:
+                    return self._advance(job, pending.gen, pending.undo_label, error=error)
+                return self._advance(job, pending.gen, pending.undo_label, send=pending.future.result())
+        except JobCancelled:
+            pending.gen.close()
+            return _cancelled(job)
 
     def _advance(self, job: Job, gen: Generator[Any, Any, Any], undo_label: str | None, send: Any = None,
                  error: BaseException | None = None) -> Reply | Pending:
@@ -252,6 +262,10 @@ class Executor:
                 f"the result is {size} bytes, above this peer's cap of {self.max_result_bytes} bytes;"
                 " ask for less (page through it) rather than truncating"))
         return Reply(job.job_id, p.COMPLETED, result=value, size=size)
+
+
+def _cancelled(job: Job) -> Reply:
+    return Reply(job.job_id, p.CANCELLED, error="cancelled by the caller while it ran: stopped at its next Python line")
 
 
 def _parameters(fn: Callable[..., Any]) -> Iterator[str]:

@@ -7,16 +7,30 @@ redelivers anything not yet acknowledged and a job must run once.
 
 from __future__ import annotations
 
+import ctypes
 import threading
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
 from blendbus import protocol as p
 
 from .paths import OutputFolder
+
+
+class JobCancelled(BaseException):
+    """Raised in the thread running a job when its caller cancels it, at the job's next Python line.
+
+    A BaseException, like KeyboardInterrupt, so that a handler's `except Exception` does not swallow
+    it; code that must clean up uses `finally`."""
+
+
+def _raise_in(thread_id: int, exc: type[BaseException] | None) -> None:
+    """Ask Python to raise `exc` in that thread at its next line (None withdraws a pending one)."""
+    ctypes.pythonapi.PyThreadState_SetAsyncExc(ctypes.c_ulong(thread_id), ctypes.py_object(exc) if exc else None)
 
 
 @dataclass(frozen=True)
@@ -41,6 +55,8 @@ class Job:
         self.job_id = job_id
         self.cancelled = False
         self.started = time.monotonic()
+        self._thread: int | None = None
+        self._lock = threading.Lock()
         self._report = report
         self._settings = settings
         self._outputs = outputs
@@ -51,6 +67,28 @@ class Job:
         if self._outputs is None:
             raise RuntimeError("this job has no output folder (a peer always gives one)")
         return self._outputs
+
+    @contextmanager
+    def running(self) -> Iterator[None]:
+        """The calling thread runs this job's Python code for the duration: a cancel interrupts it.
+
+        JobCancelled may surface anywhere inside, even as the block ends; once it has ended, no
+        interrupt is left pending for whatever the thread does next."""
+        with self._lock:
+            self._thread = threading.get_ident()
+        try:
+            yield
+        finally:
+            with self._lock:
+                self._thread = None
+                _raise_in(threading.get_ident(), None)
+
+    def cancel(self) -> None:
+        """The caller gave up: flag it (long handlers check `cancelled`) and interrupt running code."""
+        self.cancelled = True
+        with self._lock:
+            if self._thread is not None:
+                _raise_in(self._thread, JobCancelled)
 
     def background(self, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Background:
         """Yield this from a handler to run `fn` off Blender's main thread (network, disk, decoding).
@@ -90,7 +128,7 @@ class JobQueue:
                     return job_id
                 job = self._running.get(job_id)
                 if job is not None:
-                    job.cancelled = True
+                    job.cancel()
                 return None
             if job_id in self._seen:
                 return None

@@ -12,6 +12,7 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Iterator, TextIO
 
+from .jobqueue import JobCancelled
 from .traces import format_exception
 
 _local = threading.local()
@@ -81,6 +82,8 @@ def run(code: str, filename: str) -> str:
     with capture() as (out, err):
         try:
             exec(compile(code, filename, "exec"), fresh_globals())  # noqa: S102 - this is the feature
+        except JobCancelled:
+            raise
         except BaseException as exc:  # noqa: BLE001 - SystemExit in a script must not stop Blender
             tb = exc.__traceback__.tb_next if exc.__traceback__ else None  # hide this frame
             trace = format_exception(exc, tb)

@@ -168,3 +168,20 @@ async def test_background_work_leaves_blenders_main_thread_free(blendbus_server,
                 assert env["status"] == p.COMPLETED
                 assert env["result"]["worker"].startswith("blendbus-background")
                 assert env["result"]["answered_on"] == "MainThread"
+
+
+async def test_a_cancelled_call_stops_blender_and_frees_it(blendbus_server, tmp_path):
+    import anyio
+
+    async with serve_http(blendbus_server) as url:
+        async with blender_peer(blendbus_server, url, tmp_path, "allow_code_execution=true"):
+            async with connect(url) as client:
+                with anyio.move_on_after(2.0):  # the caller gives up: notifications/cancelled
+                    await client.call_tool("blender_execute_code", {
+                        "code": "import time\nwhile True:\n    time.sleep(0.01)", "timeout_s": 300})
+                env = await call_envelope(client, "blender_execute_code", {"code": "print('free')", "timeout_s": 10})
+                assert env["status"] == p.COMPLETED and env["result"] == "free\n"  # Blender's main thread is free
+                jobs = await call_envelope(client, "blender_watch_bus", {"cursor": 0})
+                cancelled = [e["job_id"] for e in jobs["events"] if e["kind"] == "cancel"]
+                assert cancelled and (await call_envelope(client, "blender_get_job", {"job_id": cancelled[0]}))[
+                    "status"] == p.CANCELLED

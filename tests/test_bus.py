@@ -117,10 +117,11 @@ async def test_progress_reaches_the_client(blendbus_server, blendbus_peer_factor
                                              progress_callback=on_progress)
     assert_envelope(result, p.COMPLETED)
     for _ in range(50):  # progress notifications may trail the result by a tick
-        if len(seen) >= 4:
+        if len(seen) >= 5:
             break
         await asyncio.sleep(0.02)
-    assert [s[0] for s in seen] == [0.25, 0.5, 0.75, 1.0] and seen[-1][1] == "step 4 of 4"
+    assert seen[0][1].startswith("running on ")  # first, that the peer took it
+    assert [s[0] for s in seen[1:]] == [0.25, 0.5, 0.75, 1.0] and seen[-1][1] == "step 4 of 4"
 
 
 async def test_vanished_peer_fails_its_jobs_fast(blendbus_server, blendbus_peer_factory, blendbus_client):
@@ -342,3 +343,44 @@ async def test_prompts_in_both_eras(blendbus_server, mode):
             await client.get_prompt("build_scene", {})
         with pytest.raises(MCPError, match="did you mean 'build_scene'"):
             await client.get_prompt("build_scen", {})
+
+
+async def test_a_cancel_interrupts_a_running_script_and_frees_the_peer(blendbus_server, blendbus_peer_factory,
+                                                                       blendbus_client):
+    peer = await blendbus_peer_factory(concurrency=1)  # one worker: it must be freed for the next call
+    spin = asyncio.ensure_future(call_envelope(blendbus_client, "blender_execute_code", {
+        "code": "n = 0\nwhile True:\n    n += 1", "timeout_s": 120}))
+    for _ in range(200):
+        running = [j for j in blendbus_server.hub.buses("local").peers[peer.uuid].running]
+        if running:
+            break
+        await asyncio.sleep(0.02)
+    job_id = running[0]
+    await asyncio.sleep(0.2)  # it is spinning in Python now
+    env = await call_envelope(blendbus_client, "blender_cancel_job", {"job_id": job_id})
+    assert env["status"] == p.CANCELLED
+    assert (await spin)["status"] == p.CANCELLED  # the waiting caller hears it too
+    after = await call_envelope(blendbus_client, "blender_test_echo", {"value": "free", "timeout_s": 10})
+    assert after["status"] == p.COMPLETED  # the worker thread was interrupted, not left spinning
+    again = await blendbus_client.call_tool("blender_cancel_job", {"job_id": job_id})
+    assert again.is_error and "already cancelled" in again.structured_content["error"]
+
+
+async def test_progress_tells_a_waiting_caller_where_its_job_is(blendbus_server, blendbus_peer_factory,
+                                                                blendbus_client):
+    blendbus_server.hub.limits.progress_every_s = 0.2
+    await blendbus_peer_factory()
+    seen: list[tuple[float, str | None]] = []
+
+    async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+        seen.append((progress, message))
+
+    result = await blendbus_client.call_tool("blender_test_sleep", {"seconds": 1.0, "steps": 2},
+                                             progress_callback=on_progress)
+    assert result.structured_content["status"] == p.COMPLETED
+    messages = [m for _, m in seen]
+    assert messages[0].startswith("running on py-") and any(m.startswith("running on py-") and "s)" in m
+                                                              for m in messages[1:]), messages
+    assert "step 2 of 2" in messages
+    values = [v for v, _ in seen]
+    assert values == sorted(values) and len(set(values)) == len(values)  # each report rises, as MCP requires

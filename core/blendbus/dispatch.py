@@ -53,6 +53,9 @@ class Limits:
     """The largest peer registration (JSON-encoded): what a peer says of itself is kept in memory."""
     max_peers_per_user: int = 1000
     """Peers one user may have registered at once."""
+    progress_every_s: float = 10.0
+    """While a call waits, it is told the job's state this often (MCP progress), so clients that reset
+    their timeout on progress never give up on a live job."""
     max_sessions_per_user: int = 100
     """Session-era (2025-11-25) MCP sessions one user may hold open; the server-wide cap is the SDK's 10,000."""
     header_timeout_s: float = 10.0
@@ -180,7 +183,7 @@ class Hub:
         if fut is None:
             return p.envelope(p.QUEUED, command=command, target_uuid=peer.uuid, job_id=job_id)
         try:
-            return await asyncio.wait_for(asyncio.shield(fut), timeout)
+            return await self._wait(user_id, job_id, peer.uuid, fut, timeout, on_progress)
         except TimeoutError:
             # The caller stops waiting; the job does not stop. Its record keeps its real state
             # (queued or running), so blender_get_job tells the truth until the reply lands.
@@ -196,6 +199,26 @@ class Hub:
         finally:
             self.waiter.release(user_id, job_id, fut, on_progress)
 
+    async def _wait(self, user_id: str, job_id: str, target: str, fut: asyncio.Future[dict[str, Any]],
+                    timeout: float, on_progress: ProgressFn | None) -> dict[str, Any]:
+        """The reply, or TimeoutError after `timeout`; every `progress_every_s` meanwhile the caller is
+        told where the job stands."""
+        deadline = time.monotonic() + timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError
+            try:
+                return await asyncio.wait_for(asyncio.shield(fut), min(remaining, self.limits.progress_every_s))
+            except TimeoutError:
+                if on_progress is None or time.monotonic() >= deadline:
+                    continue
+                job = self.store.get(user_id, job_id)
+                state = job.status if job else p.QUEUED
+                elapsed = timeout - (deadline - time.monotonic())
+                await on_progress(None, f"{'running on' if state == p.RUNNING else state + ' for'} {target}"
+                                        f" ({elapsed:.0f}s)")
+
     def _cancel(self, bus: Bus, peer: Peer, job_id: str) -> None:
         """The caller gave up: drop a queued job, or tell the peer about a running one."""
         if peer.withdraw(job_id):
@@ -204,11 +227,27 @@ class Hub:
         else:
             cancel = p.cancel(job_id)
             peer.push(p.ack_key(cancel), cancel)
-            self.store.advance(bus.user_id, job_id, p.CANCELLED, error="cancelled by the caller after delivery; the peer drops it if it has not started")
+            self.store.advance(bus.user_id, job_id, p.CANCELLED, error="cancelled by the caller after delivery: the peer"
+                               " drops it if it has not started, or interrupts it at its next Python line")
         job = self.store.get(bus.user_id, job_id)
         if job is not None:
             self.waiter.deliver(bus.user_id, job_id, job.envelope())
         bus.publish("cancel", job_id=job_id, target_uuid=peer.uuid)
+
+    def cancel_job(self, user_id: str, job_id: str) -> dict[str, Any]:
+        """Stop a job on request: a queued one never runs, a running one is interrupted on its peer."""
+        job = self.store.get(user_id, job_id)
+        if job is None:
+            raise LookupError(f"no job {job_id!r} for this user")
+        if job.status not in p.OPEN_STATUSES:
+            raise ValueError(f"job {job_id!r} is already {job.status}: there is nothing to cancel")
+        bus = self.buses(user_id)
+        peer = bus.peers.get(job.target_uuid or "")
+        if peer is None:
+            self._fail(bus, job_id, p.CANCELLED, f"cancelled; its peer {job.target_uuid} is gone")
+        else:
+            self._cancel(bus, peer, job_id)
+        return (self.store.get(user_id, job_id) or job).envelope()
 
     async def get_job(self, user_id: str, job_id: str, wait_s: float = 0.0) -> dict[str, Any]:
         """A job's envelope; with wait_s, wait that long for it to finish first."""
@@ -287,6 +326,7 @@ class Hub:
                     self.store.advance(user_id, job_id, p.RUNNING)
                 except JobStoreError as exc:  # bookkeeping only: delivery must not depend on it
                     log.error("%s", exc)
+                self.waiter.progress_soon(user_id, job_id, None, f"running on {uuid}")
             return payloads
         finally:
             peer.polls -= 1

@@ -31,6 +31,7 @@ from .auth import CREDENTIAL_SCOPE_KEY, ROLES, ROLES_SCOPE_KEY, USER_SCOPE_KEY
 from .plugins import PluginSet
 from .suggest import did_you_mean
 from .validation import validation_message
+from .waiter import RisingProgress
 from .sync import HandlerPackages
 
 log = logging.getLogger(__name__)
@@ -239,11 +240,9 @@ class BlendbusServer:
         self._ensure_started()
         name, arguments = params.name, dict(params.arguments or {})
 
-        async def progress(fraction: float | None, message: str | None) -> None:
-            await ctx.session.report_progress(fraction if fraction is not None else 0.0, 1.0, message)
-
         user_id, roles = self.identity_of(ctx)
-        call = Call(user_id=user_id, progress=progress, credential=self.credential_of(ctx))
+        call = Call(user_id=user_id, progress=RisingProgress(ctx.session.report_progress),
+                    credential=self.credential_of(ctx))
         needed = self.role_of(name)
         if needed not in roles:
             return self.plain({"error": f"{name} needs a token with the {needed} role", "code": "Forbidden"},
@@ -415,6 +414,11 @@ class BlendbusServer:
                                 **({"maximum": lim.inline_result_max_bytes} if lim.inline_result_max_bytes else {}),
                                 "description": "Bytes per page (default and most: the server's inline budget)."},
                  }, ("job_id",)), self._get_job, {"read_only": True}, envelope=True),
+            Tool("blender_cancel_job", "Stop a job by id: a queued job never runs; a running script or handler"
+                 " is interrupted at its next Python line, and Blender is free for the next call. Its status becomes"
+                 " 'cancelled'.", _obj({"job_id": {"type": "string", "minLength": 1}}, ("job_id",)),
+                 self._cancel_job, {"destructive": False, "idempotent": True}, envelope=True,
+                 ok=frozenset({p.CANCELLED})),
             Tool("blender_send_message", "Escape hatch: send a raw payload. A job_dispatch payload"
                  " {message_type: 'job_dispatch', script, job_id?} runs a Python script in Blender and returns its"
                  " stdout; a command_dispatch payload {message_type, command, params, job_id?} runs a command."
@@ -503,6 +507,9 @@ class BlendbusServer:
             return env
         budget = self.hub.limits.inline_result_max_bytes or paging.DEFAULT_INLINE_RESULT_MAX_BYTES
         return paging.page(env, a["offset"], a.get("length", budget))
+
+    async def _cancel_job(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
+        return self.hub.cancel_job(call.user_id, a["job_id"])
 
     async def _send_message(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
         raw = a["payload"]

@@ -18,6 +18,7 @@ class JobWaiter:
     def __init__(self) -> None:
         self._futures: dict[Key, list[asyncio.Future[dict[str, Any]]]] = {}
         self._progress: dict[Key, list[ProgressFn]] = {}
+        self._sending: set[asyncio.Task[None]] = set()
 
     def register(self, user_id: str, job_id: str, on_progress: ProgressFn | None = None) -> asyncio.Future[dict[str, Any]]:
         key = (user_id, job_id)
@@ -50,6 +51,13 @@ class JobWaiter:
                 fut.set_result(outcome)
         return len(futs)
 
+    def progress_soon(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None:
+        """`progress`, without waiting for it (a peer's poll must not wait on callers' streams)."""
+        if self._progress.get((user_id, job_id)):
+            task = asyncio.ensure_future(self.progress(user_id, job_id, fraction, message))
+            self._sending.add(task)
+            task.add_done_callback(self._sending.discard)
+
     async def progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None:
         for fn in list(self._progress.get((user_id, job_id), [])):
             try:
@@ -59,3 +67,16 @@ class JobWaiter:
 
     def waiting(self) -> int:
         return sum(len(v) for v in self._futures.values())
+
+
+class RisingProgress:
+    """A caller's progress reports, made to rise with each one as MCP requires: a handler's own
+    fraction when it moves forward, else a small step towards 1 (a heartbeat, a message alone)."""
+
+    def __init__(self, send: Callable[[float, float | None, str | None], Awaitable[None]]) -> None:
+        self._send, self.last = send, 0.0
+
+    async def __call__(self, fraction: float | None, message: str | None) -> None:
+        rising = fraction is not None and fraction > self.last
+        self.last = fraction if rising else self.last + (1.0 - self.last) * 0.01  # type: ignore[assignment]
+        await self._send(self.last, 1.0, message)
