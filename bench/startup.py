@@ -51,8 +51,9 @@ def run(runs: int) -> dict[str, list[float]]:
     return {"blendbus serve ready (all plugins loaded)": serve, "blendbus peer registered (bpy)": peer}
 
 
-def table(result: dict[str, list[float]]) -> str:
-    lines = ["| what | median s | min s | max s |", "|---|---|---|---|"]
+def table(result: dict[str, list[float]], first: str = "what") -> str:
+    """Seconds per named measurement: median, min and max over the runs."""
+    lines = [f"| {first} | median s | min s | max s |", "|---|---|---|---|"]
     for name, values in result.items():
         lines.append(f"| {name} | {statistics.median(values):.2f} | {min(values):.2f} | {max(values):.2f} |")
     return "\n".join(lines)

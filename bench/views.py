@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -17,6 +16,8 @@ from blendbus import eventloop
 from blendbus.client import connect
 from blendbus.testing import call_envelope, make_server, serve_http
 from blendbus.testing.blender import blender_peer
+
+from . import startup
 
 CALLS = {
     "blender_get_viewport_screenshot, 640 px (Workbench, node colours)": ("blender_get_viewport_screenshot",
@@ -44,10 +45,7 @@ async def measure(runs: int) -> dict[str, list[float]]:
 
 
 def table(result: dict[str, list[float]]) -> str:
-    lines = ["| call | median s | min s | max s |", "|---|---|---|---|"]
-    for name, values in result.items():
-        lines.append(f"| {name} | {statistics.median(values):.2f} | {min(values):.2f} | {max(values):.2f} |")
-    return "\n".join(lines)
+    return startup.table(result, first="call")
 
 
 def main() -> None:
