@@ -29,6 +29,8 @@ ENGINES = {"EEVEE": ("BLENDER_EEVEE_NEXT", "BLENDER_EEVEE"), "CYCLES": ("CYCLES"
            "WORKBENCH": ("BLENDER_WORKBENCH",)}
 """Engine argument -> Blender's identifiers for it, newest first (EEVEE's changed in 4.2, and back in 5.0)."""
 MAX_PREVIEW_BYTES = 64 * 1024 * 1024
+EXIT_GRACE_S = 10.0
+"""How long a child that reported its render done may take to exit before it is killed."""
 PROGRESS = [(re.compile(r"Sample (\d+)/(\d+)"), "sample"), (re.compile(r"Rendering (\d+) / (\d+) samples"), "sample"),
             (re.compile(r"Rendered (\d+)/(\d+) Tiles"), "tile")]
 """What render_stats lines say about progress, per engine."""
@@ -74,6 +76,8 @@ image.filepath_raw, image.file_format = args["preview"], "PNG"
 image.save()
 print("BLENDBUS_DONE " + json.dumps({"engine": r.engine, "samples": samples, "width": width, "height": height,
                                      "preview": list(image.size)}), flush=True)
+import os
+os._exit(0)  # the work is saved: skip a teardown that crashes (bpy 4.2) or hangs (bpy 4.5) in module mode
 """
 
 
@@ -116,12 +120,17 @@ def _run(job: Any, args: dict[str, Any]) -> dict[str, Any]:
         tail = (tail + [line.rstrip()])[-20:]
         if line.startswith("BLENDBUS_DONE "):
             done = json.loads(line.removeprefix("BLENDBUS_DONE "))
+            break
         elif line.startswith("BLENDBUS_STATS "):
             found = _progress(line)
             if found:
                 job.progress(*found)
-    code = proc.wait()
-    if done is None:  # a Blender that said it finished may still crash on its way out (bpy 4.2 does)
+    try:
+        code = proc.wait(EXIT_GRACE_S)
+    except subprocess.TimeoutExpired:  # it finished its work: a child stuck on its way out must not hold us
+        proc.kill()
+        code = proc.wait()
+    if done is None:
         raise RuntimeError(f"the rendering Blender failed (exit {code}):\n" + "\n".join(tail[-8:]))
     return done
 
