@@ -87,9 +87,11 @@ def start_python_peer(url: str, uuid: str, concurrency: int = 16) -> subprocess.
 
 
 def start_blender_peer(url: str, uuid: str, state_dir: Path, token: str = "") -> subprocess.Popen:
-    """`blendbus peer` (real bpy) in its own process; returns once it is registered."""
+    """`blendbus peer` (real bpy) in its own process, holding the test plugin the benchmark servers
+    serve; returns once it is registered."""
     proc = subprocess.Popen([sys.executable, "-m", "blendbus", "peer", "--server", url, "--uuid", uuid,
-                             "--state-dir", str(state_dir), *(["--token", token] if token else [])],
+                             "--state-dir", str(state_dir), "--plugin", "testing=blendbus.testing.plugin",
+                             *(["--token", token] if token else [])],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             text=True)  # Blender prints to stdout; keep the benchmark's table clean
     deadline = time.monotonic() + 120

@@ -34,6 +34,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--inline-result-max-bytes", type=int, metavar="N", default=DEFAULT_INLINE_RESULT_MAX_BYTES,
                        help="send results larger than N bytes in pages (blender_get_job offset=...); 0 sends whole"
                             f" results, for clients configured for them (default {DEFAULT_INLINE_RESULT_MAX_BYTES})")
+    serve.add_argument("--task-after-s", type=float, metavar="S", default=1.0,
+                       help="a call from a client that speaks MCP tasks becomes a task after S seconds (default 1)")
     serve.add_argument("--text-result-max-bytes", type=int, metavar="N",
                        help="send results over N bytes only as structuredContent, not repeated as JSON text")
 
@@ -106,7 +108,7 @@ def _serve(args: argparse.Namespace) -> int:
         state_dir=args.state_dir or default_state_dir(), embedded_blender=args.embedded_blender,
         embedded_settings=args.embedded_set, limits=Limits(
             text_result_max_bytes=args.text_result_max_bytes,
-            inline_result_max_bytes=args.inline_result_max_bytes or None),
+            inline_result_max_bytes=args.inline_result_max_bytes or None, task_after_s=args.task_after_s),
         allowed_hosts=args.allowed_hosts, allowed_origins=args.allowed_origins,
     )
     try:

@@ -72,6 +72,8 @@ class Command:
     undo: bool = False
     result: type[BaseModel] | dict[str, Any] | None = None
     title: str | None = None
+    long_running: bool = False
+    """Takes minutes (a render, a generation): a client that speaks MCP tasks gets a task at once."""
 
     def __post_init__(self) -> None:
         where = f"command {self.name!r}"

@@ -53,6 +53,8 @@ class Limits:
     """The largest peer registration (JSON-encoded): what a peer says of itself is kept in memory."""
     max_peers_per_user: int = 1000
     """Peers one user may have registered at once."""
+    task_after_s: float = 1.0
+    """A call from a client that speaks MCP tasks becomes a task when it has not finished by then."""
     progress_every_s: float = 10.0
     """While a call waits, it is told the job's state this often (MCP progress), so clients that reset
     their timeout on progress never give up on a live job."""

@@ -68,8 +68,8 @@ FINAL_STATUSES: Final = frozenset({COMPLETED, FAILED})
 
 
 def new_job_id() -> str:
-    """A server-chosen job id: short enough to read in a log, random enough never to collide."""
-    return "j-" + secrets.token_hex(6)
+    """A server-chosen job id: 128 random bits, so that as an MCP task id it cannot be guessed."""
+    return "j-" + secrets.token_hex(16)
 
 
 def command_dispatch(job_id: str, command: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -17,11 +17,12 @@ from typing import Any
 import jsonschema
 import mcp_types as types
 from mcp.server import Server
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from mcp.shared.exceptions import MCPError
 from mcp.shared.uri_template import UriTemplate
 
 from . import __version__
-from . import paging
+from . import paging, tasks
 from . import protocol as p
 from .command import ANNOTATION_KEYS, Command, Resource
 from .dispatch import LOCAL_CREDENTIAL, Hub, PeerAuthError
@@ -130,6 +131,10 @@ class BlendbusServer:
             on_get_prompt=self._get_prompt,
         )
         self.mcp.middleware.insert(0, self._authorize)
+        self.mcp.extensions[tasks.EXTENSION] = {}
+        for method, handler in (("tasks/get", self._tasks_get), ("tasks/cancel", self._tasks_cancel),
+                                ("tasks/update", self._tasks_update)):
+            self.mcp.add_request_handler(method, tasks.TaskParams, handler)
 
     # ---- tool list -------------------------------------------------------------------------
     def dispatch_schema(self, cmd: Command) -> dict[str, Any]:
@@ -257,6 +262,8 @@ class BlendbusServer:
             return self.result(p.envelope(p.INVALID, command=name, error=error))
         try:
             cmd = self.plugins.by_tool(name)
+            if cmd is not None and tasks.declared(ctx.meta) and ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
+                return await self._call_as_task(call, cmd, arguments)
             if cmd is not None:
                 return self.result(await self.run_command(call, cmd, arguments))
             tool = self.builtin[name]
@@ -268,13 +275,53 @@ class BlendbusServer:
             log.error("%s", exc)
             return self.plain({"error": f"the server could not record the job: {exc}"}, is_error=True)
 
-    async def run_command(self, call: Call, cmd: Command, arguments: dict[str, Any]) -> dict[str, Any]:
+    async def run_command(self, call: Call, cmd: Command, arguments: dict[str, Any], *, wait: bool = True,
+                          timeout: float | None = None) -> dict[str, Any]:
         target = arguments.pop("target_uuid", None)
-        timeout = float(arguments.pop("timeout_s", cmd.timeout))
+        requested = float(arguments.pop("timeout_s", cmd.timeout))
         payload = p.command_dispatch(p.new_job_id(), cmd.name, arguments)
         return await self.hub.dispatch(
-            call.user_id, payload, command=cmd.name, target_uuid=target, timeout=timeout, on_progress=call.progress
+            call.user_id, payload, command=cmd.name, target_uuid=target, timeout=timeout or requested,
+            on_progress=call.progress, wait=wait,
         )
+
+    async def _call_as_task(self, call: Call, cmd: Command, arguments: dict[str, Any]) -> Any:
+        """For a client that declared the tasks extension: the result if the job ends within the grace,
+        else (or at once, for a long-running Command) a task handle on the job."""
+        grace = self.hub.limits.task_after_s
+        if cmd.long_running or grace <= 0:
+            env = await self.run_command(call, cmd, arguments, wait=False)
+        else:
+            env = await self.run_command(call, cmd, arguments, timeout=grace)
+        job = self.hub.store.get(call.user_id, env["job_id"]) if env["job_id"] else None
+        if job is None or env["status"] not in (p.TIMEOUT, p.QUEUED):
+            return self.result(env)
+        return tasks.created(job, self.task_ttl_ms)
+
+    @property
+    def task_ttl_ms(self) -> int:
+        """Tasks live as long as their jobs are kept."""
+        return int(self.hub.store.max_age_s * 1000)
+
+    def _task_job(self, ctx: Any, params: tasks.TaskParams, method: str) -> Any:
+        tasks.require_extension(ctx.meta, method)
+        job = self.hub.store.get(self.identity_of(ctx)[0], params.task_id)
+        if job is None:
+            raise tasks.unknown(params.task_id)
+        return job
+
+    async def _tasks_get(self, ctx: Any, params: tasks.TaskParams) -> dict[str, Any]:
+        return tasks.detailed(self._task_job(ctx, params, "tasks/get"), self.task_ttl_ms, self.result)
+
+    async def _tasks_cancel(self, ctx: Any, params: tasks.TaskParams) -> dict[str, Any]:
+        job = self._task_job(ctx, params, "tasks/cancel")
+        if job.status in p.OPEN_STATUSES:
+            self.hub.cancel_job(job.user_id, job.job_id)
+        return {}
+
+    async def _tasks_update(self, ctx: Any, params: tasks.TaskParams) -> dict[str, Any]:
+        self._task_job(ctx, params, "tasks/update")
+        return {}  # no blendbus job asks for input: there is nothing to update
 
     def result(self, env: dict[str, Any], ok: frozenset[str] = frozenset({p.COMPLETED})) -> types.CallToolResult:
         """An envelope as a tool result: structuredContent, the same as JSON text, and images a

@@ -108,7 +108,7 @@ def register_commands(register: Callable[[Command], None]) -> None:
                      " downscaled to max_size, and {filepath, width, height, engine, samples, seconds}. EEVEE without a"
                      " GPU spends tens of seconds compiling shaders on its first render.", f"{ADDON}.render:render",
                      params=Render, annotations={"read_only": False, "destructive": False, "open_world": False},
-                     timeout=1800))
+                     timeout=1800, long_running=True))
     register(Command("export_scene", "Export the scene (or the selection) to glb, gltf, fbx, obj, usd, stl or ply in the"
                      " peer's output folder. Returns {filepath, format, bytes, objects}.", f"{ADDON}.export:export_scene",
                      params=Export, annotations={"read_only": False, "destructive": False, "open_world": False},

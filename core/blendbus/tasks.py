@@ -1,0 +1,90 @@
+"""Long jobs as MCP tasks (extension `io.modelcontextprotocol/tasks`, SEP-2663, 2026-07-28 era).
+
+A client that declares the extension on a `tools/call` may get a task handle instead of a result:
+when the call has not finished within `Limits.task_after_s`, or at once for a Command declared
+`long_running`. The task *is* the job: its id is the job id (128 random bits), its state is the job
+store's, so a task survives a server restart and can be followed from any connection of the same
+user. `tasks/get` returns the DetailedTask, `tasks/cancel` stops the job (Blender included),
+`tasks/update` is acknowledged (no job asks for input).
+
+Status mapping (docs/tasks.md): queued and running are `working`; a job that ended, well or badly
+at the tool level (completed, failed, lost, timeout), is `completed` with its CallToolResult
+(`isError` for the failures); cancelled is `cancelled`.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable
+from typing import Any
+
+import mcp_types as types
+from mcp.shared.exceptions import MCPError
+from pydantic import ConfigDict, Field
+
+from . import protocol as p
+from .jobs import Job
+
+EXTENSION = "io.modelcontextprotocol/tasks"
+MISSING_CLIENT_CAPABILITY = -32021
+INVALID_PARAMS = -32602
+POLL_INTERVAL_MS = 1000
+
+
+class TaskParams(types.RequestParams):
+    """Parameters of tasks/get, tasks/cancel and tasks/update."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    task_id: str = Field(alias="taskId", min_length=1, max_length=200)
+
+
+def declared(meta: Any) -> bool:
+    """Whether a request's `_meta` declares the tasks extension in its per-request capabilities."""
+    capabilities = (meta or {}).get(types.CLIENT_CAPABILITIES_META_KEY) if isinstance(meta, dict) else None
+    extensions = capabilities.get("extensions") if isinstance(capabilities, dict) else None
+    return isinstance(extensions, dict) and EXTENSION in extensions
+
+
+def status_of(job: Job) -> str:
+    if job.status in p.OPEN_STATUSES:
+        return "working"
+    return "cancelled" if job.status == p.CANCELLED else "completed"
+
+
+def _iso(epoch: float) -> str:
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def task(job: Job, ttl_ms: int) -> dict[str, Any]:
+    """The Task shape of a job."""
+    status = status_of(job)
+    if status == "working":
+        message = job.message or (f"running on {job.target_uuid}" if job.status == p.RUNNING
+                                  else f"queued for {job.target_uuid}")
+    else:
+        message = job.error or job.status
+    return {"taskId": job.job_id, "status": status, "statusMessage": message, "createdAt": _iso(job.created),
+            "lastUpdatedAt": _iso(job.updated), "ttlMs": ttl_ms, "pollIntervalMs": POLL_INTERVAL_MS}
+
+
+def created(job: Job, ttl_ms: int) -> dict[str, Any]:
+    """The CreateTaskResult a tools/call answers with when it becomes a task."""
+    return {"resultType": "task", **task(job, ttl_ms)}
+
+
+def detailed(job: Job, ttl_ms: int, tool_result: Callable[[dict[str, Any]], types.CallToolResult]) -> dict[str, Any]:
+    """The tasks/get answer: the task, with its CallToolResult inlined once it is completed."""
+    shape = task(job, ttl_ms)
+    if shape["status"] == "completed":
+        shape["result"] = tool_result(job.envelope()).model_dump(by_alias=True, mode="json", exclude_none=True)
+    return {"resultType": "complete", **shape}
+
+
+def require_extension(meta: Any, method: str) -> None:
+    if not declared(meta):
+        raise MCPError(code=MISSING_CLIENT_CAPABILITY, message=f"{method} needs the {EXTENSION} extension in the"
+                       " request's client capabilities", data={"requiredCapabilities": {"extensions": {EXTENSION: {}}}})
+
+
+def unknown(task_id: str) -> MCPError:
+    return MCPError(code=INVALID_PARAMS, message=f"no task {task_id!r}: unknown, expired, or not yours")

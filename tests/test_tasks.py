@@ -1,0 +1,144 @@
+"""MCP tasks in the 2026-07-28 era (extension io.modelcontextprotocol/tasks), as raw JSON-RPC over HTTP:
+the Python SDK has no tasks client, so these requests are written out as the specification shows them."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+from typing import Any
+
+import httpx2
+import pytest
+
+from blendbus import protocol as p
+from blendbus.client import connect
+from blendbus.dispatch import Limits
+from blendbus.testing import PythonPeer, make_server, serve_http
+from blendbus.testing import plugin as testing_plugin
+
+pytestmark = pytest.mark.anyio
+MODERN = "2026-07-28"
+EXTENSION = "io.modelcontextprotocol/tasks"
+_ids = itertools.count(1)
+
+
+class Raw:
+    """A 2026-07-28-era client that is nothing but HTTP requests."""
+
+    def __init__(self, http: httpx2.AsyncClient, url: str, token: str, tasks: bool = True) -> None:
+        self.http, self.url, self.token, self.tasks = http, url, token, tasks
+
+    async def __call__(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
+        extensions = {EXTENSION: {}} if self.tasks else {}
+        meta = {"io.modelcontextprotocol/protocolVersion": MODERN,
+                "io.modelcontextprotocol/clientCapabilities": {"extensions": extensions}}
+        body = {"jsonrpc": "2.0", "id": next(_ids), "method": method, "params": {**(params or {}), "_meta": meta}}
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json",
+                   "Accept": "application/json, text/event-stream", "MCP-Protocol-Version": MODERN, "Mcp-Method": method}
+        if method == "tools/call":
+            headers["Mcp-Name"] = params["name"]
+        r = await self.http.post(self.url, content=json.dumps(body), headers=headers)
+        if r.headers.get("content-type", "").startswith("text/event-stream"):
+            frames = [json.loads(line[5:]) for line in r.text.splitlines() if line.startswith("data:")]
+            return next(f for f in frames if f.get("id") == body["id"])
+        return r.json()
+
+    async def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        return (await self("tools/call", {"name": name, "arguments": arguments}))["result"]
+
+    async def until_done(self, task_id: str) -> dict[str, Any]:
+        for _ in range(300):
+            got = (await self("tasks/get", {"taskId": task_id}))["result"]
+            if got["status"] != "working":
+                return got
+            await asyncio.sleep(got["pollIntervalMs"] / 10000)
+        raise AssertionError(f"task {task_id} never finished")
+
+
+def empty(result: dict[str, Any]) -> bool:
+    """An empty acknowledgement (beside the envelope's own `_meta`)."""
+    return {k: v for k, v in result.items() if k != "_meta"} == {"resultType": "complete"}
+
+
+@pytest.fixture
+async def bus(tmp_path):
+    server = make_server([("testing", testing_plugin)], state_dir=tmp_path / "state",
+                         limits=Limits(peer_grace_s=1.5, poll_wait_s=5.0, task_after_s=0.3))
+    async with serve_http(server, tokens={"a": "alice", "b": "bob"}) as url:
+        async with PythonPeer(lambda: connect(url, "a"), concurrency=1), httpx2.AsyncClient(timeout=30) as http:
+            yield server, Raw(http, url, "a"), Raw(http, url, "b"), Raw(http, url, "a", tasks=False)
+
+
+async def test_a_tasks_whole_life(bus):
+    server, alice, _, _ = bus
+    discovered = (await alice("server/discover"))["result"]
+    assert EXTENSION in discovered["capabilities"]["extensions"]
+    quick = await alice.call("blender_test_echo", {"value": 1})
+    assert quick["structuredContent"]["result"] == {"echo": 1} and "taskId" not in quick  # done within the grace
+    created = await alice.call("blender_test_sleep", {"seconds": 1.5, "steps": 3})
+    assert created["resultType"] == "task" and created["status"] == "working"
+    assert re.fullmatch(r"j-[0-9a-f]{32}", created["taskId"])  # 128 random bits
+    assert {"createdAt", "lastUpdatedAt", "ttlMs", "pollIntervalMs", "statusMessage"} <= set(created)
+    assert created["createdAt"].endswith("Z") and created["ttlMs"] == 7 * 24 * 3600 * 1000
+    working = (await alice("tasks/get", {"taskId": created["taskId"]}))["result"]
+    assert working["resultType"] == "complete" and working["status"] == "working" and "result" not in working
+    done = await alice.until_done(created["taskId"])
+    assert done["status"] == "completed" and done["result"]["isError"] is False
+    assert done["result"]["structuredContent"]["result"] == 1.5
+    failing = await alice.call("blender_execute_code", {"code": "import time\ntime.sleep(0.6)\n1 / 0"})
+    failed = await alice.until_done(failing["taskId"])  # a tool-level failure is a completed task, isError
+    assert failed["status"] == "completed" and failed["result"]["isError"] is True
+    assert "ZeroDivisionError" in failed["result"]["structuredContent"]["error"]
+    assert empty((await alice("tasks/update", {"taskId": created["taskId"], "inputResponses": {}}))["result"])
+
+
+async def test_a_cancelled_task_frees_the_peer(bus):
+    server, alice, _, _ = bus
+    spin = await alice.call("blender_execute_code", {"code": "n = 0\nwhile True:\n    n += 1"})
+    assert spin["resultType"] == "task"
+    await asyncio.sleep(0.3)
+    assert empty((await alice("tasks/cancel", {"taskId": spin["taskId"]}))["result"])
+    gone = await alice.until_done(spin["taskId"])
+    assert gone["status"] == "cancelled" and "result" not in gone
+    after = await alice.call("blender_test_echo", {"value": "free"})  # the peer's only worker was interrupted
+    assert after["structuredContent"]["status"] == p.COMPLETED
+
+
+async def test_task_ids_are_private_and_the_extension_is_required(bus):
+    server, alice, bob, alice_without = bus
+    task = await alice.call("blender_test_sleep", {"seconds": 1.0})
+    for who, method in ((bob, "tasks/get"), (bob, "tasks/cancel"), (alice, "tasks/get")):
+        task_id = task["taskId"] if who is bob else "j-" + "0" * 32
+        error = (await who(method, {"taskId": task_id}))["error"]
+        assert error["code"] == -32602 and "not yours" in error["message"]
+    refused = (await alice_without("tasks/get", {"taskId": task["taskId"]}))["error"]
+    assert refused["code"] == -32021 and refused["data"]["requiredCapabilities"]["extensions"] == {EXTENSION: {}}
+    plain = await alice_without.call("blender_test_sleep", {"seconds": 1.0, "timeout_s": 0.2})
+    assert "taskId" not in plain and plain["structuredContent"]["status"] == p.TIMEOUT  # exactly as before
+    await alice.until_done(task["taskId"])
+
+
+async def test_a_task_survives_a_server_restart(tmp_path):
+    limits = Limits(peer_grace_s=1.5, poll_wait_s=5.0, task_after_s=0.2)
+    first = make_server([("testing", testing_plugin)], state_dir=tmp_path / "state", limits=limits)
+    async with serve_http(first, tokens={"a": "alice"}) as url:
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        peer = await PythonPeer(lambda: connect(url, "a")).start()
+        async with httpx2.AsyncClient(timeout=30) as http:
+            task = await Raw(http, url, "a").call("blender_test_sleep", {"seconds": 2.0})
+    first.hub.store.close()
+    second = make_server([("testing", testing_plugin)], state_dir=tmp_path / "state", limits=limits)
+    second.hub.store.recover()
+    try:
+        async with serve_http(second, tokens={"a": "alice"}, port=port) as url, httpx2.AsyncClient(timeout=30) as http:
+            alice = Raw(http, url, "a")
+            for _ in range(100):  # the peer reconnects, and its outbox delivers the late result
+                got = (await alice("tasks/get", {"taskId": task["taskId"]}))["result"]
+                if got["status"] == "completed" and not got["result"]["isError"]:
+                    break
+                await asyncio.sleep(0.1)
+            assert got["result"]["structuredContent"]["result"] == 2.0
+    finally:
+        await peer.kill()
