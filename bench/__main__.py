@@ -132,14 +132,16 @@ those milliseconds are spent on.
         parts.append(f"""
 ## Payload scaling (`python -m bench.payload`)
 
-A Python test peer returns a string of each size; the client receives it whole. Peak RSS is each
-process's VmHWM, reset before the size is measured; the rise is the peak minus the RSS before.
+A Python test peer returns a string of each size; the client receives it whole (the server runs
+with `--inline-result-max-bytes 0`: by default a result over 256 KiB comes back in pages, each a
+small response). Peak RSS is each process's VmHWM, reset before the size is measured; the rise is
+the peak minus the RSS before.
 
 {payload.table(results["payload"])}
 
 {payload_curve(results["payload"])}
 
-**The default tool result** repeats the envelope as JSON text beside structuredContent, as the
+**The whole tool result** repeats the envelope as JSON text beside structuredContent, as the
 product contract requires, so the response for a 64 MiB result is 128 MiB of JSON; the SDK builds
 it as one string, then encodes it to bytes, while the result itself is still held. That is where
 the server peaks, and why the 3× target is out of reach in this mode: the response alone is 2×.

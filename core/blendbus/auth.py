@@ -18,6 +18,7 @@ from typing import Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 ROLES = ("llm", "peer")
@@ -102,6 +103,14 @@ def add_token(path: Path, user: str, role: str | None = None) -> str:
     return token
 
 
+def _modern(scope: Scope) -> bool:
+    """Whether a request speaks a stateless protocol revision (2026-07-28 or later)."""
+    for name, value in scope.get("headers", []):
+        if name == b"mcp-protocol-version":
+            return value.decode("latin-1") in MODERN_PROTOCOL_VERSIONS
+    return False
+
+
 class BearerAuth:
     """ASGI middleware: attaches the caller's identity to the scope, or answers 401."""
 
@@ -119,9 +128,11 @@ class BearerAuth:
             scope[USER_SCOPE_KEY] = ident.user_id
             scope[ROLES_SCOPE_KEY] = ident.roles
             scope[CREDENTIAL_SCOPE_KEY] = ident.credential
-            # The SDK binds each session-era MCP session to this principal: another token gets 404.
-            scope["user"] = AuthenticatedUser(AccessToken(token="", client_id=ident.user_id, scopes=sorted(ident.roles),
-                                                          subject=ident.credential))
+            if not _modern(scope):
+                # The SDK binds each session-era MCP session to this principal: another token gets 404.
+                # (2026-07-28-era requests have no session; carrying a user costs them time in the SDK.)
+                scope["user"] = AuthenticatedUser(AccessToken(token="", client_id=ident.user_id,
+                                                              scopes=sorted(ident.roles), subject=ident.credential))
         await self.app(scope, receive, send)
 
     def _identify(self, scope: Scope) -> Identity | None:
