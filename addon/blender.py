@@ -146,6 +146,10 @@ def _decode(text: str) -> Any:
         return text
 
 
+CONNECTION_SETTINGS = ("server_url", "token", "client_uuid")
+"""Settings of the connection itself, not declared by any plugin."""
+
+
 def set_setting(key: str, value: str) -> None:
     """Set a preference from text (the CLI's --set), typed by its declaration."""
     prefs = preferences()
@@ -169,9 +173,6 @@ def set_setting(key: str, value: str) -> None:
             return
     item = prefs.extra.add()
     item.key, item.value = key, value
-
-
-CONNECTION_SETTINGS = ("server_url", "token", "client_uuid")
 
 
 def sticky_uuid() -> str:

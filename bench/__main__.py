@@ -233,6 +233,16 @@ HISTORY = """
 Each change below was made because a benchmark pointed at it; figures are from the run that
 showed it, on this machine.
 
+- **This machine's speed varies between sessions.** The figures above are from a run in which the
+  code of the previous report, measured on the same machine minutes earlier
+  (`python -m bench.roundtrip --seconds 4 --concurrency 1 16`), gave a no-op p50 of 6.36 ms and
+  481 calls/s at concurrency 16, against 2.76 ms and 718 calls/s in that report. Compare rows of
+  one run, not across runs.
+- **The SDK's session binding only where there are sessions.** Giving every request the
+  authenticated user the SDK binds session-era sessions to cost 2026-07-28-era calls about 1 ms in
+  the SDK (tool floor 2.54 → 1.65 ms, same machine, same minute); session-era requests alone carry
+  it now.
+
 - **TCP_NODELAY on the listening socket.** Without it every 2026-07-28-era call took 44 ms: the
   SDK writes JSON response headers and body separately, and Nagle waited out the client's delayed
   ACK. With it: 1.0 ms.

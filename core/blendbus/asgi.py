@@ -1,6 +1,7 @@
-"""ASGI pieces around the SDK's streamable-HTTP app: how request bodies are read, how often held-open
-requests are pinged. Each replaces an SDK behaviour that a benchmark showed costly; each is
-guarded, so an SDK without the piece it replaces is simply left as it is."""
+"""ASGI pieces around the SDK's streamable-HTTP app: how request bodies are read and bounded (size per
+token role, pace), how often held-open requests are pinged, how many sessions a user may hold.
+Each replaces or wraps an SDK behaviour that a benchmark showed costly or an attack showed open;
+each names the SDK piece it touches, so an SDK upgrade has one place to check."""
 
 from __future__ import annotations
 
