@@ -51,7 +51,10 @@ blender_get_object_info(name=...), blender_execute_code(code=...), and the plugi
 Each returns {status, command, target_uuid, job_id, result, error}; status "completed" means the
 result is the handler's return value. With several Blender peers connected, pass target_uuid
 (blender_list_clients lists them). A call that times out keeps running: fetch it later with
-blender_get_job(job_id, wait_s=...)."""
+blender_get_job(job_id, wait_s=...), or stop it with blender_cancel_job(job_id). A result too large
+for one answer comes back in pages (truncated: true): get the rest with
+blender_get_job(job_id, offset=next_offset) until next_offset is null. Before writing bpy code,
+blender_lookup_api shows this Blender's exact API."""
 
 
 @dataclass
