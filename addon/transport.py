@@ -23,7 +23,7 @@ from typing import Any
 
 from blendbus import eventloop
 from blendbus import protocol as p
-from blendbus.client import ConnectError, ToolError, call, describe_error
+from blendbus.client import ConnectError, ToolError, call, describe_error, root_cause
 
 log = logging.getLogger("blendbus.peer")
 
@@ -154,6 +154,7 @@ class PeerLink:
         self.connected = asyncio.Event()
         self.outbox.bind(asyncio.get_running_loop())
         backoff = 0.1
+        waiting = False  # said once that the uuid is still held by this peer's previous process
         while not self._stop.is_set():
             started = time.monotonic()
             try:
@@ -174,7 +175,13 @@ class PeerLink:
                     log.warning("blendbus peer %s: %s; reconnecting", self.uuid, self.last_error)
             except Exception as exc:  # noqa: BLE001 - every other failure means: reconnect
                 self.last_error = describe_error(exc)
-                log.warning("blendbus peer %s: connection lost (%s); reconnecting", self.uuid, self.last_error)
+                cause = root_cause(exc)
+                if isinstance(cause, ToolError) and cause.code == "PeerAuthError" and not self.registrations:
+                    if not waiting:  # our uuid is still held by this peer's previous process: say so once
+                        log.warning("blendbus peer %s: %s; waiting for it", self.uuid, cause)
+                    waiting = True
+                else:
+                    log.warning("blendbus peer %s: connection lost (%s); reconnecting", self.uuid, self.last_error)
             finally:
                 self.connected.clear()
                 self.state = REFUSED if self._stop.is_set() and self.last_error else "disconnected"

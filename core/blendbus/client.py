@@ -106,8 +106,14 @@ async def call(client: Client, tool: str, arguments: dict[str, Any], *, timeout:
     return value
 
 
-def describe_error(exc: BaseException) -> str:
-    """One line naming the real cause, looking inside the SDK's exception groups."""
+def root_cause(exc: BaseException) -> BaseException:
+    """The exception inside the SDK's exception groups."""
     while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
         exc = exc.exceptions[0]
+    return exc
+
+
+def describe_error(exc: BaseException) -> str:
+    """One line naming the real cause, looking inside the SDK's exception groups."""
+    exc = root_cause(exc)
     return f"{type(exc).__name__}: {exc}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -74,3 +75,28 @@ def run_in_blender(script: str, *args: str, workdir: Path, timeout: float = 180.
     if done.returncode != 0:
         raise RuntimeError(f"the Blender script failed:\n{done.stderr[-4000:]}")
     return done.stdout
+
+
+BOX_MODEL = r"""
+import json, sys, bpy
+out, name, size, scale, formats = sys.argv[1], sys.argv[2], float(sys.argv[3]), json.loads(sys.argv[4]), sys.argv[5:]
+for o in list(bpy.data.objects):
+    bpy.data.objects.remove(o)
+bpy.ops.mesh.primitive_cube_add(size=size)
+box = bpy.context.active_object
+box.name, box.scale = name, scale
+bpy.ops.object.transform_apply(scale=True)
+export = {"glb": lambda p: bpy.ops.export_scene.gltf(filepath=p, export_format="GLB"),
+          "gltf": lambda p: bpy.ops.export_scene.gltf(filepath=p, export_format="GLTF_SEPARATE"),
+          "obj": lambda p: bpy.ops.wm.obj_export(filepath=p)}
+for fmt in formats:
+    export[fmt](f"{out}/{name.lower()}.{fmt}")
+"""
+
+
+def make_model(folder: Path, name: str, *formats: str, size: float = 1.0,
+               scale: tuple[float, float, float] = (1.0, 1.0, 1.0)) -> dict[str, Path]:
+    """A real model for an asset plugin's fake API: a box named `name` (`size` wide, then scaled and
+    applied), made by bpy and exported as each of `formats` (glb, gltf, obj) into `folder`."""
+    run_in_blender(BOX_MODEL, str(folder), name, str(size), json.dumps(list(scale)), *formats, workdir=folder)
+    return {fmt: folder / f"{name.lower()}.{fmt}" for fmt in formats}

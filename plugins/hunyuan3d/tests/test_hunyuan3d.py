@@ -20,29 +20,19 @@ from types import SimpleNamespace
 import pytest
 
 from blendbus import protocol as p
-from blendbus.testing.blender import run_in_blender
+from blendbus.testing.blender import make_model
 from blendbus.testing.fakehttp import Response, fake_api
 
 pytestmark = pytest.mark.anyio
 SECRET_ID, SECRET_KEY = "AKIDz8krbsJ5yKBZQpn74WFkmLPx3EXAMPLE", "Gu5t9xGARNpq86cd98joQYCN3EXAMPLE"
 PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 64
 
-MAKE = r"""
-import sys, bpy
-out = sys.argv[1]
-for o in list(bpy.data.objects):
-    bpy.data.objects.remove(o)
-bpy.ops.mesh.primitive_cube_add(size=2)
-bpy.context.active_object.name = "Generated"
-bpy.ops.export_scene.gltf(filepath=f"{out}/model.glb", export_format="GLB")
-bpy.ops.wm.obj_export(filepath=f"{out}/model.obj")
-"""
 
 
 @pytest.fixture(scope="module")
 def assets(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("hunyuan-assets")
-    run_in_blender(MAKE, str(out), workdir=out)
+    make_model(out, "Model", "glb", "obj", size=2.0)
     with zipfile.ZipFile(out / "obj.zip", "w") as zf:
         for name in ("model.obj", "model.mtl"):
             if (out / name).exists():

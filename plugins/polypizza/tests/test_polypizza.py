@@ -14,23 +14,12 @@ from types import SimpleNamespace
 import pytest
 
 from blendbus import protocol as p
-from blendbus.testing.blender import run_in_blender
+from blendbus.testing.blender import make_model
 from blendbus.testing.fakehttp import Response, fake_api
 
 pytestmark = pytest.mark.anyio
 KEY = "pp-real-looking-key-123"
 
-MAKE = r"""
-import sys, bpy
-out = sys.argv[1]
-for o in list(bpy.data.objects):
-    bpy.data.objects.remove(o)
-bpy.ops.mesh.primitive_cube_add(size=1)
-box = bpy.context.active_object
-box.name, box.scale = "Crate", (2.0, 1.0, 1.0)
-bpy.ops.object.transform_apply(scale=True)
-bpy.ops.export_scene.gltf(filepath=f"{out}/crate.glb", export_format="GLB")
-"""
 CHALLENGE = b"<!DOCTYPE html><html><head><title>Just a moment...</title></head><body>challenge</body></html>"
 
 
@@ -47,9 +36,7 @@ def _header(req, name: str) -> str | None:
 
 @pytest.fixture(scope="module")
 def glb(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("polypizza-assets")
-    run_in_blender(MAKE, str(out), workdir=out)
-    return out / "crate.glb"
+    return make_model(tmp_path_factory.mktemp("polypizza-assets"), "Crate", "glb", scale=(2.0, 1.0, 1.0))["glb"]
 
 
 @pytest.fixture
