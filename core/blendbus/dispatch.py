@@ -67,6 +67,7 @@ class Limits:
     min_body_rate: float = 64 * 1024
     """Bytes per second a request body must average after `body_grace_s`."""
     body_grace_s: float = 10.0
+    """How long a request body may start slowly before `min_body_rate` applies."""
     max_connections_per_address: int = 2048
     """Open connections one client address may hold."""
     max_pending_connections: int = 512
