@@ -69,7 +69,7 @@ class PeerCore:
         self.executor = Executor(runtime, declarations)
         self.client_type, self.blender_version = client_type, blender_version
         self.capabilities = capabilities or {}
-        self.handler_root = handler_root or Path(tempfile.mkdtemp(prefix="blendbus-handlers-"))
+        self._handler_root = handler_root
         default_output = output_root or Path(tempfile.gettempdir()) / "blendbus-output" / uuid
         self.outputs = OutputFolder(lambda: self.runtime.setting(p.OUTPUT_DIR) or default_output, runtime.blend_dir)
         self.inventory: dict[str, dict[str, Any]] = local_inventory(declarations)
@@ -81,6 +81,13 @@ class PeerCore:
             connect, uuid=uuid, describe=self.describe, on_payload=self.queue.offer,
             on_registered=self._registered, poll_wait_s=poll_wait_s,
         )
+
+    def handler_root(self) -> Path:
+        """Where synced handler packages are written: the given folder, else a temporary one made on
+        the first sync (most peers never sync, and should leave nothing behind)."""
+        if self._handler_root is None:
+            self._handler_root = Path(tempfile.mkdtemp(prefix="blendbus-handlers-"))
+        return self._handler_root
 
     @property
     def uuid(self) -> str:
@@ -130,7 +137,7 @@ class PeerCore:
             try:
                 source = await call(client, "blender_fetch_handler_package",
                                     {"client_uuid": self.uuid, "peer_token": self.link.token, "package": name})
-                handler_sync.install({**source, "package": name, "sha256": sha}, self.handler_root)
+                handler_sync.install({**source, "package": name, "sha256": sha}, self.handler_root())
                 self.inventory[name] = {**entry, "source": "synced"}
                 self.executor.synced.add(name)
                 self.sync_errors.pop(name, None)
