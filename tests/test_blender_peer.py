@@ -12,7 +12,7 @@ import pytest
 
 from blendbus import protocol as p
 from blendbus.client import connect
-from blendbus.testing import call_envelope, make_server, serve_http
+from blendbus.testing import call_envelope, make_server, peer_uuids, serve_http
 
 from blendbus.testing.blender import blender_peer, needs_bpy, run_in_blender
 
@@ -100,12 +100,12 @@ async def test_peer_reconnects_after_a_server_restart(tmp_path, blendbus_extra_p
         await peer.__aenter__()
         async with connect(url) as client:
             assert (await call_envelope(client, "blender_test_echo", {"value": 1}))["status"] == p.COMPLETED
-    first.hub.store.close()
+    await first.hub.jobs.close()
     second = make_server(blendbus_extra_plugins, state_dir=tmp_path / "s", limits=blendbus_limits)
     try:
         async with serve_http(second, port=port) as url:
             for _ in range(600):
-                if "bpy-peer" in second.hub.buses("local").peers:
+                if "bpy-peer" in await peer_uuids(second):
                     break
                 await asyncio.sleep(0.05)
             async with connect(url) as client:

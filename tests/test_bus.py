@@ -147,24 +147,26 @@ async def test_cancellation_drops_queued_and_flags_running_jobs(blendbus_server,
         with anyio.move_on_after(0.3):  # cancels the MCP request -> the job
             await b.call_tool("blender_test_echo", {"value": "never runs"})
         await running
-    jobs = blendbus_server.hub.store._db.execute("SELECT command, status, error FROM jobs").fetchall()
-    echo = [j for j in jobs if j[0] == "test_echo"]
-    assert echo and echo[0][1] == p.CANCELLED and "cancelled by the caller" in echo[0][2]
+    events, _ = await blendbus_server.hub.peers.events_since("local", 0, 0)
+    [echo_id] = [e.data["job_id"] for e in events if e.kind == "dispatch" and e.data["command"] == "test_echo"]
+    echo = await blendbus_server.hub.jobs.get("local", echo_id)
+    assert echo.status == p.CANCELLED and "cancelled by the caller" in echo.error
     assert all(r.command != "test_echo" for r in peer.core.recent)  # the peer dropped it unrun
 
 
 async def test_cancelling_a_job_still_on_the_server_drops_it(blendbus_server):
     """A job not yet taken by any poll is withdrawn from the queue and never delivered."""
     hub = blendbus_server.hub
-    peer = hub.register_peer("local", "idle-peer")  # registered, not polling yet
+    peer = await hub.register_peer("local", "idle-peer")  # registered, not polling yet
     call = asyncio.ensure_future(hub.dispatch("local", p.command_dispatch("j-x", "test_noop", {}),
                                               command="test_noop", target_uuid=None, timeout=30))
     await asyncio.sleep(0.05)
-    assert "j-x" in peer.queue
+    assert (await hub.peers.list("local"))[0].queued == 1
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
-    assert not peer.queue and hub.store.get("local", "j-x").status == p.CANCELLED
+    assert (await hub.peers.list("local"))[0].queued == 0
+    assert (await hub.jobs.get("local", "j-x")).status == p.CANCELLED
     assert await hub.poll("local", "idle-peer", peer.token, [], 0) == []
 
 
@@ -174,7 +176,7 @@ async def test_only_the_target_peer_may_reply(blendbus_server, blendbus_peer_fac
     call = asyncio.ensure_future(call_envelope(blendbus_client, "blender_test_sleep",
                                                {"seconds": 0.5, "target_uuid": "owner"}))
     await asyncio.sleep(0.2)
-    job_id = next(iter(blendbus_server.hub.buses("local").peers["owner"].running))
+    [job_id] = await blendbus_server.hub.jobs.in_flight("local", "owner")
     forged = await blendbus_client.call_tool("blender_job_update", {
         "job_id": job_id, "status": "completed", "result": "forged",
         "client_uuid": "other", "peer_token": other.link.token})
@@ -249,11 +251,11 @@ async def test_jobs_survive_a_server_restart(tmp_path, blendbus_extra_plugins, b
         async with connect(url) as client:
             done = await call_envelope(client, "blender_test_echo", {"value": "kept"})
             slow = await call_envelope(client, "blender_test_sleep", {"seconds": 1.5, "timeout_s": 0.2})
-    first.hub.store.close()
+    await first.hub.jobs.close()
     assert slow["status"] == p.TIMEOUT
     second = make_server(blendbus_extra_plugins, state_dir=tmp_path, limits=blendbus_limits)
-    second.hub.store.recover()  # what `blendbus serve` does on start: nothing stays "running" forever
-    assert second.hub.store.get("local", slow["job_id"]).status == p.LOST  # it was running, not finished
+    await second.hub.jobs.recover()  # what `blendbus serve` does on start: nothing stays "running" forever
+    assert (await second.hub.jobs.get("local", slow["job_id"])).status == p.LOST  # it was running, not finished
     try:
         async with serve_http(second, port=port) as url:
             async with connect(url) as client:
@@ -268,7 +270,7 @@ async def test_jobs_survive_a_server_restart(tmp_path, blendbus_extra_plugins, b
 
 async def test_batched_updates_are_answered_one_by_one(blendbus_server, blendbus_client):
     hub = blendbus_server.hub
-    peer = hub.register_peer("local", "batcher")
+    peer = await hub.register_peer("local", "batcher")
     calls = [asyncio.ensure_future(hub.dispatch("local", p.command_dispatch(f"j-b{i}", "test_noop", {}),
                                                 command="test_noop", target_uuid="batcher", timeout=30))
              for i in range(2)]
@@ -291,17 +293,17 @@ async def test_batched_updates_are_answered_one_by_one(blendbus_server, blendbus
 
 async def test_a_restarted_peer_with_the_same_uuid_fails_the_old_ones_jobs(blendbus_server, blendbus_client):
     hub = blendbus_server.hub
-    old = hub.register_peer("local", "same", instance="first-process")
+    old = await hub.register_peer("local", "same", instance="first-process")
     call = asyncio.ensure_future(call_envelope(blendbus_client, "blender_test_noop", {"timeout_s": 30}))
     await asyncio.sleep(0.05)
     await hub.poll("local", "same", old.token, [], 0)  # the first process takes the job, then crashes
     with pytest.raises(PeerAuthError, match="held by another live peer"):  # not while the old one may live
-        hub.register_peer("local", "same", instance="second-process")
+        await hub.register_peer("local", "same", instance="second-process")
     env = await call  # the old process stops polling: its job fails within the grace, not at its timeout
     assert env["status"] == p.LOST and "stopped polling" in env["error"]
-    hub.register_peer("local", "same", instance="second-process")  # now the uuid is free
-    hub.register_peer("local", "same", instance="second-process")  # a reconnect of the same process
-    assert hub.store.get("local", env["job_id"]).status == p.LOST
+    await hub.register_peer("local", "same", instance="second-process")  # now the uuid is free
+    await hub.register_peer("local", "same", instance="second-process")  # a reconnect of the same process
+    assert (await hub.jobs.get("local", env["job_id"])).status == p.LOST
 
 
 async def test_small_replies_ride_on_polls_and_large_ones_travel_alone(blendbus_server, blendbus_peer_factory,
@@ -351,8 +353,8 @@ async def test_a_cancel_interrupts_a_running_script_and_frees_the_peer(blendbus_
     spin = asyncio.ensure_future(call_envelope(blendbus_client, "blender_execute_code", {
         "code": "n = 0\nwhile True:\n    n += 1", "timeout_s": 120}))
     for _ in range(200):
-        running = [j for j in blendbus_server.hub.buses("local").peers[peer.uuid].running]
-        if running:
+        running = await blendbus_server.hub.jobs.in_flight("local", peer.uuid)
+        if running and (await blendbus_server.hub.jobs.get("local", running[0])).status == p.RUNNING:
             break
         await asyncio.sleep(0.02)
     job_id = running[0]

@@ -20,7 +20,7 @@ import pytest
 from blendbus import protocol as p
 from blendbus.client import connect
 from blendbus.extension import build
-from blendbus.testing import call_envelope, serve_http
+from blendbus.testing import call_envelope, peer_uuids, serve_http
 from blendbus.testing.blender import needs_bpy, stop_process
 
 pytestmark = [pytest.mark.anyio, needs_bpy]
@@ -73,10 +73,10 @@ async def test_built_extension_installs_and_serves_on_its_own(blendbus_server, t
                                  url, str(stop)], stdout=log, stderr=subprocess.STDOUT, env=env)
         try:
             for _ in range(1200):
-                if "gui-peer" in blendbus_server.hub.buses("local").peers or proc.poll() is not None:
+                if "gui-peer" in await peer_uuids(blendbus_server) or proc.poll() is not None:
                     break
                 await asyncio.sleep(0.05)
-            assert "gui-peer" in blendbus_server.hub.buses("local").peers, (tmp_path / "gui.log").read_text()
+            assert "gui-peer" in await peer_uuids(blendbus_server), (tmp_path / "gui.log").read_text()
             async with connect(url) as client:
                 env_ = await call_envelope(client, "blender_execute_code", {"code": "print(len(bpy.data.objects))"})
                 assert env_["status"] == p.COMPLETED and env_["result"] == "3\n"

@@ -128,9 +128,9 @@ async def test_a_task_survives_a_server_restart(tmp_path):
         peer = await PythonPeer(lambda: connect(url, "a")).start()
         async with httpx2.AsyncClient(timeout=30) as http:
             task = await Raw(http, url, "a").call("blender_test_sleep", {"seconds": 2.0})
-    first.hub.store.close()
+    await first.hub.jobs.close()
     second = make_server([("testing", testing_plugin)], state_dir=tmp_path / "state", limits=limits)
-    second.hub.store.recover()
+    await second.hub.jobs.recover()
     try:
         async with serve_http(second, tokens={"a": "alice"}, port=port) as url, httpx2.AsyncClient(timeout=30) as http:
             alice = Raw(http, url, "a")

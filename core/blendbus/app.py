@@ -30,7 +30,7 @@ from .auth import BearerAuth, Identity, TokenTable, new_token
 from .connections import ConnectionGuard, ConnectionLimits
 from .dispatch import Hub, Limits
 from .embedded import EmbeddedBlender
-from .jobs import JobStore
+from .backends import open_backend
 from .locks import Claim, claim, holder
 from .plugins import load_plugins
 from .server import BlendbusServer
@@ -61,6 +61,8 @@ class ServeOptions:
     stdio: bool = False
     tokens: Path | None = None
     state_dir: Path = field(default_factory=default_state_dir)
+    backend: str = "sqlite"
+    """Where jobs and peers live: `sqlite` (the state dir) or a redis:// URL shared by replicas."""
     embedded_blender: bool = False
     embedded_settings: list[str] = field(default_factory=list)
     limits: Limits = field(default_factory=Limits)
@@ -180,13 +182,15 @@ async def serve(opts: ServeOptions) -> None:
     tokens = TokenTable.load(opts.tokens) if opts.tokens else None
     state_dir, held = claim_state_dir(opts.state_dir)
     opts = replace(opts, state_dir=state_dir)
-    store = JobStore(opts.state_dir / "jobs.sqlite3")
-    recovered = store.recover()
-    pruned = store.prune()
+    backend = open_backend(opts.backend, state_dir=opts.state_dir, grace_s=opts.limits.peer_grace_s)
+    if backend.start is not None:
+        await backend.start()
+    recovered = await backend.jobs.recover()
+    pruned = await backend.jobs.prune()
     plugins = load_plugins()
     for info in plugins.errors:
         print(f"blendbus: plugin {info.name!r} failed to load: {info.error}", file=sys.stderr)
-    server = BlendbusServer(plugins, Hub(store, opts.limits))
+    server = BlendbusServer(plugins, Hub(backend, opts.limits))
     embedded_token = None
     if opts.embedded_blender and tokens is not None:
         embedded_token = new_token()
@@ -205,7 +209,8 @@ async def serve(opts: ServeOptions) -> None:
     async def announce() -> None:
         while not web.started:
             await asyncio.sleep(0.01)
-        print(f"blendbus serving {url} (state {opts.state_dir}; {recovered} in-flight jobs marked lost after restart,"
+        where = opts.state_dir if backend.name == "sqlite" else f"{backend.name} backend, replica state in {opts.state_dir}"
+        print(f"blendbus serving {url} (state {where}; {recovered} in-flight jobs marked lost after restart,"
               f" {pruned} pruned)", file=sys.stderr, flush=True)
         print(f"blendbus: Host headers allowed: {', '.join(allowed_hosts(opts.host, opts.allowed_hosts))};"
               f" Origins allowed: {', '.join(opts.allowed_origins) or 'none (web pages cannot call this server)'}",
@@ -231,7 +236,7 @@ async def serve(opts: ServeOptions) -> None:
             task.cancel()
         await asyncio.gather(helper, *essential, return_exceptions=True)
         await server.hub.stop()
-        store.close()
+        await backend.jobs.close()
         held.release()
 
 

@@ -24,6 +24,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8765, help="0 picks a free port (printed on stderr)")
     serve.add_argument("--tokens", type=Path, help='JSON {"<bearer token>": "<user id>"}; makes auth mandatory')
     serve.add_argument("--state-dir", type=Path, help="where the job store lives (default: the platform state dir)")
+    serve.add_argument("--backend", default=os.environ.get("BLENDBUS_BACKEND", "sqlite"), metavar="URL",
+                       help="where jobs and peers live: sqlite (default: the state dir, one process) or"
+                            " redis://HOST:PORT/DB?prefix=NAME, shared by every replica (docs/deployment.md)")
     serve.add_argument("--embedded-blender", action="store_true", help="start a headless Blender peer beside the server")
     serve.add_argument("--embedded-set", action="append", default=[], metavar="KEY=VALUE",
                        help="a preference for the embedded peer (repeatable)")
@@ -40,7 +43,8 @@ def _parser() -> argparse.ArgumentParser:
                        help="send results over N bytes only as structuredContent, not repeated as JSON text")
 
     peer = sub.add_parser("peer", help="run a headless Blender peer (bpy module) connected to a server")
-    peer.add_argument("--server", default=os.environ.get("BLENDBUS_SERVER", DEFAULT_URL))
+    peer.add_argument("--server", default=os.environ.get("BLENDBUS_SERVER", DEFAULT_URL), metavar="URL[,URL...]",
+                      help="the server's /mcp URL; several replicas' URLs, comma-separated, for failover")
     peer.add_argument("--token", default=os.environ.get("BLENDBUS_TOKEN"))
     peer.add_argument("--token-env", help=argparse.SUPPRESS)
     peer.add_argument("--exit-with-parent", action="store_true", help=argparse.SUPPRESS)
@@ -78,7 +82,8 @@ def _parser() -> argparse.ArgumentParser:
     call = sub.add_parser("call", help="call one MCP tool and print the result as JSON")
     call.add_argument("tool")
     call.add_argument("arguments", nargs="?", default="{}", help="JSON object of arguments")
-    call.add_argument("--server", default=os.environ.get("BLENDBUS_SERVER", DEFAULT_URL))
+    call.add_argument("--server", default=os.environ.get("BLENDBUS_SERVER", DEFAULT_URL), metavar="URL[,URL...]",
+                      help="the server's /mcp URL; several replicas' URLs, comma-separated, for failover")
     call.add_argument("--token", default=os.environ.get("BLENDBUS_TOKEN"))
     return parser
 
@@ -105,7 +110,8 @@ def _serve(args: argparse.Namespace) -> int:
 
     opts = ServeOptions(
         host=args.host, port=args.port, stdio=args.stdio, tokens=args.tokens,
-        state_dir=args.state_dir or default_state_dir(), embedded_blender=args.embedded_blender,
+        state_dir=args.state_dir or default_state_dir(), backend=args.backend,
+        embedded_blender=args.embedded_blender,
         embedded_settings=args.embedded_set, limits=Limits(
             text_result_max_bytes=args.text_result_max_bytes,
             inline_result_max_bytes=args.inline_result_max_bytes or None, task_after_s=args.task_after_s),

@@ -44,14 +44,50 @@ def explain(url: str, status: int | None, exc: BaseException) -> str:
     return f"cannot use {url}: {cause}"
 
 
+_PREFERRED: dict[str, int] = {}
+"""A server list -> the index of the URL that answered last: reconnects try it first."""
+
+
+def server_urls(spec: str) -> list[str]:
+    """`URL1,URL2,...` (replicas of one service) as a list; a single URL is a list of one."""
+    urls = [u.strip() for u in spec.split(",") if u.strip()]
+    if not urls:
+        raise ConnectError("no server URL given: pass --server http://HOST:PORT/mcp")
+    return urls
+
+
 @asynccontextmanager
 async def connect(url: str, token: str | None = None, *, mode: str = "auto") -> AsyncIterator[Client]:
     """An MCP client on streamable HTTP with a bearer token and no SSE event size limit.
+
+    `url` may list several replicas of one service, comma-separated: an unreachable one is skipped
+    for the next, starting from the one that answered last. A server that answers but refuses
+    (a wrong token, a wrong path) is not skipped: the next replica would refuse the same way.
 
     The SDK drops SSE events over 1 MiB by default; blendbus results can be up to 64 MB, so the
     limit is lifted here. Other MCP clients need the same for large results (docs/limits.md).
     Failing to connect raises ConnectError with the reason (a refused token, a wrong URL, ...).
     """
+    urls = server_urls(url)
+    first = _PREFERRED.get(url, 0) % len(urls)
+    unreachable: list[str] = []
+    async with AsyncExitStack() as stack:
+        for index in [*range(first, len(urls)), *range(first)]:
+            try:
+                client = await stack.enter_async_context(_connect_one(urls[index], token, mode=mode))
+            except ConnectError as exc:
+                if exc.status is not None or len(urls) == 1:
+                    raise
+                unreachable.append(str(exc))
+                continue
+            _PREFERRED[url] = index
+            yield client
+            return
+        raise ConnectError("no replica answers: " + "; ".join(unreachable))
+
+
+@asynccontextmanager
+async def _connect_one(url: str, token: str | None, *, mode: str) -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {token}"} if token else None
     timeout = httpx2.Timeout(30.0, read=300.0)
     refused: list[int] = []

@@ -1,9 +1,9 @@
 """The life of a job, from a tool call to the peer's reply.
 
 1. resolve the target peer (no_client / ambiguous_target / unknown_target stop here);
-2. write the job row (status queued) — before anything is routed;
+2. write the job record (status queued) — before anything is routed;
 3. register a waiter on (user_id, job_id);
-4. queue the payload on the peer; its open poll returns it at once;
+4. queue the payload on the peer; its open poll, on whichever replica, returns it at once;
 5. await the reply with the command's timeout. A timeout cancels the waiter, not the job: a late
    reply is stored and `blender_get_job` returns it.
 """
@@ -11,20 +11,16 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-import secrets
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from typing import Any
 
 from . import protocol as p
-from .bus import Bus, Buses, Peer
-from .jobs import JobStore, JobStoreError
+from .backends.base import Backend, JobStoreError, PeerAuthError, PeerRecord, ProgressFn, Route
 from .paging import DEFAULT_INLINE_RESULT_MAX_BYTES
-from .waiter import JobWaiter, ProgressFn
+
+__all__ = ["Hub", "Limits", "LOCAL_CREDENTIAL", "PeerAuthError"]
 
 log = logging.getLogger(__name__)
 
@@ -86,23 +82,21 @@ class Limits:
 LOCAL_CREDENTIAL = "local"
 """The credential of callers without a bearer token (stdio, loopback without --tokens)."""
 
-
-class PeerAuthError(PermissionError):
-    """A peer operation with a wrong uuid/token pair; the peer should re-register."""
+PRUNE_EVERY_S = 60.0
+"""How often the reaper applies age-based retention (size caps hold after every write anyway)."""
 
 
 class Hub:
-    """Owns the buses, the waiter and the store, and runs every dispatch through them."""
+    """Runs every dispatch through a backend's job store, peer registry and notifier.
 
-    def __init__(self, store: JobStore, limits: Limits | None = None) -> None:
-        self.store = store
+    It holds no state of its own but the embedded Blender's expected arrival: any replica's Hub can
+    serve any request, because everything it knows comes from the backend."""
+
+    def __init__(self, backend: Backend, limits: Limits | None = None) -> None:
+        self.backend = backend
+        self.jobs, self.peers, self.notifier = backend.jobs, backend.peers, backend.notifier
         self.limits = limits or Limits()
-        self.buses = Buses()
-        self.waiter = JobWaiter()
         self._reaper: asyncio.Task[None] | None = None
-        self.closing = False
-        self.active: dict[str, int] = {}
-        """user_id -> dispatches in flight."""
         self._expected: dict[str, float] = {}
         """user_id -> until when a peer is expected to join (an embedded Blender starting)."""
 
@@ -121,9 +115,7 @@ class Hub:
 
     def release_polls(self) -> None:
         """Shutting down: answer every open long poll now, so no request is cut off mid-wait."""
-        self.closing = True
-        for peer in self.buses.all_peers():
-            peer.wakeup.set()
+        self.peers.release_polls()
 
     async def stop(self) -> None:
         if self._reaper is not None:
@@ -148,64 +140,75 @@ class Hub:
     ) -> dict[str, Any]:
         """Send one payload to a peer and wait for its reply (unless not `wait`: then it answers
         `queued` as soon as the job is queued); always returns an envelope."""
-        if self.active.get(user_id, 0) >= self.limits.max_calls_per_user:
+        if not await self.notifier.acquire(user_id, self.limits.max_calls_per_user):
             return p.envelope(p.BUSY, command=command, target_uuid=target_uuid, error=(
                 f"{self.limits.max_calls_per_user} calls of yours are already in flight; retry when some finish"))
-        with self._counted(user_id):
-            return await self._route_and_wait(user_id, payload, command, target_uuid, timeout, on_progress, wait)
-
-    @contextmanager
-    def _counted(self, user_id: str) -> Iterator[None]:
-        self.active[user_id] = self.active.get(user_id, 0) + 1
         try:
-            yield
+            return await self._route_and_wait(user_id, payload, command, target_uuid, timeout, on_progress, wait)
         finally:
-            self.active[user_id] -= 1
+            await self.notifier.release_call(user_id)
+
+    async def _route(self, user_id: str, target_uuid: str | None) -> Route:
+        """The peer for a dispatch; while an expected peer (the embedded Blender) starts, wait for it."""
+        route = await self.peers.resolve(user_id, target_uuid)
+        deadline = self._expected.get(user_id, 0.0)
+        cursor = None
+        while route.uuid is None and route.status == p.NO_CLIENT and time.monotonic() < deadline:
+            if cursor is None:
+                cursor = (await self.peers.events_since(user_id, 1 << 62, 0))[1]
+            _, cursor = await self.peers.events_since(user_id, cursor, deadline - time.monotonic())  # wakes on the registration
+            route = await self.peers.resolve(user_id, target_uuid)
+        return route
 
     async def _route_and_wait(self, user_id: str, payload: dict[str, Any], command: str, target_uuid: str | None,
                               timeout: float, on_progress: ProgressFn | None, wait: bool) -> dict[str, Any]:
-        bus = self.buses(user_id)
-        peer, status, error = bus.resolve(target_uuid)
-        deadline = self._expected.get(user_id, 0.0)
-        while peer is None and status == p.NO_CLIENT and time.monotonic() < deadline:
-            await bus.events_since(bus.seq, deadline - time.monotonic())  # wakes on the registration
-            peer, status, error = bus.resolve(target_uuid)
-        if peer is None:
-            result = {"candidates": sorted(bus.peers)} if status == p.AMBIGUOUS_TARGET else None
-            return p.envelope(status or p.NO_CLIENT, command=command, target_uuid=target_uuid, result=result, error=error)
-        if peer.backlog >= self.limits.max_queued_per_peer:
+        route = await self._route(user_id, target_uuid)
+        if route.uuid is None:
+            result = {"candidates": list(route.candidates)} if route.status == p.AMBIGUOUS_TARGET else None
+            return p.envelope(route.status or p.NO_CLIENT, command=command, target_uuid=target_uuid, result=result,
+                              error=route.error)
+        uuid = route.uuid
+        if route.backlog >= self.limits.max_queued_per_peer:
             return p.envelope(
-                p.BUSY, command=command, target_uuid=peer.uuid,
-                error=f"peer {peer.uuid} already has {peer.backlog} queued jobs; retry later",
+                p.BUSY, command=command, target_uuid=uuid,
+                error=f"peer {uuid} already has {route.backlog} queued jobs; retry later",
             )
         job_id = payload.setdefault("job_id", p.new_job_id())
-        self.store.create(user_id, job_id, kind=payload["message_type"], command=command, target_uuid=peer.uuid)
-        fut = self.waiter.register(user_id, job_id, on_progress) if wait else None
-        peer.push(job_id, payload)
-        bus.publish("dispatch", job_id=job_id, target_uuid=peer.uuid, message_type=payload["message_type"], command=command)
-        if fut is None:
-            return p.envelope(p.QUEUED, command=command, target_uuid=peer.uuid, job_id=job_id)
+        await self.jobs.create(user_id, job_id, kind=payload["message_type"], command=command, target_uuid=uuid)
+        fut = self.notifier.register(user_id, job_id, on_progress) if wait else None
         try:
-            return await self._wait(user_id, job_id, peer.uuid, fut, timeout, on_progress)
-        except TimeoutError:
-            # The caller stops waiting; the job does not stop. Its record keeps its real state
-            # (queued or running), so blender_get_job tells the truth until the reply lands.
-            job = self.store.get(user_id, job_id)
-            state = job.status if job else p.QUEUED
-            env = job.envelope() if job else p.envelope(state, command=command, target_uuid=peer.uuid, job_id=job_id)
-            return {**env, "status": p.TIMEOUT, "error": (
-                f"no reply from peer {peer.uuid} within {timeout:g}s; the job is still {state} and"
-                f" blender_get_job('{job_id}', wait_s=...) returns its result later")}
-        except asyncio.CancelledError:
-            self._cancel(bus, peer, job_id)
-            raise
+            try:
+                await self.peers.push(user_id, uuid, job_id, payload)
+            except LookupError as exc:  # the peer left between resolve and push
+                await self._fail(user_id, job_id, p.LOST, str(exc))
+                raise
+            await self.peers.publish(user_id, "dispatch", job_id=job_id, target_uuid=uuid,
+                                     message_type=payload["message_type"], command=command)
+            if fut is None:
+                return p.envelope(p.QUEUED, command=command, target_uuid=uuid, job_id=job_id)
+            try:
+                return await self._wait(user_id, job_id, uuid, fut, timeout, on_progress)
+            except TimeoutError:
+                # The caller stops waiting; the job does not stop. Its record keeps its real state
+                # (queued or running), so blender_get_job tells the truth until the reply lands.
+                job = await self.jobs.get(user_id, job_id)
+                state = job.status if job else p.QUEUED
+                env = job.envelope() if job else p.envelope(state, command=command, target_uuid=uuid, job_id=job_id)
+                return {**env, "status": p.TIMEOUT, "error": (
+                    f"no reply from peer {uuid} within {timeout:g}s; the job is still {state} and"
+                    f" blender_get_job('{job_id}', wait_s=...) returns its result later")}
+            except asyncio.CancelledError:
+                await asyncio.shield(self._cancel(user_id, uuid, job_id))
+                raise
         finally:
-            self.waiter.release(user_id, job_id, fut, on_progress)
+            if fut is not None:
+                self.notifier.release(user_id, job_id, fut, on_progress)
 
     async def _wait(self, user_id: str, job_id: str, target: str, fut: asyncio.Future[dict[str, Any]],
                     timeout: float, on_progress: ProgressFn | None) -> dict[str, Any]:
-        """The reply, or TimeoutError after `timeout`; every `progress_every_s` meanwhile the caller is
-        told where the job stands."""
+        """The reply, or TimeoutError after `timeout`. Every `progress_every_s` meanwhile the store is
+        read: the caller is told where the job stands, and a job that ended is returned even if its
+        wake-up was lost (a backend's notification crossing processes is best-effort)."""
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
@@ -214,126 +217,113 @@ class Hub:
             try:
                 return await asyncio.wait_for(asyncio.shield(fut), min(remaining, self.limits.progress_every_s))
             except TimeoutError:
-                if on_progress is None or time.monotonic() >= deadline:
+                if time.monotonic() >= deadline:
                     continue
-                job = self.store.get(user_id, job_id)
+                job = await self.jobs.get(user_id, job_id)
+                if job is not None and job.status in p.FINAL_STATUSES:
+                    return job.envelope()
+                if on_progress is None:
+                    continue
                 state = job.status if job else p.QUEUED
                 elapsed = timeout - (deadline - time.monotonic())
                 await on_progress(None, f"{'running on' if state == p.RUNNING else state + ' for'} {target}"
                                         f" ({elapsed:.0f}s)")
 
-    def _cancel(self, bus: Bus, peer: Peer, job_id: str) -> None:
+    async def _cancel(self, user_id: str, uuid: str, job_id: str) -> None:
         """The caller gave up: drop a queued job, or tell the peer about a running one."""
-        if peer.withdraw(job_id):
-            peer.running.discard(job_id)
-            self.store.advance(bus.user_id, job_id, p.CANCELLED, error="cancelled by the caller before delivery")
+        if await self.peers.withdraw(user_id, uuid, job_id):
+            await self.jobs.advance(user_id, job_id, p.CANCELLED, error="cancelled by the caller before delivery")
         else:
             cancel = p.cancel(job_id)
-            peer.push(p.ack_key(cancel), cancel)
-            self.store.advance(bus.user_id, job_id, p.CANCELLED, error="cancelled by the caller after delivery: the peer"
-                               " drops it if it has not started, or interrupts it at its next Python line")
-        job = self.store.get(bus.user_id, job_id)
+            try:
+                await self.peers.push(user_id, uuid, p.ack_key(cancel), cancel)
+            except LookupError:
+                pass  # the peer is gone: there is nothing left to interrupt
+            await self.jobs.advance(user_id, job_id, p.CANCELLED, error="cancelled by the caller after delivery: the peer"
+                                    " drops it if it has not started, or interrupts it at its next Python line")
+        job = await self.jobs.get(user_id, job_id)
         if job is not None:
-            self.waiter.deliver(bus.user_id, job_id, job.envelope())
-        bus.publish("cancel", job_id=job_id, target_uuid=peer.uuid)
+            await self.notifier.deliver(user_id, job_id, job.envelope())
+        await self.peers.publish(user_id, "cancel", job_id=job_id, target_uuid=uuid)
 
-    def cancel_job(self, user_id: str, job_id: str) -> dict[str, Any]:
+    async def cancel_job(self, user_id: str, job_id: str) -> dict[str, Any]:
         """Stop a job on request: a queued one never runs, a running one is interrupted on its peer."""
-        job = self.store.get(user_id, job_id)
+        job = await self.jobs.get(user_id, job_id)
         if job is None:
             raise LookupError(f"no job {job_id!r} for this user")
         if job.status not in p.OPEN_STATUSES:
             raise ValueError(f"job {job_id!r} is already {job.status}: there is nothing to cancel")
-        bus = self.buses(user_id)
-        peer = bus.peers.get(job.target_uuid or "")
-        if peer is None:
-            self._fail(bus, job_id, p.CANCELLED, f"cancelled; its peer {job.target_uuid} is gone")
+        peers = {rec.uuid for rec in await self.peers.list(user_id)}
+        if job.target_uuid not in peers:
+            await self._fail(user_id, job_id, p.CANCELLED, f"cancelled; its peer {job.target_uuid} is gone")
         else:
-            self._cancel(bus, peer, job_id)
-        return (self.store.get(user_id, job_id) or job).envelope()
+            await self._cancel(user_id, job.target_uuid or "", job_id)
+        return (await self.jobs.get(user_id, job_id) or job).envelope()
 
     async def get_job(self, user_id: str, job_id: str, wait_s: float = 0.0) -> dict[str, Any]:
         """A job's envelope; with wait_s, wait that long for it to finish first."""
-        fut = self.waiter.register(user_id, job_id)
+        fut = self.notifier.register(user_id, job_id)
         try:
-            job = self.store.get(user_id, job_id)
+            job = await self.jobs.get(user_id, job_id)
             if job is None:
                 return p.envelope(p.FAILED, job_id=job_id, error=f"no job {job_id!r} for this user")
-            if wait_s > 0 and job.status not in p.FINAL_STATUSES:
-                try:
-                    await asyncio.wait_for(asyncio.shield(fut), min(wait_s, self.limits.max_wait_s))
+            deadline = time.monotonic() + min(wait_s, self.limits.max_wait_s)
+            while job.status not in p.FINAL_STATUSES and time.monotonic() < deadline:
+                try:  # re-read now and then: a wake-up from another replica may be lost
+                    await asyncio.wait_for(asyncio.shield(fut), min(deadline - time.monotonic(), 5.0))
                 except TimeoutError:
                     pass
-                job = self.store.get(user_id, job_id) or job
+                job = await self.jobs.get(user_id, job_id) or job
             return job.envelope()
         finally:
-            self.waiter.release(user_id, job_id, fut)
+            self.notifier.release(user_id, job_id, fut)
+
+    async def list_peers(self, user_id: str) -> list[dict[str, Any]]:
+        """The user's peers as `blender_list_clients` shows them."""
+        described = []
+        for rec in await self.peers.list(user_id):
+            handed_out = len(await self.jobs.in_flight(user_id, rec.uuid)) - rec.queued
+            described.append(rec.describe(running=max(0, handed_out)))
+        return described
 
     # ---- peer side -------------------------------------------------------------------------
-    def register_peer(self, user_id: str, uuid: str, credential: str = LOCAL_CREDENTIAL, **info: Any) -> Peer:
+    async def register_peer(self, user_id: str, uuid: str, credential: str = LOCAL_CREDENTIAL, *,
+                            instance: str | None = None, **info: Any) -> PeerRecord:
         """Add a peer, or refresh one that re-registers (a reconnect: its queue is kept).
 
         A uuid stays bound to the token (`credential`) and process (`instance`) that registered it
-        until that peer unregisters or stops polling: nobody else can take its jobs or answer for it."""
-        bus = self.buses(user_id)
-        peer = bus.peers.get(uuid)
-        if peer is None:
-            if len(bus.peers) >= self.limits.max_peers_per_user:
-                raise PermissionError(f"{len(bus.peers)} peers are registered on this bus, the most allowed;"
-                                      " unregister one first")
-            peer = bus.peers[uuid] = Peer(uuid=uuid, user_id=user_id, credential=credential)
-        elif not (hmac.compare_digest(peer.credential, credential) and info.get("instance") == peer.instance):
-            raise PeerAuthError(
-                f"peer uuid {uuid!r} is held by another live peer (another token or process); it is released when"
-                f" that peer unregisters or has not polled for {self.limits.peer_grace_s:g}s. Use another uuid.")
-        for key, value in info.items():
-            if value is not None:
-                setattr(peer, key, value)
-        peer.last_seen = time.monotonic()
-        peer.token = secrets.token_urlsafe(24)
-        # Anything handed out but not acknowledged is handed out again on the next poll.
-        bus.publish("register", client_uuid=uuid)
-        return peer
+        until that peer unregisters or stops polling: nobody else can take its jobs or answer for it.
+        Anything handed out but not acknowledged is handed out again on the next poll."""
+        record = await self.peers.register(user_id, uuid, credential, instance,
+                                           {k: v for k, v in info.items() if v is not None},
+                                           max_peers=self.limits.max_peers_per_user)
+        await self.peers.publish(user_id, "register", client_uuid=uuid)
+        return record
 
-    def unregister_peer(self, user_id: str, uuid: str, token: str) -> None:
-        peer = self.peer(user_id, uuid, token)
-        self._drop_peer(self.buses(user_id), peer, "unregistered")
+    async def unregister_peer(self, user_id: str, uuid: str, token: str) -> None:
+        await self.peers.authenticate(user_id, uuid, token)
+        await self._drop_peer(user_id, uuid, "unregistered")
 
-    def peer(self, user_id: str, uuid: str, token: str) -> Peer:
+    async def peer(self, user_id: str, uuid: str, token: str) -> PeerRecord:
         """The registered peer behind (uuid, token), or PeerAuthError."""
-        peer = self.buses(user_id).peers.get(uuid)
-        if peer is None or not hmac.compare_digest(peer.token, token):
-            raise PeerAuthError(f"peer {uuid!r} is not registered with that token; call blender_register_client again")
-        return peer
+        return await self.peers.authenticate(user_id, uuid, token)
+
+    async def note_synced(self, user_id: str, uuid: str, token: str, entry: dict[str, Any]) -> None:
+        """The peer fetched a handler package: list it among the peer's handlers."""
+        await self.peers.authenticate(user_id, uuid, token)
+        await self.peers.note_handler(user_id, uuid, entry)
 
     async def poll(self, user_id: str, uuid: str, token: str, ack: list[str], wait_s: float) -> list[dict[str, Any]]:
         """Long poll: return at once if anything is queued, else when something is, or after wait_s."""
-        peer = self.peer(user_id, uuid, token)
-        peer.polls += 1
-        try:
-            deadline = time.monotonic() + min(max(wait_s, 0.0), self.limits.poll_wait_s)
-            for job_id in ack:
-                peer.unacked.pop(job_id, None)
-            while not peer.queue and not peer.unacked and not self.closing:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    break
-                peer.wakeup.clear()
-                try:
-                    await asyncio.wait_for(peer.wakeup.wait(), remaining)
-                except TimeoutError:
-                    break
-            payloads, fresh = peer.take([])
-            for job_id in fresh:
-                try:
-                    self.store.advance(user_id, job_id, p.RUNNING)
-                except JobStoreError as exc:  # bookkeeping only: delivery must not depend on it
-                    log.error("%s", exc)
-                self.waiter.progress_soon(user_id, job_id, None, f"running on {uuid}")
-            return payloads
-        finally:
-            peer.polls -= 1
-            peer.last_seen = time.monotonic()
+        wait_s = min(max(wait_s, 0.0), self.limits.poll_wait_s)
+        payloads, fresh = await self.peers.take(user_id, uuid, token, ack, wait_s)
+        for job_id in fresh:
+            try:
+                await self.jobs.advance(user_id, job_id, p.RUNNING)
+            except JobStoreError as exc:  # bookkeeping only: delivery must not depend on it
+                log.error("%s", exc)
+            self.notifier.progress_soon(user_id, job_id, None, f"running on {uuid}")
+        return payloads
 
     async def job_update(
         self,
@@ -349,72 +339,73 @@ class Hub:
         message: str | None = None,
     ) -> dict[str, Any]:
         """A peer's reply (or progress) for one of its jobs."""
-        peer = self.peer(user_id, uuid, token)
-        peer.last_seen = time.monotonic()
-        job = self.store.get(user_id, job_id)
+        await self.peers.authenticate(user_id, uuid, token)
+        await self.peers.touch(user_id, uuid)
+        job = await self.jobs.get(user_id, job_id)
         if job is None:
             raise LookupError(f"no job {job_id!r} was sent on this bus")
         if job.target_uuid != uuid:
             raise PermissionError(f"job {job_id!r} was sent to another peer; only its target may update it")
         if status not in p.PEER_REPLY_STATUSES:
             raise ValueError(f"status must be one of {sorted(p.PEER_REPLY_STATUSES)}")
-        bus = self.buses(user_id)
         if status == p.RUNNING:
-            self.store.set_progress(user_id, job_id, progress, message)
-            await self.waiter.progress(user_id, job_id, progress, message)
+            await self.jobs.set_progress(user_id, job_id, progress, message)
+            await self.notifier.progress(user_id, job_id, progress, message)
             return {"accepted": True, "status": job.status}
-        peer.running.discard(job_id)
-        peer.unacked.pop(job_id, None)
         problem = p.image_problem(result) if status == p.COMPLETED else None
         if problem is not None:
             status, result, error = p.FAILED, None, f"the peer's result was malformed and was not kept: {problem}"
         try:
-            moved = self.store.advance(user_id, job_id, status, result=result, error=error or "")
+            moved = await self.jobs.advance(user_id, job_id, status, result=result, error=error or "")
         except JobStoreError as exc:
-            # The store is full or broken: the reply still reaches whoever waits for it.
+            # The store is full or broken: the reply still reaches whoever waits for it here.
             log.error("%s", exc)
             env = p.envelope(status, command=job.command, target_uuid=uuid, job_id=job_id, result=result,
                              error=error or "")
             env["warning"] = f"this result could not be stored ({exc}); blender_get_job will not find it"
-            self.waiter.deliver(user_id, job_id, env)
+            await self.notifier.deliver(user_id, job_id, env)
             return {"accepted": True, "status": status, "persisted": False}
         if not moved:  # already final (cancelled, timed out, lost): the first word stands
-            current = self.store.get(user_id, job_id)
+            current = await self.jobs.get(user_id, job_id)
             return {"accepted": False, "status": current.status if current else status}
         # What the store now holds, built from the reply in hand: a large result stays one copy.
         final = replace(job, status=status, error=error or "")
-        self.waiter.deliver(user_id, job_id, final.envelope(result=result))
-        bus.publish("job_update", job_id=job_id, status=status, client_uuid=uuid)
+        await self.notifier.deliver(user_id, job_id, final.envelope(result=result))
+        await self.peers.publish(user_id, "job_update", job_id=job_id, status=status, client_uuid=uuid)
         return {"accepted": True, "status": status}
 
     # ---- liveness ----------------------------------------------------------------------------
     async def _reap_forever(self) -> None:
         interval = max(0.1, min(1.0, self.limits.peer_grace_s / 5))
+        last_prune = time.monotonic()
         while True:
             await asyncio.sleep(interval)
-            self.reap()
+            try:
+                await self.reap()
+                if time.monotonic() - last_prune > PRUNE_EVERY_S:
+                    last_prune = time.monotonic()
+                    await self.jobs.prune()
+            except Exception:  # noqa: BLE001 - a backend hiccup must not end liveness checks for good
+                log.exception("liveness check failed; trying again")
 
-    def reap(self) -> list[str]:
+    async def reap(self) -> list[str]:
         """Drop peers that stopped polling; fail their in-flight jobs now instead of at their timeout."""
-        now = time.monotonic()
         gone = []
-        for peer in self.buses.all_peers():
-            if peer.polls == 0 and now - peer.last_seen > self.limits.peer_grace_s:
-                self._drop_peer(self.buses(peer.user_id), peer, f"stopped polling for over {self.limits.peer_grace_s:g}s")
-                gone.append(peer.uuid)
+        for user_id, uuid in await self.peers.expired():
+            await self._drop_peer(user_id, uuid, f"stopped polling for over {self.limits.peer_grace_s:g}s")
+            gone.append(uuid)
         return gone
 
-    def _drop_peer(self, bus: Bus, peer: Peer, why: str) -> None:
-        bus.peers.pop(peer.uuid, None)
-        log.info("peer %s on bus %s left: %s", peer.uuid, bus.user_id, why)
-        for job_id in self.store.in_flight(bus.user_id, peer.uuid):
-            self._fail(bus, job_id, p.LOST, f"peer {peer.uuid} {why} before replying; a late reply is still recorded")
-        bus.publish("unregister", client_uuid=peer.uuid, reason=why)
+    async def _drop_peer(self, user_id: str, uuid: str, why: str) -> None:
+        await self.peers.unregister(user_id, uuid)
+        log.info("peer %s on bus %s left: %s", uuid, user_id, why)
+        for job_id in await self.jobs.in_flight(user_id, uuid):
+            await self._fail(user_id, job_id, p.LOST, f"peer {uuid} {why} before replying; a late reply is still recorded")
+        await self.peers.publish(user_id, "unregister", client_uuid=uuid, reason=why)
 
-    def _fail(self, bus: Bus, job_id: str, status: str, error: str) -> None:
+    async def _fail(self, user_id: str, job_id: str, status: str, error: str) -> None:
         """Move a job to a failure status and answer whoever waits for it."""
-        if self.store.advance(bus.user_id, job_id, status, error=error):
-            job = self.store.get(bus.user_id, job_id)
+        if await self.jobs.advance(user_id, job_id, status, error=error):
+            job = await self.jobs.get(user_id, job_id)
             if job is not None:
-                self.waiter.deliver(bus.user_id, job_id, job.envelope())
-
+                await self.notifier.deliver(user_id, job_id, job.envelope())

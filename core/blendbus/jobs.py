@@ -1,4 +1,4 @@
-"""The durable record of every job: SQLite in WAL mode under the state dir.
+"""The in-process backend's job store: SQLite in WAL mode under the state dir.
 
 A row is written before a job is routed, so a job that reached a peer can always be looked up
 again, including after a server restart. Status only moves forward (protocol.STATUS_RANK), which
@@ -11,12 +11,15 @@ from __future__ import annotations
 import json
 import sqlite3
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from .encoding import encodes_over, json_pieces, json_size
-from .protocol import LOST, OPEN_STATUSES, QUEUED, STATUS_RANK, envelope
+from .backends.base import UNSET as _UNSET
+from .backends.base import DuplicateJob, Job, JobStoreError
+from .protocol import LOST, OPEN_STATUSES, QUEUED, STATUS_RANK
+
+__all__ = ["DuplicateJob", "Job", "JobStore", "JobStoreError"]
 
 DEFAULT_MAX_AGE_S = 7 * 24 * 3600
 DEFAULT_MAX_JOBS = 50_000
@@ -25,7 +28,6 @@ DEFAULT_MAX_JOBS_PER_USER = 10_000
 DEFAULT_MAX_BYTES_PER_USER = 512 * 1024**2
 ROW_OVERHEAD_BYTES = 64
 """Counted for every row besides its text: its numbers, and SQLite's own bookkeeping."""
-_UNSET: Any = object()
 LARGE_RESULT_BYTES = 1024 * 1024
 """Results whose JSON is longer than this go to the `large` column, written in pieces of this size.
 It is the table's last column: only there does SQLite reserve a zeroblob without materializing it."""
@@ -56,50 +58,6 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE INDEX IF NOT EXISTS jobs_updated ON jobs (updated);
 CREATE INDEX IF NOT EXISTS jobs_user_updated ON jobs (user_id, updated);
 """
-
-
-class JobStoreError(RuntimeError):
-    """The store could not record a job (disk full, read-only state dir, ...)."""
-
-
-class DuplicateJob(ValueError):
-    """This user already has a job with that id."""
-
-
-@dataclass(frozen=True)
-class Job:
-    user_id: str
-    job_id: str
-    kind: str
-    command: str
-    target_uuid: str | None
-    status: str
-    result_json: str | bytes | None
-    """JSON text; a large result is stored, and read back, as bytes."""
-    error: str
-    progress: float | None
-    message: str | None
-    created: float
-    updated: float
-
-    @property
-    def result(self) -> Any:
-        return None if self.result_json is None else json.loads(self.result_json)
-
-    def envelope(self, result: Any = _UNSET) -> dict[str, Any]:
-        """The job as a tool result. Pass `result` when it is at hand already decoded: a large result
-        is then not decoded a second time from its stored JSON."""
-        env = envelope(
-            self.status,
-            command=self.command,
-            target_uuid=self.target_uuid,
-            job_id=self.job_id,
-            result=self.result if result is _UNSET else result,
-            error=self.error,
-        )
-        if self.progress is not None:
-            env["progress"] = {"fraction": self.progress, "message": self.message or ""}
-        return env
 
 
 class JobStore:

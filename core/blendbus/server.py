@@ -296,7 +296,7 @@ class BlendbusServer:
             env = await self.run_command(call, cmd, arguments, wait=False)
         else:
             env = await self.run_command(call, cmd, arguments, timeout=grace)
-        job = self.hub.store.get(call.user_id, env["job_id"]) if env["job_id"] else None
+        job = await self.hub.jobs.get(call.user_id, env["job_id"]) if env["job_id"] else None
         if job is None or env["status"] not in (p.TIMEOUT, p.QUEUED):
             return self.result(env)
         return tasks.created(job, self.task_ttl_ms)
@@ -304,26 +304,26 @@ class BlendbusServer:
     @property
     def task_ttl_ms(self) -> int:
         """Tasks live as long as their jobs are kept."""
-        return int(self.hub.store.max_age_s * 1000)
+        return int(self.hub.jobs.max_age_s * 1000)
 
-    def _task_job(self, ctx: Any, params: tasks.TaskParams, method: str) -> Any:
+    async def _task_job(self, ctx: Any, params: tasks.TaskParams, method: str) -> Any:
         tasks.require_extension(ctx.meta, method)
-        job = self.hub.store.get(self.identity_of(ctx)[0], params.task_id)
+        job = await self.hub.jobs.get(self.identity_of(ctx)[0], params.task_id)
         if job is None:
             raise tasks.unknown(params.task_id)
         return job
 
     async def _tasks_get(self, ctx: Any, params: tasks.TaskParams) -> dict[str, Any]:
-        return tasks.detailed(self._task_job(ctx, params, "tasks/get"), self.task_ttl_ms, self.result)
+        return tasks.detailed(await self._task_job(ctx, params, "tasks/get"), self.task_ttl_ms, self.result)
 
     async def _tasks_cancel(self, ctx: Any, params: tasks.TaskParams) -> dict[str, Any]:
-        job = self._task_job(ctx, params, "tasks/cancel")
+        job = await self._task_job(ctx, params, "tasks/cancel")
         if job.status in p.OPEN_STATUSES:
-            self.hub.cancel_job(job.user_id, job.job_id)
+            await self.hub.cancel_job(job.user_id, job.job_id)
         return {}
 
     async def _tasks_update(self, ctx: Any, params: tasks.TaskParams) -> dict[str, Any]:
-        self._task_job(ctx, params, "tasks/update")
+        await self._task_job(ctx, params, "tasks/update")
         return {}  # no blendbus job asks for input: there is nothing to update
 
     def result(self, env: dict[str, Any], ok: frozenset[str] = frozenset({p.COMPLETED})) -> types.CallToolResult:
@@ -495,7 +495,7 @@ class BlendbusServer:
         ]
 
     async def _register(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        peer = self.hub.register_peer(
+        peer = await self.hub.register_peer(
             call.user_id, a["client_uuid"], call.credential,
             client_type=a.get("client_type"), is_persistent=a.get("is_persistent"),
             capabilities=a.get("capabilities"), blender_version=a.get("blender_version"),
@@ -513,18 +513,17 @@ class BlendbusServer:
         }
 
     async def _fetch_package(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        peer = self.hub.peer(call.user_id, a["client_uuid"], a["peer_token"])
         source = self.packages.source(a["package"])
         entry = {k: source[k] for k in ("package", "plugin", "version", "sha256")}
-        peer.handlers = [h for h in peer.handlers if h.get("package") != a["package"]] + [{**entry, "source": "synced"}]
+        await self.hub.note_synced(call.user_id, a["client_uuid"], a["peer_token"], {**entry, "source": "synced"})
         return source
 
     async def _unregister(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        self.hub.unregister_peer(call.user_id, a["client_uuid"], a["peer_token"])
+        await self.hub.unregister_peer(call.user_id, a["client_uuid"], a["peer_token"])
         return {"unregistered": a["client_uuid"]}
 
     async def _list_clients(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        return {"clients": [peer.describe() for peer in self.hub.buses(call.user_id).peers.values()]}
+        return {"clients": await self.hub.list_peers(call.user_id)}
 
     async def _poll(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
         """Replies carried on the poll are applied first (so their callers are answered), then it waits."""
@@ -542,7 +541,7 @@ class BlendbusServer:
         )
 
     async def _job_updates(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        self.hub.peer(call.user_id, a["client_uuid"], a["peer_token"])  # a bad token fails the whole batch
+        await self.hub.peer(call.user_id, a["client_uuid"], a["peer_token"])  # a bad token fails the whole batch
         answers = []
         for update in a["updates"]:
             try:
@@ -559,7 +558,7 @@ class BlendbusServer:
         return paging.page(env, a["offset"], a.get("length", budget))
 
     async def _cancel_job(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        return self.hub.cancel_job(call.user_id, a["job_id"])
+        return await self.hub.cancel_job(call.user_id, a["job_id"])
 
     async def _send_message(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
         raw = a["payload"]
@@ -585,6 +584,6 @@ class BlendbusServer:
         )
 
     async def _watch_bus(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        events, cursor = await self.hub.buses(call.user_id).events_since(a.get("cursor", 0), a.get("wait_s", 0.0))
+        events, cursor = await self.hub.peers.events_since(call.user_id, a.get("cursor", 0), a.get("wait_s", 0.0))
         return {"logger": "_message_bus", "cursor": cursor,
                 "events": [{"seq": e.seq, "kind": e.kind, **e.data} for e in events]}

@@ -42,6 +42,10 @@ class JobWaiter:
         if not fns:
             self._progress.pop(key, None)
 
+    def waiting_on(self, user_id: str, job_id: str) -> bool:
+        """Whether anyone here waits for this job."""
+        return bool(self._futures.get((user_id, job_id)))
+
     def deliver(self, user_id: str, job_id: str, outcome: dict[str, Any]) -> int:
         """Resolve every waiter of this job; returns how many were waiting."""
         futs = self._futures.pop((user_id, job_id), [])
@@ -78,5 +82,8 @@ class RisingProgress:
 
     async def __call__(self, fraction: float | None, message: str | None) -> None:
         rising = fraction is not None and fraction > self.last
-        self.last = fraction if rising else self.last + (1.0 - self.last) * 0.01  # type: ignore[assignment]
-        await self._send(self.last, 1.0, message)
+        value = fraction if rising else self.last + (1.0 - self.last) * 0.01
+        if value <= self.last:  # at 1.0 already (the handler said it is done): nothing can rise further
+            return
+        self.last = value  # type: ignore[assignment]
+        await self._send(value, 1.0, message)

@@ -39,7 +39,7 @@ async def test_a_blender_killed_mid_job_fails_the_job_fast(blendbus_server, tmp_
 
 async def test_a_full_disk_is_a_clear_error_not_a_crash(blendbus_server, blendbus_peer_factory, blendbus_client):
     await blendbus_peer_factory()
-    db = blendbus_server.hub.store._db
+    db = blendbus_server.hub.jobs.store._db  # the disk-full test fills the SQLite file on purpose
     db.execute(f"PRAGMA max_page_count = {db.execute('PRAGMA page_count').fetchone()[0] + 4}")
     blob = "x" * 50_000
     # A result that no longer fits still reaches its caller, with a warning that it was not stored.
@@ -61,17 +61,17 @@ async def test_a_full_disk_is_a_clear_error_not_a_crash(blendbus_server, blendbu
 
 async def test_malformed_peer_replies_are_refused_and_change_nothing(blendbus_server, blendbus_client):
     hub = blendbus_server.hub
-    peer = hub.register_peer("local", "odd")
+    peer = await hub.register_peer("local", "odd")
     job = asyncio.ensure_future(call_envelope(blendbus_client, "blender_test_noop", {"timeout_s": 5}))
     await asyncio.sleep(0.05)
-    await hub.poll("local", "odd", peer.token, [], 0)
-    job_id = next(iter(peer.running))
+    [payload] = await hub.poll("local", "odd", peer.token, [], 0)
+    job_id = payload["job_id"]
     base = {"client_uuid": "odd", "peer_token": peer.token, "job_id": job_id}
     for bad in ({"status": "done"}, {"status": 7}, {"status": "completed", "progress": 3},
                 {"status": "completed", "error": ["not", "a", "string"]}, {"status": "completed", "extra": 1}):
         with pytest.raises(ToolError):
             await call(blendbus_client, "blender_job_update", {**base, **bad})
-    assert hub.store.get("local", job_id).status == p.RUNNING
+    assert (await hub.jobs.get("local", job_id)).status == p.RUNNING
     await call(blendbus_client, "blender_job_update", {**base, "status": "completed", "result": "fine"})
     assert (await job)["result"] == "fine"
 
@@ -127,13 +127,13 @@ async def test_a_malformed_image_fails_its_job_instead_of_every_later_read(blend
     """Security round 2, #9: a reply with a bad `_images` entry was stored, and every later read of
     that job failed with "Internal server error"."""
     hub = blendbus_server.hub
-    peer = hub.register_peer("local", "odd")
+    peer = await hub.register_peer("local", "odd")
     bad_images = ([{"data": 5}], [{"data": "not base64!"}], [{"data": "aGk=", "mime_type": "text/html"}], "x")
     for images in bad_images:
         job = asyncio.ensure_future(call_envelope(blendbus_client, "blender_test_noop", {"timeout_s": 5}))
         await asyncio.sleep(0.05)
-        await hub.poll("local", "odd", peer.token, [], 0)
-        job_id = next(iter(peer.running))
+        [payload] = await hub.poll("local", "odd", peer.token, [], 0)
+        job_id = payload["job_id"]
         await call(blendbus_client, "blender_job_update", {"client_uuid": "odd", "peer_token": peer.token,
                                                          "job_id": job_id, "status": "completed",
                                                          "result": {"_images": images}})

@@ -37,7 +37,7 @@ async def test_too_many_calls_per_user_get_busy(blendbus_server, blendbus_peer_f
 
 async def test_a_full_peer_queue_gives_busy(blendbus_server, blendbus_client):
     blendbus_server.hub.limits.max_queued_per_peer = 1
-    blendbus_server.hub.register_peer("local", "stalled")  # registered, never polls
+    await blendbus_server.hub.register_peer("local", "stalled")  # registered, never polls
     first = asyncio.ensure_future(call_envelope(blendbus_client, "blender_test_noop", {"timeout_s": 1}))
     await asyncio.sleep(0.05)
     env = await call_envelope(blendbus_client, "blender_test_noop")

@@ -72,11 +72,11 @@ async def test_roles_apply_to_every_method_not_only_tool_calls(blendbus_server):
     tokens = {"llm-tok": {"user": "u", "role": "llm"}, "peer-tok": {"user": "u", "role": "peer"}}
     async with serve_http(blendbus_server, tokens=tokens) as url:
         async with PythonPeer(lambda: connect(url, "peer-tok"), uuid="p1"), connect(url, "peer-tok") as peer:
-            before = blendbus_server.hub.store.usage("u")
+            before = await blendbus_server.hub.jobs.usage("u")
             for uri in ("blender://scene/info", "blender://scene/object/Cube"):
                 with pytest.raises(MCPError, match="resources/read needs a token with the llm role"):
                     await peer.read_resource(uri)
-            assert blendbus_server.hub.store.usage("u") == before  # nothing was dispatched
+            assert await blendbus_server.hub.jobs.usage("u") == before  # nothing was dispatched
             assert [t.name for t in (await peer.list_tools()).tools]  # listing stays open to every role
 
 

@@ -26,6 +26,8 @@ async def blender_peer(server, url: str, tmp_path: Path, *settings: str, uuid: s
 
     With `declare`, the peer declares what `server` declares: plugins the server has but that are
     not installed (a test's extra plugins) are passed to it with `--plugin`."""
+    from .kit import peer_uuids
+
     cmd = [sys.executable, "-m", "blendbus", "peer", "--server", url, "--uuid", uuid,
            "--state-dir", str(tmp_path / f"peer-{uuid}")]
     for info in server.plugins.plugins if declare else []:
@@ -39,7 +41,7 @@ async def blender_peer(server, url: str, tmp_path: Path, *settings: str, uuid: s
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env or dict(os.environ))
     try:
         for _ in range(1200):
-            if uuid in server.hub.buses("local").peers:
+            if uuid in await peer_uuids(server):
                 break
             if proc.poll() is not None:
                 raise AssertionError((tmp_path / f"peer-{uuid}.log").read_text())

@@ -12,7 +12,7 @@ from mcp import Client
 
 from ..dispatch import Hub, Limits
 from ..paging import PAGE_FIELDS
-from ..jobs import JobStore
+from ..backends import open_backend
 from ..plugins import load_plugins
 from ..server import BlendbusServer
 
@@ -23,11 +23,18 @@ def make_server(
     state_dir: Path | None = None,
     limits: Limits | None = None,
     env: dict[str, str] | None = None,
+    backend: str | None = None,
 ) -> BlendbusServer:
-    """A server with the installed plugins plus `extra`, a job store under state_dir (or in memory)."""
+    """A server with the installed plugins plus `extra`, on `backend` (a URL as `blendbus serve --backend`
+    takes; default: a SQLite store under state_dir, or in memory)."""
     plugins = load_plugins(extra=extra, env=env)
-    store = JobStore(state_dir / "jobs.sqlite3" if state_dir else ":memory:")
-    return BlendbusServer(plugins, Hub(store, limits))
+    limits = limits or Limits()
+    return BlendbusServer(plugins, Hub(open_backend(backend, state_dir=state_dir, grace_s=limits.peer_grace_s), limits))
+
+
+async def peer_uuids(server: BlendbusServer, user_id: str = "local") -> set[str]:
+    """The uuids of the peers registered on a user's bus."""
+    return {rec.uuid for rec in await server.hub.peers.list(user_id)}
 
 
 def in_memory(server: BlendbusServer, mode: str = "auto") -> Callable[[], AbstractAsyncContextManager[Client]]:

@@ -10,11 +10,13 @@ lives in the test's tmp_path.
 - `blendbus_bpy_client`: an MCP client over HTTP to the server with a real Blender peer (bpy
   module) that runs the plugins' handlers; preferences from `blendbus_peer_settings`.
 - `blendbus_call`: `await blendbus_call(client, tool, arguments)` returns the tool's envelope.
+- `blendbus_redis`: the URL of a real Redis backend with a key prefix of this test's own, removed
+  afterwards (`redis://.../0?prefix=...`; testing/redis.py starts redis-server when none answers).
 """
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,23 @@ import pytest
 from ..dispatch import Limits
 from ..plugins import PluginSet, load_plugins
 from ..server import BlendbusServer
+
+
+@pytest.fixture(scope="session")
+def blendbus_redis_server() -> Iterator[str]:
+    from .redis import redis_server
+
+    with redis_server() as url:
+        yield url
+
+
+@pytest.fixture
+def blendbus_redis(blendbus_redis_server: str) -> Iterator[str]:
+    from .redis import fresh_prefix, remove_prefix, with_prefix
+
+    prefix = fresh_prefix()
+    yield with_prefix(blendbus_redis_server, prefix)
+    remove_prefix(blendbus_redis_server, prefix)
 
 
 @pytest.fixture
@@ -50,11 +69,11 @@ def blendbus_plugins(blendbus_extra_plugins: list[tuple[str, object]]) -> Plugin
 
 @pytest.fixture
 def blendbus_server(tmp_path: Path, blendbus_plugins: PluginSet, blendbus_limits: Limits) -> BlendbusServer:
+    from ..backends import open_backend
     from ..dispatch import Hub
-    from ..jobs import JobStore
 
-    store = JobStore(tmp_path / "blendbus-state" / "jobs.sqlite3")
-    return BlendbusServer(blendbus_plugins, Hub(store, blendbus_limits))
+    backend = open_backend("sqlite", state_dir=tmp_path / "blendbus-state", grace_s=blendbus_limits.peer_grace_s)
+    return BlendbusServer(blendbus_plugins, Hub(backend, blendbus_limits))
 
 
 @pytest.fixture

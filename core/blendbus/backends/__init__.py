@@ -1,0 +1,35 @@
+"""Storage backends: where jobs, peers and wake-ups live (docs/internals.md, docs/deployment.md).
+
+`open_backend` builds one from a URL: `sqlite` (the default: a SQLite job store in the state dir,
+peers in this process) or `redis://HOST:PORT/DB?prefix=NAME` (state shared by every replica).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from .base import Backend
+
+DEFAULT_BACKEND = "sqlite"
+SCHEMES = ("sqlite", "redis://", "rediss://", "unix://")
+
+
+def open_backend(url: str | None, *, state_dir: Path | None, grace_s: float, **retention: Any) -> Backend:
+    """The backend named by `url`; `state_dir` holds the SQLite store (None: in memory), `grace_s` is how
+    long a silent peer stays registered, `retention` the job store's caps (jobs.JobStore's keywords)."""
+    url = url or DEFAULT_BACKEND
+    if url == "sqlite" or url.startswith("sqlite:"):
+        from ..jobs import JobStore
+        from .local import local_backend
+
+        return local_backend(JobStore(state_dir / "jobs.sqlite3" if state_dir else ":memory:", **retention), grace_s)
+    if url.startswith(("redis://", "rediss://", "unix://")):
+        from .redis import redis_backend
+
+        keep = {k: v for k, v in retention.items() if k in ("max_age_s", "max_jobs_per_user", "max_bytes_per_user")}
+        return redis_backend(url, grace_s, **keep)
+    raise ValueError(f"unknown backend {url!r}: use 'sqlite' or 'redis://HOST:PORT/DB?prefix=NAME'")
+
+
+__all__ = ["Backend", "DEFAULT_BACKEND", "open_backend"]

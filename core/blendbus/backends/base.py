@@ -1,0 +1,268 @@
+"""What a storage backend provides: the job store, the peer registry, and the notifier.
+
+`dispatch.Hub` talks only to these three interfaces. The in-process backend (`local.py`: SQLite jobs,
+peers in memory) serves one process; the Redis backend (`redis.py`) lets several `blendbus serve`
+replicas act as one service. Both pass the same conformance tests (tests/backends/).
+
+The records returned here are snapshots: nothing outside a backend changes a peer or a job in place.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from ..protocol import AMBIGUOUS_TARGET, NO_CLIENT, UNKNOWN_TARGET, envelope
+from ..waiter import ProgressFn
+
+UNSET: Any = object()
+"""`result` not given (a status change that keeps the stored result)."""
+
+
+class JobStoreError(RuntimeError):
+    """The store could not record a job (disk full, read-only state dir, Redis unreachable, ...)."""
+
+
+class DuplicateJob(ValueError):
+    """This user already has a job with that id."""
+
+
+class PeerAuthError(PermissionError):
+    """A peer operation with a wrong uuid/token pair; the peer should re-register."""
+
+
+@dataclass(frozen=True)
+class Job:
+    user_id: str
+    job_id: str
+    kind: str
+    command: str
+    target_uuid: str | None
+    status: str
+    result_json: str | bytes | None
+    """JSON text; a large result may be stored, and read back, as bytes."""
+    error: str
+    progress: float | None
+    message: str | None
+    created: float
+    updated: float
+
+    @property
+    def result(self) -> Any:
+        return None if self.result_json is None else json.loads(self.result_json)
+
+    def envelope(self, result: Any = UNSET) -> dict[str, Any]:
+        """The job as a tool result. Pass `result` when it is at hand already decoded: a large result
+        is then not decoded a second time from its stored JSON."""
+        env = envelope(
+            self.status,
+            command=self.command,
+            target_uuid=self.target_uuid,
+            job_id=self.job_id,
+            result=self.result if result is UNSET else result,
+            error=self.error,
+        )
+        if self.progress is not None:
+            env["progress"] = {"fraction": self.progress, "message": self.message or ""}
+        return env
+
+
+@dataclass(frozen=True)
+class PeerRecord:
+    """A Blender peer as the registry knows it, at the moment it was read."""
+
+    uuid: str
+    user_id: str
+    token: str
+    credential: str
+    """Which bearer token registered this peer (its digest); only that token may re-register the uuid."""
+    instance: str | None
+    """Random per peer process: only the same process may re-register the uuid while the peer lives."""
+    info: dict[str, Any] = field(default_factory=dict)
+    """What the peer said of itself: client_type, is_persistent, capabilities, blender_version, handlers, gates."""
+    registered_at: float = 0.0
+    last_seen: float = 0.0
+    """Wall-clock time of the peer's last poll or update (every replica agrees on it)."""
+    polling: bool = False
+    queued: int = 0
+    """Payloads waiting for the peer's next poll."""
+
+    def describe(self, running: int) -> dict[str, Any]:
+        """The peer as `blender_list_clients` shows it; `running`: its jobs handed out and not finished."""
+        return {
+            "client_uuid": self.uuid,
+            "client_type": self.info.get("client_type", "blender"),
+            "is_persistent": self.info.get("is_persistent", False),
+            "capabilities": self.info.get("capabilities", {}),
+            "blender_version": self.info.get("blender_version"),
+            "handlers": self.info.get("handlers", []),
+            "gates": self.info.get("gates", {}),
+            "registered_at": self.registered_at,
+            "last_seen_s_ago": 0.0 if self.polling else round(max(0.0, time.time() - self.last_seen), 3),
+            "polling": self.polling,
+            "queued": self.queued,
+            "running": running,
+        }
+
+
+@dataclass(frozen=True)
+class Route:
+    """Where a dispatch goes: `uuid` and its backlog, or a status (no_client, ambiguous_target,
+    unknown_target) with an error and the peers there are."""
+
+    uuid: str | None
+    status: str | None = None
+    error: str = ""
+    candidates: tuple[str, ...] = ()
+    backlog: int = 0
+
+
+def route(peers: list[str], target_uuid: str | None, backlog: Callable[[str], int]) -> Route:
+    """Target resolution, the same for every backend: `peers` are the user's peer uuids, `backlog(uuid)`
+    the chosen one's queue length."""
+    if target_uuid:
+        if target_uuid not in peers:
+            known = ", ".join(sorted(peers)) or "none"
+            return Route(None, UNKNOWN_TARGET, f"no peer {target_uuid!r} on this bus (connected: {known})")
+        return Route(target_uuid, backlog=backlog(target_uuid))
+    if not peers:
+        return Route(None, NO_CLIENT, "no Blender peer is connected; start one with `blendbus peer --server URL`")
+    if len(peers) > 1:
+        names = sorted(peers)
+        return Route(None, AMBIGUOUS_TARGET, f"{len(names)} peers are connected ({', '.join(names)}); pass target_uuid",
+                     candidates=tuple(names))
+    return Route(peers[0], backlog=backlog(peers[0]))
+
+
+@dataclass(frozen=True)
+class BusEvent:
+    seq: int
+    kind: str
+    data: dict[str, Any]
+
+
+class Jobs(Protocol):
+    """Jobs keyed by (user_id, job_id). A job is recorded before it is routed; its status only moves
+    forward (protocol.STATUS_RANK), so duplicate or late replies never undo a final answer. Every write
+    keeps each user within the retention caps."""
+
+    max_age_s: float
+
+    async def create(self, user_id: str, job_id: str, *, kind: str, command: str, target_uuid: str | None) -> None:
+        """Record a new queued job; DuplicateJob if the id is taken."""
+
+    async def advance(self, user_id: str, job_id: str, status: str, *, result: Any = UNSET,
+                      error: str | None = None) -> bool:
+        """Move a job to `status` if that is forward (an atomic compare-and-set); returns whether it moved."""
+
+    async def set_progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None: ...
+
+    async def get(self, user_id: str, job_id: str) -> Job | None: ...
+
+    async def in_flight(self, user_id: str, target_uuid: str) -> list[str]:
+        """Jobs sent to that peer and not finished."""
+
+    async def recover(self) -> int:
+        """On start: in-flight jobs nobody can answer any more become lost; returns how many."""
+
+    async def prune(self) -> int:
+        """Retention: drop finished jobs past the age and size caps; returns how many."""
+
+    async def usage(self, user_id: str) -> tuple[int, int]:
+        """(jobs, stored bytes) of one user, as the caps count them."""
+
+    async def close(self) -> None: ...
+
+
+class Peers(Protocol):
+    """Per-user registries of peers with a queue each, their liveness, and the `_message_bus` feed.
+
+    A payload taken by a poll stays unacked until a later poll acknowledges it; until then every poll
+    hands it out again, so a response lost on a dropped stream is redelivered, never dropped."""
+
+    async def register(self, user_id: str, uuid: str, credential: str, instance: str | None,
+                       info: dict[str, Any], *, max_peers: int) -> PeerRecord:
+        """Add a peer, or refresh one that re-registers (its queue is kept) with a new token.
+        PeerAuthError if a live peer of another credential or process holds the uuid; PermissionError
+        when the user already has `max_peers`."""
+
+    async def authenticate(self, user_id: str, uuid: str, token: str) -> PeerRecord:
+        """The peer behind (uuid, token), or PeerAuthError."""
+
+    async def unregister(self, user_id: str, uuid: str) -> bool: ...
+
+    async def list(self, user_id: str) -> list[PeerRecord]: ...
+
+    async def note_handler(self, user_id: str, uuid: str, entry: dict[str, Any]) -> None:
+        """The peer synced a handler package: list it among the peer's handlers."""
+
+    async def resolve(self, user_id: str, target_uuid: str | None) -> Route: ...
+
+    async def push(self, user_id: str, uuid: str, job_id: str, payload: dict[str, Any]) -> None:
+        """Queue a payload and wake the peer's open poll, wherever it is held."""
+
+    async def withdraw(self, user_id: str, uuid: str, job_id: str) -> bool:
+        """Take a payload back before the peer took it; returns whether it was still queued."""
+
+    async def take(self, user_id: str, uuid: str, token: str, ack: list[str],
+                   wait_s: float) -> tuple[list[dict[str, Any]], list[str]]:
+        """A long poll: acknowledge `ack`, then return every unacked payload (waiting up to wait_s for
+        one) and the ids handed out for the first time. The peer counts as alive while it polls."""
+
+    async def touch(self, user_id: str, uuid: str) -> None:
+        """The peer was heard from (a reply): it is alive."""
+
+    async def expired(self) -> list[tuple[str, str]]:
+        """(user_id, uuid) of peers not heard from for the grace period, each handed to exactly one
+        caller (one replica reaps it)."""
+
+    def release_polls(self) -> None:
+        """Shutting down: answer this process's open polls now."""
+
+    async def publish(self, user_id: str, kind: str, **data: Any) -> None:
+        """Add an event to the user's `_message_bus` feed."""
+
+    async def events_since(self, user_id: str, cursor: int, wait_s: float) -> tuple[list[BusEvent], int]:
+        """Events after `cursor`, waiting up to wait_s for the first; and the new cursor."""
+
+
+class Notifier(Protocol):
+    """Wakes the callers waiting on a job, in whichever process they wait, and counts each user's
+    dispatches in flight across all processes."""
+
+    def register(self, user_id: str, job_id: str, on_progress: ProgressFn | None = None) -> asyncio.Future[dict[str, Any]]:
+        """A future for the job's outcome, registered before the job is sent (a reply is never early)."""
+
+    def release(self, user_id: str, job_id: str, fut: asyncio.Future[dict[str, Any]],
+                on_progress: ProgressFn | None = None) -> None: ...
+
+    async def deliver(self, user_id: str, job_id: str, outcome: dict[str, Any]) -> None:
+        """The job ended: resolve its waiters here with `outcome`, and elsewhere from the store."""
+
+    async def progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None: ...
+
+    def progress_soon(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None:
+        """`progress` without waiting for it (a peer's poll must not wait on callers' streams)."""
+
+    async def acquire(self, user_id: str, limit: int) -> bool:
+        """Count one more dispatch of this user in flight, unless `limit` are already; returns whether it did."""
+
+    async def release_call(self, user_id: str) -> None: ...
+
+
+@dataclass
+class Backend:
+    """The three stateful parts of a server, built together by `open_backend`."""
+
+    jobs: Jobs
+    peers: Peers
+    notifier: Notifier
+    name: str = "sqlite"
+    shared: bool = False
+    """True when other processes share this state (replicas): a restart must not fail their jobs."""
+    start: Callable[[], Awaitable[None]] | None = None
+    """Connect and listen before serving (a backend also starts itself on first use)."""

@@ -1,0 +1,208 @@
+"""One suite, every backend: the SQLite/in-process backend and the Redis backend keep the same
+promises (backends/base.py). Redis is real: the machine's, under a key prefix of this test's own."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from blendbus import protocol as p
+from blendbus.backends import open_backend
+from blendbus.backends.base import Backend, DuplicateJob, PeerAuthError
+from blendbus.testing import PythonPeer, call_envelope, in_memory, make_server
+
+pytestmark = pytest.mark.anyio
+
+GRACE_S = 0.6
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def backend_url(request: pytest.FixtureRequest) -> str:
+    return "sqlite" if request.param == "sqlite" else request.getfixturevalue("blendbus_redis")
+
+
+@pytest.fixture
+async def backend(backend_url: str) -> AsyncIterator[Backend]:
+    made = open_backend(backend_url, state_dir=None, grace_s=GRACE_S, max_jobs_per_user=5, max_bytes_per_user=200_000)
+    yield made
+    await made.jobs.close()
+
+
+async def test_a_status_only_moves_forward(backend: Backend) -> None:
+    jobs = backend.jobs
+    await jobs.create("u", "j1", kind=p.COMMAND_DISPATCH, command="c", target_uuid="peer")
+    with pytest.raises(DuplicateJob):
+        await jobs.create("u", "j1", kind=p.COMMAND_DISPATCH, command="c", target_uuid="peer")
+    assert (await jobs.get("u", "j1")).status == p.QUEUED and await jobs.in_flight("u", "peer") == ["j1"]
+    assert await jobs.advance("u", "j1", p.RUNNING)
+    assert await jobs.advance("u", "j1", p.COMPLETED, result={"n": 1})
+    assert not await jobs.advance("u", "j1", p.FAILED, error="late")  # the first final word stands
+    assert not await jobs.advance("u", "j1", p.RUNNING)
+    job = await jobs.get("u", "j1")
+    assert job.status == p.COMPLETED and job.result == {"n": 1} and job.error == ""
+    assert await jobs.in_flight("u", "peer") == [] and await jobs.get("other", "j1") is None
+
+
+async def test_results_and_progress_round_trip(backend: Backend) -> None:
+    jobs = backend.jobs
+    await jobs.create("u", "big", kind=p.COMMAND_DISPATCH, command="c", target_uuid=None)
+    await jobs.set_progress("u", "big", 0.25, "a quarter")
+    job = await jobs.get("u", "big")
+    assert (job.progress, job.message, job.target_uuid) == (0.25, "a quarter", None)
+    blob = {"text": "é" * 60_000, "list": list(range(1000))}
+    await jobs.advance("u", "big", p.COMPLETED, result=blob)
+    assert (await jobs.get("u", "big")).result == blob
+    assert (await jobs.get("u", "big")).envelope()["progress"] == {"fraction": 0.25, "message": "a quarter"}
+
+
+async def test_each_user_is_kept_within_their_caps(backend: Backend) -> None:
+    jobs = backend.jobs
+    for i in range(12):
+        await jobs.create("busy", f"b{i}", kind=p.COMMAND_DISPATCH, command="c", target_uuid="peer")
+        await jobs.advance("busy", f"b{i}", p.COMPLETED, result=i)
+    await jobs.create("quiet", "q", kind=p.COMMAND_DISPATCH, command="c", target_uuid="peer")
+    count, size = await jobs.usage("busy")
+    assert count == 5 and 0 < size <= 200_000
+    assert await jobs.get("busy", "b0") is None and (await jobs.get("busy", "b11")).result == 11  # oldest went
+    assert await jobs.get("quiet", "q") is not None  # nobody else's jobs make room
+    await jobs.create("busy", "fat", kind=p.COMMAND_DISPATCH, command="c", target_uuid="peer")
+    await jobs.advance("busy", "fat", p.COMPLETED, result="x" * 150_000)
+    count, size = await jobs.usage("busy")
+    assert size <= 200_000 and (await jobs.get("busy", "fat")) is not None
+
+
+async def test_registration_binds_a_uuid_to_its_credential_and_process(backend: Backend) -> None:
+    peers = backend.peers
+    first = await peers.register("u", "p1", "cred-a", "proc-1", {"blender_version": "5.0.1", "handlers": []},
+                                 max_peers=2)
+    assert (await peers.authenticate("u", "p1", first.token)).info["blender_version"] == "5.0.1"
+    with pytest.raises(PeerAuthError):
+        await peers.authenticate("u", "p1", "guess")
+    with pytest.raises(PeerAuthError):
+        await peers.authenticate("someone-else", "p1", first.token)
+    for credential, instance in (("cred-b", "proc-1"), ("cred-a", "proc-2")):
+        with pytest.raises(PeerAuthError, match="held by another live peer"):
+            await peers.register("u", "p1", credential, instance, {}, max_peers=2)
+    again = await peers.register("u", "p1", "cred-a", "proc-1", {"gates": {"x": True}}, max_peers=2)
+    assert again.token != first.token and again.info == {"blender_version": "5.0.1", "handlers": [], "gates": {"x": True}}
+    with pytest.raises(PeerAuthError):
+        await peers.authenticate("u", "p1", first.token)  # a re-registration retires the old token
+    await peers.register("u", "p2", "cred-a", "proc-3", {}, max_peers=2)
+    with pytest.raises(PermissionError, match="the most allowed"):
+        await peers.register("u", "p3", "cred-a", "proc-4", {}, max_peers=2)
+    await peers.note_handler("u", "p1", {"package": "pkg", "version": "1"})
+    listed = {rec.uuid: rec for rec in await peers.list("u")}
+    assert set(listed) == {"p1", "p2"} and listed["p1"].info["handlers"] == [{"package": "pkg", "version": "1"}]
+    assert await peers.unregister("u", "p2") and not await peers.unregister("u", "p2")
+
+
+async def test_resolution_names_the_candidates(backend: Backend) -> None:
+    peers = backend.peers
+    assert (await peers.resolve("u", None)).status == p.NO_CLIENT
+    await peers.register("u", "a", "c", "i", {}, max_peers=9)
+    assert (await peers.resolve("u", None)).uuid == "a"
+    await peers.register("u", "b", "c", "j", {}, max_peers=9)
+    ambiguous = await peers.resolve("u", None)
+    assert ambiguous.status == p.AMBIGUOUS_TARGET and ambiguous.candidates == ("a", "b")
+    assert (await peers.resolve("u", "b")).uuid == "b"
+    unknown = await peers.resolve("u", "zz")
+    assert unknown.status == p.UNKNOWN_TARGET and "a, b" in unknown.error
+    assert (await peers.resolve("another-user", None)).status == p.NO_CLIENT
+
+
+async def test_a_payload_is_handed_out_until_acknowledged(backend: Backend) -> None:
+    peers = backend.peers
+    rec = await peers.register("u", "p", "c", "i", {}, max_peers=9)
+    await peers.push("u", "p", "j1", p.command_dispatch("j1", "noop", {}))
+    await peers.push("u", "p", "j2", p.command_dispatch("j2", "noop", {}))
+    assert (await peers.resolve("u", "p")).backlog == 2
+    assert await peers.withdraw("u", "p", "j2") and not await peers.withdraw("u", "p", "j2")
+    payloads, fresh = await peers.take("u", "p", rec.token, [], 0)
+    assert [x["job_id"] for x in payloads] == ["j1"] and fresh == ["j1"]
+    payloads, fresh = await peers.take("u", "p", rec.token, [], 0)  # not acknowledged: handed out again
+    assert [x["job_id"] for x in payloads] == ["j1"] and fresh == []
+    cancel = p.cancel("j1")
+    await peers.push("u", "p", p.ack_key(cancel), cancel)
+    payloads, fresh = await peers.take("u", "p", rec.token, ["j1"], 0)
+    assert payloads == [cancel] and fresh == []  # a cancel is delivered, never "started"
+    assert await peers.take("u", "p", rec.token, [p.ack_key(cancel)], 0) == ([], [])
+    with pytest.raises(PeerAuthError):
+        await peers.take("u", "p", "wrong", [], 0)
+    with pytest.raises(LookupError):
+        await peers.push("u", "gone", "j3", p.command_dispatch("j3", "noop", {}))
+
+
+async def test_an_open_poll_wakes_when_a_payload_arrives(backend: Backend) -> None:
+    peers = backend.peers
+    rec = await peers.register("u", "p", "c", "i", {}, max_peers=9)
+    poll = asyncio.ensure_future(peers.take("u", "p", rec.token, [], 20))
+    await asyncio.sleep(0.3)
+    assert (await peers.list("u"))[0].polling
+    await peers.push("u", "p", "j1", p.command_dispatch("j1", "noop", {}))
+    payloads, _ = await asyncio.wait_for(poll, 5)
+    assert payloads[0]["job_id"] == "j1"
+
+
+async def test_a_silent_peer_expires_once(backend: Backend) -> None:
+    peers = backend.peers
+    await peers.register("u", "quiet", "c", "i", {}, max_peers=9)
+    loud = await peers.register("u", "loud", "c", "j", {}, max_peers=9)
+    poll = asyncio.ensure_future(peers.take("u", "loud", loud.token, [], 4))
+    gone: list[tuple[str, str]] = []
+    for _ in range(25):
+        gone += await peers.expired()
+        await asyncio.sleep(0.1)
+    assert gone == [("u", "quiet")]  # handed out once; the polling peer stays
+    await poll
+
+
+async def test_the_event_feed_wakes_a_watcher(backend: Backend) -> None:
+    peers = backend.peers
+    await peers.publish("u", "register", client_uuid="a")
+    events, cursor = await peers.events_since("u", 0, 0)
+    assert [(e.kind, e.data) for e in events] == [("register", {"client_uuid": "a"})] and cursor == events[0].seq
+    watch = asyncio.ensure_future(peers.events_since("u", cursor, 10))
+    await asyncio.sleep(0.2)
+    await peers.publish("u", "dispatch", job_id="j")
+    events, later = await asyncio.wait_for(watch, 5)
+    assert [e.kind for e in events] == ["dispatch"] and later == cursor + 1
+    assert (await peers.events_since("other", 0, 0)) == ([], 0)
+
+
+async def test_the_notifier_counts_calls_and_delivers(backend: Backend) -> None:
+    notifier = backend.notifier
+    assert await notifier.acquire("u", 2) and await notifier.acquire("u", 2)
+    assert not await notifier.acquire("u", 2) and await notifier.acquire("v", 2)
+    await notifier.release_call("u")
+    assert await notifier.acquire("u", 2)
+    seen: list[tuple[float | None, str | None]] = []
+
+    async def on_progress(fraction: float | None, message: str | None) -> None:
+        seen.append((fraction, message))
+
+    fut = notifier.register("u", "j", on_progress)
+    await notifier.progress("u", "j", 0.5, "half")
+    await notifier.deliver("u", "j", {"status": "completed"})
+    assert await asyncio.wait_for(fut, 5) == {"status": "completed"} and seen[0] == (0.5, "half")
+    notifier.release("u", "j", fut, on_progress)
+
+
+async def test_a_call_end_to_end(backend_url: str, blendbus_extra_plugins) -> None:
+    server = make_server(blendbus_extra_plugins, backend=backend_url)
+    peer = await PythonPeer(in_memory(server)).start()
+    try:
+        from mcp import Client
+
+        async with Client(server.mcp) as client:
+            env = await call_envelope(client, "blender_test_echo", {"value": "hi"})
+            assert env["status"] == p.COMPLETED and env["result"] == {"echo": "hi"}
+            listed = await call_envelope(client, "blender_list_clients")
+            assert [c["client_uuid"] for c in listed["clients"]] == [peer.uuid]
+            again = await call_envelope(client, "blender_get_job", {"job_id": env["job_id"]})
+            assert again["result"] == {"echo": "hi"}
+    finally:
+        await peer.kill()
+        await server.hub.stop()
+        await server.hub.jobs.close()
