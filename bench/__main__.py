@@ -22,7 +22,7 @@ from typing import Any
 
 from blendbus import eventloop
 
-from . import fanout, payload, profile, roundtrip, startup, views
+from . import fanout, payload, profile, replicas, roundtrip, startup, views
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,6 +62,11 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
         most = max(results["fanout"], key=lambda r: r["idle_peers"])
         out.append((f"{most['idle_peers']} idle peers: server below 1% CPU", f"{most['idle_cpu'] * 100:.2f}%",
                     most["idle_cpu"] < 0.01))
+    if "replicas" in results:
+        p50 = results["replicas"]["p50"]
+        ratio = p50["redis_ms"] / p50["sqlite_ms"]
+        out.append(("Redis backend round trip p50 ≤ 1.5× SQLite's (concurrency 1)",
+                    f"{ratio:.2f}× ({p50['redis_ms']:.2f} ms vs {p50['sqlite_ms']:.2f} ms)", ratio <= 1.5))
     if "startup" in results:
         serve = statistics.median(next(iter(results["startup"].values())))
         out.append(("`blendbus serve` ready in under 1.5 s", f"{serve:.2f} s", serve < 1.5))
@@ -185,6 +190,24 @@ listening), and until `blendbus peer` (bpy imported, addon enabled) has register
 
 {startup.table(results["startup"])}
 """)
+    if "replicas" in results:
+        parts.append(f"""
+## Replicas on Redis (`python -m bench.replicas`)
+
+The same no-op round trip with the Redis backend beside the in-process one, then 1, 2 and 3
+`blendbus serve` replicas on one Redis with one Python test peer per replica; callers are spread
+over the replicas and each calls the peer of the next replica, so every call crosses replicas.
+This machine has two cores, shared by every replica, peer, client and Redis: the rows show what
+sharing state costs, not how replicas scale. Each replica is one Python process, so on a machine
+with cores to spare each one adds its own ceiling; here they compete for the same two.
+
+{replicas.tables(results["replicas"])}
+
+The Redis backend spends about {results["replicas"]["p50"]["redis_server_cpu_ms"] - results["replicas"]["p50"]["sqlite_server_cpu_ms"]:.1f} ms more server CPU per call than the in-process
+one: about fifteen Redis round trips per call (route, record, queue, wake, take, reply, notify,
+count), each a redis-py command of roughly 0.1 ms of Python. Idle peers cost Redis two commands
+per peer per long poll (25 s) plus each replica's heartbeat.
+""")
     if "views" in results:
         parts.append(f"""
 ## Seeing the scene (`python -m bench.views`)
@@ -272,7 +295,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--quick", action="store_true", help="tiny sizes and short runs: checks that it all runs")
     parser.add_argument("--no-blender", action="store_true", help="skip the real bpy peer")
-    parser.add_argument("--only", nargs="+", choices=["roundtrip", "payload", "fanout", "startup", "views", "profile"])
+    parser.add_argument("--only", nargs="+",
+                        choices=["roundtrip", "payload", "fanout", "startup", "views", "replicas", "profile"])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite --out from the figures saved beside it by the last run, measuring nothing")
@@ -293,10 +317,12 @@ def main() -> None:
                                                    0.5 if quick else 60.0)),
         "startup": lambda: startup.run(1 if quick else 5),
         "views": lambda: eventloop.run(views.measure(1 if quick else 5)),
+        "replicas": lambda: eventloop.run(replicas.run(0.3 if quick else 5.0, 3 if quick else 100,
+                                                       idle_s=1.0 if quick else 20.0)),
         "profile": lambda: [eventloop.run(profile.run(1.0 if quick else 5.0, c)) for c in ([2] if quick else [1, 64])],
     }
     tables = {"roundtrip": roundtrip.table, "payload": payload.table, "fanout": fanout.table, "startup": startup.table,
-              "views": views.table,
+              "views": views.table, "replicas": replicas.tables,
               "profile": lambda runs: "\n\n".join(profile.table(run) for run in runs)}
     results: dict[str, Any] = {}
     for name, measure in plan.items():

@@ -27,10 +27,10 @@ from blendbus.testing import plugin
 from blendbus.dispatch import Limits
 
 async def main():
-    state_dir, tokens_file, limits = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3])
-    server = make_server([("testing", plugin)], state_dir=state_dir, limits=Limits(**limits))
+    state_dir, tokens_file, limits, backend = Path(sys.argv[1]), sys.argv[2], json.loads(sys.argv[3]), sys.argv[4]
+    server = make_server([("testing", plugin)], state_dir=state_dir, limits=Limits(**limits), backend=backend)
     tokens = json.loads(Path(tokens_file).read_text()) if tokens_file else None
-    async with serve_http(server, tokens=tokens) as url:
+    async with serve_http(server, tokens=tokens, port=int(sys.argv[5])) as url:
         print("serving", url, flush=True)
         await asyncio.Event().wait()
 
@@ -56,11 +56,11 @@ eventloop.run(main())
 """
 
 
-def start_server(state_dir: Path, tokens: Path | None = None, limits: dict[str, Any] | None = None
-                 ) -> tuple[subprocess.Popen, str]:
+def start_server(state_dir: Path, tokens: Path | None = None, limits: dict[str, Any] | None = None,
+                 backend: str = "sqlite", port: int = 0) -> tuple[subprocess.Popen, str]:
     """The server process (with the test plugin); with `tokens` (a tokens file) auth is on;
-    `limits` are `blendbus.dispatch.Limits` fields."""
-    args = [str(state_dir), str(tokens or ""), json.dumps(limits or {})]
+    `limits` are `blendbus.dispatch.Limits` fields; `backend` as `blendbus serve --backend` takes it."""
+    args = [str(state_dir), str(tokens or ""), json.dumps(limits or {}), backend, str(port)]
     proc = subprocess.Popen([sys.executable, "-c", SERVER, *args], stdout=subprocess.PIPE, text=True)
     line = proc.stdout.readline()
     match = re.search(r"serving (\S+)", line)
@@ -131,7 +131,7 @@ def cpu_s(pid: int) -> float:
 
 async def _load(session, concurrency: int, seconds: float, pids: dict[str, int] | None = None,
                 on_start: Callable[[], object] | None = None) -> dict[str, Any]:
-    """Runs `concurrency` workers, each in its own `session()` (an async context yielding a call
+    """Runs `concurrency` workers, each in its own `session(index)` (an async context yielding a call
     coroutine function), calling back to back for `seconds`; latency percentiles and calls/s, and
     the CPU milliseconds per call of this process ("client") and of each of `pids`. `on_start` runs
     when the measured window opens, after every session is set up."""
@@ -139,8 +139,8 @@ async def _load(session, concurrency: int, seconds: float, pids: dict[str, int] 
     stop_at = 0.0
     ready = asyncio.Event()
 
-    async def worker() -> None:
-        async with session() as call:
+    async def worker(index: int) -> None:
+        async with session(index) as call:
             await call()  # warm the session
             await ready.wait()
             while time.perf_counter() < stop_at:
@@ -148,7 +148,7 @@ async def _load(session, concurrency: int, seconds: float, pids: dict[str, int] 
                 await call()
                 latencies.append(time.perf_counter() - t0)
 
-    tasks = [asyncio.ensure_future(worker()) for _ in range(concurrency)]
+    tasks = [asyncio.ensure_future(worker(i)) for i in range(concurrency)]
     await asyncio.sleep(1.0)
     pids = {"client": os.getpid(), **(pids or {})}
     cpu = {name: cpu_s(pid) for name, pid in pids.items()}
@@ -172,16 +172,23 @@ def summarize(latencies: list[float]) -> dict[str, float]:
     return {"calls": len(latencies), "p50_ms": pick(0.50), "p99_ms": pick(0.99)}
 
 
-async def measure(url: str, tool: str, args: dict, concurrency: int, seconds: float, token: str | None = None,
-                  pids: dict[str, int] | None = None, on_start: Callable[[], object] | None = None) -> dict[str, Any]:
-    """An MCP tool called from `concurrency` client sessions for `seconds`."""
+async def measure(url: str | list[str], tool: str, args: dict | list[dict], concurrency: int, seconds: float,
+                  token: str | None = None, pids: dict[str, int] | None = None,
+                  on_start: Callable[[], object] | None = None) -> dict[str, Any]:
+    """An MCP tool called from `concurrency` client sessions for `seconds`. Given lists, worker i
+    uses url[i % len] and args[i % len] (callers spread over replicas, each aiming at some peer)."""
     from blendbus.client import connect
 
+    urls = url if isinstance(url, list) else [url]
+    arg_sets = args if isinstance(args, list) else [args]
+
     @contextlib.asynccontextmanager
-    async def session():
-        async with connect(url, token) as client:
+    async def session(index: int):
+        async with connect(urls[index % len(urls)], token) as client:
+            mine = arg_sets[index % len(arg_sets)]
+
             async def call() -> None:
-                result = await client.call_tool(tool, args)
+                result = await client.call_tool(tool, mine)
                 if result.is_error:
                     raise RuntimeError(f"{tool} failed: {result.structured_content}")
             yield call
@@ -196,7 +203,7 @@ async def measure_http(url: str, concurrency: int, seconds: float) -> dict[str, 
     health = url.rsplit("/mcp", 1)[0] + "/healthz"
 
     @contextlib.asynccontextmanager
-    async def session():
+    async def session(index: int):
         async with httpx2.AsyncClient(limits=httpx2.Limits(max_connections=1)) as http:
             async def call() -> None:
                 (await http.get(health)).raise_for_status()

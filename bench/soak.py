@@ -1,6 +1,6 @@
 """A bounded soak: many users and peers, a mixed load, peers killed and restarted along the way.
 
-    python -m bench.soak [--seconds 600] [--users 8] [--peers-per-user 4] [--bpy-peers 2]
+    python -m bench.soak [--seconds 600] [--users 8] [--peers-per-user 4] [--bpy-peers 2] [--replicas 3]
 
 Every call must get an answer and no job may be left in flight: the script exits 1 if any job was
 lost. It reports calls, answers by status, lost jobs and the server's RSS growth.
@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from blendbus import eventloop
 from blendbus.client import connect
+from blendbus.testing.redis import fresh_prefix, redis_server, remove_prefix, with_prefix
 
 from . import _procs
 
@@ -34,32 +36,77 @@ CALLS = [
 ]
 
 
-async def soak(seconds: float, users: int, per_user: int, bpy_peers: int) -> dict:
+def _rotated(urls: list[str], n: int) -> str:
+    """The replicas' URLs as one failover list, starting at replica n (so load spreads over them)."""
+    return ",".join(urls[n % len(urls):] + urls[:n % len(urls)])
+
+
+def _open_jobs_in_redis(url: str, prefix: str) -> int:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    try:
+        return sum(client.scard(key) for key in client.scan_iter(match=f"{prefix}:*:jobs:open:*", count=1000))
+    finally:
+        client.close()
+
+
+async def soak(seconds: float, users: int, per_user: int, bpy_peers: int, replicas: int = 0) -> dict:
+    """With `replicas`, that many servers share one Redis; peers and callers spread over them with
+    failover lists, and one replica is SIGKILLed mid-run (and started again)."""
     tmp = Path(tempfile.mkdtemp(prefix="blendbus-soak-"))
     tokens = {f"token-{u}": f"user{u}" for u in range(users)}
     (tmp / "tokens.json").write_text(json.dumps(tokens))
-    server, url = _procs.start_server(tmp / "state", tokens=tmp / "tokens.json")
+    with contextlib.ExitStack() as stack:
+        if replicas:
+            base = stack.enter_context(redis_server())
+            prefix = fresh_prefix("soak")
+            stack.callback(remove_prefix, base, prefix)
+            backend = with_prefix(base, prefix)
+        else:
+            backend = "sqlite"
+        servers = [_procs.start_server(tmp / f"state{n}", tokens=tmp / "tokens.json", backend=backend)
+                   for n in range(max(1, replicas))]
+        urls = [url for _, url in servers]
+        return await _soak(tmp, servers, urls, backend, seconds, users, per_user, bpy_peers, replicas)
+
+
+async def _soak(tmp: Path, servers: list, urls: list[str], backend: str, seconds: float, users: int, per_user: int,
+                bpy_peers: int, replicas: int) -> dict:
     python_uuids = {u: [f"u{u}-py{i}" for i in range(per_user - (1 if u < bpy_peers else 0))] for u in range(users)}
-    groups = {u: _procs.start_peers(url, python_uuids[u], f"token-{u}", concurrency=4) for u in range(users)}
-    blenders = [_procs.start_blender_peer(url, f"u{u}-bpy", tmp / f"bpy{u}", f"token-{u}") for u in range(bpy_peers)]
+    groups = {u: _procs.start_peers(_rotated(urls, u), python_uuids[u], f"token-{u}", concurrency=4)
+              for u in range(users)}
+    blenders = [_procs.start_blender_peer(_rotated(urls, u + 1), f"u{u}-bpy", tmp / f"bpy{u}", f"token-{u}")
+                for u in range(bpy_peers)]
     statuses: Counter[str] = Counter()
     unanswered = 0
+    cut_off = 0
     deaths = 0
+    replica_kills = 0
     stop_at = time.monotonic() + seconds
-    rss_start = _procs.rss_kib(server.pid)
+    rss_start = _procs.rss_kib(servers[0][0].pid)
 
-    async def load(u: int) -> None:
-        nonlocal unanswered
+    async def load(u: int, n: int) -> None:
+        nonlocal unanswered, cut_off
         targets = python_uuids[u] + ([f"u{u}-bpy"] if u < bpy_peers else [])
-        async with connect(url, f"token-{u}") as client:
-            while time.monotonic() < stop_at:
-                tool, make = random.choice(CALLS)
-                args = {**make(), "target_uuid": random.choice(targets), "timeout_s": 15}
-                try:
-                    result = await asyncio.wait_for(client.call_tool(tool, args), 60)
-                    statuses[result.structured_content["status"]] += 1
-                except Exception:  # noqa: BLE001 - an unanswered call is exactly what we count
-                    unanswered += 1
+        while time.monotonic() < stop_at:
+            try:
+                async with connect(_rotated(urls, u + n), f"token-{u}") as client:
+                    while time.monotonic() < stop_at:
+                        tool, make = random.choice(CALLS)
+                        args = {**make(), "target_uuid": random.choice(targets), "timeout_s": 15}
+                        try:
+                            result = await asyncio.wait_for(client.call_tool(tool, args), 60)
+                            statuses[result.structured_content["status"]] += 1
+                        except Exception:  # noqa: BLE001 - an unanswered call is exactly what we count
+                            if not replicas:
+                                unanswered += 1
+                                continue
+                            cut_off += 1  # its replica died under it: reconnect to another
+                            break
+            except Exception:  # noqa: BLE001 - no replica answered this time: try again
+                cut_off += 1
+                await asyncio.sleep(0.5)
 
     async def killer() -> None:
         nonlocal deaths
@@ -69,17 +116,35 @@ async def soak(seconds: float, users: int, per_user: int, bpy_peers: int) -> dic
             groups[u].send_signal(signal.SIGKILL)
             groups[u].wait()
             deaths += 1
-            groups[u] = await asyncio.to_thread(_procs.start_peers, url, python_uuids[u], f"token-{u}", 4)
+            groups[u] = await asyncio.to_thread(_procs.start_peers, _rotated(urls, u), python_uuids[u], f"token-{u}", 4)
 
-    await asyncio.gather(*(load(u) for u in range(users) for _ in range(2)), killer())
+    async def replica_killer() -> None:
+        nonlocal replica_kills
+        await asyncio.sleep(seconds / 3)
+        proc, url = servers[0]
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        replica_kills += 1
+        await asyncio.sleep(min(10.0, seconds / 6))
+        port = int(url.rsplit(":", 1)[1].split("/")[0])
+        servers[0] = await asyncio.to_thread(_procs.start_server, tmp / "state0", tmp / "tokens.json", None, backend, port)
+
+    await asyncio.gather(*(load(u, n) for u in range(users) for n in range(2)), killer(),
+                         *([replica_killer()] if replicas else []))
     await asyncio.sleep(7)  # past the liveness grace: anything in flight must have settled by now
-    db = sqlite3.connect(tmp / "state" / "jobs.sqlite3")
-    in_flight = db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')").fetchone()[0]
-    by_status = dict(db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
-    rss_end = _procs.rss_kib(server.pid)
-    _procs.stop(*groups.values(), *blenders, server)
+    if replicas:
+        base, _, prefix = backend.partition("?prefix=")
+        in_flight, by_status = _open_jobs_in_redis(base, prefix), {}
+    else:
+        db = sqlite3.connect(tmp / "state0" / "jobs.sqlite3")
+        in_flight = db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')").fetchone()[0]
+        by_status = dict(db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
+    rss_end = _procs.rss_kib(servers[0][0].pid)
+    _procs.stop(*groups.values(), *blenders, *(proc for proc, _ in servers))
     return {"seconds": seconds, "users": users, "peers": users * per_user, "bpy_peers": bpy_peers,
-            "calls": sum(statuses.values()) + unanswered, "answers": dict(statuses), "unanswered": unanswered,
+            "replicas": replicas, "replica_kills": replica_kills,
+            "calls": sum(statuses.values()) + unanswered + cut_off, "answers": dict(statuses), "unanswered": unanswered,
+            "calls_cut_off_by_a_replica_kill": cut_off,
             "jobs_by_status": by_status, "lost_jobs": unanswered + in_flight, "peer_process_deaths": deaths,
             "server_rss_kib": [rss_start, rss_end]}
 
@@ -90,8 +155,10 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=8)
     parser.add_argument("--peers-per-user", type=int, default=4)
     parser.add_argument("--bpy-peers", type=int, default=2)
+    parser.add_argument("--replicas", type=int, default=0,
+                        help="N servers on one Redis (the machine's, or one started here); one is killed mid-run")
     args = parser.parse_args()
-    report = eventloop.run(soak(args.seconds, args.users, args.peers_per_user, args.bpy_peers))
+    report = eventloop.run(soak(args.seconds, args.users, args.peers_per_user, args.bpy_peers, args.replicas))
     print(json.dumps(report, indent=2))
     growth = report["server_rss_kib"][1] - report["server_rss_kib"][0]
     print(f"{report['calls']} calls, {report['lost_jobs']} lost, server RSS {report['server_rss_kib'][0] // 1024}"

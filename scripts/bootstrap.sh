@@ -27,6 +27,17 @@ if [ -z "$BPY" ]; then
     echo "installing Node.js and npm (Debian packages) for the TypeScript client tests" >&2
     (apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null) || { echo "need Node.js 20 and npm" >&2; exit 1; }
   fi
+  # A real Redis for the Redis backend's tests: the machine's at 127.0.0.1:6379, or redis-server,
+  # which the tests start themselves on a free port when none answers.
+  if ! command -v redis-server >/dev/null 2>&1 && ! (exec 3<>/dev/tcp/127.0.0.1/6379) 2>/dev/null; then
+    echo "installing redis-server (Debian package) for the Redis backend tests" >&2
+    (apt-get update -qq && apt-get install -y -qq redis-server >/dev/null) || { echo "need redis-server" >&2; exit 1; }
+  fi
+  # nginx in front of replicas (docs/deploy/nginx.conf) is tested too.
+  if ! command -v nginx >/dev/null 2>&1 && [ ! -x /usr/sbin/nginx ]; then
+    echo "installing nginx (Debian package) for the load-balancer test" >&2
+    (apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null) || { echo "need nginx" >&2; exit 1; }
+  fi
   if [ ! -f tests/node/node_modules/.package-lock.json ] || [ tests/node/package-lock.json -nt tests/node/node_modules/.package-lock.json ]; then
     echo "installing the TypeScript MCP SDK client for the tests (npm ci in tests/node)" >&2
     (cd tests/node && npm ci --no-audit --no-fund --loglevel=error) || exit 1

@@ -48,6 +48,8 @@ REPLICA_TTL_S = 10.0
 """A replica that has not said it is alive for this long no longer counts (its in-flight calls neither)."""
 RECHECK_S = 5.0
 """Longest a wait relies on a pub/sub wake-up alone before it reads Redis again."""
+MAX_CONNECTIONS = 128
+"""Connections one replica opens to Redis at most; more concurrent commands wait for one (10 s at most)."""
 INFO_PREFIX = "i:"
 """Peer hash fields holding what the peer said of itself (JSON values)."""
 
@@ -302,7 +304,10 @@ class _Shared:
         connect_url, self.prefix = parse_url(url)
         parts = urlsplit(connect_url)
         self.where = f"{parts.hostname}:{parts.port or 6379}{parts.path or '/0'}"  # no password in messages
-        self.redis = aioredis.Redis.from_url(connect_url, decode_responses=False, health_check_interval=30)
+        # A bounded pool that makes a burst wait its turn (redis-py's default pool fails it instead).
+        pool = aioredis.BlockingConnectionPool.from_url(connect_url, max_connections=MAX_CONNECTIONS, timeout=10,
+                                                        health_check_interval=30)
+        self.redis = aioredis.Redis(connection_pool=pool)
         self.grace_s = grace_s
         self.replica = secrets.token_hex(6)
         self.channel = f"{self.prefix}:notify"
@@ -656,14 +661,22 @@ class RedisPeers:
                 idle_until = time.time() + (self.shared.grace_s if last else deadline - time.monotonic() + self.shared.grace_s)
                 payloads, fresh = await self._take(user_id, uuid, token, [], idle_until)
             return payloads, fresh
+        except asyncio.CancelledError:  # the peer hung up mid-poll: it is alive for the grace period only
+            await asyncio.shield(self._heard(user_id, uuid, lower=True))
+            raise
         finally:
             self._unhold(self._wakeups, key)
 
     @_failures_are_store_errors
     async def touch(self, user_id: str, uuid: str) -> None:
+        await self._heard(user_id, uuid, lower=False)
+
+    async def _heard(self, user_id: str, uuid: str, *, lower: bool) -> None:
+        """Alive until now + grace; unless `lower`, an open poll's later deadline is kept."""
         now = time.time()
         async with self.shared.redis.pipeline(transaction=False) as pipe:
-            pipe.zadd(self.shared.alive_key, {self.shared.member(user_id, uuid): now + self.shared.grace_s}, xx=True, gt=True)
+            pipe.zadd(self.shared.alive_key, {self.shared.member(user_id, uuid): now + self.shared.grace_s},
+                      xx=True, gt=not lower)
             pipe.hset(self.shared.user(user_id) + "peer:" + uuid, "last_seen", now)
             await pipe.execute()
 

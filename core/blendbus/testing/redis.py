@@ -26,9 +26,10 @@ def _answers(port: int) -> bool:
 
 
 @contextmanager
-def redis_server() -> Iterator[str]:
-    """The URL of a Redis to use: the machine's, or one started for the duration."""
-    if _answers(6379):
+def redis_server(own: bool = False) -> Iterator[str]:
+    """The URL of a Redis to use: the machine's, or (when none answers, or `own`: a benchmark counting
+    commands wants nobody else's) one started for the duration."""
+    if not own and _answers(6379):
         yield DEFAULT_URL
         return
     binary = shutil.which("redis-server")
