@@ -7,7 +7,6 @@ timed end to end through a real Blender peer (MCP call -> server -> bpy peer -> 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import tempfile
 import time
 from pathlib import Path

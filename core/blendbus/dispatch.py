@@ -339,8 +339,7 @@ class Hub:
         message: str | None = None,
     ) -> dict[str, Any]:
         """A peer's reply (or progress) for one of its jobs."""
-        await self.peers.authenticate(user_id, uuid, token)
-        await self.peers.touch(user_id, uuid)
+        await self.peers.authenticate(user_id, uuid, token, touch=True)
         job = await self.jobs.get(user_id, job_id)
         if job is None:
             raise LookupError(f"no job {job_id!r} was sent on this bus")

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -34,11 +32,11 @@ from .suggest import did_you_mean
 from .validation import validation_message
 from .waiter import RisingProgress
 from .sync import HandlerPackages
+from .builtin_tools import LLM, PEER, BuiltinTools, Call
 
 log = logging.getLogger(__name__)
 
 LOCAL_USER = "local"
-LLM, PEER = ROLES
 OPEN_METHODS = frozenset({"initialize", "ping", "server/discover", "tools/list", "notifications/initialized",
                           "notifications/cancelled", "notifications/progress"})
 """MCP methods any authenticated caller may use. `tools/call` is decided per tool (`Tool.role`); every
@@ -57,59 +55,6 @@ blender_get_job(job_id, offset=next_offset) until next_offset is null. Before wr
 blender_lookup_api shows this Blender's exact API."""
 
 
-@dataclass
-class Call:
-    """Who is calling, and how to report progress back to them."""
-
-    user_id: str
-    progress: Callable[[float | None, str | None], Awaitable[None]] | None = None
-    credential: str = LOCAL_CREDENTIAL
-    """The caller's token digest (auth.CREDENTIAL_SCOPE_KEY)."""
-
-
-ToolFn = Callable[[Call, dict[str, Any]], Awaitable[Any]]
-
-
-@dataclass
-class Tool:
-    """A built-in tool: schema, handler, and whether its result is a job envelope."""
-
-    name: str
-    description: str
-    schema: dict[str, Any]
-    fn: ToolFn
-    annotations: dict[str, bool] = field(default_factory=dict)
-    envelope: bool = False
-    role: str = LLM
-    """The token role that may call it: peer tools are `peer`, everything else `llm`."""
-    ok: frozenset[str] = frozenset({p.COMPLETED})
-    """For envelope tools: the statuses that are not an error."""
-    max_bytes: int | None = None
-    """Cap on the JSON-encoded arguments; None: `Limits.max_arguments_bytes` for llm tools, and for peer
-    tools only the HTTP body limit (their replies carry results up to the result cap)."""
-
-
-def _obj(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
-    return {"type": "object", "properties": properties, "required": list(required), "additionalProperties": False}
-
-
-_STR = {"type": "string"}
-_PEER = {
-    "client_uuid": {"type": "string", "minLength": 1, "maxLength": 200, "description": "The peer's uuid."},
-    "peer_token": {"type": "string", "description": "The token blender_register_client returned."},
-}
-_UPDATE = {
-    "job_id": {"type": "string", "minLength": 1},
-    "status": {"type": "string", "enum": sorted(p.PEER_REPLY_STATUSES)},
-    "result": {},
-    "error": {"type": "string"},
-    "progress": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
-    "message": {"type": ["string", "null"]},
-}
-_UPDATES = {"type": "array", "minItems": 1, "maxItems": 1000, "items": _obj(_UPDATE, ("job_id", "status")),
-            "description": "Job updates, each answered on its own (see blender_job_update)."}
-
-
 class BlendbusServer:
     """Builds and serves the MCP surface of one Hub and one PluginSet."""
 
@@ -117,7 +62,7 @@ class BlendbusServer:
         self.plugins = plugins
         self.hub = hub
         self.packages = packages or HandlerPackages.from_plugins(plugins)
-        self.builtin = {t.name: t for t in self._builtin_tools()}
+        self.builtin = {t.name: t for t in BuiltinTools(hub, plugins, self.packages, self.validate).tools()}
         self._validators: dict[str, jsonschema.Draft202012Validator] = {}
         self.mcp = Server(
             "blendbus",
@@ -409,181 +354,3 @@ class BlendbusServer:
             raise MCPError(code=-32602, message=str(exc)) from None
         return types.GetPromptResult(description=prompt.description, messages=[
             types.PromptMessage(role="user", content=types.TextContent(type="text", text=text))])
-
-    # ---- built-in tools --------------------------------------------------------------------
-    def _builtin_tools(self) -> list[Tool]:
-        lim = self.hub.limits
-        return [
-            Tool("blender_register_client", "Peer side: join this user's bus as a Blender peer. Returns the"
-                 " peer_token and the command table the peer runs.", _obj({
-                     "client_uuid": _PEER["client_uuid"],
-                     "client_type": {"type": "string", "default": "blender", "maxLength": 100},
-                     "is_persistent": {"type": "boolean", "default": False},
-                     "capabilities": {"type": "object", "maxProperties": 100},
-                     "blender_version": {"type": "string", "maxLength": 100},
-                     "handlers": {"type": "array", "items": {"type": "object", "maxProperties": 20}, "maxItems": 500,
-                                  "description": "Handler packages the peer has: [{package, version, sha256}]."},
-                     "gates": {"type": "object", "additionalProperties": {"type": "boolean"}, "maxProperties": 1000},
-                     "instance": {"type": "string", "maxLength": 100,
-                                  "description": "Random per peer process; a new value fails the old one's jobs."},
-                 }, ("client_uuid",)),
-                 self._register, {"idempotent": True}, role=PEER, max_bytes=lim.max_registration_bytes),
-            Tool("blender_unregister_client", "Peer side: leave the bus.", _obj(_PEER, ("client_uuid", "peer_token")),
-                 self._unregister, role=PEER),
-            Tool("blender_fetch_handler_package", "Peer side: the source of one plugin's addon-side package,"
-                 " for a peer that lacks it or has another version (live handler sync).",
-                 _obj({**_PEER, "package": {"type": "string", "maxLength": 200}},
-                      ("client_uuid", "peer_token", "package")), self._fetch_package, {"read_only": True}, role=PEER),
-            Tool("blender_list_clients", "List the Blender peers connected to your bus.", _obj({}),
-                 self._list_clients, {"read_only": True}),
-            Tool("blender_poll_jobs", "Peer side: long-poll for payloads. Acknowledge what the previous poll"
-                 " returned in `ack`; unacknowledged payloads are handed out again.", _obj({
-                     **_PEER,
-                     "ack": {"type": "array", "items": _STR, "maxItems": 10000},
-                     "wait_s": {"type": "number", "minimum": 0, "maximum": lim.poll_wait_s},
-                     "replies": _UPDATES,
-                 }, ("client_uuid", "peer_token")), self._poll, role=PEER),
-            Tool("blender_job_update", "Peer side: report progress or the outcome of a job sent to this peer.",
-                 _obj({**_PEER, **_UPDATE}, ("job_id", "status", "client_uuid", "peer_token")), self._job_update,
-                 role=PEER),
-            Tool("blender_job_updates", "Peer side: several job updates in one request (what accumulated while"
-                 " the previous one was in flight); each is answered on its own.", _obj({
-                     **_PEER,
-                     "updates": _UPDATES,
-                 }, ("client_uuid", "peer_token", "updates")), self._job_updates, role=PEER),
-            Tool("blender_get_job", "Fetch a job's status and result by id; with wait_s, wait up to that many"
-                 " seconds for it to finish. Use it after a timeout: the job keeps running. A result too large for"
-                 " one answer comes back in pages (truncated: true): pass offset=next_offset for the next one.",
-                 _obj({
-                     "job_id": {"type": "string", "minLength": 1},
-                     "wait_s": {"type": "number", "minimum": 0, "maximum": lim.max_wait_s},
-                     "offset": {"type": "integer", "minimum": 0,
-                                "description": "Byte offset into the result text (a script's stdout, else the"
-                                               " result's JSON): returns that page of it."},
-                     "length": {"type": "integer", "minimum": paging.MIN_PAGE_BYTES,
-                                **({"maximum": lim.inline_result_max_bytes} if lim.inline_result_max_bytes else {}),
-                                "description": "Bytes per page (default and most: the server's inline budget)."},
-                 }, ("job_id",)), self._get_job, {"read_only": True}, envelope=True),
-            Tool("blender_cancel_job", "Stop a job by id: a queued job never runs; a running script or handler"
-                 " is interrupted at its next Python line, and Blender is free for the next call. Its status becomes"
-                 " 'cancelled'.", _obj({"job_id": {"type": "string", "minLength": 1}}, ("job_id",)),
-                 self._cancel_job, {"destructive": False, "idempotent": True}, envelope=True,
-                 ok=frozenset({p.CANCELLED})),
-            Tool("blender_send_message", "Escape hatch: send a raw payload. A job_dispatch payload"
-                 " {message_type: 'job_dispatch', script, job_id?} runs a Python script in Blender and returns its"
-                 " stdout; a command_dispatch payload {message_type, command, params, job_id?} runs a command."
-                 " With wait: false it returns at once with status 'queued' and the job_id; the reply then comes"
-                 " through blender_get_job(job_id) and blender_watch_bus.", _obj({
-                     "payload": {"type": "object", "properties": {
-                         "message_type": {"type": "string", "enum": list(p.PAYLOAD_KINDS)},
-                         "job_id": {"type": "string", "minLength": 1, "maxLength": 200},
-                         "script": {"type": "string"},
-                         "command": {"type": "string"},
-                         "params": {"type": "object"},
-                     }, "required": ["message_type"]},
-                     "target_uuid": _STR,
-                     "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": lim.max_timeout_s},
-                     "wait": {"type": "boolean", "default": True,
-                              "description": "false: do not wait for the reply (fire and forget)."},
-                 }, ("payload",)), self._send_message, {"destructive": True}, envelope=True,
-                 ok=frozenset({p.COMPLETED, p.QUEUED})),
-            Tool("blender_watch_bus", "Observe this user's bus (the _message_bus feed): events after `cursor`,"
-                 " waiting up to wait_s for the first.", _obj({
-                     "cursor": {"type": "integer", "minimum": 0},
-                     "wait_s": {"type": "number", "minimum": 0, "maximum": lim.max_wait_s},
-                 }), self._watch_bus, {"read_only": True}),
-        ]
-
-    async def _register(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        peer = await self.hub.register_peer(
-            call.user_id, a["client_uuid"], call.credential,
-            client_type=a.get("client_type"), is_persistent=a.get("is_persistent"),
-            capabilities=a.get("capabilities"), blender_version=a.get("blender_version"),
-            handlers=a.get("handlers"), gates=a.get("gates"), instance=a.get("instance"),
-        )
-        return {
-            "client_uuid": peer.uuid,
-            "peer_token": peer.token,
-            "commands": [c.wire() for c in self.plugins.commands.values()],
-            "preferences": [pref.wire() for pref in self.plugins.preferences.values()],
-            "packages": self.packages.manifest(),
-            "poll_wait_s": self.hub.limits.poll_wait_s,
-            "peer_grace_s": self.hub.limits.peer_grace_s,
-            "max_result_bytes": self.hub.limits.max_result_bytes,
-        }
-
-    async def _fetch_package(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        source = self.packages.source(a["package"])
-        entry = {k: source[k] for k in ("package", "plugin", "version", "sha256")}
-        await self.hub.note_synced(call.user_id, a["client_uuid"], a["peer_token"], {**entry, "source": "synced"})
-        return source
-
-    async def _unregister(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        await self.hub.unregister_peer(call.user_id, a["client_uuid"], a["peer_token"])
-        return {"unregistered": a["client_uuid"]}
-
-    async def _list_clients(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        return {"clients": await self.hub.list_peers(call.user_id)}
-
-    async def _poll(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        """Replies carried on the poll are applied first (so their callers are answered), then it waits."""
-        answers = await self._job_updates(call, {**a, "updates": a["replies"]}) if a.get("replies") else None
-        payloads = await self.hub.poll(
-            call.user_id, a["client_uuid"], a["peer_token"], a.get("ack", []),
-            a.get("wait_s", self.hub.limits.poll_wait_s),
-        )
-        return {"payloads": payloads, **(answers or {})}
-
-    async def _job_update(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        return await self.hub.job_update(
-            call.user_id, a["client_uuid"], a["peer_token"], a["job_id"], a["status"],
-            result=a.get("result"), error=a.get("error", ""), progress=a.get("progress"), message=a.get("message"),
-        )
-
-    async def _job_updates(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        await self.hub.peer(call.user_id, a["client_uuid"], a["peer_token"])  # a bad token fails the whole batch
-        answers = []
-        for update in a["updates"]:
-            try:
-                answers.append({"job_id": update["job_id"], **await self._job_update(call, {**a, **update})})
-            except (PermissionError, LookupError, ValueError) as exc:
-                answers.append({"job_id": update["job_id"], "error": str(exc), "code": type(exc).__name__})
-        return {"answers": answers}
-
-    async def _get_job(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        env = await self.hub.get_job(call.user_id, a["job_id"], a.get("wait_s", 0.0))
-        if "offset" not in a or env.get("result") is None:
-            return env
-        budget = self.hub.limits.inline_result_max_bytes or paging.DEFAULT_INLINE_RESULT_MAX_BYTES
-        return paging.page(env, a["offset"], a.get("length", budget))
-
-    async def _cancel_job(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        return await self.hub.cancel_job(call.user_id, a["job_id"])
-
-    async def _send_message(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        raw = a["payload"]
-        kind = raw["message_type"]
-        job_id = raw.get("job_id") or p.new_job_id()
-        if kind == p.JOB_DISPATCH:
-            if not isinstance(raw.get("script"), str):
-                raise ValueError("a job_dispatch payload needs a 'script' string")
-            payload, command = p.job_dispatch(job_id, raw["script"]), "job_dispatch"
-            timeout = 60.0
-        else:
-            cmd = self.plugins.commands.get(raw.get("command", ""))
-            if cmd is None:
-                raise ValueError(f"unknown command {raw.get('command')!r} in command_dispatch payload")
-            params = raw.get("params") or {}
-            error = self.validate(cmd.tool_name, params)
-            if error:
-                return p.envelope(p.INVALID, command=cmd.name, job_id=job_id, error=error)
-            payload, command, timeout = p.command_dispatch(job_id, cmd.name, params), cmd.name, cmd.timeout
-        return await self.hub.dispatch(
-            call.user_id, payload, command=command, target_uuid=a.get("target_uuid"),
-            timeout=a.get("timeout_s", timeout), on_progress=call.progress, wait=a.get("wait", True),
-        )
-
-    async def _watch_bus(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        events, cursor = await self.hub.peers.events_since(call.user_id, a.get("cursor", 0), a.get("wait_s", 0.0))
-        return {"logger": "_message_bus", "cursor": cursor,
-                "events": [{"seq": e.seq, "kind": e.kind, **e.data} for e in events]}

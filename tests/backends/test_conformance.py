@@ -149,12 +149,14 @@ async def test_a_silent_peer_expires_once(backend: Backend) -> None:
     peers = backend.peers
     await peers.register("u", "quiet", "c", "i", {}, max_peers=9)
     loud = await peers.register("u", "loud", "c", "j", {}, max_peers=9)
+    replier = await peers.register("u", "replier", "c", "k", {}, max_peers=9)
     poll = asyncio.ensure_future(peers.take("u", "loud", loud.token, [], 4))
     gone: list[tuple[str, str]] = []
     for _ in range(25):
         gone += await peers.expired()
+        await peers.authenticate("u", "replier", replier.token, touch=True)  # it keeps replying
         await asyncio.sleep(0.1)
-    assert gone == [("u", "quiet")]  # handed out once; the polling peer stays
+    assert gone == [("u", "quiet")]  # handed out once; the polling and the replying peers stay
     await poll
 
 

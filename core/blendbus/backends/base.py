@@ -190,8 +190,9 @@ class Peers(Protocol):
         PeerAuthError if a live peer of another credential or process holds the uuid; PermissionError
         when the user already has `max_peers`."""
 
-    async def authenticate(self, user_id: str, uuid: str, token: str) -> PeerRecord:
-        """The peer behind (uuid, token), or PeerAuthError."""
+    async def authenticate(self, user_id: str, uuid: str, token: str, *, touch: bool = False) -> PeerRecord:
+        """The peer behind (uuid, token), or PeerAuthError; with `touch`, it was heard from (a reply):
+        alive for the grace period at least."""
 
     async def unregister(self, user_id: str, uuid: str) -> bool: ...
 
@@ -212,9 +213,6 @@ class Peers(Protocol):
                    wait_s: float) -> tuple[list[dict[str, Any]], list[str]]:
         """A long poll: acknowledge `ack`, then return every unacked payload (waiting up to wait_s for
         one) and the ids handed out for the first time. The peer counts as alive while it polls."""
-
-    async def touch(self, user_id: str, uuid: str) -> None:
-        """The peer was heard from (a reply): it is alive."""
 
     async def expired(self) -> list[tuple[str, str]]:
         """(user_id, uuid) of peers not heard from for the grace period, each handed to exactly one

@@ -124,8 +124,11 @@ class LocalPeers:
         peer.token = secrets.token_urlsafe(24)
         return peer.record(user_id)
 
-    async def authenticate(self, user_id: str, uuid: str, token: str) -> PeerRecord:
-        return self._peer(user_id, uuid, token).record(user_id)
+    async def authenticate(self, user_id: str, uuid: str, token: str, *, touch: bool = False) -> PeerRecord:
+        peer = self._peer(user_id, uuid, token)
+        if touch:
+            peer.last_seen = time.time()
+        return peer.record(user_id)
 
     async def unregister(self, user_id: str, uuid: str) -> bool:
         peer = self._bus(user_id).peers.pop(uuid, None)
@@ -183,11 +186,6 @@ class LocalPeers:
             return list(peer.unacked.values()), fresh
         finally:
             peer.polls -= 1
-            peer.last_seen = time.time()
-
-    async def touch(self, user_id: str, uuid: str) -> None:
-        peer = self._bus(user_id).peers.get(uuid)
-        if peer is not None:
             peer.last_seen = time.time()
 
     async def expired(self) -> list[tuple[str, str]]:

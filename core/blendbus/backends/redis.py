@@ -9,9 +9,10 @@ Every piece of shared state lives in Redis, under a key prefix (docs/deployment.
   until the peer confirms it, whichever replica it polls;
 - liveness is a sorted set of wall-clock deadlines, which any replica's reaper claims atomically;
 - the `_message_bus` feed is a stream per user;
-- one pub/sub channel wakes the replica holding a peer's poll or a caller's waiter. Wake-ups are
-  best-effort by nature; every wait also re-reads Redis now and then, so a lost one costs latency,
-  never a job.
+- one pub/sub channel wakes the replica holding a peer's poll or a caller's waiter. Pub/sub drops
+  messages only while a subscriber is disconnected; on reconnecting, every wait here re-reads Redis,
+  and a call's wait re-reads its job every `progress_every_s` anyway, so a lost wake-up costs
+  latency, never a job.
 
 All keys of one user share a hash tag (`{user}`), so each script touches one slot.
 """
@@ -34,7 +35,7 @@ from redis.exceptions import RedisError
 
 from ..jobs import (DEFAULT_MAX_AGE_S, DEFAULT_MAX_BYTES_PER_USER, DEFAULT_MAX_JOBS_PER_USER,
                     ROW_OVERHEAD_BYTES)
-from ..protocol import CANCEL, FINAL_STATUSES, QUEUED, STATUS_RANK
+from ..protocol import CANCEL, FINAL_STATUSES, STATUS_RANK
 from ..waiter import JobWaiter
 from .base import (UNSET, Backend, BusEvent, DuplicateJob, Job, JobStoreError, PeerAuthError, PeerRecord,
                    ProgressFn, Route, route)
@@ -46,8 +47,6 @@ EVENTS_KEPT = 1000
 """Events kept per user in the `_message_bus` stream (approximately: Redis trims in whole nodes)."""
 REPLICA_TTL_S = 10.0
 """A replica that has not said it is alive for this long no longer counts (its in-flight calls neither)."""
-RECHECK_S = 5.0
-"""Longest a wait relies on a pub/sub wake-up alone before it reads Redis again."""
 MAX_CONNECTIONS = 128
 """Connections one replica opens to Redis at most; more concurrent commands wait for one (10 s at most)."""
 INFO_PREFIX = "i:"
@@ -177,6 +176,16 @@ redis.call('ZADD', KEYS[5], #ids == 0 and ARGV[3] or ARGV[4], ARGV[2])
 redis.call('HSET', KEYS[1], 'last_seen', ARGV[5])
 if #ids == 0 then return {{}, {}, {}} end
 return {fresh, ids, redis.call('HMGET', KEYS[4], unpack(ids))}
+"""
+
+# KEYS: peer, alive   ARGV: token, member, deadline, now
+_HEARD = """
+local tok = redis.call('HGET', KEYS[1], 'token')
+if tok and tok == ARGV[1] then
+  redis.call('ZADD', KEYS[2], 'XX', 'GT', ARGV[3], ARGV[2])
+  redis.call('HSET', KEYS[1], 'last_seen', ARGV[4])
+end
+return redis.call('HGETALL', KEYS[1])
 """
 
 # KEYS: peer, q, qp   ARGV: job_id, payload, channel, message
@@ -576,8 +585,14 @@ class RedisPeers:
         return self._record(user_id, uuid, self._pairs(answer))
 
     @_failures_are_store_errors
-    async def authenticate(self, user_id: str, uuid: str, token: str) -> PeerRecord:
-        raw = await self.shared.redis.hgetall(self.shared.user(user_id) + "peer:" + uuid)
+    async def authenticate(self, user_id: str, uuid: str, token: str, *, touch: bool = False) -> PeerRecord:
+        key = self.shared.user(user_id) + "peer:" + uuid
+        if touch:  # one round trip: check, refresh liveness, read
+            now = time.time()
+            raw = self._pairs(await self.shared.run("heard", _HEARD, [key, self.shared.alive_key], [
+                token, self.shared.member(user_id, uuid), now + self.shared.grace_s, now]))
+        else:
+            raw = await self.shared.redis.hgetall(key)
         stored = raw.get(b"token", b"")
         if not raw or not hmac.compare_digest(stored, token.encode()):
             raise PeerAuthError(f"peer {uuid!r} is not registered with that token; call blender_register_client again")
@@ -648,28 +663,24 @@ class RedisPeers:
         key = (user_id, uuid)
         woken = self._hold(self._wakeups, key)
         try:
-            # While the poll is open the peer is alive until the poll's end plus the grace period.
+            # While the poll is open the peer is alive until the poll's end plus the grace period: a
+            # poll that ends with nothing to hand out needs no second write.
             payloads, fresh = await self._take(user_id, uuid, token, ack, time.time() + wait_s + self.shared.grace_s)
             deadline = time.monotonic() + wait_s
             while not payloads and not self.closing and (remaining := deadline - time.monotonic()) > 0:
                 try:
-                    await asyncio.wait_for(woken.wait(), min(remaining, RECHECK_S))
+                    await asyncio.wait_for(woken.wait(), remaining)
                 except TimeoutError:
-                    pass
+                    break
                 woken.clear()
-                last = remaining <= RECHECK_S or self.closing
-                idle_until = time.time() + (self.shared.grace_s if last else deadline - time.monotonic() + self.shared.grace_s)
-                payloads, fresh = await self._take(user_id, uuid, token, [], idle_until)
+                payloads, fresh = await self._take(
+                    user_id, uuid, token, [], time.time() + deadline - time.monotonic() + self.shared.grace_s)
             return payloads, fresh
         except asyncio.CancelledError:  # the peer hung up mid-poll: it is alive for the grace period only
             await asyncio.shield(self._heard(user_id, uuid, lower=True))
             raise
         finally:
             self._unhold(self._wakeups, key)
-
-    @_failures_are_store_errors
-    async def touch(self, user_id: str, uuid: str) -> None:
-        await self._heard(user_id, uuid, lower=False)
 
     async def _heard(self, user_id: str, uuid: str, *, lower: bool) -> None:
         """Alive until now + grace; unless `lower`, an open poll's later deadline is kept."""
@@ -721,9 +732,9 @@ class RedisPeers:
             deadline = time.monotonic() + wait_s
             while not events and (remaining := deadline - time.monotonic()) > 0:
                 try:
-                    await asyncio.wait_for(added.wait(), min(remaining, RECHECK_S))
+                    await asyncio.wait_for(added.wait(), remaining)
                 except TimeoutError:
-                    pass
+                    break
                 added.clear()
                 events, seq = await self._read_events(user_id, cursor)
             return events, seq
