@@ -41,12 +41,14 @@ def _rotated(urls: list[str], n: int) -> str:
     return ",".join(urls[n % len(urls):] + urls[:n % len(urls)])
 
 
-def _open_jobs_in_redis(url: str, prefix: str) -> int:
+def _jobs_in_redis(url: str, prefix: str) -> dict[str, int]:
+    """Jobs by status, read straight from Redis (every user's)."""
     import redis
 
     client = redis.Redis.from_url(url)
     try:
-        return sum(client.scard(key) for key in client.scan_iter(match=f"{prefix}:*:jobs:open:*", count=1000))
+        keys = list(client.scan_iter(match=f"{prefix}:*:job:*", count=1000))
+        return dict(Counter(client.hget(key, "status").decode() for key in keys))
     finally:
         client.close()
 
@@ -134,7 +136,8 @@ async def _soak(tmp: Path, servers: list, urls: list[str], backend: str, seconds
     await asyncio.sleep(7)  # past the liveness grace: anything in flight must have settled by now
     if replicas:
         base, _, prefix = backend.partition("?prefix=")
-        in_flight, by_status = _open_jobs_in_redis(base, prefix), {}
+        by_status = _jobs_in_redis(base, prefix)
+        in_flight = by_status.get("queued", 0) + by_status.get("running", 0)
     else:
         db = sqlite3.connect(tmp / "state0" / "jobs.sqlite3")
         in_flight = db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')").fetchone()[0]

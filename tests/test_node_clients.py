@@ -56,3 +56,39 @@ async def test_a_large_result_reaches_an_http_client(blendbus_server):
             seen = await run_node("http-large-result", url, str(3 * MIB))
     assert seen["status"] == "completed" and seen["truncated"] is True and seen["still_connected"] is True
     assert seen["reassembled"] == seen["result_bytes"] >= 3 * MIB and seen["largest_message"] < MIB
+
+
+async def test_a_task_through_the_typescript_client(blendbus_server):
+    """2025-11-25 tasks as the TypeScript SDK's callToolStream uses them: the server advertises
+    capabilities.tasks, the tool says taskSupport optional, the call returns a task at once, the
+    client polls tasks/get, then tasks/result gives the CallToolResult."""
+    async with serve_http(blendbus_server) as url:
+        async with PythonPeer(lambda: connect(url)):
+            seen = await run_node("http-task", url, "2")
+    assert seen["server_tasks"] == {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
+    assert seen["tool_execution"] == {"taskSupport": "optional"}
+    assert seen["types"][0] == "taskCreated" and seen["types"][-1] == "result" and "taskStatus" in seen["types"]
+    assert seen["created_status"] == "working" and seen["statuses"][-1] == "completed"
+    assert set(seen["statuses"]) <= {"working", "completed"} and seen["ttl"] > 0 and seen["poll_interval"] > 0
+    assert seen["result"]["status"] == "completed" and seen["result"]["result"] == 2.0 and seen["is_error"] is False
+    assert seen["related"] == seen["task_id"] and seen["listed"] and seen["get_status"] == "completed"
+    assert seen["unknown_task"] == -32602  # unknown, expired or another user's: the same answer
+
+
+async def test_a_cancelled_task_frees_the_peer(blendbus_server):
+    async with serve_http(blendbus_server) as url:
+        async with PythonPeer(lambda: connect(url), concurrency=1):
+            seen = await run_node("http-task-cancel", url, "60")
+    assert seen["types"][0] == "taskCreated" and "cancelled" in seen["last"] and seen["status_after"] == "cancelled"
+    assert seen["next"]["status"] == "completed" and seen["next"]["result"] == {"echo": "free again"}
+    assert seen["total_ms"] < 60_000  # the 60 s loop was interrupted, not waited out
+
+
+async def test_progress_keeps_a_long_call_alive_in_the_typescript_client(blendbus_server):
+    """A 7 s call from a client that gives up after 3 s without news: progress resets its timeout."""
+    blendbus_server.hub.limits.progress_every_s = 1.0
+    async with serve_http(blendbus_server) as url:
+        async with PythonPeer(lambda: connect(url)):
+            seen = await run_node("http-progress", url, "7")
+    assert seen["status"] == "completed" and seen["reports"] >= 5 and seen["rising"]
+    assert any(m.startswith("running on py-") for m in seen["messages"])

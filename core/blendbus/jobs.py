@@ -226,6 +226,15 @@ class JobStore:
         ).fetchone()
         return Job(*row) if row else None
 
+    def recent(self, user_id: str, limit: int, before: float | None = None) -> list[Job]:
+        """A user's newest jobs (created before `before`, if given), newest first, without their results."""
+        rows = self._db.execute(
+            "SELECT user_id, job_id, kind, command, target_uuid, status, NULL, error, progress, message, created, updated"
+            " FROM jobs WHERE user_id = ? AND created < ? ORDER BY created DESC LIMIT ?",
+            (user_id, before if before is not None else float("inf"), limit),
+        ).fetchall()
+        return [Job(*row) for row in rows]
+
     def in_flight(self, user_id: str, target_uuid: str) -> list[str]:
         rows = self._db.execute(
             "SELECT job_id FROM jobs WHERE user_id = ? AND target_uuid = ? AND status IN (?, ?)",

@@ -43,6 +43,9 @@ OPEN_METHODS = frozenset({"initialize", "ping", "server/discover", "tools/list",
 other method (resources, prompts, subscriptions, tasks, and any added later) needs the llm role."""
 FORBIDDEN = -32001
 """JSON-RPC error code for a method the caller's token role does not allow."""
+TASK_REFUSED = -32000
+"""JSON-RPC error code for a task-augmented call that could not be queued (no peer, several, busy);
+`data` is the envelope, with its status."""
 INSTRUCTIONS = """\
 blendbus drives a running Blender. Call a blender_* tool directly: blender_get_scene_info,
 blender_get_object_info(name=...), blender_execute_code(code=...), and the plugin tools.
@@ -79,10 +82,12 @@ class BlendbusServer:
             on_get_prompt=self._get_prompt,
         )
         self.mcp.middleware.insert(0, self._authorize)
+        self.mcp.middleware.insert(1, self._session_era_tasks)
         self.mcp.extensions[tasks.EXTENSION] = {}
         for method, handler in (("tasks/get", self._tasks_get), ("tasks/cancel", self._tasks_cancel),
-                                ("tasks/update", self._tasks_update)):
+                                ("tasks/update", self._tasks_update), ("tasks/result", self._tasks_result)):
             self.mcp.add_request_handler(method, tasks.TaskParams, handler)
+        self.mcp.add_request_handler("tasks/list", tasks.TaskListParams, self._tasks_list)
 
     # ---- tool list -------------------------------------------------------------------------
     def dispatch_schema(self, cmd: Command) -> dict[str, Any]:
@@ -118,6 +123,8 @@ class BlendbusServer:
                 input_schema=self.dispatch_schema(cmd),
                 output_schema=self.output_schema(cmd),
                 annotations=types.ToolAnnotations(**hints) if hints else None,
+                # 2025-11-25 clients may ask for a task (params.task); others get the result or a timeout.
+                execution=types.ToolExecution(task_support="optional"),
             ))
         for tool in self.builtin.values():
             hints = {ANNOTATION_KEYS[k]: v for k, v in tool.annotations.items()}
@@ -189,17 +196,15 @@ class BlendbusServer:
     async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
         return types.ListToolsResult(tools=self.tools)
 
-    async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
-        self._ensure_started()
-        name, arguments = params.name, dict(params.arguments or {})
-
+    def _admit(self, ctx: Any, name: str, arguments: dict[str, Any]) -> tuple[Call, types.CallToolResult | None]:
+        """Who calls, and the refusal if they may not call `name` with these arguments (role, schema, size)."""
         user_id, roles = self.identity_of(ctx)
         call = Call(user_id=user_id, progress=RisingProgress(ctx.session.report_progress),
                     credential=self.credential_of(ctx))
         needed = self.role_of(name)
         if needed not in roles:
-            return self.plain({"error": f"{name} needs a token with the {needed} role", "code": "Forbidden"},
-                              is_error=True)
+            return call, self.plain({"error": f"{name} needs a token with the {needed} role", "code": "Forbidden"},
+                                    is_error=True)
         error = self.validate(name, arguments)
         cap = self.arguments_cap(name)
         if error is None and cap is not None:
@@ -207,7 +212,15 @@ class BlendbusServer:
             if size > cap:
                 error = f"arguments for {name} are {size} bytes, above the cap of {cap}; send less per call"
         if error is not None:
-            return self.result(p.envelope(p.INVALID, command=name, error=error))
+            return call, self.result(p.envelope(p.INVALID, command=name, error=error))
+        return call, None
+
+    async def _call_tool(self, ctx: Any, params: types.CallToolRequestParams) -> types.CallToolResult:
+        self._ensure_started()
+        name, arguments = params.name, dict(params.arguments or {})
+        call, refusal = self._admit(ctx, name, arguments)
+        if refusal is not None:
+            return refusal
         try:
             cmd = self.plugins.by_tool(name)
             if cmd is not None and tasks.declared(ctx.meta) and ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
@@ -251,25 +264,110 @@ class BlendbusServer:
         """Tasks live as long as their jobs are kept."""
         return int(self.hub.jobs.max_age_s * 1000)
 
+    @staticmethod
+    def _session_era(ctx: Any) -> bool:
+        return ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS
+
     async def _task_job(self, ctx: Any, params: tasks.TaskParams, method: str) -> Any:
-        tasks.require_extension(ctx.meta, method)
+        """The caller's job behind a task id. The 2026-07-28 era requires the extension on each request;
+        2025-11-25 clients negotiated `capabilities.tasks` once, in the handshake."""
+        if not self._session_era(ctx):
+            tasks.require_extension(ctx.meta, method)
         job = await self.hub.jobs.get(self.identity_of(ctx)[0], params.task_id)
         if job is None:
             raise tasks.unknown(params.task_id)
         return job
 
     async def _tasks_get(self, ctx: Any, params: tasks.TaskParams) -> dict[str, Any]:
-        return tasks.detailed(await self._task_job(ctx, params, "tasks/get"), self.task_ttl_ms, self.result)
+        job = await self._task_job(ctx, params, "tasks/get")
+        if self._session_era(ctx):
+            return tasks.legacy_task(job, self.task_ttl_ms)
+        return tasks.detailed(job, self.task_ttl_ms, self.result)
 
     async def _tasks_cancel(self, ctx: Any, params: tasks.TaskParams) -> dict[str, Any]:
         job = await self._task_job(ctx, params, "tasks/cancel")
         if job.status in p.OPEN_STATUSES:
             await self.hub.cancel_job(job.user_id, job.job_id)
+        elif self._session_era(ctx):
+            raise MCPError(code=tasks.INVALID_PARAMS, message=f"task {job.job_id!r} is already {tasks.status_of(job)}")
+        if self._session_era(ctx):
+            return tasks.legacy_task(await self.hub.jobs.get(job.user_id, job.job_id) or job, self.task_ttl_ms)
         return {}
 
     async def _tasks_update(self, ctx: Any, params: tasks.TaskParams) -> dict[str, Any]:
         await self._task_job(ctx, params, "tasks/update")
         return {}  # no blendbus job asks for input: there is nothing to update
+
+    async def _tasks_result(self, ctx: Any, params: tasks.TaskParams) -> dict[str, Any]:
+        """2025-11-25: wait until the task is terminal, then its CallToolResult (told first, as
+        notifications/tasks/status, that it ended)."""
+        job = await self._task_job(ctx, params, "tasks/result")
+        env = await self.hub.get_job(job.user_id, job.job_id)
+        while env["status"] in p.OPEN_STATUSES:
+            env = await self.hub.get_job(job.user_id, job.job_id, wait_s=self.hub.limits.max_wait_s)
+        final = await self.hub.jobs.get(job.user_id, job.job_id) or job
+        await self._tell_status(ctx, tasks.legacy_task(final, self.task_ttl_ms))
+        result = self.result(env).model_dump(by_alias=True, mode="json", exclude_none=True)
+        result["_meta"] = {**result.get("_meta", {}), tasks.RELATED_TASK_META: {"taskId": job.job_id}}
+        return result
+
+    async def _tasks_list(self, ctx: Any, params: tasks.TaskListParams) -> dict[str, Any]:
+        """The caller's own tasks (every job is one), newest first, a page at a time."""
+        if not self._session_era(ctx):
+            tasks.require_extension(ctx.meta, "tasks/list")
+        jobs = await self.hub.jobs.recent(self.identity_of(ctx)[0], tasks.LIST_PAGE, tasks.cursor_time(params.cursor))
+        shape = tasks.legacy_task if self._session_era(ctx) else tasks.task
+        listed: dict[str, Any] = {"tasks": [shape(job, self.task_ttl_ms) for job in jobs]}
+        if (cursor := tasks.page_cursor(jobs)) is not None:
+            listed["nextCursor"] = cursor
+        return listed
+
+    async def _tell_status(self, ctx: Any, task: dict[str, Any]) -> None:
+        """notifications/tasks/status on the request's stream; a client that cannot take it loses nothing."""
+        try:
+            await ctx.session.send_notification(types.TaskStatusNotification(
+                params=types.TaskStatusNotificationParams.model_validate(task)), related_request_id=ctx.request_id)
+        except Exception as exc:  # noqa: BLE001 - the status is also in tasks/get; the result must still go out
+            log.debug("notifications/tasks/status not sent: %s", exc)
+
+    async def _session_era_tasks(self, ctx: Any, call_next: Any) -> Any:
+        """Server middleware for 2025-11-25 tasks: advertise `capabilities.tasks` in the handshake, and
+        answer a task-augmented tools/call with a CreateTaskResult. That answer is made here, not in
+        the tools/call handler, because the SDK sieves a handler's tools/call result to a CallToolResult
+        on handshake-era connections; a middleware's own result goes out as it is."""
+        if ctx.method == "initialize":
+            result = await call_next(ctx)
+            if isinstance(result, dict) and result.get("protocolVersion") == tasks.LEGACY_VERSION:
+                result["capabilities"] = {**result.get("capabilities", {}), "tasks": tasks.LEGACY_CAPABILITY}
+            return result
+        if (ctx.method == "tools/call" and self._session_era(ctx) and isinstance(ctx.params, dict)
+                and ctx.params.get("task") is not None):
+            return await self._call_as_legacy_task(ctx)
+        return await call_next(ctx)
+
+    async def _call_as_legacy_task(self, ctx: Any) -> dict[str, Any]:
+        """A 2025-11-25 task-augmented tools/call: the job is queued and its task returned at once."""
+        self._ensure_started()
+        try:
+            params = types.CallToolRequestParams.model_validate(ctx.params, by_name=False)
+        except ValueError as exc:
+            raise MCPError(code=tasks.INVALID_PARAMS, message=f"invalid tools/call params: {exc}") from None
+        name, arguments = params.name, dict(params.arguments or {})
+        cmd = self.plugins.by_tool(name)
+        if cmd is None:
+            raise MCPError(code=tasks.INVALID_PARAMS, message=f"{name} does not run as a task (its"
+                           " execution.taskSupport is not set); call it without `task`")
+        call, refusal = self._admit(ctx, name, arguments)
+        if refusal is not None:
+            raise MCPError(code=tasks.INVALID_PARAMS, message=str((refusal.structured_content or {}).get("error")))
+        try:
+            env = await self.run_command(call, cmd, arguments, wait=False)
+        except (PermissionError, LookupError, ValueError, JobStoreError) as exc:
+            raise MCPError(code=TASK_REFUSED, message=str(exc)) from None
+        job = await self.hub.jobs.get(call.user_id, env["job_id"]) if env["job_id"] else None
+        if job is None:  # nothing was queued: no peer, several, busy
+            raise MCPError(code=TASK_REFUSED, message=f"{env['status']}: {env['error']}", data=env)
+        return tasks.legacy_created(job, self.task_ttl_ms)
 
     def result(self, env: dict[str, Any], ok: frozenset[str] = frozenset({p.COMPLETED})) -> types.CallToolResult:
         """An envelope as a tool result: structuredContent, the same as JSON text, and images a

@@ -88,3 +88,46 @@ def require_extension(meta: Any, method: str) -> None:
 
 def unknown(task_id: str) -> MCPError:
     return MCPError(code=INVALID_PARAMS, message=f"no task {task_id!r}: unknown, expired, or not yours")
+
+
+# ---- the 2025-11-25 era: session-era clients (the TypeScript SDK's callToolStream) ------------------
+LEGACY_VERSION = "2025-11-25"
+"""The one handshake-era revision that defines tasks."""
+LEGACY_CAPABILITY: dict[str, Any] = {"list": {}, "cancel": {}, "requests": {"tools": {"call": {}}}}
+"""`capabilities.tasks` as 2025-11-25 defines it: tools/call may be task-augmented; list and cancel work."""
+RELATED_TASK_META = "io.modelcontextprotocol/related-task"
+LIST_PAGE = 50
+
+
+class TaskListParams(types.RequestParams):
+    """Parameters of tasks/list: an opaque cursor from the previous page."""
+
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+    cursor: str | None = Field(default=None, max_length=100)
+
+
+def legacy_task(job: Job, ttl_ms: int) -> dict[str, Any]:
+    """The 2025-11-25 Task shape of a job (same statuses; `ttl` and `pollInterval` instead of the *Ms names)."""
+    shape = task(job, ttl_ms)
+    return {"taskId": shape["taskId"], "status": shape["status"], "statusMessage": shape["statusMessage"],
+            "createdAt": shape["createdAt"], "lastUpdatedAt": shape["lastUpdatedAt"], "ttl": ttl_ms,
+            "pollInterval": POLL_INTERVAL_MS}
+
+
+def legacy_created(job: Job, ttl_ms: int) -> dict[str, Any]:
+    """The 2025-11-25 CreateTaskResult: `{task: Task}`."""
+    return {"task": legacy_task(job, ttl_ms)}
+
+
+def page_cursor(jobs: list[Job]) -> str | None:
+    """The cursor of the page after `jobs` (None: that was the last page)."""
+    return repr(jobs[-1].created) if len(jobs) == LIST_PAGE else None
+
+
+def cursor_time(cursor: str | None) -> float | None:
+    if cursor is None:
+        return None
+    try:
+        return float(cursor)
+    except ValueError:
+        raise MCPError(code=INVALID_PARAMS, message=f"cursor {cursor!r} is not one tasks/list gave") from None

@@ -43,6 +43,11 @@ async def test_a_status_only_moves_forward(backend: Backend) -> None:
     job = await jobs.get("u", "j1")
     assert job.status == p.COMPLETED and job.result == {"n": 1} and job.error == ""
     assert await jobs.in_flight("u", "peer") == [] and await jobs.get("other", "j1") is None
+    for ending in (p.CANCELLED, p.LOST, p.TIMEOUT):  # every status past running ends "in flight"
+        await jobs.create("u", ending, kind=p.COMMAND_DISPATCH, command="c", target_uuid="peer")
+        await jobs.advance("u", ending, ending, error="stopped")
+    assert await jobs.in_flight("u", "peer") == []
+    assert await jobs.advance("u", p.LOST, p.COMPLETED, result=1)  # a late reply still lands
 
 
 async def test_results_and_progress_round_trip(backend: Backend) -> None:
@@ -55,6 +60,20 @@ async def test_results_and_progress_round_trip(backend: Backend) -> None:
     await jobs.advance("u", "big", p.COMPLETED, result=blob)
     assert (await jobs.get("u", "big")).result == blob
     assert (await jobs.get("u", "big")).envelope()["progress"] == {"fraction": 0.25, "message": "a quarter"}
+
+
+async def test_a_user_lists_their_newest_jobs_without_results(backend: Backend) -> None:
+    jobs = backend.jobs
+    for i in range(4):
+        await jobs.create("u", f"j{i}", kind=p.COMMAND_DISPATCH, command="c", target_uuid="peer")
+        await asyncio.sleep(0.01)
+    await jobs.advance("u", "j1", p.COMPLETED, result="x" * 10_000)
+    await jobs.create("v", "theirs", kind=p.COMMAND_DISPATCH, command="c", target_uuid="peer")
+    newest = await jobs.recent("u", 2)
+    assert [j.job_id for j in newest] == ["j3", "j2"]
+    older = await jobs.recent("u", 10, before=newest[-1].created)
+    assert [j.job_id for j in older] == ["j1", "j0"] and older[0].status == p.COMPLETED
+    assert older[0].result_json is None  # a listing does not load results
 
 
 async def test_each_user_is_kept_within_their_caps(backend: Backend) -> None:

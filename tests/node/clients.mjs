@@ -2,6 +2,9 @@
 // line of what it saw on stdout, and exits non-zero with the error on stderr when something fails.
 //   node clients.mjs stdio-large-result '<server command as a JSON list>' <bytes>
 //   node clients.mjs http-large-result <url> <bytes>
+//   node clients.mjs http-task <url> <seconds>          a task's whole life through callToolStream
+//   node clients.mjs http-task-cancel <url> <seconds>   a task cancelled mid-run; the peer takes the next call
+//   node clients.mjs http-progress <url> <seconds>      a call longer than the client's timeout, kept alive by progress
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -38,7 +41,74 @@ async function largeResult(client, bytes) {
   };
 }
 
-const scenarios = { "stdio-large-result": largeResult, "http-large-result": largeResult };
+async function streamed(client, name, args, onCreated) {
+  // Every message of a task-augmented call, as the SDK's callToolStream yields them.
+  const seen = [];
+  for await (const message of client.experimental.tasks.callToolStream({ name, arguments: args }, undefined,
+    { task: { ttl: 600_000 } })) {
+    seen.push(message);
+    if (message.type === "taskCreated" && onCreated) await onCreated(message.task);
+  }
+  return seen;
+}
+
+async function taskLife(client, seconds) {
+  const tools = await client.listTools();
+  const sleep = tools.tools.find((t) => t.name === "blender_test_sleep");
+  const seen = await streamed(client, "blender_test_sleep", { seconds, steps: 4 });
+  const created = seen.find((m) => m.type === "taskCreated").task;
+  const final = seen.at(-1);
+  const listed = await client.experimental.tasks.listTasks();
+  const got = await client.experimental.tasks.getTask(created.taskId);
+  let stranger = null;
+  try {
+    await client.experimental.tasks.getTask("j-" + "0".repeat(32));
+  } catch (error) {
+    stranger = error.code;
+  }
+  return {
+    server_tasks: client.getServerCapabilities()?.tasks ?? null, tool_execution: sleep.execution ?? null,
+    types: seen.map((m) => m.type), statuses: seen.filter((m) => m.type === "taskStatus").map((m) => m.task.status),
+    created_status: created.status, task_id: created.taskId, ttl: created.ttl, poll_interval: created.pollInterval,
+    result: final.type === "result" ? final.result.structuredContent : String(final.error),
+    is_error: final.type === "result" ? Boolean(final.result.isError) : null,
+    related: final.type === "result" ? final.result._meta?.["io.modelcontextprotocol/related-task"]?.taskId : null,
+    listed: listed.tasks.map((t) => t.taskId).includes(created.taskId), get_status: got.status, unknown_task: stranger,
+  };
+}
+
+async function taskCancel(client, seconds) {
+  const started = Date.now();
+  const code = "import time\nt = time.time()\nwhile time.time() - t < " + seconds + ":\n    pass";
+  let cancelledAt = 0;
+  const seen = await streamed(client, "blender_execute_code", { code, timeout_s: 600 }, async (task) => {
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    await client.experimental.tasks.cancelTask(task.taskId);
+    cancelledAt = Date.now();
+  });
+  const taskId = seen.find((m) => m.type === "taskCreated").task.taskId;
+  const after = await client.experimental.tasks.getTask(taskId);
+  const next = await client.callTool({ name: "blender_test_echo", arguments: { value: "free again" } });
+  return {
+    types: seen.map((m) => m.type), last: String(seen.at(-1).error ?? ""), status_after: after.status,
+    next: next.structuredContent, next_ms: Date.now() - cancelledAt, total_ms: Date.now() - started,
+  };
+}
+
+async function progress(client, seconds) {
+  // The client gives up after 3 s without news; progress every second keeps the call alive.
+  const reports = [];
+  const result = await client.callTool({ name: "blender_test_sleep", arguments: { seconds, steps: 2 } }, undefined, {
+    timeout: 3000, resetTimeoutOnProgress: true, onprogress: (p) => reports.push(p),
+  });
+  return { status: result.structuredContent.status, reports: reports.length,
+           messages: reports.map((p) => p.message), rising: reports.every((p, i) => i === 0 || p.progress > reports[i - 1].progress) };
+}
+
+const scenarios = {
+  "stdio-large-result": largeResult, "http-large-result": largeResult, "http-task": taskLife,
+  "http-task-cancel": taskCancel, "http-progress": progress,
+};
 const client = new Client({ name: "blendbus-node-test", version: "1.0.0" });
 try {
   await client.connect(transportFor(target));

@@ -163,6 +163,10 @@ class Jobs(Protocol):
 
     async def get(self, user_id: str, job_id: str) -> Job | None: ...
 
+    async def recent(self, user_id: str, limit: int, before: float | None = None) -> list[Job]:
+        """A user's newest jobs (created before `before`, if given), newest first, without their
+        results (`result_json` is None: a listing must not load 64 MB results)."""
+
     async def in_flight(self, user_id: str, target_uuid: str) -> list[str]:
         """Jobs sent to that peer and not finished."""
 

@@ -40,6 +40,9 @@ class SqliteJobs:
     async def get(self, user_id: str, job_id: str) -> Job | None:
         return self.store.get(user_id, job_id)
 
+    async def recent(self, user_id: str, limit: int, before: float | None = None) -> list[Job]:
+        return self.store.recent(user_id, limit, before)
+
     async def in_flight(self, user_id: str, target_uuid: str) -> list[str]:
         return self.store.in_flight(user_id, target_uuid)
 

@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 
 from ..jobs import (DEFAULT_MAX_AGE_S, DEFAULT_MAX_BYTES_PER_USER, DEFAULT_MAX_JOBS_PER_USER,
                     ROW_OVERHEAD_BYTES)
-from ..protocol import CANCEL, FINAL_STATUSES, STATUS_RANK
+from ..protocol import CANCEL, FINAL_STATUSES, OPEN_STATUSES, STATUS_RANK
 from ..waiter import JobWaiter
 from .base import (UNSET, Backend, BusEvent, DuplicateJob, Job, JobStoreError, PeerAuthError, PeerRecord,
                    ProgressFn, Route, route)
@@ -47,6 +47,8 @@ EVENTS_KEPT = 1000
 """Events kept per user in the `_message_bus` stream (approximately: Redis trims in whole nodes)."""
 REPLICA_TTL_S = 10.0
 """A replica that has not said it is alive for this long no longer counts (its in-flight calls neither)."""
+ORPHAN_AFTER_S = 60.0
+"""A job recorded but in no queue for this long was orphaned by a dying replica (swept by `prune`)."""
 MAX_CONNECTIONS = 128
 """Connections one replica opens to Redis at most; more concurrent commands wait for one (10 s at most)."""
 INFO_PREFIX = "i:"
@@ -67,6 +69,8 @@ local function resize(job, usage)
 end
 local function drop(usage, done, base, victim)
   redis.call('ZREM', done, victim)
+  redis.call('ZREM', base .. 'jobs:all', victim)
+  redis.call('ZREM', base .. 'jobs:queued', victim)
   local key = base .. 'job:' .. victim
   local size = tonumber(redis.call('HGET', key, 'size') or '0')
   if redis.call('DEL', key) == 1 then
@@ -97,6 +101,8 @@ if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
 redis.call('HSET', KEYS[1], 'kind', ARGV[1], 'command', ARGV[2], 'target', ARGV[3], 'status', 'queued',
            'created', ARGV[4], 'updated', ARGV[4], 'error', '', 'fixed', ARGV[5])
 redis.call('SADD', KEYS[2], ARGV[6])
+redis.call('ZADD', ARGV[10] .. 'jobs:all', ARGV[4], ARGV[6])
+redis.call('ZADD', ARGV[10] .. 'jobs:queued', ARGV[4], ARGV[6])
 redis.call('HINCRBY', KEYS[3], 'jobs', 1)
 resize(KEYS[1], KEYS[3])
 redis.call('SADD', KEYS[5], ARGV[7])
@@ -104,7 +110,7 @@ trim(KEYS[3], KEYS[4], ARGV[10], tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[6])
 return 1
 """
 
-# KEYS: job, usage, done   ARGV: status, now, has_result, result, has_error, error, final, base, job_id,
+# KEYS: job, usage, done   ARGV: status, now, has_result, result, has_error, error, ended, base, job_id,
 #                                max_jobs, max_bytes, lower statuses...
 _ADVANCE = _SIZE + """
 local cur = redis.call('HGET', KEYS[1], 'status')
@@ -113,6 +119,7 @@ local forward = false
 for i = 12, #ARGV do if ARGV[i] == cur then forward = true; break end end
 if not forward then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated', ARGV[2])
+redis.call('ZREM', ARGV[8] .. 'jobs:queued', ARGV[9])
 if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'result', ARGV[4]) end
 if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'error', ARGV[6]) end
 resize(KEYS[1], KEYS[2])
@@ -135,11 +142,28 @@ trim(KEYS[2], KEYS[3], ARGV[6], tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[7])
 return 1
 """
 
-# KEYS: usage, done   ARGV: base, cutoff, max_jobs, max_bytes
+# KEYS: usage, done   ARGV: base, cutoff, max_jobs, max_bytes, orphan cutoff, now, orphan error
 _PRUNE = _SIZE + """
+local base = ARGV[1]
+-- A job still 'queued' long after it was recorded, in no queue of its peer: the replica that
+-- recorded it died before queuing it. Nobody can run it: it is lost.
+for _, job in ipairs(redis.call('ZRANGEBYSCORE', base .. 'jobs:queued', '-inf', ARGV[5], 'LIMIT', 0, 1000)) do
+  local key = base .. 'job:' .. job
+  local target = redis.call('HGET', key, 'target') or ''
+  local queued = redis.call('LPOS', base .. 'q:' .. target, job) or redis.call('LPOS', base .. 'ul:' .. target, job)
+  if not queued then
+    redis.call('ZREM', base .. 'jobs:queued', job)
+    if redis.call('HGET', key, 'status') == 'queued' then
+      redis.call('HSET', key, 'status', 'lost', 'error', ARGV[7], 'updated', ARGV[6])
+      redis.call('SREM', base .. 'jobs:open:' .. target, job)
+      redis.call('ZADD', KEYS[2], ARGV[6], job)
+      resize(key, KEYS[1])
+    end
+  end
+end
 local old = redis.call('ZRANGEBYSCORE', KEYS[2], '-inf', ARGV[2], 'LIMIT', 0, 10000)
-for _, victim in ipairs(old) do drop(KEYS[1], KEYS[2], ARGV[1], victim) end
-return #old + trim(KEYS[1], KEYS[2], ARGV[1], tonumber(ARGV[3]), tonumber(ARGV[4]), '')
+for _, victim in ipairs(old) do drop(KEYS[1], KEYS[2], base, victim) end
+return #old + trim(KEYS[1], KEYS[2], base, tonumber(ARGV[3]), tonumber(ARGV[4]), '')
 """
 
 # KEYS: peer, peers, alive   ARGV: uuid, credential, instance, token, now, max_peers, member, deadline, field, value...
@@ -436,6 +460,7 @@ class RedisJobs:
                  max_bytes_per_user: int = DEFAULT_MAX_BYTES_PER_USER) -> None:
         self.shared = shared
         self.max_age_s, self.max_jobs_per_user, self.max_bytes_per_user = max_age_s, max_jobs_per_user, max_bytes_per_user
+        self.orphan_after_s = ORPHAN_AFTER_S
 
     def _keys(self, user_id: str) -> tuple[str, str, str]:
         base = self.shared.user(user_id)
@@ -461,7 +486,7 @@ class RedisJobs:
         encoded = json.dumps(result, separators=(",", ":")) if has_result else ""
         moved = await self.shared.run("advance", _ADVANCE, [base + "job:" + job_id, usage, done], [
             status, time.time(), int(has_result), encoded, int(error is not None), error or "",
-            int(status in FINAL_STATUSES), base, job_id, self.max_jobs_per_user, self.max_bytes_per_user, *lower])
+            int(status not in OPEN_STATUSES), base, job_id, self.max_jobs_per_user, self.max_bytes_per_user, *lower])
         return bool(moved)
 
     @_failures_are_store_errors
@@ -476,11 +501,26 @@ class RedisJobs:
         raw = await self.shared.redis.hgetall(self.shared.user(user_id) + "job:" + job_id)
         if not raw:
             return None
-        f = {k.decode(): v for k, v in raw.items()}
+        return self._job(user_id, job_id, {k.decode(): v for k, v in raw.items()})
+
+    @_failures_are_store_errors
+    async def recent(self, user_id: str, limit: int, before: float | None = None) -> list[Job]:
+        base = self.shared.user(user_id)
+        top = f"({before}" if before is not None else "+inf"
+        ids = [_s(j) for j in await self.shared.redis.zrevrangebyscore(base + "jobs:all", top, "-inf", start=0, num=limit)]
+        fields = ("kind", "command", "target", "status", "error", "progress", "message", "created", "updated")
+        async with self.shared.redis.pipeline(transaction=False) as pipe:
+            for job_id in ids:
+                pipe.hmget(base + "job:" + job_id, *fields)
+            rows = await pipe.execute()
+        return [self._job(user_id, job_id, dict(zip(fields, row))) for job_id, row in zip(ids, rows) if row[3] is not None]
+
+    @staticmethod
+    def _job(user_id: str, job_id: str, f: dict[str, Any]) -> Job:
         return Job(user_id=user_id, job_id=job_id, kind=_s(f["kind"]), command=_s(f["command"]),
                    target_uuid=_s(f.get("target")) or None, status=_s(f["status"]), result_json=f.get("result"),
-                   error=_s(f.get("error")), progress=float(f["progress"]) if "progress" in f else None,
-                   message=_s(f["message"]) if "message" in f else None, created=float(f["created"]),
+                   error=_s(f.get("error")), progress=float(f["progress"]) if f.get("progress") is not None else None,
+                   message=_s(f["message"]) if f.get("message") is not None else None, created=float(f["created"]),
                    updated=float(f["updated"]))
 
     @_failures_are_store_errors
@@ -495,12 +535,15 @@ class RedisJobs:
 
     @_failures_are_store_errors
     async def prune(self) -> int:
+        """Retention, and jobs orphaned by a replica that died between recording and queuing them
+        (still `queued` after `orphan_after_s` and in no queue) become lost."""
         removed = 0
-        cutoff = time.time() - self.max_age_s
+        now = time.time()
         for user in await self.shared.redis.smembers(f"{self.shared.prefix}:users"):
             base, usage, done = self._keys(_s(user))
             removed += await self.shared.run("prune", _PRUNE, [usage, done], [
-                base, cutoff, self.max_jobs_per_user, self.max_bytes_per_user])
+                base, now - self.max_age_s, self.max_jobs_per_user, self.max_bytes_per_user, now - self.orphan_after_s,
+                now, "the server replica that recorded this job stopped before queuing it; it never ran"])
         return removed
 
     @_failures_are_store_errors
