@@ -201,13 +201,34 @@ def new_core(server: str, token: str | None, uuid: str, state_dir: Path | None =
     )
 
 
+@bpy.app.handlers.persistent
+def _scene_updated(scene: Any, depsgraph: Any) -> None:
+    """depsgraph_update_post: tell the server which objects changed (the transport debounces)."""
+    core = _State.core
+    if core is not None:
+        core.link.scene_changed({u.id.name for u in depsgraph.updates if isinstance(u.id, bpy.types.Object)})
+
+
+def settle() -> None:
+    """After a job: evaluate what it changed, so the depsgraph handler sees it now. Without a window
+    (headless) nothing else would evaluate the scene until the next operator."""
+    try:
+        bpy.context.view_layer.update()
+    except (AttributeError, RuntimeError):  # no view layer in this context: nothing to evaluate
+        pass
+
+
 def start(core: PeerCore) -> TransportThread:
     stop()
     _State.core, _State.thread = core, TransportThread(core.link).start()
+    if _scene_updated not in bpy.app.handlers.depsgraph_update_post:
+        bpy.app.handlers.depsgraph_update_post.append(_scene_updated)
     return _State.thread
 
 
 def stop() -> None:
+    if _scene_updated in bpy.app.handlers.depsgraph_update_post:
+        bpy.app.handlers.depsgraph_update_post.remove(_scene_updated)
     if _State.thread is not None:
         _State.thread.stop()
     _State.core = _State.thread = None
@@ -219,6 +240,8 @@ def drain_timer() -> float | None:
     if core is None:
         return None
     ran = core.drain(DRAIN_BUDGET_S)
+    if ran:
+        settle()
     if ran or len(core.queue) or core.pending:
         _State.idle_step = 0
         return 0.0

@@ -118,11 +118,13 @@ def main(*, server: str, token: str | None, uuid: str | None, settings: dict[str
                 print(f"blendbus peer {uuid} connected to {server} (Blender {bpy.app.version_string})",
                       file=sys.stderr, flush=True)
                 announced = True
-            core.resume_ready()
+            if core.resume_ready():
+                blender.settle()
             # Wake often while handlers wait on background work, else block on the queue.
             payload = core.queue.take(timeout=0.005 if core.pending else 0.25)
             if payload is not None:
                 core.run_payload(payload)
+                blender.settle()
     finally:
         blender.stop()
         held.release()

@@ -140,6 +140,11 @@ class PeerLink:
         self._poll_open = False
         self.connected = asyncio.Event()
         self._stop: asyncio.Event | None = None
+        self._changes: set[str] = set()
+        self._changes_pending = False
+        self._changes_lock = threading.Lock()
+        self._changes_added = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---- used from any thread ----------------------------------------------------------------
     def reply(self, job_id: str, status: str, result: Any = None, error: str = "", size: int = 0) -> None:
@@ -148,11 +153,22 @@ class PeerLink:
     def progress(self, job_id: str, fraction: float | None, message: str | None) -> None:
         self.outbox.put({"job_id": job_id, "status": p.RUNNING, "progress": fraction, "message": message})
 
+    def scene_changed(self, names: set[str]) -> None:
+        """The scene changed (these objects): tell the server, which notifies resource subscribers."""
+        with self._changes_lock:
+            self._changes |= names
+            self._changes_pending = True
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(self._changes_added.set)
+
     # ---- the loop ----------------------------------------------------------------------------
     async def run(self) -> None:
         self._stop = asyncio.Event()
         self.connected = asyncio.Event()
-        self.outbox.bind(asyncio.get_running_loop())
+        self._changes_added = asyncio.Event()
+        self._loop = asyncio.get_running_loop()
+        self.outbox.bind(self._loop)
         backoff = 0.1
         waiting = False  # said once that the uuid is still held by this peer's previous process
         while not self._stop.is_set():
@@ -211,7 +227,8 @@ class PeerLink:
 
     async def _serve(self, client: Any) -> None:
         stop = asyncio.ensure_future(self._stop.wait())  # type: ignore[union-attr]
-        tasks = [asyncio.ensure_future(self._poll_forever(client)), asyncio.ensure_future(self._flush_forever(client))]
+        tasks = [asyncio.ensure_future(self._poll_forever(client)), asyncio.ensure_future(self._flush_forever(client)),
+                 asyncio.ensure_future(self._changes_forever(client))]
         try:
             done, _ = await asyncio.wait([stop, *tasks], return_when=asyncio.FIRST_COMPLETED)
             for task in done:
@@ -275,6 +292,21 @@ class PeerLink:
                 await self._flush(client)
             else:
                 await asyncio.sleep(0.005)
+
+    async def _changes_forever(self, client: Any) -> None:
+        """Report scene changes, at most every SCENE_EVENT_EVERY_S (a burst of edits is one event)."""
+        while True:
+            await self._changes_added.wait()
+            self._changes_added.clear()
+            with self._changes_lock:
+                names, pending = sorted(self._changes), self._changes_pending
+                self._changes, self._changes_pending = set(), False
+            if pending:
+                many = len(names) > p.MAX_CHANGED_NAMES
+                await call(client, "blender_scene_changed", {
+                    "client_uuid": self.uuid, "peer_token": self.token,
+                    "objects": [] if many else names, "all": many})
+            await asyncio.sleep(p.SCENE_EVENT_EVERY_S)
 
     async def _flush(self, client: Any) -> None:
         """Post everything in the outbox: one request for one update, a batch for several."""

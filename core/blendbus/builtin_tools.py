@@ -103,6 +103,13 @@ class BuiltinTools:
                  " for a peer that lacks it or has another version (live handler sync).",
                  _obj({**_PEER, "package": {"type": "string", "maxLength": 200}},
                       ("client_uuid", "peer_token", "package")), self._fetch_package, {"read_only": True}, role=PEER),
+            Tool("blender_scene_changed", "Peer side: the peer's scene changed (debounced depsgraph updates);"
+                 " resource subscribers are notified.", _obj({
+                     **_PEER,
+                     "objects": {"type": "array", "items": {"type": "string", "maxLength": 255},
+                                 "maxItems": p.MAX_CHANGED_NAMES, "description": "Names of the objects that changed."},
+                     "all": {"type": "boolean", "description": "More objects changed than can be named."},
+                 }, ("client_uuid", "peer_token")), self._scene_changed, role=PEER),
             Tool("blender_list_clients", "List the Blender peers connected to your bus.", _obj({}),
                  self._list_clients, {"read_only": True}),
             Tool("blender_poll_jobs", "Peer side: long-poll for payloads. Acknowledge what the previous poll"
@@ -186,6 +193,11 @@ class BuiltinTools:
         entry = {k: source[k] for k in ("package", "plugin", "version", "sha256")}
         await self.hub.note_synced(call.user_id, a["client_uuid"], a["peer_token"], {**entry, "source": "synced"})
         return source
+
+    async def _scene_changed(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
+        await self.hub.scene_changed(call.user_id, a["client_uuid"], a["peer_token"], a.get("objects", []),
+                                     a.get("all", False))
+        return {"accepted": True}
 
     async def _unregister(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
         await self.hub.unregister_peer(call.user_id, a["client_uuid"], a["peer_token"])

@@ -373,6 +373,12 @@ class Hub:
         await self.peers.publish(user_id, "job_update", job_id=job_id, status=status, client_uuid=uuid)
         return {"accepted": True, "status": status}
 
+    async def scene_changed(self, user_id: str, uuid: str, token: str, objects: list[str], whole: bool) -> None:
+        """The peer's scene changed: an event on the user's feed, which change notifications follow."""
+        await self.peers.authenticate(user_id, uuid, token, touch=True)
+        await self.peers.publish(user_id, p.SCENE_CHANGED, client_uuid=uuid, objects=objects[:p.MAX_CHANGED_NAMES],
+                                 all=whole or len(objects) > p.MAX_CHANGED_NAMES)
+
     # ---- liveness ----------------------------------------------------------------------------
     async def _reap_forever(self) -> None:
         interval = max(0.1, min(1.0, self.limits.peer_grace_s / 5))

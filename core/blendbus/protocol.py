@@ -43,6 +43,13 @@ BUSY: Final = "busy"
 INVALID: Final = "invalid"
 """The call never became a job: its arguments failed validation, or the tool is unknown."""
 
+SCENE_CHANGED: Final = "scene_changed"
+"""A bus event: a peer's scene changed (its depsgraph updated), naming the objects that changed."""
+SCENE_EVENT_EVERY_S: Final = 0.25
+"""A peer reports scene changes at most this often (debounced): a few events per second at most."""
+MAX_CHANGED_NAMES: Final = 100
+"""Object names one scene-change event carries at most (beyond them, resources are updated as a whole)."""
+
 OPEN_STATUSES: Final = (QUEUED, RUNNING)
 """A job in flight: never pruned, failed as `lost` when its peer goes."""
 ROUTING_STATUSES: Final = frozenset({NO_CLIENT, AMBIGUOUS_TARGET, UNKNOWN_TARGET, BUSY, INVALID})

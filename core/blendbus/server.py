@@ -33,6 +33,7 @@ from .validation import validation_message
 from .waiter import RisingProgress
 from .sync import HandlerPackages
 from .builtin_tools import LLM, PEER, BuiltinTools, Call
+from .changes import ChangeFeed
 
 log = logging.getLogger(__name__)
 
@@ -66,6 +67,7 @@ class BlendbusServer:
         self.hub = hub
         self.packages = packages or HandlerPackages.from_plugins(plugins)
         self.builtin = {t.name: t for t in BuiltinTools(hub, plugins, self.packages, self.validate).tools()}
+        self.changes = ChangeFeed(hub, plugins.resources)
         self._validators: dict[str, jsonschema.Draft202012Validator] = {}
         self.mcp = Server(
             "blendbus",
@@ -78,6 +80,9 @@ class BlendbusServer:
             on_list_resources=self._list_resources,
             on_list_resource_templates=self._list_resource_templates,
             on_read_resource=self._read_resource,
+            on_subscribe_resource=self._subscribe,
+            on_unsubscribe_resource=self._unsubscribe,
+            on_subscriptions_listen=self._listen,
             on_list_prompts=self._list_prompts,
             on_get_prompt=self._get_prompt,
         )
@@ -432,6 +437,24 @@ class BlendbusServer:
         return types.ReadResourceResult(contents=[
             types.TextResourceContents(uri=uri, mime_type=res.mime_type, text=json.dumps(env["result"]))
         ])
+
+    async def _subscribe(self, ctx: Any, params: types.SubscribeRequestParams) -> types.EmptyResult:
+        """2025-11-25 `resources/subscribe`: notifications/resources/updated when the scene behind it changes."""
+        uri = str(params.uri)
+        if self.match_resource(uri) is None:
+            raise MCPError(code=-32002, message=f"resource not found: {uri}; resources/list names them")
+        self._ensure_started()
+        self.changes.subscribe(self.identity_of(ctx)[0], uri, ctx.session)
+        return types.EmptyResult()
+
+    async def _unsubscribe(self, ctx: Any, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
+        self.changes.unsubscribe(self.identity_of(ctx)[0], str(params.uri), ctx.session)
+        return types.EmptyResult()
+
+    async def _listen(self, ctx: Any, params: types.SubscriptionsListenRequestParams) -> Any:
+        """2026-07-28 `subscriptions/listen`: a stream of the caller's own change notifications."""
+        self._ensure_started()
+        return await self.changes.listen(self.identity_of(ctx)[0], ctx, params)
 
     # ---- prompts -----------------------------------------------------------------------------
     async def _list_prompts(self, ctx: Any, params: Any) -> types.ListPromptsResult:

@@ -5,9 +5,11 @@
 //   node clients.mjs http-task <url> <seconds>          a task's whole life through callToolStream
 //   node clients.mjs http-task-cancel <url> <seconds>   a task cancelled mid-run; the peer takes the next call
 //   node clients.mjs http-progress <url> <seconds>      a call longer than the client's timeout, kept alive by progress
+//   node clients.mjs http-subscribe <url> <uri>         resources/subscribe, then a scene edit: the update arrives
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 
 const [scenario, target, size] = process.argv.slice(2);
 
@@ -105,14 +107,26 @@ async function progress(client, seconds) {
            messages: reports.map((p) => p.message), rising: reports.every((p, i) => i === 0 || p.progress > reports[i - 1].progress) };
 }
 
+async function subscribe(client, uri) {
+  const updated = [];
+  client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => { updated.push(n.params.uri); });
+  await client.subscribeResource({ uri });
+  const result = await client.callTool({ name: "blender_execute_code", arguments: {
+    code: "import bpy\nbpy.ops.mesh.primitive_uv_sphere_add()" } });
+  for (let i = 0; i < 300 && updated.length === 0; i++) await new Promise((r) => setTimeout(r, 100));
+  await new Promise((r) => setTimeout(r, 500));  // debounced: one burst of edits is one update
+  return { subscribe_capability: client.getServerCapabilities()?.resources?.subscribe ?? null,
+           updated: [...new Set(updated)], status: result.structuredContent.status };
+}
+
 const scenarios = {
   "stdio-large-result": largeResult, "http-large-result": largeResult, "http-task": taskLife,
-  "http-task-cancel": taskCancel, "http-progress": progress,
+  "http-task-cancel": taskCancel, "http-progress": progress, "http-subscribe": subscribe,
 };
 const client = new Client({ name: "blendbus-node-test", version: "1.0.0" });
 try {
   await client.connect(transportFor(target));
-  const seen = await scenarios[scenario](client, Number(size));
+  const seen = await scenarios[scenario](client, scenario === "http-subscribe" ? size : Number(size));
   console.log(JSON.stringify(seen));
 } catch (error) {
   console.error(error?.stack ?? String(error));
