@@ -47,6 +47,8 @@ EVENTS_KEPT = 1000
 """Events kept per user in the `_message_bus` stream (approximately: Redis trims in whole nodes)."""
 REPLICA_TTL_S = 10.0
 """A replica that has not said it is alive for this long no longer counts (its in-flight calls neither)."""
+CLOSE_WAIT_S = 2.0
+"""Longest each step of closing the backend may take."""
 ORPHAN_AFTER_S = 60.0
 """A job recorded but in no queue for this long was orphaned by a dying replica (swept by `prune`)."""
 MAX_CONNECTIONS = 128
@@ -431,25 +433,27 @@ class _Shared:
                 log.warning("Redis backend: notification channel lost (%s); reconnecting", exc)
                 await asyncio.sleep(0.5)
             finally:
-                try:
-                    await pubsub.aclose()
+                try:  # bounded: a connection cut mid-read must not hold up a shutdown
+                    await asyncio.wait_for(pubsub.aclose(), CLOSE_WAIT_S)
                 except Exception:  # noqa: BLE001
                     pass
 
     async def close(self) -> None:
+        """Stop listening and say this replica is gone; every step bounded, so a shutdown never hangs
+        on a Redis that stopped answering."""
         for task in (self._listener, self._heartbeat):
             if task is not None:
                 task.cancel()
                 try:
-                    await task
+                    await asyncio.wait_for(task, CLOSE_WAIT_S)
                 except (asyncio.CancelledError, Exception):  # noqa: BLE001
                     pass
         self._listener = self._heartbeat = None
-        try:
-            await self.redis.zrem(self.replicas_key, self.replica)
-        except RedisError:
-            pass
-        await self.redis.aclose()
+        for step in (self.redis.zrem(self.replicas_key, self.replica), self.redis.aclose()):
+            try:
+                await asyncio.wait_for(step, CLOSE_WAIT_S)
+            except (RedisError, TimeoutError, OSError):
+                pass
 
 
 class RedisJobs:
