@@ -38,6 +38,11 @@ if [ -z "$BPY" ]; then
     echo "installing nginx (Debian package) for the load-balancer test" >&2
     (apt-get update -qq && apt-get install -y -qq nginx-light >/dev/null) || { echo "need nginx" >&2; exit 1; }
   fi
+  # A real browser for the status page tests: Debian's chromium, driven headless.
+  if ! command -v chromium >/dev/null 2>&1; then
+    echo "installing chromium (Debian package) for the status page tests" >&2
+    (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || { echo "need chromium" >&2; exit 1; }
+  fi
   if [ ! -f tests/node/node_modules/.package-lock.json ] || [ tests/node/package-lock.json -nt tests/node/node_modules/.package-lock.json ]; then
     echo "installing the TypeScript MCP SDK client for the tests (npm ci in tests/node)" >&2
     (cd tests/node && npm ci --no-audit --no-fund --loglevel=error) || exit 1

@@ -31,6 +31,8 @@ from .connections import ConnectionGuard, ConnectionLimits
 from .dispatch import Hub, Limits
 from .embedded import EmbeddedBlender
 from .backends import open_backend
+from .status import API_PATH as STATUS_API
+from .status import status_routes
 from .locks import Claim, claim, holder
 from .plugins import load_plugins
 from .server import BlendbusServer
@@ -99,7 +101,8 @@ def _host_pattern(name: str) -> str:
 
 def build_app(server: BlendbusServer, host: str, tokens: TokenTable | None, *,
               hosts: list[str] | None = None, origins: list[str] | None = None) -> Starlette:
-    """The streamable-HTTP app at /mcp (bearer auth, Host/Origin checks) plus /healthz."""
+    """The streamable-HTTP app at /mcp (bearer auth, Host/Origin checks), /healthz, and the status
+    page at / (its API behind the same auth)."""
     space_keepalive_pings()
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
@@ -119,11 +122,11 @@ def build_app(server: BlendbusServer, host: str, tokens: TokenTable | None, *,
         host=host,
         transport_security=security,
         max_request_body_size=bodies.peer_bytes,
-        custom_starlette_routes=[Route("/healthz", healthz)],
+        custom_starlette_routes=[Route("/healthz", healthz), *status_routes(server.hub, security)],
     )
     hold_bodies_once(server, bodies)
     limit_sessions_per_user(server, lim.max_sessions_per_user)
-    return BearerAuth(app, tokens)  # type: ignore[return-value]
+    return BearerAuth(app, tokens, paths=("/mcp", STATUS_API))  # type: ignore[return-value]
 
 
 ENVELOPE_SLACK_BYTES = 1024 * 1024

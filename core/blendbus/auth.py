@@ -114,11 +114,11 @@ def _modern(scope: Scope) -> bool:
 class BearerAuth:
     """ASGI middleware: attaches the caller's identity to the scope, or answers 401."""
 
-    def __init__(self, app: ASGIApp, tokens: TokenTable | None, path: str = "/mcp") -> None:
-        self.app, self.tokens, self.path = app, tokens, path
+    def __init__(self, app: ASGIApp, tokens: TokenTable | None, paths: tuple[str, ...] = ("/mcp",)) -> None:
+        self.app, self.tokens, self.paths = app, tokens, paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(self.path):
+        if scope["type"] == "http" and scope["path"].startswith(self.paths):
             ident = LOCAL if self.tokens is None else self._identify(scope)
             if ident is None:
                 await send({"type": "http.response.start", "status": 401, "headers": [

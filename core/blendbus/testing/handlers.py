@@ -41,3 +41,21 @@ def background(seconds: float, job: Any, steps: int = 0) -> Any:
     if steps < 0:
         raise ValueError("never")
     return {"slept": seconds, "worker": worker, "answered_on": threading.current_thread().name}
+
+
+def image() -> dict[str, Any]:
+    """A 96x64 colour gradient as a PNG image result (written by hand: no imaging library needed)."""
+    import base64
+    import struct
+    import zlib
+
+    width, height = 96, 64
+    rows = b"".join(b"\0" + bytes(c for x in range(width) for c in (x * 255 // width, y * 255 // height, 160))
+                    for y in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
+           + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
+    return {"size": [width, height], "_images": [{"data": base64.b64encode(png).decode(), "mime_type": "image/png"}]}

@@ -47,3 +47,5 @@ def register_commands(register: Callable[[Command], None]) -> None:
                      f"{HANDLERS}:background", params=Sleep, timeout=30))
     register(Command("test_gated", "Echo, behind the testing.gated preference.", f"{HANDLERS}:echo",
                      params=Echo, gate="testing.gated"))
+    register(Command("test_image", "Return a small generated PNG as an image result.", f"{HANDLERS}:image",
+                     annotations={"read_only": True}))

@@ -1,0 +1,78 @@
+"""The status page: what a bus is doing, for the people who run it.
+
+`GET /` serves one self-contained HTML page (status.html: no build step, no CDN, no framework);
+`GET /status/api` answers the JSON it shows: the caller's peers and their newest jobs, with a
+thumbnail for image results. The API sits behind the same bearer auth as /mcp, so with `--tokens`
+each token sees only its own user's bus; without tokens (loopback only) it shows user `local`.
+"""
+
+from __future__ import annotations
+
+import json
+from importlib import resources
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.routing import Route
+from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
+
+from . import protocol as p
+from .auth import ROLES, ROLES_SCOPE_KEY, USER_SCOPE_KEY
+from .dispatch import Hub
+
+API_PATH = "/status/api"
+JOBS_SHOWN = 50
+THUMBNAILS = 12
+"""Image results shown as thumbnails: the newest completed jobs only."""
+THUMBNAIL_SOURCE_MAX_BYTES = 4 * 1024 * 1024
+"""A result larger than this is not read for a thumbnail (a page refresh must stay cheap)."""
+LLM = ROLES[0]
+
+
+def _thumbnail(result_json: str | bytes | None) -> str | None:
+    if result_json is None or len(result_json) > THUMBNAIL_SOURCE_MAX_BYTES:
+        return None
+    result = json.loads(result_json)
+    if not isinstance(result, dict) or p.image_problem(result) is not None or not result.get(p.IMAGES_KEY):
+        return None
+    image = result[p.IMAGES_KEY][0]
+    return f"data:{image.get('mime_type', 'image/png')};base64,{image['data']}"
+
+
+async def snapshot(hub: Hub, user_id: str) -> dict[str, Any]:
+    """The user's peers and newest jobs, as the page shows them."""
+    jobs = await hub.jobs.recent(user_id, JOBS_SHOWN)
+    shown = []
+    for job in jobs:
+        entry = {"job_id": job.job_id, "command": job.command, "status": job.status, "target_uuid": job.target_uuid,
+                 "created": job.created, "updated": job.updated, "duration_s": round(job.updated - job.created, 3),
+                 "error": job.error[:300], "thumbnail": None}
+        if job.status == p.COMPLETED and sum(1 for s in shown if s["thumbnail"]) < THUMBNAILS:
+            full = await hub.jobs.get(user_id, job.job_id)
+            entry["thumbnail"] = _thumbnail(full.result_json if full else None)
+        shown.append(entry)
+    return {"user": user_id, "backend": hub.backend.name, "peers": await hub.list_peers(user_id), "jobs": shown}
+
+
+def status_routes(hub: Hub, security: TransportSecuritySettings) -> list[Route]:
+    """`/` and the API, with the same Host/Origin checks as /mcp (a rebinding page cannot read them)."""
+    page = resources.files(__package__).joinpath("status.html").read_text(encoding="utf-8")
+    guard = TransportSecurityMiddleware(security)
+
+    async def index(request: Request) -> Response:
+        if (refused := await guard.validate_request(request)) is not None:
+            return refused
+        return HTMLResponse(page, headers={"Cache-Control": "no-store", "Content-Security-Policy":
+                                           "default-src 'self'; img-src 'self' data:; style-src 'unsafe-inline';"
+                                           " script-src 'unsafe-inline'"})
+
+    async def api(request: Request) -> Response:
+        if (refused := await guard.validate_request(request)) is not None:
+            return refused
+        if LLM not in request.scope.get(ROLES_SCOPE_KEY, frozenset(ROLES)):
+            return JSONResponse({"error": f"the status page needs a token with the {LLM} role"}, status_code=403)
+        return JSONResponse(await snapshot(hub, request.scope.get(USER_SCOPE_KEY, "local")),
+                            headers={"Cache-Control": "no-store"})
+
+    return [Route("/", index), Route(API_PATH, api)]
