@@ -36,7 +36,7 @@ POLL_CARRY_BYTES = 64 * 1024
 in memory while the poll is held open, so anything larger is posted in a request of its own."""
 REPOLL_DELAY_S = 0.02
 """Longest a peer holds back its next poll so that quick jobs' replies can ride on it."""
-FATAL_STATUSES = frozenset({401, 403, 404, 421})
+FATAL_STATUSES = frozenset({401, 403, 404, 405, 421})
 """HTTP answers that retrying cannot change (a wrong token or URL): the peer stops and says why."""
 REFUSED = "refused"
 """The link's state after such an answer."""

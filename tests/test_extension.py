@@ -85,9 +85,9 @@ async def test_built_extension_installs_and_serves_on_its_own(blendbus_server, t
         finally:
             stop.touch()  # lets the script report, then leave; terminated if it does not within 30 s
             try:
-                proc.wait(30)
+                await asyncio.to_thread(proc.wait, 30)
             finally:
-                stop_process(proc)
+                await asyncio.to_thread(stop_process, proc)  # the server on this loop answers its goodbye
                 log.close()
     assert "ran 2" in (tmp_path / "gui.log").read_text()
 

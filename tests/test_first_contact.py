@@ -95,7 +95,7 @@ def test_auth_and_url_mistakes_say_what_is_wrong(tmp_path):
         wrong = blendbus("call", "blender_list_clients", "--server", url, "--token", "nope")
         assert wrong.returncode == 2 and "refused the token (HTTP 401)" in wrong.stderr and "--token" in wrong.stderr
         no_mcp = blendbus("call", "blender_list_clients", "--server", url.removesuffix("/mcp"), "--token", token)
-        assert no_mcp.returncode == 2 and "HTTP 404" in no_mcp.stderr and "ends in /mcp" in no_mcp.stderr
+        assert no_mcp.returncode == 2 and "HTTP 405" in no_mcp.stderr and "ends in /mcp" in no_mcp.stderr
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             closed = f"http://127.0.0.1:{probe.getsockname()[1]}/mcp"

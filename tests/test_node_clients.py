@@ -73,6 +73,7 @@ async def test_a_task_through_the_typescript_client(blendbus_server):
     assert seen["result"]["status"] == "completed" and seen["result"]["result"] == 2.0 and seen["is_error"] is False
     assert seen["related"] == seen["task_id"] and seen["listed"] and seen["get_status"] == "completed"
     assert seen["unknown_task"] == -32602  # unknown, expired or another user's: the same answer
+    assert seen["status_notifications"] == ["completed"]  # notifications/tasks/status, before the result
 
 
 async def test_a_cancelled_task_frees_the_peer(blendbus_server):

@@ -27,6 +27,8 @@ HTTP_MISTAKES = {
     403: "the server refused this request's Origin (HTTP 403): a browser origin must be listed in the"
          " server's --allowed-origins",
     404: "nothing serves MCP at {url} (HTTP 404): the URL ends in /mcp, such as http://127.0.0.1:8765/mcp",
+    405: "nothing serves MCP at {url} (HTTP 405; the status page lives at /): the URL ends in /mcp, such as"
+         " http://127.0.0.1:8765/mcp",
     421: "the server refused the host name in {url} (HTTP 421): connect by a name it allows, or add this one"
          " with the server's --allowed-hosts",
 }

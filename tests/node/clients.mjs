@@ -9,7 +9,7 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { ResourceUpdatedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { ResourceUpdatedNotificationSchema, TaskStatusNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 
 const [scenario, target, size] = process.argv.slice(2);
 
@@ -55,6 +55,8 @@ async function streamed(client, name, args, onCreated) {
 }
 
 async function taskLife(client, seconds) {
+  const told = [];
+  client.setNotificationHandler(TaskStatusNotificationSchema, (n) => { told.push(n.params.status); });
   const tools = await client.listTools();
   const sleep = tools.tools.find((t) => t.name === "blender_test_sleep");
   const seen = await streamed(client, "blender_test_sleep", { seconds, steps: 4 });
@@ -76,6 +78,7 @@ async function taskLife(client, seconds) {
     is_error: final.type === "result" ? Boolean(final.result.isError) : null,
     related: final.type === "result" ? final.result._meta?.["io.modelcontextprotocol/related-task"]?.taskId : null,
     listed: listed.tasks.map((t) => t.taskId).includes(created.taskId), get_status: got.status, unknown_task: stranger,
+    status_notifications: told,
   };
 }
 

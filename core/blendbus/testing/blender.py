@@ -50,7 +50,8 @@ async def blender_peer(server, url: str, tmp_path: Path, *settings: str, uuid: s
             raise AssertionError("the Blender peer did not register: " + (tmp_path / f"peer-{uuid}.log").read_text())
         yield proc
     finally:
-        stop_process(proc)
+        # In a thread: the server on this event loop must stay free to answer the peer's goodbye.
+        await asyncio.to_thread(stop_process, proc)
         log.close()
 
 
