@@ -117,11 +117,13 @@ def _serve(args: argparse.Namespace) -> int:
             inline_result_max_bytes=args.inline_result_max_bytes or None, task_after_s=args.task_after_s),
         allowed_hosts=args.allowed_hosts, allowed_origins=args.allowed_origins,
     )
+    from .backends.base import JobStoreError
+
     try:
         eventloop.run(serve(opts))
     except KeyboardInterrupt:
         pass
-    except (ValueError, OSError) as exc:
+    except (ValueError, OSError, JobStoreError) as exc:
         print(f"blendbus serve: {getattr(exc, 'strerror', None) or exc}", file=sys.stderr)
         return 2
     return 0

@@ -27,3 +27,17 @@ async def test_a_job_whose_replica_died_before_queuing_it_becomes_lost(blendbus_
         assert await backend.jobs.in_flight("u", "peer") == ["waiting"]
     finally:
         await backend.jobs.close()
+
+
+def test_a_replica_without_redis_says_so(tmp_path) -> None:
+    import socket
+    import subprocess
+    import sys
+
+    with socket.socket() as probe:  # a port nothing listens on
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    run = subprocess.run([sys.executable, "-m", "blendbus", "serve", "--port", "0", "--state-dir", str(tmp_path),
+                          "--backend", f"redis://127.0.0.1:{closed}/0"], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert f"the Redis backend (127.0.0.1:{closed}/0) does not answer" in run.stderr and "--backend" in run.stderr

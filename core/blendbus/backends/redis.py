@@ -47,6 +47,8 @@ EVENTS_KEPT = 1000
 """Events kept per user in the `_message_bus` stream (approximately: Redis trims in whole nodes)."""
 REPLICA_TTL_S = 10.0
 """A replica that has not said it is alive for this long no longer counts (its in-flight calls neither)."""
+READY_WAIT_S = 10.0
+"""How long a replica waits for Redis when it starts (or reconnects) before saying it does not answer."""
 CLOSE_WAIT_S = 2.0
 """Longest each step of closing the backend may take."""
 ORPHAN_AFTER_S = 60.0
@@ -392,7 +394,11 @@ class _Shared:
             self._heartbeat = loop.create_task(self._beat())
         assert self._subscribed is not None
         if not self._subscribed.is_set():
-            await self._subscribed.wait()
+            try:
+                await asyncio.wait_for(asyncio.shield(self._subscribed.wait()), READY_WAIT_S)
+            except TimeoutError:
+                raise JobStoreError(f"the Redis backend ({self.where}) does not answer: is Redis running"
+                                    " there, and is the URL (--backend) right?") from None
 
     async def _beat(self) -> None:
         while True:
@@ -401,7 +407,6 @@ class _Shared:
                 await self.redis.zremrangebyscore(self.replicas_key, "-inf", time.time() - 3600)
             except RedisError as exc:
                 log.warning("Redis backend: heartbeat failed (%s)", exc)
-            assert self._subscribed is not None
             await asyncio.sleep(REPLICA_TTL_S / 5)
 
     async def _listen(self) -> None:
