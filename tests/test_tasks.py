@@ -45,6 +45,21 @@ class Raw:
             return next(f for f in frames if f.get("id") == body["id"])
         return r.json()
 
+    async def listen(self, notifications: dict[str, Any], frames: list[dict[str, Any]]) -> None:
+        """A `subscriptions/listen` stream: its frames are appended as they arrive."""
+        meta = {"io.modelcontextprotocol/protocolVersion": MODERN,
+                "io.modelcontextprotocol/clientCapabilities": {"extensions": {EXTENSION: {}}}}
+        body = {"jsonrpc": "2.0", "id": next(_ids), "method": "subscriptions/listen",
+                "params": {"notifications": notifications, "_meta": meta}}
+        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json",
+                   "Accept": "application/json, text/event-stream", "MCP-Protocol-Version": MODERN,
+                   "Mcp-Method": "subscriptions/listen"}
+        async with self.http.stream("POST", self.url, content=json.dumps(body), headers=headers,
+                                    timeout=None) as response:
+            async for line in response.aiter_lines():
+                if line.startswith("data:"):
+                    frames.append(json.loads(line[5:]))
+
     async def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         return (await self("tools/call", {"name": name, "arguments": arguments}))["result"]
 
@@ -104,6 +119,33 @@ async def test_a_cancelled_task_frees_the_peer(bus):
     assert gone["status"] == "cancelled" and "result" not in gone
     after = await alice.call("blender_test_echo", {"value": "free"})  # the peer's only worker was interrupted
     assert after["structuredContent"]["status"] == p.COMPLETED
+
+
+async def test_a_listener_hears_its_tasks_end(bus):
+    """`subscriptions/listen` with `taskIds`: notifications/tasks carries the DetailedTask when it ends."""
+    server, alice, bob, _ = bus
+    mine = (await alice.call("blender_test_sleep", {"seconds": 1.5}))["taskId"]
+    theirs_seen: list[dict[str, Any]] = []
+    frames: list[dict[str, Any]] = []
+    listeners = [asyncio.ensure_future(alice.listen({"taskIds": [mine]}, frames)),
+                 asyncio.ensure_future(bob.listen({"taskIds": [mine]}, theirs_seen))]  # another user's id
+    try:
+        for _ in range(200):
+            if any(f.get("method") == "notifications/tasks" for f in frames):
+                break
+            await asyncio.sleep(0.05)
+        ack, told = frames[0], [f for f in frames if f.get("method") == "notifications/tasks"]
+        assert ack["method"] == "notifications/subscriptions/acknowledged"
+        assert ack["params"]["notifications"]["taskIds"] == [mine]
+        assert told and told[-1]["params"]["taskId"] == mine and told[-1]["params"]["status"] == "completed"
+        assert told[-1]["params"]["result"]["structuredContent"]["result"] == 1.5
+        assert all(f["params"]["_meta"]["io.modelcontextprotocol/subscriptionId"] == frames[0]["params"]["_meta"][
+            "io.modelcontextprotocol/subscriptionId"] for f in frames)
+        assert [f["method"] for f in theirs_seen] == ["notifications/subscriptions/acknowledged"]  # bob hears nothing
+    finally:
+        for listener in listeners:
+            listener.cancel()
+        await asyncio.gather(*listeners, return_exceptions=True)
 
 
 async def test_task_ids_are_private_and_the_extension_is_required(bus):

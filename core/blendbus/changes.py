@@ -5,8 +5,10 @@ Hub puts a `scene_changed` event on the user's bus feed, which lives in the back
 replica sees it. Here, one watcher per user with listeners on this replica turns those events into
 resource updates:
 
-- 2026-07-28: `subscriptions/listen` streams (the SDK's `ListenHandler`, one per user, so nobody
-  hears another user's scene) get `notifications/resources/updated` for the URIs they asked for;
+- 2026-07-28: `subscriptions/listen` streams get `notifications/resources/updated` for the URIs
+  they asked for, and `notifications/tasks` (the DetailedTask) when a task in their `taskIds` ends.
+  Each stream is the user's own: nobody hears another user's scene or tasks. (The SDK's
+  ListenHandler serves one bus for every caller and knows no `taskIds`, hence this one.)
 - 2025-11-25: sessions that sent `resources/subscribe` get the same notification on their stream.
 
 Which URIs a scene change touches: every plain resource the plugins register (blender://scene/info,
@@ -20,15 +22,19 @@ import asyncio
 import logging
 import re
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote
 
-from mcp.server.subscriptions import InMemorySubscriptionBus, ListenHandler, ResourceUpdated
+import mcp_types as types
+from mcp.shared.exceptions import MCPError
+from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY, ResourceUpdated, event_to_notification
+from pydantic import ConfigDict
 
 from . import protocol as p
+from . import tasks
 from .command import Resource
 from .dispatch import Hub
 
@@ -56,10 +62,29 @@ def connection_of(session: Any) -> Any:
     return connection
 
 
+MAX_STREAMS_PER_USER = 64
+"""Open `subscriptions/listen` streams one user may hold on one replica."""
+MAX_BUFFERED = 1024
+"""Notifications a stream may have waiting; a client that stops reading has its stream ended."""
+TASK_EVENTS = frozenset({"job_update", "cancel"})
+"""Bus events after which a job's task may have changed status."""
+
+
+class _TaskParams(types.NotificationParams):
+    model_config = ConfigDict(extra="allow", populate_by_name=True)
+
+
+class TaskNotification(types.Notification[_TaskParams, Literal["notifications/tasks"]]):
+    """`notifications/tasks`: a task a listener named in `taskIds` changed; params are its DetailedTask."""
+
+
+Deliver = Callable[[str, Any], None]
+"""A listen stream's intake: ("resource", uri) or ("task", job)."""
+
+
 @dataclass
 class _UserFeed:
-    listen: ListenHandler
-    bus: InMemorySubscriptionBus
+    streams: set[Deliver] = field(default_factory=set)
     subscribed: dict[str, weakref.WeakSet[Any]] = field(default_factory=dict)
     """uri -> session-era client connections that subscribed to it (gone when the client is)."""
     holders: int = 0
@@ -76,8 +101,7 @@ class ChangeFeed:
     def _feed(self, user_id: str) -> _UserFeed:
         feed = self._users.get(user_id)
         if feed is None:
-            bus = InMemorySubscriptionBus()
-            feed = self._users[user_id] = _UserFeed(listen=ListenHandler(bus), bus=bus)
+            feed = self._users[user_id] = _UserFeed()
         return feed
 
     @contextmanager
@@ -98,10 +122,51 @@ class ChangeFeed:
                 feed.watcher.cancel()
             self._users.pop(user_id, None)
 
-    async def listen(self, user_id: str, ctx: Any, params: Any) -> Any:
-        """Serve one `subscriptions/listen` stream of `user_id` until the client leaves."""
+    async def listen(self, user_id: str, ctx: Any, params: types.SubscriptionsListenRequestParams,
+                     ttl_ms: int, tool_result: Any) -> types.SubscriptionsListenResult:
+        """Serve one `subscriptions/listen` stream of `user_id` until the client leaves: the ack first,
+        then the notifications it asked for, every frame stamped with the subscription id."""
+        if ctx.request_id is None:
+            raise MCPError(code=-32600, message="subscriptions/listen needs a request id")
+        wanted = params.notifications
+        uris = frozenset(wanted.resource_subscriptions or ())
+        task_ids = frozenset(str(t) for t in (wanted.model_extra or {}).get("taskIds") or ())
+        meta: dict[str, Any] = {SUBSCRIPTION_ID_META_KEY: ctx.request_id}
+        honored = types.SubscriptionFilter(
+            tools_list_changed=True if wanted.tools_list_changed else None,
+            prompts_list_changed=True if wanted.prompts_list_changed else None,
+            resources_list_changed=True if wanted.resources_list_changed else None,
+            resource_subscriptions=sorted(uris) or None, **({"taskIds": sorted(task_ids)} if task_ids else {}))
+        queue: asyncio.Queue[tuple[str, Any] | None] = asyncio.Queue(MAX_BUFFERED)
+
+        def deliver(kind: str, item: Any) -> None:
+            if (kind == "resource" and item in uris) or (kind == "task" and item.job_id in task_ids):
+                try:
+                    queue.put_nowait((kind, item))
+                except asyncio.QueueFull:  # the client stopped reading: end its stream
+                    queue.get_nowait()
+                    queue.put_nowait(None)
+
         with self._held(user_id) as feed:
-            return await feed.listen(ctx, params)
+            if len(feed.streams) >= MAX_STREAMS_PER_USER:
+                raise MCPError(code=-32603, message=f"{MAX_STREAMS_PER_USER} listen streams of yours are open here;"
+                               " close one first")
+            feed.streams.add(deliver)
+            try:
+                await ctx.session.send_notification(types.SubscriptionsAcknowledgedNotification(
+                    params=types.SubscriptionsAcknowledgedNotificationParams(notifications=honored, _meta=meta)),
+                    related_request_id=ctx.request_id)
+                while (entry := await queue.get()) is not None:
+                    kind, item = entry
+                    if kind == "resource":
+                        note: Any = event_to_notification(ResourceUpdated(uri=item), meta)
+                    else:
+                        note = TaskNotification(method="notifications/tasks", params=_TaskParams(
+                            **tasks.detailed(item, ttl_ms, tool_result), _meta=meta))
+                    await ctx.session.send_notification(note, related_request_id=ctx.request_id)
+            finally:
+                feed.streams.discard(deliver)
+        return types.SubscriptionsListenResult(_meta=meta)
 
     def subscribe(self, user_id: str, uri: str, session: Any) -> None:
         """A session-era `resources/subscribe`."""
@@ -117,7 +182,8 @@ class ChangeFeed:
             self._release(user_id, feed)
 
     async def _watch(self, user_id: str, feed: _UserFeed) -> None:
-        """Follow the user's bus feed from now on; turn scene changes into resource updates."""
+        """Follow the user's bus feed from now on: scene changes become resource updates, a job's
+        end becomes its task's notification."""
         _, cursor = await self.hub.peers.events_since(user_id, 1 << 62, 0)
         while True:
             try:
@@ -132,10 +198,16 @@ class ChangeFeed:
                 if event.kind == p.SCENE_CHANGED:
                     await self._announce(feed, touched_uris(self.resources, event.data.get("objects", []),
                                                             bool(event.data.get("all"))))
+                elif event.kind in TASK_EVENTS and feed.streams:
+                    job = await self.hub.jobs.get(user_id, str(event.data.get("job_id")))
+                    if job is not None:
+                        for deliver in list(feed.streams):
+                            deliver("task", job)
 
     async def _announce(self, feed: _UserFeed, uris: list[str]) -> None:
         for uri in uris:
-            await feed.bus.publish(ResourceUpdated(uri=uri))
+            for deliver in list(feed.streams):
+                deliver("resource", uri)
             for connection in list(feed.subscribed.get(uri, ())):
                 try:
                     await connection.send_resource_updated(uri)

@@ -414,3 +414,4 @@ class Hub:
             job = await self.jobs.get(user_id, job_id)
             if job is not None:
                 await self.notifier.deliver(user_id, job_id, job.envelope())
+            await self.peers.publish(user_id, "job_update", job_id=job_id, status=status)

@@ -454,7 +454,7 @@ class BlendbusServer:
     async def _listen(self, ctx: Any, params: types.SubscriptionsListenRequestParams) -> Any:
         """2026-07-28 `subscriptions/listen`: a stream of the caller's own change notifications."""
         self._ensure_started()
-        return await self.changes.listen(self.identity_of(ctx)[0], ctx, params)
+        return await self.changes.listen(self.identity_of(ctx)[0], ctx, params, self.task_ttl_ms, self.result)
 
     # ---- prompts -----------------------------------------------------------------------------
     async def _list_prompts(self, ctx: Any, params: Any) -> types.ListPromptsResult:
