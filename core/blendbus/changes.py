@@ -98,18 +98,19 @@ class ChangeFeed:
         self.hub, self.resources = hub, resources
         self._users: dict[str, _UserFeed] = {}
 
-    def _feed(self, user_id: str) -> _UserFeed:
+    def _watched(self, user_id: str) -> _UserFeed:
+        """The user's feed, with its watcher running."""
         feed = self._users.get(user_id)
         if feed is None:
             feed = self._users[user_id] = _UserFeed()
+        if feed.watcher is None or feed.watcher.done():
+            feed.watcher = asyncio.ensure_future(self._watch(user_id, feed))
         return feed
 
     @contextmanager
     def _held(self, user_id: str) -> Iterator[_UserFeed]:
-        feed = self._feed(user_id)
+        feed = self._watched(user_id)
         feed.holders += 1
-        if feed.watcher is None or feed.watcher.done():
-            feed.watcher = asyncio.ensure_future(self._watch(user_id, feed))
         try:
             yield feed
         finally:
@@ -170,10 +171,7 @@ class ChangeFeed:
 
     def subscribe(self, user_id: str, uri: str, session: Any) -> None:
         """A session-era `resources/subscribe`."""
-        feed = self._feed(user_id)
-        feed.subscribed.setdefault(uri, weakref.WeakSet()).add(connection_of(session))
-        if feed.watcher is None or feed.watcher.done():
-            feed.watcher = asyncio.ensure_future(self._watch(user_id, feed))
+        self._watched(user_id).subscribed.setdefault(uri, weakref.WeakSet()).add(connection_of(session))
 
     def unsubscribe(self, user_id: str, uri: str, session: Any) -> None:
         feed = self._users.get(user_id)

@@ -9,6 +9,7 @@ each token sees only its own user's bus; without tokens (loopback only) it shows
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from importlib import resources
 from typing import Any
 
@@ -24,7 +25,7 @@ from .dispatch import Hub
 API_PATH = "/status/api"
 JOBS_SHOWN = 50
 THUMBNAILS = 12
-"""Image results shown as thumbnails: the newest completed jobs only."""
+"""Completed jobs looked at for a thumbnail: the newest only."""
 THUMBNAIL_SOURCE_MAX_BYTES = 4 * 1024 * 1024
 """A result larger than this is not read for a thumbnail (a page refresh must stay cheap)."""
 LLM = ROLES[0]
@@ -40,18 +41,38 @@ def _thumbnail(result_json: str | bytes | None) -> str | None:
     return f"data:{image.get('mime_type', 'image/png')};base64,{image['data']}"
 
 
-async def snapshot(hub: Hub, user_id: str) -> dict[str, Any]:
-    """The user's peers and newest jobs, as the page shows them."""
-    jobs = await hub.jobs.recent(user_id, JOBS_SHOWN)
+class Thumbnails:
+    """Thumbnails of completed jobs, each result read once: a completed job's result never changes,
+    and a page refreshing every 2 s must not read large results again and again."""
+
+    def __init__(self, hub: Hub, keep: int = 512) -> None:
+        self.hub, self.keep = hub, keep
+        self._seen: OrderedDict[tuple[str, str], str | None] = OrderedDict()
+
+    async def of(self, user_id: str, job_id: str) -> str | None:
+        key = (user_id, job_id)
+        if key not in self._seen:
+            full = await self.hub.jobs.get(user_id, job_id)
+            self._seen[key] = _thumbnail(full.result_json if full else None)
+            while len(self._seen) > self.keep:
+                self._seen.popitem(last=False)
+        return self._seen[key]
+
+
+async def snapshot(hub: Hub, user_id: str, thumbnails: Thumbnails) -> dict[str, Any]:
+    """The user's peers and newest jobs, as the page shows them; the newest completed jobs get a
+    thumbnail when their result holds an image."""
     shown = []
-    for job in jobs:
-        entry = {"job_id": job.job_id, "command": job.command, "status": job.status, "target_uuid": job.target_uuid,
-                 "created": job.created, "updated": job.updated, "duration_s": round(job.updated - job.created, 3),
-                 "error": job.error[:300], "thumbnail": None}
-        if job.status == p.COMPLETED and sum(1 for s in shown if s["thumbnail"]) < THUMBNAILS:
-            full = await hub.jobs.get(user_id, job.job_id)
-            entry["thumbnail"] = _thumbnail(full.result_json if full else None)
-        shown.append(entry)
+    completed = 0
+    for job in await hub.jobs.recent(user_id, JOBS_SHOWN):
+        thumbnail = None
+        if job.status == p.COMPLETED and completed < THUMBNAILS:
+            completed += 1
+            thumbnail = await thumbnails.of(user_id, job.job_id)
+        shown.append({"job_id": job.job_id, "command": job.command, "status": job.status,
+                      "target_uuid": job.target_uuid, "created": job.created, "updated": job.updated,
+                      "duration_s": round(job.updated - job.created, 3), "error": job.error[:300],
+                      "thumbnail": thumbnail})
     return {"user": user_id, "backend": hub.backend.name, "peers": await hub.list_peers(user_id), "jobs": shown}
 
 
@@ -59,6 +80,7 @@ def status_routes(hub: Hub, security: TransportSecuritySettings) -> list[Route]:
     """`/` and the API, with the same Host/Origin checks as /mcp (a rebinding page cannot read them)."""
     page = resources.files(__package__).joinpath("status.html").read_text(encoding="utf-8")
     guard = TransportSecurityMiddleware(security)
+    thumbnails = Thumbnails(hub)
 
     async def index(request: Request) -> Response:
         if (refused := await guard.validate_request(request)) is not None:
@@ -72,7 +94,7 @@ def status_routes(hub: Hub, security: TransportSecuritySettings) -> list[Route]:
             return refused
         if LLM not in request.scope.get(ROLES_SCOPE_KEY, frozenset(ROLES)):
             return JSONResponse({"error": f"the status page needs a token with the {LLM} role"}, status_code=403)
-        return JSONResponse(await snapshot(hub, request.scope.get(USER_SCOPE_KEY, "local")),
+        return JSONResponse(await snapshot(hub, request.scope.get(USER_SCOPE_KEY, "local"), thumbnails),
                             headers={"Cache-Control": "no-store"})
 
     return [Route("/", index), Route(API_PATH, api)]
