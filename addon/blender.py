@@ -131,6 +131,15 @@ class BlenderRuntime:
         return os.path.dirname(bpy.data.filepath) if bpy.data.filepath else None
 
     @contextmanager
+    def unobserved(self) -> Iterator[None]:
+        _State.quiet += 1
+        try:
+            yield
+            settle()  # evaluate what the command left behind while still unobserved
+        finally:
+            _State.quiet -= 1
+
+    @contextmanager
     def undo_step(self, label: str) -> Iterator[None]:
         # bpy.ops called from Python push no undo steps of their own, so one push after the
         # command makes the whole LLM action a single Ctrl-Z.
@@ -187,6 +196,8 @@ class _State:
     core: PeerCore | None = None
     thread: TransportThread | None = None
     idle_step = 0
+    quiet = 0
+    """Depth of scene-neutral commands running (BlenderRuntime.unobserved): their updates are not reported."""
 
 
 def new_core(server: str, token: str | None, uuid: str, state_dir: Path | None = None) -> PeerCore:
@@ -205,7 +216,7 @@ def new_core(server: str, token: str | None, uuid: str, state_dir: Path | None =
 def _scene_updated(scene: Any, depsgraph: Any) -> None:
     """depsgraph_update_post: tell the server which objects changed (the transport debounces)."""
     core = _State.core
-    if core is not None:
+    if core is not None and not _State.quiet:
         core.link.scene_changed({u.id.name for u in depsgraph.updates if isinstance(u.id, bpy.types.Object)})
 
 

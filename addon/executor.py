@@ -41,6 +41,10 @@ class Runtime(Protocol):
     def blend_dir(self) -> str | None:
         """The folder of the open .blend file (what `//` means), None while it is unsaved."""
 
+    def unobserved(self) -> AbstractContextManager[Any]:
+        """Run a scene-neutral command (`Command.scene_neutral`): what Blender evaluates inside, and
+        right after, is not reported as a scene change."""
+
 
 class PlainRuntime:
     """Preferences from a dict, no undo: the Python test peer's runtime."""
@@ -58,6 +62,9 @@ class PlainRuntime:
     def blend_dir(self) -> str | None:
         return None
 
+    def unobserved(self) -> AbstractContextManager[Any]:
+        return nullcontext()
+
 
 @dataclass
 class Pending:
@@ -67,6 +74,8 @@ class Pending:
     gen: Generator[Any, Any, Any]
     future: Future[Any]
     undo_label: str | None
+    neutral: bool = False
+    """The command is scene-neutral: each slice runs unobserved."""
 
     def ready(self) -> bool:
         return self.future.done()
@@ -212,9 +221,10 @@ class Executor:
         if "job" in _parameters(fn):
             kwargs["job"] = job
         label = f"blendbus: {name}" if cmd.get("undo") else None
+        neutral = cmd.get("scene_neutral") is True
         if inspect.isgeneratorfunction(fn):
-            return self._advance(job, fn(**kwargs), label)
-        with self.runtime.undo_step(label) if label else nullcontext():
+            return self._advance(job, fn(**kwargs), label, neutral)
+        with self.runtime.undo_step(label) if label else nullcontext(), self._observed(neutral):
             try:
                 value = fn(**kwargs)
             except scripts.ScriptError as exc:
@@ -231,16 +241,21 @@ class Executor:
         try:
             with job.running():
                 if error is not None:
-                    return self._advance(job, pending.gen, pending.undo_label, error=error)
-                return self._advance(job, pending.gen, pending.undo_label, send=pending.future.result())
+                    return self._advance(job, pending.gen, pending.undo_label, pending.neutral, error=error)
+                return self._advance(job, pending.gen, pending.undo_label, pending.neutral,
+                                     send=pending.future.result())
         except JobCancelled:
             pending.gen.close()
             return _cancelled(job)
 
-    def _advance(self, job: Job, gen: Generator[Any, Any, Any], undo_label: str | None, send: Any = None,
-                 error: BaseException | None = None) -> Reply | Pending:
+    def _observed(self, neutral: bool) -> AbstractContextManager[Any]:
+        return self.runtime.unobserved() if neutral else nullcontext()
+
+    def _advance(self, job: Job, gen: Generator[Any, Any, Any], undo_label: str | None, neutral: bool,
+                 send: Any = None, error: BaseException | None = None) -> Reply | Pending:
         try:
-            step = gen.throw(error) if error is not None else gen.send(send)
+            with self._observed(neutral):
+                step = gen.throw(error) if error is not None else gen.send(send)
         except StopIteration as done:
             if undo_label:  # one undo step for the whole command, however many slices it ran in
                 with self.runtime.undo_step(undo_label):
@@ -252,7 +267,7 @@ class Executor:
             gen.close()
             return Reply(job.job_id, p.FAILED, error=(
                 f"handler yielded {type(step).__name__}; a handler may only yield job.background(fn, ...)"))
-        return Pending(job, gen, self._pool.submit(step.fn, *step.args, **step.kwargs), undo_label)
+        return Pending(job, gen, self._pool.submit(step.fn, *step.args, **step.kwargs), undo_label, neutral)
 
     def _finish(self, job: Job, value: Any) -> Reply:
         value = jsonable(value)

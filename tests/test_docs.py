@@ -21,10 +21,11 @@ def generate() -> str:
 
     server = make_server(env={"BLENDBUS_LOAD_PLUGINS": BUNDLED})
     rows = ["| tool | gate | description |", "|---|---|---|"]
-    for tool in sorted(server.tools, key=lambda t: t.name):
+    for tool in sorted(server.app_tools, key=lambda t: t.name):
         cmd = server.plugins.by_tool(tool.name)
         gate = f"`{cmd.gate}`" if cmd and cmd.gate else ""
-        rows.append(f"| `{tool.name}` | {gate} | {tool.description.splitlines()[0]} |")
+        only = f" (MCP Apps: called by the `{cmd.app}` view only)" if cmd and cmd.app_only else ""
+        rows.append(f"| `{tool.name}` | {gate} | {tool.description.splitlines()[0]}{only} |")
     return (
         "# Reference output\n\n"
         "Generated from the code by `BLENDBUS_UPDATE_DOCS=1 pytest tests/test_docs.py`; CI fails when it"

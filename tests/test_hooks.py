@@ -9,7 +9,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from blendbus import Command, Preference, Prompt, PromptArgument, Resource, hookimpl, hookspecs
+from blendbus import App, Command, DeclarationError, Preference, Prompt, PromptArgument, Resource, hookimpl, hookspecs
 from blendbus.plugins import PluginInfo, collect
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugins" / "hooks.md"
@@ -24,7 +24,8 @@ def signature(name: str) -> str:
 
 
 def test_there_are_hooks():
-    assert HOOKS == ["register_commands", "register_preferences", "register_prompts", "register_resources"]
+    assert HOOKS == ["register_apps", "register_commands", "register_preferences", "register_prompts",
+                     "register_resources"]
 
 
 @pytest.mark.parametrize("hook", HOOKS)
@@ -90,6 +91,33 @@ def test_hook_register_prompts():
     twice = collect([plugin(register_prompts=register_prompts), PluginInfo(name="other", module=SimpleNamespace(
         register_prompts=hookimpl(register_prompts_again)))])
     assert "prompt 'probe_tour' is declared by another plugin too" in twice.plugins[1].error
+
+
+def test_hook_register_apps():
+    def register_apps(register):
+        register(App("ui://blendbus/viewport", "Viewport", "blendbus_scene:viewport.html", prefers_border=True))
+
+    def register_commands(register):
+        register(Command(name="probe_look", description="look", handler="probe.addon:look", app="ui://blendbus/viewport"))
+        register(Command(name="probe_poke", description="poke", handler="probe.addon:poke", app="ui://blendbus/viewport",
+                         visibility=("app",)))
+
+    found = collect([plugin(register_apps=register_apps, register_commands=register_commands)])
+    app = found.apps["ui://blendbus/viewport"]
+    assert app.document.startswith("<!doctype html>") and app.ui_meta == {"prefersBorder": True}
+    assert not found.commands["probe_look"].app_only and found.commands["probe_poke"].app_only
+
+    def register_commands_elsewhere(register):
+        register(Command(name="probe_look", description="look", handler="probe.addon:look", app="ui://probe/viewprot"))
+
+    dangling = collect([plugin(register_apps=register_apps, register_commands=register_commands_elsewhere)])
+    assert "app 'ui://probe/viewprot' is not declared (register_apps)" in dangling.plugins[0].error
+    with pytest.raises(DeclarationError, match="cannot read 'blendbus_scene:nothing.html'"):
+        App("ui://probe/none", "None", "blendbus_scene:nothing.html")
+    with pytest.raises(DeclarationError, match="only an App calls needs that App"):
+        Command(name="probe_poke", description="poke", handler="probe.addon:poke", visibility=("app",))
+    with pytest.raises(DeclarationError, match="visibility takes one or both"):
+        Command(name="probe_poke", description="poke", handler="probe.addon:poke", visibility=("llm",))
 
 
 def test_registering_the_wrong_kind_fails_only_that_plugin():

@@ -218,14 +218,15 @@ def _tools(args: argparse.Namespace) -> int:
     from .testing.kit import make_server
 
     server = make_server()
-    tools = sorted(server.tools, key=lambda t: t.name)
+    tools = sorted(server.app_tools, key=lambda t: t.name)
     if args.json:
         print(json.dumps([t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools], indent=2))
         return 0
     for tool in tools:
         cmd = server.plugins.by_tool(tool.name)
         gate = f"  [gate: {cmd.gate}]" if cmd and cmd.gate else ""
-        print(f"{tool.name}{gate}\n    {tool.description.splitlines()[0]}")
+        where = f"  [called by the {cmd.app} view only]" if cmd and cmd.app_only else ""
+        print(f"{tool.name}{gate}{where}\n    {tool.description.splitlines()[0]}")
     return 0
 
 

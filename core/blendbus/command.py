@@ -1,4 +1,4 @@
-"""What a plugin declares: Commands, Preferences and Resources.
+"""What a plugin declares: Commands, Preferences, Resources, Prompts and Apps.
 
 Each declaration is checked when it is built, so a plugin author sees a mistake at load time with
 the plugin's name on it rather than a confusing failure inside Blender later.
@@ -10,6 +10,8 @@ import copy
 import re
 import string
 from dataclasses import dataclass, field
+from functools import cached_property
+from importlib import resources
 from typing import Any, Literal
 
 import jsonschema
@@ -22,6 +24,11 @@ HANDLER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-
 PREFERENCE_KEY_RE = re.compile(r"^([a-z][a-z0-9_]*\.)?[a-z][a-z0-9_]*$")
 RESERVED_ARGUMENTS = frozenset({"target_uuid", "timeout_s"})
 """Arguments every dispatch tool adds to a Command's own parameters."""
+
+VISIBILITIES = ("model", "app")
+"""Who may call a Command's tool (MCP Apps `_meta.ui.visibility`): the LLM, the App's view, or both."""
+APP_SCHEME = "ui://"
+HTML_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z0-9_][A-Za-z0-9_./-]*\.html$")
 
 ANNOTATION_KEYS = {
     "read_only": "readOnlyHint",
@@ -74,6 +81,13 @@ class Command:
     title: str | None = None
     long_running: bool = False
     """Takes minutes (a render, a generation): a client that speaks MCP tasks gets a task at once."""
+    app: str | None = None
+    """The `ui://` App (declared with `register_apps`) a host that speaks MCP Apps shows this tool's results in."""
+    visibility: tuple[str, ...] = VISIBILITIES
+    """("app",): only that App's view calls the tool; the LLM never sees it, nor does a client without Apps."""
+    changes_scene: bool | None = None
+    """False: the handler puts back whatever it touches (a render, an export), so the depsgraph updates it
+    causes are not reported as scene changes. None: False for `read_only` commands, else True."""
 
     def __post_init__(self) -> None:
         where = f"command {self.name!r}"
@@ -90,6 +104,13 @@ class Command:
         unknown = set(self.annotations) - set(ANNOTATION_KEYS)
         if unknown:
             raise DeclarationError(f"{where}: unknown annotations {sorted(unknown)}; use {sorted(ANNOTATION_KEYS)}")
+        if self.app is not None and not (isinstance(self.app, str) and self.app.startswith(APP_SCHEME)):
+            raise DeclarationError(f"{where}: app must be a {APP_SCHEME} URI declared with register_apps, got {self.app!r}")
+        object.__setattr__(self, "visibility", tuple(self.visibility))
+        if not self.visibility or set(self.visibility) - set(VISIBILITIES):
+            raise DeclarationError(f"{where}: visibility takes one or both of {VISIBILITIES}, not {self.visibility!r}")
+        if "model" not in self.visibility and self.app is None:
+            raise DeclarationError(f"{where}: a tool only an App calls needs that App: set app='ui://...'")
         # Computing the schemas now is the validation; cache them for every later list_tools.
         object.__setattr__(self, "_input_schema", _schema_of(self.params, where))
         result_schema = None
@@ -119,6 +140,18 @@ class Command:
     def handler_module(self) -> str:
         return self.handler.partition(":")[0]
 
+    @property
+    def app_only(self) -> bool:
+        """Only its App's view calls it: hidden from the LLM and from clients without MCP Apps."""
+        return "model" not in self.visibility
+
+    @property
+    def scene_neutral(self) -> bool:
+        """Whether the peer keeps quiet about the depsgraph updates this command causes."""
+        if self.changes_scene is None:
+            return self.annotations.get("read_only") is True
+        return not self.changes_scene
+
     def wire(self) -> dict[str, Any]:
         """What a peer needs to run this command: sent on registration, so it is declared once."""
         return {
@@ -127,6 +160,7 @@ class Command:
             "gate": self.gate,
             "undo": self.undo,
             "params_schema": self.input_schema,
+            "scene_neutral": self.scene_neutral,
         }
 
 
@@ -256,3 +290,41 @@ class Prompt:
         if missing:
             raise ValueError(f"prompt {self.name!r} needs {', '.join(missing)}")
         return self.text.format(**{a.name: arguments.get(a.name, "") for a in self.arguments})
+
+
+@dataclass(frozen=True)
+class App:
+    """An MCP App (extension `io.modelcontextprotocol/ui`): one self-contained HTML document that a
+    host which speaks MCP Apps shows, in a sandboxed frame, beside the results of the Commands that
+    name it (`Command.app`). The host's default content security policy allows no network: the
+    document carries its own script and style, and gets images as data: URIs through tool calls.
+
+    `html` names the document inside the plugin's package, ``"package:file.html"``."""
+
+    uri: str
+    name: str
+    html: str
+    description: str = ""
+    prefers_border: bool | None = None
+
+    def __post_init__(self) -> None:
+        where = f"app {self.uri!r}"
+        if not isinstance(self.uri, str) or not self.uri.startswith(APP_SCHEME) or len(self.uri) <= len(APP_SCHEME):
+            raise DeclarationError(f"{where}: the uri must start with {APP_SCHEME}")
+        if not isinstance(self.html, str) or not HTML_RE.match(self.html):
+            raise DeclarationError(f"{where}: html must look like 'package:file.html', got {self.html!r}")
+        try:
+            self.document  # noqa: B018 - reading it now is the check: a missing file fails at load time
+        except (OSError, ModuleNotFoundError, UnicodeDecodeError) as exc:
+            raise DeclarationError(f"{where}: cannot read {self.html!r}: {exc}") from None
+
+    @cached_property
+    def document(self) -> str:
+        """The HTML text, read from the package once."""
+        package, _, path = self.html.partition(":")
+        return resources.files(package).joinpath(path).read_text(encoding="utf-8")
+
+    @property
+    def ui_meta(self) -> dict[str, Any]:
+        """The resource's `_meta.ui`: what the host should know about rendering it."""
+        return {} if self.prefers_border is None else {"prefersBorder": self.prefers_border}

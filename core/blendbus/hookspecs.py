@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 import pluggy
 
-from .command import Command, Preference, Prompt, Resource
+from .command import App, Command, Preference, Prompt, Resource
 
 hookspec = pluggy.HookspecMarker("blendbus")
 hookimpl = pluggy.HookimplMarker("blendbus")
@@ -34,3 +34,8 @@ def register_resources(register: Callable[[Resource], None]) -> None:
 @hookspec
 def register_prompts(register: Callable[[Prompt], None]) -> None:
     """Declare MCP prompts: ready-made instructions an LLM host offers its user."""
+
+
+@hookspec
+def register_apps(register: Callable[[App], None]) -> None:
+    """Declare MCP Apps: ui:// documents a host shows beside the results of the Commands that name them."""

@@ -17,7 +17,7 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .command import Command, DeclarationError, Preference, Prompt, Resource
+from .command import App, Command, DeclarationError, Preference, Prompt, Resource
 from .suggest import did_you_mean
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,8 @@ log = logging.getLogger(__name__)
 ENTRY_POINT_GROUP = "blendbus"
 BUILTIN = "core"
 """The built-in plugin (execute_code): always loaded, through the same hooks as any other."""
-HOOK_NAMES = ("register_preferences", "register_commands", "register_resources", "register_prompts")
+HOOK_NAMES = ("register_preferences", "register_commands", "register_resources", "register_prompts",
+              "register_apps")
 
 
 @dataclass
@@ -41,6 +42,7 @@ class PluginInfo:
     preferences: list[Preference] = field(default_factory=list)
     resources: list[Resource] = field(default_factory=list)
     prompts: list[Prompt] = field(default_factory=list)
+    apps: list[App] = field(default_factory=list)
     error: str | None = None
 
     def describe(self) -> dict[str, Any]:
@@ -55,6 +57,7 @@ class PluginInfo:
             "preferences": [p.key for p in self.preferences],
             "resources": [r.uri for r in self.resources],
             "prompts": [p.name for p in self.prompts],
+            "apps": [a.uri for a in self.apps],
             "error": self.error,
         }
 
@@ -70,6 +73,8 @@ class PluginSet:
     owner: dict[str, PluginInfo]
     """command name -> the plugin that declared it."""
     prompts: dict[str, Prompt] = field(default_factory=dict)
+    apps: dict[str, App] = field(default_factory=dict)
+    """ui:// uri -> the MCP App declared there."""
 
     @property
     def errors(self) -> list[PluginInfo]:
@@ -183,16 +188,19 @@ def collect(infos: list[PluginInfo]) -> PluginSet:
     owner: dict[str, PluginInfo] = {}
     preferences: dict[str, Preference] = {}
     prompts: dict[str, Prompt] = {}
+    apps: dict[str, App] = {}
     for info in infos:
         if info.error:
             continue
-        problem = _conflicts(info, owner, preferences, prompts)
+        problem = _conflicts(info, owner, preferences, prompts, apps)
         if problem:
             info.error = problem
             _forget(info)
             continue
         for prompt in info.prompts:
             prompts[prompt.name] = prompt
+        for app in info.apps:
+            apps[app.uri] = app
         for pref in info.preferences:
             preferences[pref.key] = pref
         for cmd in info.commands:
@@ -203,7 +211,7 @@ def collect(infos: list[PluginInfo]) -> PluginSet:
     for info in infos:
         if info.error:
             continue
-        problem = _dangling(info, commands, preferences)
+        problem = _dangling(info, commands, preferences, apps)
         if problem:
             info.error = problem
             for cmd in info.commands:
@@ -211,18 +219,20 @@ def collect(infos: list[PluginInfo]) -> PluginSet:
                 owner.pop(cmd.name, None)
             for prompt in info.prompts:
                 prompts.pop(prompt.name, None)
-            info.commands, info.resources, info.prompts = [], [], []
+            for app in info.apps:
+                apps.pop(app.uri, None)
+            info.commands, info.resources, info.prompts, info.apps = [], [], [], []
     for info in infos:
         if info.error:
             log.error("blendbus plugin %r failed to load: %s", info.name, info.error)
     resources = [r for info in infos if not info.error for r in info.resources]
     return PluginSet(plugins=infos, commands=commands, preferences=preferences, resources=resources, owner=owner,
-                     prompts=prompts)
+                     prompts=prompts, apps=apps)
 
 
 def _forget(info: PluginInfo) -> None:
     """A plugin that failed to load declares nothing."""
-    info.commands, info.preferences, info.resources, info.prompts = [], [], [], []
+    info.commands, info.preferences, info.resources, info.prompts, info.apps = [], [], [], [], []
 
 
 def _unknown_hooks(pm: pluggy.PluginManager, info: PluginInfo) -> str | None:
@@ -245,6 +255,7 @@ def _declare(pm: pluggy.PluginManager, info: PluginInfo) -> None:
         "register_commands": (Command, info.commands),
         "register_resources": (Resource, info.resources),
         "register_prompts": (Prompt, info.prompts),
+        "register_apps": (App, info.apps),
     }
     for hook_name in HOOK_NAMES:
         kind, sink = sinks[hook_name]
@@ -264,7 +275,7 @@ def _registrar(kind: type, sink: list[Any], hook_name: str) -> Callable[[Any], N
 
 
 def _conflicts(info: PluginInfo, owner: dict[str, PluginInfo], preferences: dict[str, Preference],
-               prompts: dict[str, Prompt]) -> str | None:
+               prompts: dict[str, Prompt], apps: dict[str, App]) -> str | None:
     mine: set[str] = set()
     for cmd in info.commands:
         if cmd.name in mine:
@@ -278,11 +289,18 @@ def _conflicts(info: PluginInfo, owner: dict[str, PluginInfo], preferences: dict
     for prompt in info.prompts:
         if prompt.name in prompts:
             return f"prompt {prompt.name!r} is declared by another plugin too"
+    for app in info.apps:
+        if app.uri in apps:
+            return f"app {app.uri!r} is declared by another plugin too"
     return None
 
 
-def _dangling(info: PluginInfo, commands: dict[str, Command], preferences: dict[str, Preference]) -> str | None:
+def _dangling(info: PluginInfo, commands: dict[str, Command], preferences: dict[str, Preference],
+              apps: dict[str, App]) -> str | None:
     for cmd in info.commands:
+        if cmd.app is not None and cmd.app not in apps:
+            return (f"command {cmd.name!r}: app {cmd.app!r} is not declared (register_apps)"
+                    f"{did_you_mean(cmd.app, apps)}")
         if cmd.gate is not None and cmd.gate not in preferences:
             return f"command {cmd.name!r}: gate {cmd.gate!r} is not a declared preference"
         if cmd.gate is not None and preferences[cmd.gate].type != "bool":

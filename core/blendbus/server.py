@@ -20,7 +20,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.uri_template import UriTemplate
 
 from . import __version__
-from . import paging, tasks
+from . import mcp_apps, paging, tasks
 from . import protocol as p
 from .command import ANNOTATION_KEYS, Command, Resource
 from .dispatch import LOCAL_CREDENTIAL, Hub, PeerAuthError
@@ -89,6 +89,7 @@ class BlendbusServer:
         self.mcp.middleware.insert(0, self._authorize)
         self.mcp.middleware.insert(1, self._session_era_tasks)
         self.mcp.extensions[tasks.EXTENSION] = {}
+        self.mcp.extensions[mcp_apps.EXTENSION_ID] = {}
         for method, handler in (("tasks/get", self._tasks_get), ("tasks/cancel", self._tasks_cancel),
                                 ("tasks/update", self._tasks_update), ("tasks/result", self._tasks_result)):
             self.mcp.add_request_handler(method, tasks.TaskParams, handler)
@@ -118,8 +119,19 @@ class BlendbusServer:
 
     @cached_property
     def tools(self) -> list[types.Tool]:
+        """The tools a client without MCP Apps sees: no `_meta.ui`, no app-only tools."""
+        return self._tool_list(apps=False)
+
+    @cached_property
+    def app_tools(self) -> list[types.Tool]:
+        """The tools an MCP Apps host sees (mcp_apps.py): every tool, linked to its App."""
+        return self._tool_list(apps=True)
+
+    def _tool_list(self, *, apps: bool) -> list[types.Tool]:
         tools = []
         for cmd in self.plugins.commands.values():
+            if cmd.app_only and not apps:
+                continue
             hints = {ANNOTATION_KEYS[k]: v for k, v in cmd.annotations.items()}
             tools.append(types.Tool(
                 name=cmd.tool_name,
@@ -130,6 +142,7 @@ class BlendbusServer:
                 annotations=types.ToolAnnotations(**hints) if hints else None,
                 # 2025-11-25 clients may ask for a task (params.task); others get the result or a timeout.
                 execution=types.ToolExecution(task_support="optional"),
+                meta=mcp_apps.tool_meta(cmd) if apps else None,
             ))
         for tool in self.builtin.values():
             hints = {ANNOTATION_KEYS[k]: v for k, v in tool.annotations.items()}
@@ -144,7 +157,7 @@ class BlendbusServer:
 
     @cached_property
     def _schemas(self) -> dict[str, dict[str, Any]]:
-        return {tool.name: tool.input_schema for tool in self.tools}
+        return {tool.name: tool.input_schema for tool in self.app_tools}
 
     def schema_of(self, tool_name: str) -> dict[str, Any] | None:
         """A tool's input schema by name (None for an unknown tool)."""
@@ -199,7 +212,7 @@ class BlendbusServer:
         return await call_next(ctx)
 
     async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=self.tools)
+        return types.ListToolsResult(tools=self.app_tools if mcp_apps.negotiated(ctx) else self.tools)
 
     def _admit(self, ctx: Any, name: str, arguments: dict[str, Any]) -> tuple[Call, types.CallToolResult | None]:
         """Who calls, and the refusal if they may not call `name` with these arguments (role, schema, size)."""
@@ -210,6 +223,9 @@ class BlendbusServer:
         if needed not in roles:
             return call, self.plain({"error": f"{name} needs a token with the {needed} role", "code": "Forbidden"},
                                     is_error=True)
+        cmd = self.plugins.by_tool(name)
+        if cmd is not None and cmd.app_only and not mcp_apps.negotiated(ctx):
+            return call, self.plain({"error": mcp_apps.refusal(cmd), "code": "Forbidden"}, is_error=True)
         error = self.validate(name, arguments)
         cap = self.arguments_cap(name)
         if error is None and cap is not None:
@@ -401,10 +417,11 @@ class BlendbusServer:
 
     # ---- resources -------------------------------------------------------------------------
     async def _list_resources(self, ctx: Any, params: Any) -> types.ListResourcesResult:
-        return types.ListResourcesResult(resources=[
-            types.Resource(uri=r.uri, name=r.name, description=r.description, mime_type=r.mime_type)
-            for r in self.plugins.resources if not r.is_template
-        ])
+        listed = [types.Resource(uri=r.uri, name=r.name, description=r.description, mime_type=r.mime_type)
+                  for r in self.plugins.resources if not r.is_template]
+        if mcp_apps.negotiated(ctx):
+            listed += [mcp_apps.listed(app) for app in self.plugins.apps.values()]
+        return types.ListResourcesResult(resources=listed)
 
     async def _list_resource_templates(self, ctx: Any, params: Any) -> types.ListResourceTemplatesResult:
         return types.ListResourceTemplatesResult(resource_templates=[
@@ -424,8 +441,10 @@ class BlendbusServer:
         return None
 
     async def _read_resource(self, ctx: Any, params: types.ReadResourceRequestParams) -> types.ReadResourceResult:
-        self._ensure_started()
         uri = str(params.uri)
+        if uri in self.plugins.apps:
+            return mcp_apps.contents(self.plugins.apps[uri])
+        self._ensure_started()
         found = self.match_resource(uri)
         if found is None:
             raise MCPError(code=-32002, message=f"resource not found: {uri}")

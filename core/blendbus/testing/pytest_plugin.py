@@ -104,20 +104,28 @@ async def blendbus_client(blendbus_server: BlendbusServer) -> AsyncIterator[Any]
 
 
 @pytest.fixture
-async def blendbus_bpy_client(blendbus_server: BlendbusServer, tmp_path: Path,
-                              blendbus_peer_settings: list[str]) -> AsyncIterator[Any]:
+async def blendbus_bpy_url(blendbus_server: BlendbusServer, tmp_path: Path,
+                           blendbus_peer_settings: list[str]) -> AsyncIterator[str]:
+    """The MCP URL of `blendbus_server` served over HTTP, with a real Blender peer joined."""
     import importlib.util
 
     if importlib.util.find_spec("bpy") is None:
         pytest.skip("bpy (Blender as a Python module) is not installed: pip install 'blendbus[peer]'")
-    from ..client import connect
     from .blender import blender_peer
     from .kit import serve_http
 
     async with serve_http(blendbus_server) as url:
         async with blender_peer(blendbus_server, url, tmp_path, *blendbus_peer_settings):
-            async with connect(url) as client:
-                yield client
+            yield url
+
+
+@pytest.fixture
+async def blendbus_bpy_client(blendbus_bpy_url: str) -> AsyncIterator[Any]:
+    """An MCP client of `blendbus_bpy_url`."""
+    from ..client import connect
+
+    async with connect(blendbus_bpy_url) as client:
+        yield client
 
 
 @pytest.fixture

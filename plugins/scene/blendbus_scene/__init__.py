@@ -8,12 +8,14 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from blendbus import Command, Resource, hookimpl
+from blendbus import App, Command, Resource, hookimpl
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 HANDLERS = "blendbus_scene.addon.handlers"
 ADDON = "blendbus_scene.addon"
 READ_ONLY = {"read_only": True, "destructive": False, "idempotent": True, "open_world": False}
+VIEWPORT = "ui://blendbus/viewport"
+"""The MCP App that shows screenshots and renders, and lets the user pick objects in them."""
 
 
 class SceneInfo(BaseModel):
@@ -60,6 +62,20 @@ class Render(BaseModel):
         "Where to write the PNG, inside the Blender peer's output folder; a fresh name when omitted"))
 
 
+class Pick(BaseModel):
+    x: float = Field(ge=0, le=1, description="Across the picture, from its left edge (0) to its right (1)")
+    y: float = Field(ge=0, le=1, description="Down the picture, from its top edge (0) to its bottom (1)")
+    view: Literal["camera", "viewport"] | None = Field(default=None, description=(
+        "What the picture shows, as its result's `view` says: a camera's view, or the GUI's 3D viewport;"
+        " what blender_get_viewport_screenshot shows on this peer when omitted"))
+    camera: str | None = Field(default=None, max_length=63, description=(
+        "The camera of a camera view (its result's `camera`); the scene's, or the framing one a headless"
+        " screenshot uses when the scene has none, when omitted"))
+    aspect: float | None = Field(default=None, gt=0, le=100, description=(
+        "Width / height of the picture, when it differs from the scene's render resolution"))
+    select: bool = Field(default=True, description="Make the object the selection and the active object")
+
+
 class Export(BaseModel):
     format: str = Field(description="glb, gltf, fbx, obj, usd, stl or ply, as far as this Blender has them")
     filepath: str | None = Field(default=None, max_length=1024, description=(
@@ -102,17 +118,23 @@ def register_commands(register: Callable[[Command], None]) -> None:
                      " none). Returns {filepath, width, height} and the PNG as image content.",
                      f"{HANDLERS}:get_viewport_screenshot", params=Screenshot,
                      annotations={"read_only": False, "destructive": False, "idempotent": True, "open_world": False},
-                     timeout=120))
+                     timeout=120, app=VIEWPORT, changes_scene=False))
     register(Command("render", "Render the scene (EEVEE, Cycles or Workbench) in a separate Blender process, so this"
                      " Blender keeps answering; reports progress (samples) and can be cancelled. Returns the image,"
                      " downscaled to max_size, and {filepath, width, height, engine, samples, seconds}. EEVEE without a"
                      " GPU spends tens of seconds compiling shaders on its first render.", f"{ADDON}.render:render",
                      params=Render, annotations={"read_only": False, "destructive": False, "open_world": False},
-                     timeout=1800, long_running=True))
+                     timeout=1800, long_running=True, app=VIEWPORT, changes_scene=False))
     register(Command("export_scene", "Export the scene (or the selection) to glb, gltf, fbx, obj, usd, stl or ply in the"
                      " peer's output folder. Returns {filepath, format, bytes, objects}.", f"{ADDON}.export:export_scene",
                      params=Export, annotations={"read_only": False, "destructive": False, "open_world": False},
-                     timeout=600))
+                     timeout=600, changes_scene=False))
+    register(Command("pick_object", "The object under a point of a screenshot or render (fractions of the picture),"
+                     " made the selection and the active object. Returns its name, type, the point hit, location,"
+                     " dimensions and materials; object null when the point shows no object.",
+                     f"{HANDLERS}:pick_object", params=Pick, title="Pick an object in the picture",
+                     annotations={"read_only": False, "destructive": False, "idempotent": True, "open_world": False},
+                     timeout=30, app=VIEWPORT, visibility=("app",), changes_scene=False))
     register(Command("lookup_api", "Look up this Blender's own Python API (exact for its version): a type with its"
                      " properties and functions, one property, an operator with its parameters, or a search. Use it"
                      " before writing bpy code for blender_execute_code.", f"{ADDON}.api:lookup_api", params=LookupApi,
@@ -128,3 +150,10 @@ def register_resources(register: Callable[[Resource], None]) -> None:
     register(Resource("blender://scene/objects", "scene-objects", "list_objects", "The scene's objects",
                       params={"limit": 1000}))
     register(Resource("blender://scene/object/{name}", "scene-object", "get_object_info", "One object in detail"))
+
+
+@hookimpl
+def register_apps(register: Callable[[App], None]) -> None:
+    register(App(VIEWPORT, "Blender viewport", "blendbus_scene:viewport.html", description=(
+        "The latest view of the scene, refreshed when it changes; click an object to select it and tell"
+        " the assistant about it; pick the Blender peer; render on demand."), prefers_border=True))

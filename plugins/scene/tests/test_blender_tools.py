@@ -9,7 +9,9 @@ import json
 import anyio
 import pytest
 
+from blendbus import mcp_apps
 from blendbus import protocol as p
+from blendbus.client import connect
 
 pytestmark = pytest.mark.anyio
 RED = "import bpy\nm = bpy.data.materials.new('Red')\nm.use_nodes = True\n" \
@@ -147,3 +149,68 @@ async def test_the_headless_view_shows_the_colour_set_on_the_nodes(blendbus_bpy_
     red, green, blue, kept = json.loads(await run(client, call, measure))
     assert red > 3 * green and red > 3 * blue  # the red the script set, not the grey viewport colour
     assert kept == pytest.approx([0.8, 0.8, 0.8, 1.0])  # and the material's own viewport colour is unchanged
+
+
+PROJECT = ("import bpy, json\nfrom bpy_extras.object_utils import world_to_camera_view\nscene = bpy.context.scene\n"
+           "cam = scene.objects[{camera!r}]\n"
+           "print(json.dumps({{o.name: list(world_to_camera_view(scene, cam, o.matrix_world.translation))[:2]"
+           " for o in scene.objects if o.type == 'MESH'}}))")
+
+
+async def test_pick_selects_the_object_under_a_point_of_the_picture(blendbus_bpy_url, blendbus_call):
+    async with connect(blendbus_bpy_url, extensions=[mcp_apps.host()]) as client:  # pick is the viewport App's
+        await picks(client, blendbus_call)
+
+
+async def picks(client, call) -> None:
+    await run(client, call, "import bpy\nbpy.ops.mesh.primitive_uv_sphere_add(radius=0.8, location=(0, 3, 0))\n"
+                            "bpy.ops.object.select_all(action='DESELECT')")
+    shot = await call(client, "blender_get_viewport_screenshot", {"max_size": 320})
+    assert shot["status"] == p.COMPLETED, shot["error"]
+    view = shot["result"]
+    assert (view["view"], view["camera"]) == ("camera", "Camera")
+    where = json.loads(await run(client, call, PROJECT.format(camera=view["camera"])))
+    for name in ("Sphere", "Cube"):  # camera-view coordinates run from the bottom left; a picture's from the top left
+        x, y = where[name]
+        picked = await call(client, "blender_pick_object", {"x": x, "y": 1 - y, "view": view["view"],
+                                                            "camera": view["camera"],
+                                                            "aspect": view["width"] / view["height"]})
+        assert picked["status"] == p.COMPLETED, picked["error"]
+        assert (picked["result"]["object"], picked["result"]["type"], picked["result"]["selected"]) == (name, "MESH", [name])
+        active = await run(client, call, "import bpy\nprint(bpy.context.view_layer.objects.active.name)")
+        assert active.strip() == name
+    empty = await call(client, "blender_pick_object", {"x": 0.01, "y": 0.01})
+    assert empty["result"]["object"] is None and empty["result"]["selected"] == ["Cube"]  # the selection stays
+    # Without a camera the headless view frames the scene with a temporary one; a pick sees the same framing.
+    await run(client, call, "import bpy\nfor name in ('Camera', 'Sphere'):\n    bpy.data.objects.remove(bpy.data.objects[name])")
+    shot = await call(client, "blender_get_viewport_screenshot", {"max_size": 160})
+    assert shot["result"]["camera"] is None
+    centre = await call(client, "blender_pick_object", {"x": 0.5, "y": 0.5})
+    assert centre["result"]["object"] == "Cube"
+    cameras = await run(client, call, "import bpy\nprint([o.name for o in bpy.data.objects if o.type == 'CAMERA'],"
+                                      " bpy.context.scene.camera)")
+    assert cameras.strip() == "[] None"  # the temporary camera is gone again
+
+
+async def test_screenshots_and_renders_are_not_scene_changes(blendbus_bpy_client, blendbus_call):
+    """What a screenshot or a render touches, they put back: subscribers hear of real edits only."""
+    client, call = blendbus_bpy_client, blendbus_call
+    cursor = (await call_tool_structured(client, "blender_watch_bus", {"cursor": 1 << 52}))["cursor"]
+    for tool, arguments in (("blender_get_viewport_screenshot", {"max_size": 64}),
+                            ("blender_render", {"engine": "WORKBENCH", "resolution": [64, 36]}),
+                            ("blender_export_scene", {"format": "stl"})):
+        assert (await call(client, tool, arguments))["status"] == p.COMPLETED
+    await run(client, call, "import bpy\nbpy.data.objects['Cube'].location.x += 1")
+    changes: list[dict] = []
+    with anyio.fail_after(30):
+        while not changes:
+            bus = await call_tool_structured(client, "blender_watch_bus", {"cursor": cursor, "wait_s": 5})
+            cursor = bus["cursor"]
+            changes += [e for e in bus["events"] if e["kind"] == p.SCENE_CHANGED]
+    assert changes[0]["objects"] == ["Cube"], changes  # the first change heard is the edit
+
+
+async def call_tool_structured(client, tool: str, arguments: dict) -> dict:
+    result = await client.call_tool(tool, arguments)
+    assert not result.is_error, result
+    return result.structured_content

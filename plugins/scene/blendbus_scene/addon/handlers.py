@@ -302,15 +302,29 @@ def _node_colours(scene: Any) -> Iterator[None]:
             material.diffuse_color = colour
 
 
+@contextmanager
+def _viewing_camera(scene: Any) -> Iterator[Any]:
+    """The scene's camera, or for this block a temporary one framing the scene (the same framing
+    each time for the same scene, so a pick sees what the screenshot showed)."""
+    if scene.camera is not None:
+        yield scene.camera
+        return
+    cam = scene.camera = _frame_camera(scene)
+    try:
+        yield cam
+    finally:
+        scene.camera = None
+        data = cam.data
+        bpy.data.objects.remove(cam)
+        bpy.data.cameras.remove(data)
+
+
 def _render_headless(filepath: str, max_size: int) -> tuple[int, int]:
     scene = bpy.context.scene
     r = scene.render
     saved = (r.engine, r.resolution_x, r.resolution_y, r.resolution_percentage, r.filepath,
-             r.image_settings.file_format, scene.camera)
-    tmp_cam = None
+             r.image_settings.file_format)
     try:
-        if scene.camera is None:
-            tmp_cam = scene.camera = _frame_camera(scene)
         aspect = r.resolution_x / max(r.resolution_y, 1)
         width, height = (max_size, max(1, round(max_size / aspect))) if aspect >= 1 else (
             max(1, round(max_size * aspect)), max_size)
@@ -318,28 +332,28 @@ def _render_headless(filepath: str, max_size: int) -> tuple[int, int]:
         r.resolution_x, r.resolution_y, r.resolution_percentage = width, height, 100
         r.image_settings.file_format = "PNG"
         r.filepath = filepath
-        with _node_colours(scene):
+        with _viewing_camera(scene), _node_colours(scene):
             bpy.ops.render.render(write_still=True)
         return width, height
     finally:
         (r.engine, r.resolution_x, r.resolution_y, r.resolution_percentage, r.filepath,
-         r.image_settings.file_format, scene.camera) = saved
-        if tmp_cam is not None:
-            data = tmp_cam.data
-            bpy.data.objects.remove(tmp_cam)
-            bpy.data.cameras.remove(data)
+         r.image_settings.file_format) = saved
+
+
+def _largest_view3d() -> tuple[Any, Any, Any]:
+    """(window, region, space) of the largest 3D viewport open in the GUI."""
+    areas = [(w, a) for w in bpy.context.window_manager.windows for a in w.screen.areas if a.type == "VIEW_3D"]
+    if not areas:
+        raise RuntimeError("no 3D viewport is open")
+    window, area = max(areas, key=lambda wa: wa[1].width * wa[1].height)
+    return window, next(r for r in area.regions if r.type == "WINDOW"), area.spaces.active
 
 
 def _viewport_offscreen(filepath: str, max_size: int) -> tuple[int, int]:
     """Draw the largest 3D viewport offscreen (so a background window is not black) and save it."""
     import gpu
 
-    areas = [(w, a) for w in bpy.context.window_manager.windows for a in w.screen.areas if a.type == "VIEW_3D"]
-    if not areas:
-        raise RuntimeError("no 3D viewport is open to capture")
-    window, area = max(areas, key=lambda wa: wa[1].width * wa[1].height)
-    region = next(r for r in area.regions if r.type == "WINDOW")
-    space = area.spaces.active
+    window, region, space = _largest_view3d()
     scale = min(1.0, max_size / max(region.width, region.height))
     width, height = max(1, int(region.width * scale)), max(1, int(region.height * scale))
     offscreen = gpu.types.GPUOffScreen(width, height)
@@ -375,6 +389,84 @@ def get_viewport_screenshot(job: Any, filepath: str | None = None, max_size: int
     if not png.startswith(PNG_MAGIC):
         raise RuntimeError("Blender did not write a PNG image; see its console for the reason")
     # The image travels inside the result, so it reaches the LLM even when the peer is remote.
+    camera = bpy.context.scene.camera
     return {"filepath": str(final), "width": width, "height": height, "source": source,
+            "view": "viewport" if source == "viewport" else "camera",
+            "camera": camera.name if camera is not None and source != "viewport" else None,
             "colours": NODE_COLOURS if source == "workbench_render" else "the viewport's own shading",
             IMAGES_KEY: [{"data": base64.b64encode(png).decode("ascii"), "mime_type": "image/png"}]}
+
+
+# ---- pick -------------------------------------------------------------------------------------
+@contextmanager
+def _aspect(scene: Any, aspect: float | None) -> Iterator[None]:
+    """For this block, the scene's frame has the picture's aspect (a render may have had its own)."""
+    if aspect is None:
+        yield
+        return
+    r = scene.render
+    saved = (r.resolution_x, r.resolution_y, r.pixel_aspect_x, r.pixel_aspect_y)
+    r.resolution_x, r.resolution_y = max(4, round(1000 * aspect)), 1000
+    r.pixel_aspect_x = r.pixel_aspect_y = 1.0
+    try:
+        yield
+    finally:
+        r.resolution_x, r.resolution_y, r.pixel_aspect_x, r.pixel_aspect_y = saved
+
+
+def _camera_ray(scene: Any, cam: Any, x: float, y: float) -> tuple[Vector, Vector]:
+    """The ray through the point (x, y) of the camera's picture, as fractions from its top left."""
+    frame = cam.data.view_frame(scene=scene)
+    left, right = min(v.x for v in frame), max(v.x for v in frame)
+    bottom, top = min(v.y for v in frame), max(v.y for v in frame)
+    local = Vector((left + (right - left) * x, top - (top - bottom) * y, frame[0].z))
+    world = cam.matrix_world.normalized()
+    if cam.data.type == "ORTHO":
+        return world @ Vector((local.x, local.y, 0.0)), world.to_3x3() @ Vector((0.0, 0.0, -1.0))
+    origin = world.translation.copy()
+    return origin, (world @ local) - origin
+
+
+def _viewport_ray(x: float, y: float) -> tuple[Vector, Vector]:
+    from bpy_extras import view3d_utils
+
+    _, region, space = _largest_view3d()
+    point = (x * region.width, (1.0 - y) * region.height)
+    return (view3d_utils.region_2d_to_origin_3d(region, space.region_3d, point),
+            view3d_utils.region_2d_to_vector_3d(region, space.region_3d, point))
+
+
+def pick_object(x: float, y: float, view: str | None = None, camera: str | None = None, aspect: float | None = None,
+                select: bool = True) -> dict[str, Any]:
+    """The object under a point of a picture of the scene (a screenshot or a render), made the
+    selection and the active object."""
+    scene = bpy.context.scene
+    view = view or ("camera" if bpy.app.background else "viewport")
+    if view == "viewport":
+        origin, direction = _viewport_ray(x, y)
+    elif camera is not None:
+        cam = bpy.data.objects.get(camera)
+        if cam is None or cam.type != "CAMERA":
+            cameras = [o.name for o in bpy.data.objects if o.type == "CAMERA"]
+            raise LookupError(f"no camera {camera!r}; cameras: {', '.join(cameras) or 'none'}")
+        with _aspect(scene, aspect):
+            origin, direction = _camera_ray(scene, cam, x, y)
+    else:
+        with _aspect(scene, aspect), _viewing_camera(scene) as cam:
+            origin, direction = _camera_ray(scene, cam, x, y)
+    hit, location, normal, _, obj, _ = scene.ray_cast(bpy.context.evaluated_depsgraph_get(), origin, direction)
+    layer = bpy.context.view_layer
+    if not hit:
+        return {"object": None, "view": view, "x": x, "y": y, "selected": [o.name for o in layer.objects if o.select_get()]}
+    obj = obj.original
+    if select:
+        for other in layer.objects:
+            if other.select_get():
+                other.select_set(False)
+        obj.select_set(True)
+        layer.objects.active = obj
+    return {"object": obj.name, "type": obj.type, "view": view, "x": x, "y": y, "hit": _vec(location),
+            "normal": _vec(normal), "distance": _num((location - origin).length), "location": _vec(obj.location),
+            "dimensions": _vec(obj.dimensions), "materials": [s.material.name for s in obj.material_slots if s.material],
+            "parent": obj.parent.name if obj.parent else None,
+            "selected": [o.name for o in layer.objects if o.select_get()]}

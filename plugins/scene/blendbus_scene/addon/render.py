@@ -162,6 +162,7 @@ def render(job: Any, engine: str | None = None, samples: int | None = None, reso
     finally:
         shutil.rmtree(work, ignore_errors=True)
     return {"filepath": str(final), "width": done["width"], "height": done["height"], "engine": engine,
+            "view": "camera", "camera": camera or scene.camera.name,
             "blender_engine": done["engine"], "samples": done["samples"], "seconds": round(time.monotonic() - started, 2),
             "image": {"width": done["preview"][0], "height": done["preview"][1]},
             IMAGES_KEY: [{"data": base64.b64encode(preview).decode("ascii"), "mime_type": "image/png"}]}
