@@ -93,3 +93,14 @@ async def test_progress_keeps_a_long_call_alive_in_the_typescript_client(blendbu
             seen = await run_node("http-progress", url, "7")
     assert seen["status"] == "completed" and seen["reports"] >= 5 and seen["rising"]
     assert any(m.startswith("running on py-") for m in seen["messages"])
+
+
+async def test_the_typescript_client_sees_the_viewport_app_only_when_it_speaks_mcp_apps(blendbus_server):
+    async with serve_http(blendbus_server) as url:
+        plain = await run_node("http-apps", url, "plain")
+        apps = await run_node("http-apps", url, "apps")
+    assert plain["pick"] is None and plain["render"] is None and "ui://blendbus/viewport" not in plain["resources"]
+    assert apps["pick"] == {"ui": {"resourceUri": "ui://blendbus/viewport", "visibility": ["app"]}}
+    assert apps["render"]["ui"]["resourceUri"] == "ui://blendbus/viewport" and "ui://blendbus/viewport" in apps["resources"]
+    assert plain["app_mime"] == apps["app_mime"] == "text/html;profile=mcp-app"
+    assert "io.modelcontextprotocol/ui" in apps["server_apps"]

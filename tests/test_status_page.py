@@ -17,7 +17,8 @@ from blendbus.testing import PythonPeer, call_envelope, serve_http
 
 pytestmark = pytest.mark.anyio
 DOCS_IMAGE = Path(__file__).parents[1] / "docs" / "images" / "status-page.png"
-TOKENS = {"tok-alice": "alice", "tok-bob": "bob", "tok-alice-peer": {"user": "alice", "role": "peer"}}
+TOKENS = {"tok-alice": "alice", "tok-bob": "bob", "tok-alice-peer": {"user": "alice", "role": "peer"},
+          "tok-ops": {"user": "ops", "role": "operator"}}
 
 
 async def chromium(*args: str) -> str:
@@ -59,6 +60,29 @@ async def test_each_token_sees_its_own_bus(blendbus_server, tmp_path):
             assert mine["user"] == "bob" and [j["command"] for j in mine["jobs"]] == ["test_fail"]
             rebound = await http.get(api, headers={"Authorization": "Bearer tok-bob", "Host": "evil.example"})
             assert rebound.status_code == 421  # the Host check of /mcp holds here too
+            nosy = await http.get(api, params={"user": "alice"}, headers={"Authorization": "Bearer tok-bob"})
+            assert nosy.status_code == 403 and "operator" in nosy.json()["error"]
+
+
+async def test_an_operator_sees_every_bus_and_calls_nothing(blendbus_server):
+    async with serve_http(blendbus_server, tokens=TOKENS) as url:
+        base = url.rsplit("/mcp", 1)[0]
+        async with PythonPeer(lambda: connect(url, "tok-alice"), uuid="alice-studio"), \
+                PythonPeer(lambda: connect(url, "tok-bob"), uuid="bob-laptop"):
+            async with connect(url, "tok-bob") as bob:
+                await call_envelope(bob, "blender_test_echo", {"value": "bob's"})
+            async with httpx2.AsyncClient(headers={"Authorization": "Bearer tok-ops"}) as http:
+                first = (await http.get(f"{base}/status/api")).json()
+                assert first["operator"] is True and first["users"] == ["alice", "bob"] and first["user"] == "alice"
+                assert [peer["client_uuid"] for peer in first["peers"]] == ["alice-studio"] and first["jobs"] == []
+                bobs = (await http.get(f"{base}/status/api", params={"user": "bob"})).json()
+                assert [peer["client_uuid"] for peer in bobs["peers"]] == ["bob-laptop"]
+                assert [job["command"] for job in bobs["jobs"]] == ["test_echo"]
+            page = await chromium("--dump-dom", f"{base}/#token=tok-ops")
+            assert "Bus of alice" in page and '<option value="bob">bob</option>' in page and "operator view" in page
+            async with connect(url, "tok-ops") as ops:  # an operator looks; it does not drive Blender
+                refused = await ops.call_tool("blender_list_clients", {})
+                assert refused.is_error and "needs a token with the llm role" in refused.structured_content["error"]
 
 
 async def test_without_tokens_loopback_shows_user_local(blendbus_server):

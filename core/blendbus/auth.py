@@ -1,8 +1,8 @@
 """Bearer tokens: who a request is, and what role it may play.
 
 The tokens file is a JSON object. A key is either a raw token or ``sha256:<hex digest>`` of one
-(so the file need not hold secrets); a value is a user id (both roles) or
-``{"user": ..., "role": "llm" | "peer"}``. Every lookup hashes the presented token and compares it
+(so the file need not hold secrets); a value is a user id (the llm and peer roles) or
+``{"user": ..., "role": "llm" | "peer" | "operator"}``. Every lookup hashes the presented token and compares it
 with every entry in constant time, so timing reveals neither which entry nor how much matched.
 """
 
@@ -21,7 +21,11 @@ from mcp.server.auth.provider import AccessToken
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-ROLES = ("llm", "peer")
+from .protocol import OPERATOR, ROLES, TOKEN_ROLES
+
+__all__ = ["OPERATOR", "ROLES", "TOKEN_ROLES", "BearerAuth", "Identity", "TokenTable", "add_token", "hash_token",
+           "new_token"]
+
 USER_SCOPE_KEY = "blendbus.user"
 ROLES_SCOPE_KEY = "blendbus.roles"
 CREDENTIAL_SCOPE_KEY = "blendbus.credential"
@@ -52,8 +56,8 @@ class TokenTable:
                 ident = Identity(value)
             elif isinstance(value, dict) and isinstance(value.get("user"), str):
                 role = value.get("role")  # None: both roles
-                if role is not None and role not in ROLES:
-                    raise ValueError(f"tokens file: role must be one of {ROLES}, not {role!r}")
+                if role is not None and role not in TOKEN_ROLES:
+                    raise ValueError(f"tokens file: role must be one of {TOKEN_ROLES}, not {role!r}")
                 ident = Identity(value["user"], frozenset([role]) if role else frozenset(ROLES))
             else:
                 raise ValueError("tokens file: each value is a user id or {\"user\": ..., \"role\": ...}")
@@ -87,8 +91,8 @@ def new_token() -> str:
 
 def add_token(path: Path, user: str, role: str | None = None) -> str:
     """Create a token for `user`, store only its sha256 in the tokens file (mode 0600), return it."""
-    if role is not None and role not in ROLES:
-        raise ValueError(f"role must be one of {ROLES}")
+    if role is not None and role not in TOKEN_ROLES:
+        raise ValueError(f"role must be one of {TOKEN_ROLES}")
     data: dict[str, Any] = {}
     if path.exists():
         data = json.loads(path.read_text() or "{}")

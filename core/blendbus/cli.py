@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .paging import DEFAULT_INLINE_RESULT_MAX_BYTES
+from .protocol import TOKEN_ROLES
 
 DEFAULT_URL = "http://127.0.0.1:8765/mcp"
 
@@ -66,7 +67,9 @@ def _parser() -> argparse.ArgumentParser:
     token_sub = token.add_subparsers(dest="token_verb", required=True, metavar="ACTION")
     token_new = token_sub.add_parser("new", help="print a fresh token; only its sha256 is stored")
     token_new.add_argument("user", help="the user id the token acts as")
-    token_new.add_argument("--role", choices=["llm", "peer"], help="limit the token to LLM tools or to peer tools")
+    token_new.add_argument("--role", choices=list(TOKEN_ROLES), help=(
+        "limit the token to LLM tools or to peer tools, or make it an operator's: every user's bus on the"
+        " status page, no tools"))
     token_new.add_argument("--tokens", type=Path, help="the tokens file (default: tokens.json in the state dir)")
 
     new = sub.add_parser("new-plugin", help="write a plugin skeleton whose tests pass out of the box")

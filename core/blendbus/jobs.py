@@ -109,6 +109,10 @@ class JobStore:
         count, size = self._usage.get(user_id, (0, 0))
         return count, size
 
+    def users(self) -> list[str]:
+        """Every user with jobs kept, sorted."""
+        return sorted(user for user, (count, _) in self._usage.items() if count)
+
     def total(self) -> tuple[int, int]:
         """(jobs, stored bytes) of the whole store."""
         return sum(c for c, _ in self._usage.values()), sum(b for _, b in self._usage.values())

@@ -20,6 +20,14 @@ ACCEPT_HANDLERS_GATE: Final = "accept_plugin_handlers_from_server"
 OUTPUT_DIR: Final = "output_dir"
 """The peer's output folder: every path an LLM passes must resolve inside it (empty: the default)."""
 
+# Token roles (the tokens file, `blendbus token new --role`).
+ROLES: Final = ("llm", "peer")
+"""The roles of a plain `token: user` entry: LLM tools, and peer tools."""
+OPERATOR: Final = "operator"
+"""Sees every user's bus on the status page, and nothing else (no tool, no MCP method but the open ones)."""
+TOKEN_ROLES: Final = (*ROLES, OPERATOR)
+"""Every role a tokens file entry may name."""
+
 # Payload kinds a peer receives from `blender_poll_jobs`.
 COMMAND_DISPATCH: Final = "command_dispatch"
 JOB_DISPATCH: Final = "job_dispatch"

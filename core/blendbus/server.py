@@ -352,14 +352,18 @@ class BlendbusServer:
             log.debug("notifications/tasks/status not sent: %s", exc)
 
     async def _session_era_tasks(self, ctx: Any, call_next: Any) -> Any:
-        """Server middleware for 2025-11-25 tasks: advertise `capabilities.tasks` in the handshake, and
+        """Server middleware for 2025-11-25 tasks: advertise `capabilities.tasks` (and the MCP Apps
+        extension) in the handshake, and
         answer a task-augmented tools/call with a CreateTaskResult. That answer is made here, not in
         the tools/call handler, because the SDK sieves a handler's tools/call result to a CallToolResult
         on handshake-era connections; a middleware's own result goes out as it is."""
         if ctx.method == "initialize":
             result = await call_next(ctx)
             if isinstance(result, dict) and result.get("protocolVersion") == tasks.LEGACY_VERSION:
-                result["capabilities"] = {**result.get("capabilities", {}), "tasks": tasks.LEGACY_CAPABILITY}
+                capabilities = result.get("capabilities", {})
+                # MCP Apps is negotiated through `extensions` in this handshake too (SEP-1724).
+                extensions = {**capabilities.get("extensions", {}), mcp_apps.EXTENSION_ID: {}}
+                result["capabilities"] = {**capabilities, "tasks": tasks.LEGACY_CAPABILITY, "extensions": extensions}
             return result
         if (ctx.method == "tools/call" and self._session_era(ctx) and isinstance(ctx.params, dict)
                 and ctx.params.get("task") is not None):

@@ -4,6 +4,8 @@
 `GET /status/api` answers the JSON it shows: the caller's peers and their newest jobs, with a
 thumbnail for image results. The API sits behind the same bearer auth as /mcp, so with `--tokens`
 each token sees only its own user's bus; without tokens (loopback only) it shows user `local`.
+An operator token (`blendbus token new NAME --role operator`) sees every user's bus, one at a time
+(`?user=`), and the list of users; it can call no tool.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from starlette.routing import Route
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 
 from . import protocol as p
-from .auth import ROLES, ROLES_SCOPE_KEY, USER_SCOPE_KEY
+from .auth import OPERATOR, ROLES, ROLES_SCOPE_KEY, USER_SCOPE_KEY
 from .dispatch import Hub
 
 API_PATH = "/status/api"
@@ -76,6 +78,11 @@ async def snapshot(hub: Hub, user_id: str, thumbnails: Thumbnails) -> dict[str, 
     return {"user": user_id, "backend": hub.backend.name, "peers": await hub.list_peers(user_id), "jobs": shown}
 
 
+async def every_user(hub: Hub) -> list[str]:
+    """The users an operator can look at: those with jobs kept or a peer registered."""
+    return sorted(set(await hub.jobs.users()) | set(await hub.peers.users()))
+
+
 def status_routes(hub: Hub, security: TransportSecuritySettings) -> list[Route]:
     """`/` and the API, with the same Host/Origin checks as /mcp (a rebinding page cannot read them)."""
     page = resources.files(__package__).joinpath("status.html").read_text(encoding="utf-8")
@@ -92,9 +99,19 @@ def status_routes(hub: Hub, security: TransportSecuritySettings) -> list[Route]:
     async def api(request: Request) -> Response:
         if (refused := await guard.validate_request(request)) is not None:
             return refused
-        if LLM not in request.scope.get(ROLES_SCOPE_KEY, frozenset(ROLES)):
-            return JSONResponse({"error": f"the status page needs a token with the {LLM} role"}, status_code=403)
-        return JSONResponse(await snapshot(hub, request.scope.get(USER_SCOPE_KEY, "local"), thumbnails),
-                            headers={"Cache-Control": "no-store"})
+        roles = request.scope.get(ROLES_SCOPE_KEY, frozenset(ROLES))
+        own, asked = request.scope.get(USER_SCOPE_KEY, "local"), request.query_params.get("user")
+        if OPERATOR in roles:
+            users = await every_user(hub)
+            shown = asked or (users[0] if users else own)
+            body = {**await snapshot(hub, shown, thumbnails), "operator": True, "users": users}
+        elif LLM not in roles:
+            return JSONResponse({"error": f"the status page needs a token with the {LLM} or {OPERATOR} role"},
+                                status_code=403)
+        elif asked not in (None, own):
+            return JSONResponse({"error": f"only an {OPERATOR} token sees another user's bus"}, status_code=403)
+        else:
+            body = await snapshot(hub, own, thumbnails)
+        return JSONResponse(body, headers={"Cache-Control": "no-store"})
 
     return [Route("/", index), Route(API_PATH, api)]

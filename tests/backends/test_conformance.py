@@ -50,6 +50,19 @@ async def test_a_status_only_moves_forward(backend: Backend) -> None:
     assert await jobs.advance("u", p.LOST, p.COMPLETED, result=1)  # a late reply still lands
 
 
+async def test_the_users_with_jobs_or_peers_are_known(backend: Backend) -> None:
+    """The operator's view of the whole service starts from these lists."""
+    assert await backend.jobs.users() == [] and await backend.peers.users() == []
+    for user in ("bob", "alice", "a/b c"):
+        await backend.jobs.create(user, "j", kind=p.COMMAND_DISPATCH, command="c", target_uuid=None)
+    await backend.peers.register("carol", "p1", "cred", "proc", {}, max_peers=2)
+    await backend.peers.register("alice", "p2", "cred", "proc", {}, max_peers=2)
+    assert await backend.jobs.users() == ["a/b c", "alice", "bob"]
+    assert await backend.peers.users() == ["alice", "carol"]
+    await backend.peers.unregister("carol", "p1")
+    assert await backend.peers.users() == ["alice"]
+
+
 async def test_results_and_progress_round_trip(backend: Backend) -> None:
     jobs = backend.jobs
     await jobs.create("u", "big", kind=p.COMMAND_DISPATCH, command="c", target_uuid=None)

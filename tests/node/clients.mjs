@@ -6,6 +6,7 @@
 //   node clients.mjs http-task-cancel <url> <seconds>   a task cancelled mid-run; the peer takes the next call
 //   node clients.mjs http-progress <url> <seconds>      a call longer than the client's timeout, kept alive by progress
 //   node clients.mjs http-subscribe <url> <uri>         resources/subscribe, then a scene edit: the update arrives
+//   node clients.mjs http-apps <url> apps|plain         the tools list, with or without the MCP Apps extension
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
@@ -122,11 +123,23 @@ async function subscribe(client, uri) {
            updated: [...new Set(updated)], status: result.structuredContent.status };
 }
 
+async function apps(client) {
+  // What an MCP Apps host sees, and what every other client sees (`plain`).
+  const tools = (await client.listTools()).tools;
+  const byName = Object.fromEntries(tools.map((t) => [t.name, t]));
+  const resources = (await client.listResources()).resources.map((r) => r.uri);
+  const app = await client.readResource({ uri: "ui://blendbus/viewport" });
+  return { pick: byName.blender_pick_object?._meta ?? null, render: byName.blender_render._meta ?? null,
+           resources, app_mime: app.contents[0].mimeType, server_apps: client.getServerCapabilities()?.extensions ?? null };
+}
+
 const scenarios = {
   "stdio-large-result": largeResult, "http-large-result": largeResult, "http-task": taskLife,
-  "http-task-cancel": taskCancel, "http-progress": progress, "http-subscribe": subscribe,
+  "http-task-cancel": taskCancel, "http-progress": progress, "http-subscribe": subscribe, "http-apps": apps,
 };
-const client = new Client({ name: "blendbus-node-test", version: "1.0.0" });
+const APPS = { extensions: { "io.modelcontextprotocol/ui": { mimeTypes: ["text/html;profile=mcp-app"] } } };
+const client = new Client({ name: "blendbus-node-test", version: "1.0.0" },
+  { capabilities: scenario === "http-apps" && size === "apps" ? APPS : {} });
 try {
   await client.connect(transportFor(target));
   const seen = await scenarios[scenario](client, scenario === "http-subscribe" ? size : Number(size));

@@ -179,6 +179,9 @@ class Jobs(Protocol):
     async def usage(self, user_id: str) -> tuple[int, int]:
         """(jobs, stored bytes) of one user, as the caps count them."""
 
+    async def users(self) -> list[str]:
+        """Every user with jobs kept, sorted: for the operator's view of the whole service."""
+
     async def close(self) -> None: ...
 
 
@@ -201,6 +204,9 @@ class Peers(Protocol):
     async def unregister(self, user_id: str, uuid: str) -> bool: ...
 
     async def list(self, user_id: str) -> list[PeerRecord]: ...
+
+    async def users(self) -> list[str]:
+        """Every user with a registered peer, sorted: for the operator's view of the whole service."""
 
     async def note_handler(self, user_id: str, uuid: str, entry: dict[str, Any]) -> None:
         """The peer synced a handler package: list it among the peer's handlers."""

@@ -55,6 +55,9 @@ class SqliteJobs:
     async def usage(self, user_id: str) -> tuple[int, int]:
         return self.store.usage(user_id)
 
+    async def users(self) -> list[str]:
+        return self.store.users()
+
     async def close(self) -> None:
         self.store.close()
 
@@ -138,6 +141,9 @@ class LocalPeers:
         if peer is not None:
             peer.wakeup.set()
         return peer is not None
+
+    async def users(self) -> list[str]:
+        return sorted(user for user, bus in self._buses.items() if bus.peers)
 
     async def list(self, user_id: str) -> list[PeerRecord]:
         return [peer.record(user_id) for peer in self._bus(user_id).peers.values()]

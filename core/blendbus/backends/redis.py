@@ -560,6 +560,15 @@ class RedisJobs:
         jobs, size = await self.shared.redis.hmget(self._keys(user_id)[1], "jobs", "bytes")
         return int(jobs or 0), int(size or 0)
 
+    @_failures_are_store_errors
+    async def users(self) -> list[str]:
+        known = sorted(_s(user) for user in await self.shared.redis.smembers(f"{self.shared.prefix}:users"))
+        async with self.shared.redis.pipeline(transaction=False) as pipe:
+            for user in known:
+                pipe.hget(self._keys(user)[1], "jobs")
+            counts = await pipe.execute()
+        return [user for user, count in zip(known, counts, strict=True) if int(count or 0)]
+
     async def close(self) -> None:
         await self.shared.close()
 
@@ -658,6 +667,11 @@ class RedisPeers:
             self.shared.alive_key], [uuid, self.shared.member(user_id, uuid), self.shared.channel,
                                      self.shared.wire("wake", user_id, uuid)])
         return bool(existed)
+
+    @_failures_are_store_errors
+    async def users(self) -> list[str]:
+        members = await self.shared.redis.zrange(self.shared.alive_key, 0, -1)
+        return sorted({unquote(_s(member).partition("\n")[0]) for member in members})
 
     @_failures_are_store_errors
     async def list(self, user_id: str) -> list[PeerRecord]:

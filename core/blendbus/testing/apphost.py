@@ -1,0 +1,101 @@
+"""An MCP Apps host in a real browser, for testing an App (`register_apps`) end to end.
+
+The host page (apphost.html) runs in Debian's chromium, driven headless through Playwright. It
+shows the App in a sandboxed frame under the spec's default content security policy (no network),
+speaks the App side of the protocol over postMessage, and relays the App's `tools/call` and
+`resources/read` to a real MCP client connected to the server, refusing tools whose
+`_meta.ui.visibility` leaves out "app", as hosts must.
+
+    async with connect(url, extensions=[mcp_apps.host()]) as client, AppHost(client) as host:
+        result = await client.call_tool("blender_get_viewport_screenshot", {})
+        await host.open("blender_get_viewport_screenshot", {}, result)
+        await host.app.locator("#view").click()
+"""
+
+from __future__ import annotations
+
+import shutil
+from importlib import resources
+from types import TracebackType
+from typing import Any
+
+import mcp_types as types
+
+PAGE = resources.files(__package__).joinpath("apphost.html").read_text(encoding="utf-8")
+
+
+def chromium_binary() -> str:
+    """Debian's chromium (scripts/bootstrap.sh installs it)."""
+    binary = shutil.which("chromium")
+    if binary is None:
+        raise RuntimeError("chromium is not installed: run bash scripts/bootstrap.sh")
+    return binary
+
+
+class AppHost:
+    """One browser page hosting one App at a time, relaying to `client` (an MCP Apps client)."""
+
+    def __init__(self, client: Any, *, width: int = 1040, height: int = 600) -> None:
+        self.client, self.size = client, {"width": width, "height": height}
+        self.tools: dict[str, types.Tool] = {}
+        self.relayed: list[str] = []
+        """Every request the App made of the server, as "method name"."""
+
+    async def __aenter__(self) -> AppHost:
+        from playwright.async_api import async_playwright
+
+        self._playwright = await async_playwright().start()
+        try:
+            self._browser = await self._playwright.chromium.launch(
+                executable_path=chromium_binary(), args=["--no-sandbox", "--disable-gpu"])
+            self.page = await self._browser.new_page(viewport=self.size)
+            await self.page.expose_function("mcpForward", self._forward)
+            await self.page.set_content(PAGE)
+        except BaseException:
+            await self._playwright.stop()
+            raise
+        return self
+
+    async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                        tb: TracebackType | None) -> None:
+        try:
+            await self._browser.close()
+        finally:
+            await self._playwright.stop()
+
+    async def open(self, tool: str, arguments: dict[str, Any], result: types.CallToolResult) -> None:
+        """Show the App that `tool` links to, as a host does after the LLM called it."""
+        self.tools = {t.name: t for t in (await self.client.list_tools()).tools}
+        meta = (self.tools[tool].meta or {}).get("ui") or {}
+        if "resourceUri" not in meta:
+            raise AssertionError(f"{tool} links to no App (_meta.ui.resourceUri): did the client negotiate MCP Apps?")
+        read = await self.client.read_resource(meta["resourceUri"])
+        html = read.contents[0].text
+        call = {"name": tool, "arguments": arguments, "result": _wire(result)}
+        await self.page.evaluate("([html, call]) => window.openApp(html, call)", [html, call])
+        await self.page.wait_for_function("window.host.initialized", timeout=30_000)
+
+    @property
+    def app(self) -> Any:
+        """The App's frame, for locators (`host.app.locator("#view")`)."""
+        return self.page.frame_locator("#app")
+
+    async def model_context(self) -> dict[str, Any] | None:
+        """What the App last gave the host with `ui/update-model-context`."""
+        return await self.page.evaluate("window.host.modelContext")
+
+    async def _forward(self, method: str, params: dict[str, Any]) -> dict[str, Any]:
+        if method == "resources/read":
+            self.relayed.append(f"{method} {params.get('uri')}")
+            return _wire(await self.client.read_resource(params["uri"]))
+        name = params.get("name", "")
+        self.relayed.append(f"{method} {name}")
+        tool = self.tools.get(name)
+        visibility = ((tool.meta or {}).get("ui") or {}).get("visibility", ["model", "app"]) if tool else []
+        if "app" not in visibility:
+            raise PermissionError(f"{name} is not a tool this App may call")
+        return _wire(await self.client.call_tool(name, params.get("arguments") or {}))
+
+
+def _wire(result: Any) -> dict[str, Any]:
+    return result.model_dump(by_alias=True, mode="json", exclude_none=True)

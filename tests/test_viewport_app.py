@@ -1,0 +1,124 @@
+"""The viewport MCP App (ui://blendbus/viewport) in a real browser host, against real Blender: it shows
+the LLM's screenshot, picks the object clicked (selected in Blender, handed to the model context),
+refreshes itself when the scene changes, renders on demand and lists the peers.
+`BLENDBUS_UPDATE_DOCS=1` also writes docs/images/viewport-app.png."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import anyio
+import pytest
+
+from blendbus import mcp_apps
+from blendbus import protocol as p
+from blendbus.client import connect
+from blendbus.testing import PythonPeer
+from blendbus.testing.apphost import AppHost
+
+pytestmark = pytest.mark.anyio
+DOCS_IMAGE = Path(__file__).parents[1] / "docs" / "images" / "viewport-app.png"
+SCENE = ("import bpy\nbpy.ops.mesh.primitive_uv_sphere_add(radius=0.9, location=(0, 2.6, 0.4))\n"
+         "m = bpy.data.materials.new('Orange')\nm.use_nodes = True\n"
+         "m.node_tree.nodes['Principled BSDF'].inputs['Base Color'].default_value = (1, 0.35, 0.05, 1)\n"
+         "bpy.context.object.data.materials.append(m)\nbpy.ops.object.select_all(action='DESELECT')")
+WHERE = ("import bpy, json\nfrom bpy_extras.object_utils import world_to_camera_view\nscene = bpy.context.scene\n"
+         "print(json.dumps(list(world_to_camera_view(scene, scene.camera, bpy.data.objects[{name!r}]"
+         ".matrix_world.translation))[:2]))")
+
+
+@pytest.fixture
+def blendbus_peer_settings() -> list[str]:
+    return ["allow_code_execution=true"]
+
+
+async def run(client, code: str) -> str:
+    result = await client.call_tool("blender_execute_code", {"code": code})
+    env = result.structured_content
+    assert env["status"] == p.COMPLETED, env["error"]
+    return env["result"]
+
+
+async def eventually(check, what: str, seconds: float = 60.0):
+    """Poll `check` (an async callable) until it returns something truthy."""
+    with anyio.fail_after(seconds):
+        while not (value := await check()):
+            await anyio.sleep(0.1)
+    return value
+
+
+async def test_the_viewport_app_shows_picks_refreshes_and_renders(blendbus_bpy_url):
+    async with connect(blendbus_bpy_url, extensions=[mcp_apps.host()]) as client:
+        await run(client, SCENE)
+        arguments = {"max_size": 600}
+        first = await client.call_tool("blender_get_viewport_screenshot", arguments)  # what the LLM asked for
+        assert first.structured_content["status"] == p.COMPLETED
+        async with AppHost(client) as host:
+            await host.open("blender_get_viewport_screenshot", arguments, first)
+            view = host.app.locator("#view")
+            shown = await eventually(lambda: view.get_attribute("src"), "the screenshot")
+            assert shown == "data:image/png;base64," + next(c.data for c in first.content if c.type == "image")
+            assert await host.app.locator("#peer").input_value() == "bpy-peer"
+
+            # Click the sphere where the camera sees it: Blender selects it, the model context names it.
+            x, y = json.loads(await run(client, WHERE.format(name="Sphere")))
+            box = await view.bounding_box()
+            await view.click(position={"x": x * box["width"], "y": (1 - y) * box["height"]})
+            context = await eventually(host.model_context, "the model context")
+            assert context["structuredContent"]["selected"]["object"] == "Sphere"
+            assert 'selected the object "Sphere" (MESH' in context["content"][0]["text"]
+            assert "Sphere" in await host.app.locator("#picked").inner_text()
+            selected = await run(client, "import bpy\nprint([o.name for o in bpy.context.selected_objects],"
+                                         " bpy.context.view_layer.objects.active.name)")
+            assert selected.strip() == "['Sphere'] Sphere"
+            if os.environ.get("BLENDBUS_UPDATE_DOCS"):
+                await host.page.screenshot(path=str(DOCS_IMAGE))
+
+            # The LLM edits the scene: the view refreshes by itself.
+            await run(client, "import bpy\nbpy.data.objects['Sphere'].location.z += 1.2")
+            await eventually(lambda: _changed(view, shown), "a refreshed view")
+            assert "blender_get_viewport_screenshot" in " ".join(host.relayed[-3:])
+
+            # Render on demand, and a second peer shows up in the picker.
+            await host.app.locator("#render").click()
+            status = host.app.locator("#status")
+            await eventually(lambda: _contains(status, "CYCLES render"), "the render", 120)
+            async with PythonPeer(lambda: connect(blendbus_bpy_url), uuid="second-peer"):
+                peers = host.app.locator("#peer option")
+                await eventually(lambda: _count_is(peers, 2), "the second peer in the picker")
+                assert await host.app.locator("#peer").input_value() == "bpy-peer"
+            assert "blender_pick_object" in " ".join(host.relayed)
+
+
+async def test_only_apps_clients_see_the_app(blendbus_bpy_url):
+    """Clients without MCP Apps get today's tools, results and resources; the App itself is static."""
+    async with connect(blendbus_bpy_url) as plain, connect(blendbus_bpy_url, extensions=[mcp_apps.host()]) as apps:
+        plain_tools = {t.name: t for t in (await plain.list_tools()).tools}
+        app_tools = {t.name: t for t in (await apps.list_tools()).tools}
+        assert "blender_pick_object" not in plain_tools and plain_tools["blender_render"].meta is None
+        assert app_tools["blender_pick_object"].meta == {"ui": {"resourceUri": "ui://blendbus/viewport",
+                                                                "visibility": ["app"]}}
+        assert app_tools["blender_render"].meta["ui"]["resourceUri"] == "ui://blendbus/viewport"
+        refused = await plain.call_tool("blender_pick_object", {"x": 0.5, "y": 0.5})
+        assert refused.is_error and "io.modelcontextprotocol/ui" in refused.structured_content["error"]
+        assert "ui://blendbus/viewport" not in {str(r.uri) for r in (await plain.list_resources()).resources}
+        assert "ui://blendbus/viewport" in {str(r.uri) for r in (await apps.list_resources()).resources}
+        page = (await plain.read_resource("ui://blendbus/viewport")).contents[0]
+        assert page.mime_type == "text/html;profile=mcp-app" and "<script>" in page.text
+        assert "http://" not in page.text and "https://" not in page.text  # nothing to fetch: the CSP allows none
+        assert f'"{p.SCENE_CHANGED}"' in page.text  # the event it refreshes on is the bus's own
+
+
+async def _changed(locator, before: str) -> bool:
+    src = await locator.get_attribute("src")
+    return bool(src) and src != before
+
+
+async def _contains(locator, text: str) -> bool:
+    return text in await locator.inner_text()
+
+
+async def _count_is(locator, n: int) -> bool:
+    return await locator.count() == n
