@@ -214,9 +214,10 @@ replica's heartbeat. The ratio at concurrency 1 moved between 1.37× and 1.75× 
         parts.append(f"""
 ## Seeing the scene (`python -m bench.views`)
 
-The headless view and a preview render, end to end through a real Blender peer (MCP call, server,
-bpy peer, image back), after one warm-up call each. The render runs in a child Blender process, so
-its time includes that process's start-up.
+The headless view, a preview render and a pick (what a click in the viewport App costs: a ray cast
+and a new selection), end to end through a real Blender peer (MCP call, server, bpy peer, answer
+back), after one warm-up call each. The render runs in a child Blender process, so its time
+includes that process's start-up.
 
 {views.table(results["views"])}
 """)

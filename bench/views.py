@@ -1,5 +1,6 @@
-"""Seeing the scene: the headless view (Workbench with the node colours) and a Cycles preview render,
-timed end to end through a real Blender peer (MCP call -> server -> bpy peer -> image back).
+"""Seeing the scene: the headless view (Workbench with the node colours), a Cycles preview render and
+a pick in the viewport App, timed end to end through a real Blender peer (MCP call -> server -> bpy
+peer -> answer back).
 
     python -m bench.views [--runs 5]
 """
@@ -11,7 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from blendbus import eventloop
+from blendbus import eventloop, mcp_apps
 from blendbus.client import connect
 from blendbus.testing import call_envelope, make_server, serve_http
 from blendbus.testing.blender import blender_peer
@@ -23,13 +24,16 @@ CALLS = {
                                                                            {"max_size": 640}),
     "blender_render, Cycles 16 samples, 320x180": ("blender_render", {"engine": "CYCLES", "samples": 16,
                                                                      "resolution": [320, 180], "max_size": 320}),
+    "blender_pick_object, the centre of the camera view (the viewport App's click)": ("blender_pick_object",
+                                                                                     {"x": 0.5, "y": 0.5}),
 }
 
 
 async def measure(runs: int) -> dict[str, list[float]]:
     server = make_server()
     with tempfile.TemporaryDirectory() as tmp:
-        async with serve_http(server) as url, blender_peer(server, url, Path(tmp)), connect(url) as client:
+        async with serve_http(server) as url, blender_peer(server, url, Path(tmp)), \
+                connect(url, extensions=[mcp_apps.host()]) as client:
             results: dict[str, list[float]] = {}
             for label, (tool, arguments) in CALLS.items():
                 await call_envelope(client, tool, arguments)  # the first call loads what later ones reuse

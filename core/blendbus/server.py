@@ -353,10 +353,10 @@ class BlendbusServer:
 
     async def _session_era_tasks(self, ctx: Any, call_next: Any) -> Any:
         """Server middleware for 2025-11-25 tasks: advertise `capabilities.tasks` (and the MCP Apps
-        extension) in the handshake, and
-        answer a task-augmented tools/call with a CreateTaskResult. That answer is made here, not in
-        the tools/call handler, because the SDK sieves a handler's tools/call result to a CallToolResult
-        on handshake-era connections; a middleware's own result goes out as it is."""
+        extension) in the handshake, and answer a task-augmented tools/call with a CreateTaskResult.
+        That answer is made here, not in the tools/call handler, because the SDK sieves a handler's
+        tools/call result to a CallToolResult on handshake-era connections; a middleware's own result
+        goes out as it is."""
         if ctx.method == "initialize":
             result = await call_next(ctx)
             if isinstance(result, dict) and result.get("protocolVersion") == tasks.LEGACY_VERSION:

@@ -1,7 +1,8 @@
 """The status page: what a bus is doing, for the people who run it.
 
 `GET /` serves one self-contained HTML page (status.html: no build step, no CDN, no framework);
-`GET /status/api` answers the JSON it shows: the caller's peers and their newest jobs, with a
+`GET /status/api` answers the JSON it shows, and `GET /status/api/events` streams it again (server-sent
+events) each time the bus changes: the caller's peers and their newest jobs, with a
 thumbnail for image results. The API sits behind the same bearer auth as /mcp, so with `--tokens`
 each token sees only its own user's bus; without tokens (loopback only) it shows user `local`.
 An operator token (`blendbus token new NAME --role operator`) sees every user's bus, one at a time
@@ -10,13 +11,15 @@ An operator token (`blendbus token new NAME --role operator`) sees every user's 
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from importlib import resources
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 
@@ -25,6 +28,10 @@ from .auth import OPERATOR, ROLES, ROLES_SCOPE_KEY, USER_SCOPE_KEY
 from .dispatch import Hub
 
 API_PATH = "/status/api"
+EVENTS_PATH = API_PATH + "/events"
+"""The same JSON as server-sent events, each time the bus changes (under API_PATH: the same auth)."""
+KEEPALIVE_S = 15.0
+SETTLE_S = 0.2
 JOBS_SHOWN = 50
 THUMBNAILS = 12
 """Completed jobs looked at for a thumbnail: the newest only."""
@@ -84,7 +91,8 @@ async def every_user(hub: Hub) -> list[str]:
 
 
 def status_routes(hub: Hub, security: TransportSecuritySettings) -> list[Route]:
-    """`/` and the API, with the same Host/Origin checks as /mcp (a rebinding page cannot read them)."""
+    """`/`, the API and its live stream, with the same Host/Origin checks as /mcp (a rebinding page
+    cannot read them)."""
     page = resources.files(__package__).joinpath("status.html").read_text(encoding="utf-8")
     guard = TransportSecurityMiddleware(security)
     thumbnails = Thumbnails(hub)
@@ -96,22 +104,50 @@ def status_routes(hub: Hub, security: TransportSecuritySettings) -> list[Route]:
                                            "default-src 'self'; img-src 'self' data:; style-src 'unsafe-inline';"
                                            " script-src 'unsafe-inline'"})
 
-    async def api(request: Request) -> Response:
+    async def shown(request: Request) -> tuple[str, bool] | Response:
+        """Whose bus the caller sees (and whether as an operator), or the refusal."""
         if (refused := await guard.validate_request(request)) is not None:
             return refused
         roles = request.scope.get(ROLES_SCOPE_KEY, frozenset(ROLES))
         own, asked = request.scope.get(USER_SCOPE_KEY, "local"), request.query_params.get("user")
         if OPERATOR in roles:
-            users = await every_user(hub)
-            shown = asked or (users[0] if users else own)
-            body = {**await snapshot(hub, shown, thumbnails), "operator": True, "users": users}
-        elif LLM not in roles:
+            return asked or "", True
+        if LLM not in roles:
             return JSONResponse({"error": f"the status page needs a token with the {LLM} or {OPERATOR} role"},
                                 status_code=403)
-        elif asked not in (None, own):
+        if asked not in (None, own):
             return JSONResponse({"error": f"only an {OPERATOR} token sees another user's bus"}, status_code=403)
-        else:
-            body = await snapshot(hub, own, thumbnails)
-        return JSONResponse(body, headers={"Cache-Control": "no-store"})
+        return own, False
 
-    return [Route("/", index), Route(API_PATH, api)]
+    async def body(user: str, operator: bool) -> dict[str, Any]:
+        if not operator:
+            return await snapshot(hub, user, thumbnails)
+        users = await every_user(hub)
+        return {**await snapshot(hub, user or (users[0] if users else "local"), thumbnails), "operator": True,
+                "users": users}
+
+    async def api(request: Request) -> Response:
+        decided = await shown(request)
+        if isinstance(decided, Response):
+            return decided
+        return JSONResponse(await body(*decided), headers={"Cache-Control": "no-store"})
+
+    async def events(request: Request) -> Response:
+        decided = await shown(request)
+        if isinstance(decided, Response):
+            return decided
+        return StreamingResponse(live(*decided), media_type="text/event-stream",
+                                 headers={"Cache-Control": "no-store", "X-Accel-Buffering": "no"})
+
+    async def live(user: str, operator: bool) -> AsyncIterator[str]:
+        """The snapshot now, then again after each burst of bus events (and every KEEPALIVE_S, for
+        "last seen" and for proxies that close quiet streams)."""
+        watched = (await body(user, operator))["user"]
+        _, cursor = await hub.peers.events_since(watched, 1 << 62, 0)
+        while True:
+            yield f"data: {json.dumps(await body(user, operator))}\n\n"
+            events, cursor = await hub.peers.events_since(watched, cursor, KEEPALIVE_S)
+            if events:
+                await asyncio.sleep(SETTLE_S)  # a burst (dispatch, running, done) is one update
+
+    return [Route("/", index), Route(API_PATH, api), Route(EVENTS_PATH, events)]

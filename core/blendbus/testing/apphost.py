@@ -1,10 +1,10 @@
 """An MCP Apps host in a real browser, for testing an App (`register_apps`) end to end.
 
-The host page (apphost.html) runs in Debian's chromium, driven headless through Playwright. It
-shows the App in a sandboxed frame under the spec's default content security policy (no network),
-speaks the App side of the protocol over postMessage, and relays the App's `tools/call` and
-`resources/read` to a real MCP client connected to the server, refusing tools whose
-`_meta.ui.visibility` leaves out "app", as hosts must.
+The host page (apphost.html) runs in a headless chromium (testing/browser.py). It shows the App
+in a sandboxed frame under the spec's default content security policy (no network), speaks the
+App side of the protocol over postMessage, and relays the App's `tools/call` and `resources/read`
+to a real MCP client connected to the server, refusing tools whose `_meta.ui.visibility` leaves
+out "app", as hosts must.
 
     async with connect(url, extensions=[mcp_apps.host()]) as client, AppHost(client) as host:
         result = await client.call_tool("blender_get_viewport_screenshot", {})
@@ -14,22 +14,16 @@ speaks the App side of the protocol over postMessage, and relays the App's `tool
 
 from __future__ import annotations
 
-import shutil
+from contextlib import AsyncExitStack
 from importlib import resources
 from types import TracebackType
 from typing import Any
 
 import mcp_types as types
 
+from .browser import browser_page
+
 PAGE = resources.files(__package__).joinpath("apphost.html").read_text(encoding="utf-8")
-
-
-def chromium_binary() -> str:
-    """Debian's chromium (scripts/bootstrap.sh installs it)."""
-    binary = shutil.which("chromium")
-    if binary is None:
-        raise RuntimeError("chromium is not installed: run bash scripts/bootstrap.sh")
-    return binary
 
 
 class AppHost:
@@ -42,26 +36,16 @@ class AppHost:
         """Every request the App made of the server, as "method name"."""
 
     async def __aenter__(self) -> AppHost:
-        from playwright.async_api import async_playwright
-
-        self._playwright = await async_playwright().start()
-        try:
-            self._browser = await self._playwright.chromium.launch(
-                executable_path=chromium_binary(), args=["--no-sandbox", "--disable-gpu"])
-            self.page = await self._browser.new_page(viewport=self.size)
+        async with AsyncExitStack() as stack:
+            self.page = await stack.enter_async_context(browser_page(**self.size))
             await self.page.expose_function("mcpForward", self._forward)
             await self.page.set_content(PAGE)
-        except BaseException:
-            await self._playwright.stop()
-            raise
+            self._stack = stack.pop_all()
         return self
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
-        try:
-            await self._browser.close()
-        finally:
-            await self._playwright.stop()
+        await self._stack.aclose()
 
     async def open(self, tool: str, arguments: dict[str, Any], result: types.CallToolResult) -> None:
         """Show the App that `tool` links to, as a host does after the LLM called it."""
