@@ -51,6 +51,43 @@ def test_call_prints_the_envelope_and_sets_the_exit_code(tmp_path):
         proc.wait(10)
 
 
+async def test_a_stopping_server_ends_its_long_waits_and_streams_first(tmp_path):
+    """SIGTERM with a status page following the bus, an App watching it and a client listening for
+    changes: each is answered and closed at once, so shutdown never runs into uvicorn's graceful
+    deadline (a traceback, requests cut off)."""
+    import asyncio
+
+    import httpx2
+
+    from blendbus.client import connect
+    from tests.test_changes import _listen
+
+    proc, url = start_server(tmp_path)
+    try:
+        async with connect(url) as client, httpx2.AsyncClient(timeout=60) as http:
+            watching = asyncio.ensure_future(client.call_tool("blender_watch_bus", {"cursor": 1 << 40, "wait_s": 60}))
+            frames: list[dict] = []
+            listening = asyncio.ensure_future(_listen(http, url, ["blender://scene/objects"], frames))
+            async with http.stream("GET", url.replace("/mcp", "/status/api/events")) as stream:
+                lines = stream.aiter_lines()
+                assert (await anext(lines)).startswith("data: ")
+                while not frames:  # the listen stream is acknowledged: open
+                    await asyncio.sleep(0.05)
+                await asyncio.sleep(1.0)  # the watch is open by now
+                proc.terminate()
+                rest = [line async for line in lines]  # the stream ends; it is not cut off
+            watched = await asyncio.wait_for(watching, 30)
+            await asyncio.wait_for(listening, 30)  # ended by the server, with its result
+        assert not watched.is_error and watched.structured_content["events"] == []
+        assert all(not line.startswith("data: ") or line.endswith("}") for line in rest)
+        assert frames[-1].get("id") == 77 and "result" in frames[-1]
+        assert proc.wait(30) == 0
+    finally:
+        proc.kill()
+        stderr = proc.stderr.read()
+    assert "Traceback" not in stderr and "graceful shutdown" not in stderr, stderr
+
+
 def test_refuses_a_public_bind_without_tokens(tmp_path):
     out = subprocess.run([sys.executable, "-m", "blendbus", "serve", "--host", "0.0.0.0", "--port", "0",
                           "--state-dir", str(tmp_path)], capture_output=True, text=True, timeout=60)

@@ -160,7 +160,7 @@ def uvicorn_config(app: Any, limits: Limits, graceful_s: float = 3) -> uvicorn.C
 
 
 class _Uvicorn(uvicorn.Server):
-    """uvicorn, telling the hub when a shutdown starts (so open long polls are answered first)."""
+    """uvicorn, telling the server when a shutdown starts (so open long polls and streams end first)."""
 
     def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None]) -> None:
         super().__init__(config)
@@ -205,7 +205,7 @@ async def serve(opts: ServeOptions) -> None:
     port = sock.getsockname()[1]
     url = f"http://{opts.host if ':' not in opts.host else f'[{opts.host}]'}:{port}/mcp"
     _survive_reraised_signals()
-    web = _Uvicorn(uvicorn_config(app, opts.limits), on_exit=server.hub.release_polls)
+    web = _Uvicorn(uvicorn_config(app, opts.limits), on_exit=server.shutting_down)
     embedded = (EmbeddedBlender(url, embedded_token, opts.embedded_settings, opts.state_dir, server.hub)
                 if opts.embedded_blender else None)
 

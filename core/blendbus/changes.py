@@ -79,7 +79,8 @@ class TaskNotification(types.Notification[_TaskParams, Literal["notifications/ta
 
 
 Deliver = Callable[[str, Any], None]
-"""A listen stream's intake: ("resource", uri) or ("task", job)."""
+"""A listen stream's intake: ("resource", uri), ("task", job), or (END, None) to end it."""
+END = "end"
 
 
 @dataclass
@@ -141,12 +142,18 @@ class ChangeFeed:
         queue: asyncio.Queue[tuple[str, Any] | None] = asyncio.Queue(MAX_BUFFERED)
 
         def deliver(kind: str, item: Any) -> None:
-            if (kind == "resource" and item in uris) or (kind == "task" and item.job_id in task_ids):
+            if kind == END:
+                end()
+            elif (kind == "resource" and item in uris) or (kind == "task" and item.job_id in task_ids):
                 try:
                     queue.put_nowait((kind, item))
                 except asyncio.QueueFull:  # the client stopped reading: end its stream
-                    queue.get_nowait()
-                    queue.put_nowait(None)
+                    end()
+
+        def end() -> None:
+            if queue.full():
+                queue.get_nowait()
+            queue.put_nowait(None)
 
         with self._held(user_id) as feed:
             if len(feed.streams) >= MAX_STREAMS_PER_USER:
@@ -169,6 +176,15 @@ class ChangeFeed:
                 feed.streams.discard(deliver)
         return types.SubscriptionsListenResult(_meta=meta)
 
+    def close(self) -> None:
+        """The server is shutting down: end every listen stream (the client may listen again on
+        another replica), and stop following the bus."""
+        for feed in self._users.values():
+            for deliver in list(feed.streams):
+                deliver(END, None)
+            if feed.watcher is not None:
+                feed.watcher.cancel()
+
     def subscribe(self, user_id: str, uri: str, session: Any) -> None:
         """A session-era `resources/subscribe`."""
         self._watched(user_id).subscribed.setdefault(uri, weakref.WeakSet()).add(connection_of(session))
@@ -183,7 +199,7 @@ class ChangeFeed:
         """Follow the user's bus feed from now on: scene changes become resource updates, a job's
         end becomes its task's notification."""
         _, cursor = await self.hub.peers.events_since(user_id, 1 << 62, 0)
-        while True:
+        while not self.hub.closing:
             try:
                 events, cursor = await self.hub.peers.events_since(user_id, cursor, 30.0)
             except asyncio.CancelledError:

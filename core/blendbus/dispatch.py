@@ -99,6 +99,8 @@ class Hub:
         self._reaper: asyncio.Task[None] | None = None
         self._expected: dict[str, float] = {}
         """user_id -> until when a peer is expected to join (an embedded Blender starting)."""
+        self.closing = False
+        """The server is shutting down: waits end now, and streams that follow the bus close."""
 
     # ---- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -114,7 +116,9 @@ class Hub:
         self._expected[user_id] = time.monotonic() + within_s
 
     def release_polls(self) -> None:
-        """Shutting down: answer every open long poll now, so no request is cut off mid-wait."""
+        """Shutting down: answer every open long poll and bus watch now, so no request is cut off
+        mid-wait and shutdown does not wait for them."""
+        self.closing = True
         self.peers.release_polls()
 
     async def stop(self) -> None:

@@ -95,6 +95,12 @@ class BlendbusServer:
             self.mcp.add_request_handler(method, tasks.TaskParams, handler)
         self.mcp.add_request_handler("tasks/list", tasks.TaskListParams, self._tasks_list)
 
+    def shutting_down(self) -> None:
+        """The server is stopping: answer open long polls and bus watches, end change streams, so
+        that every open request ends well before uvicorn's graceful-shutdown deadline."""
+        self.hub.release_polls()
+        self.changes.close()
+
     # ---- tool list -------------------------------------------------------------------------
     def dispatch_schema(self, cmd: Command) -> dict[str, Any]:
         """A command's inputSchema: its own params plus target_uuid and timeout_s."""

@@ -235,7 +235,8 @@ class Peers(Protocol):
         """Add an event to the user's `_message_bus` feed."""
 
     async def events_since(self, user_id: str, cursor: int, wait_s: float) -> tuple[list[BusEvent], int]:
-        """Events after `cursor`, waiting up to wait_s for the first; and the new cursor."""
+        """Events after `cursor`, waiting up to wait_s for the first (not at all after
+        `release_polls`); and the new cursor."""
 
 
 class Notifier(Protocol):

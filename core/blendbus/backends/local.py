@@ -210,6 +210,7 @@ class LocalPeers:
     def release_polls(self) -> None:
         self.closing = True
         for bus in self._buses.values():
+            bus.event_added.set()
             for peer in bus.peers.values():
                 peer.wakeup.set()
 
@@ -222,7 +223,7 @@ class LocalPeers:
 
     async def events_since(self, user_id: str, cursor: int, wait_s: float) -> tuple[list[BusEvent], int]:
         bus = self._bus(user_id)
-        if bus.seq <= cursor and wait_s > 0:
+        if bus.seq <= cursor and wait_s > 0 and not self.closing:
             added = bus.event_added
             try:
                 await asyncio.wait_for(added.wait(), wait_s)

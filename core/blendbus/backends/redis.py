@@ -796,7 +796,7 @@ class RedisPeers:
         try:
             events, seq = await self._read_events(user_id, cursor)
             deadline = time.monotonic() + wait_s
-            while not events and (remaining := deadline - time.monotonic()) > 0:
+            while not events and not self.closing and (remaining := deadline - time.monotonic()) > 0:
                 try:
                     await asyncio.wait_for(added.wait(), remaining)
                 except TimeoutError:

@@ -92,7 +92,7 @@ async def serve_http(
     try:
         yield f"http://127.0.0.1:{sock.getsockname()[1]}/mcp"
     finally:
-        server.hub.release_polls()
+        server.shutting_down()
         web.should_exit = True
         await asyncio.wait_for(task, 10)
         await server.hub.stop()
