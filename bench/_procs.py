@@ -86,14 +86,21 @@ def start_python_peer(url: str, uuid: str, concurrency: int = 16) -> subprocess.
     return start_peers(url, [uuid], concurrency=concurrency)
 
 
+def scratch_env(folder: Path) -> dict[str, str]:
+    """The environment for a Blender process whose temporary files belong in `folder`: a Blender
+    that is killed never removes its own temporary folder."""
+    folder.mkdir(parents=True, exist_ok=True)
+    return {**os.environ, "TMPDIR": str(folder)}
+
+
 def start_blender_peer(url: str, uuid: str, state_dir: Path, token: str = "") -> subprocess.Popen:
     """`blendbus peer` (real bpy) in its own process, holding the test plugin the benchmark servers
     serve; returns once it is registered."""
     proc = subprocess.Popen([sys.executable, "-m", "blendbus", "peer", "--server", url, "--uuid", uuid,
                              "--state-dir", str(state_dir), "--plugin", "testing=blendbus.testing.plugin",
                              *(["--token", token] if token else [])],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)  # Blender prints to stdout; keep the benchmark's table clean
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,  # keep the table clean
+                            env=scratch_env(state_dir))
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         if "connected" in proc.stderr.readline():

@@ -14,6 +14,7 @@ import contextlib
 import json
 import os
 import random
+import shutil
 import signal
 import sqlite3
 import tempfile
@@ -60,6 +61,7 @@ async def soak(seconds: float, users: int, per_user: int, bpy_peers: int, replic
     tokens = {f"token-{u}": f"user{u}" for u in range(users)}
     (tmp / "tokens.json").write_text(json.dumps(tokens))
     with contextlib.ExitStack() as stack:
+        stack.callback(shutil.rmtree, tmp, ignore_errors=True)  # last, once every process has stopped
         if replicas:
             base = stack.enter_context(redis_server())
             prefix = fresh_prefix("soak")

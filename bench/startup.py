@@ -51,11 +51,13 @@ def run(runs: int) -> dict[str, list[float]]:
     return {"blendbus serve ready (all plugins loaded)": serve, "blendbus peer registered (bpy)": peer}
 
 
-def table(result: dict[str, list[float]], first: str = "what") -> str:
-    """Seconds per named measurement: median, min and max over the runs."""
-    lines = [f"| {first} | median s | min s | max s |", "|---|---|---|---|"]
+def table(result: dict[str, list[float]], first: str = "what", unit: str = "s") -> str:
+    """Seconds (or, with unit="ms", milliseconds) per named measurement: median, min and max over the runs."""
+    scale, digits = (1000.0, 1) if unit == "ms" else (1.0, 2)
+    lines = [f"| {first} | median {unit} | min {unit} | max {unit} |", "|---|---|---|---|"]
     for name, values in result.items():
-        lines.append(f"| {name} | {statistics.median(values):.2f} | {min(values):.2f} | {max(values):.2f} |")
+        median, low, high = (v * scale for v in (statistics.median(values), min(values), max(values)))
+        lines.append(f"| {name} | {median:.{digits}f} | {low:.{digits}f} | {high:.{digits}f} |")
     return "\n".join(lines)
 
 

@@ -15,6 +15,7 @@ import pytest
 from blendbus import mcp_apps
 from blendbus import protocol as p
 from blendbus.client import connect
+from blendbus.plugins import load_plugins
 from blendbus.testing import PythonPeer
 from blendbus.testing.apphost import AppHost
 
@@ -85,10 +86,17 @@ async def test_the_viewport_app_shows_picks_refreshes_and_renders(blendbus_bpy_u
             await host.app.locator("#render").click()
             status = host.app.locator("#status")
             await eventually(lambda: _contains(status, "CYCLES render"), "the render", 120)
-            async with PythonPeer(lambda: connect(blendbus_bpy_url), uuid="second-peer"):
+            core_only = load_plugins(env={"BLENDBUS_LOAD_PLUGINS": ""})  # a peer without the scene plugin
+            async with PythonPeer(lambda: connect(blendbus_bpy_url), uuid="second-peer", plugins=core_only):
                 peers = host.app.locator("#peer option")
                 await eventually(lambda: _count_is(peers, 2), "the second peer in the picker")
                 assert await host.app.locator("#peer").input_value() == "bpy-peer"
+                # Choosing a peer points the view at it: this one cannot take screenshots, and the view says so.
+                await host.app.locator("#peer").select_option("second-peer")
+                await eventually(lambda: _contains(status, "does not declare the command 'get_viewport_screenshot'"),
+                                 "its answer")
+                await host.app.locator("#peer").select_option("bpy-peer")
+                await eventually(lambda: _contains(status, "bpy-peer"), "the Blender peer's view again")
             assert "blender_pick_object" in " ".join(host.relayed)
 
 

@@ -105,7 +105,8 @@ class Command:
         if unknown:
             raise DeclarationError(f"{where}: unknown annotations {sorted(unknown)}; use {sorted(ANNOTATION_KEYS)}")
         if self.app is not None and not (isinstance(self.app, str) and self.app.startswith(APP_SCHEME)):
-            raise DeclarationError(f"{where}: app must be a {APP_SCHEME} URI declared with register_apps, got {self.app!r}")
+            raise DeclarationError(f"{where}: app must be a {APP_SCHEME} URI declared with register_apps,"
+                                   f" got {self.app!r}")
         object.__setattr__(self, "visibility", tuple(self.visibility))
         if not self.visibility or set(self.visibility) - set(VISIBILITIES):
             raise DeclarationError(f"{where}: visibility takes one or both of {VISIBILITIES}, not {self.visibility!r}")

@@ -30,7 +30,9 @@ __all__ = ["APP_MIME_TYPE", "EXTENSION_ID", "contents", "host", "listed", "negot
 def negotiated(ctx: Any) -> bool:
     """Whether the caller negotiated MCP Apps: in its handshake (2025-11-25) or on this request (2026-07-28)."""
     session = getattr(ctx, "session", None)
-    return session is not None and getattr(session, "client_capabilities", None) is not None and client_supports_apps(ctx)
+    if session is None or getattr(session, "client_capabilities", None) is None:
+        return False  # no handshake yet, or an in-process caller
+    return client_supports_apps(ctx)
 
 
 def tool_meta(cmd: Command) -> dict[str, Any] | None:

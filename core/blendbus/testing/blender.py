@@ -38,7 +38,9 @@ async def blender_peer(server, url: str, tmp_path: Path, *settings: str, uuid: s
     for item in settings:
         cmd += ["--set", item]
     log = open(tmp_path / f"peer-{uuid}.log", "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env or dict(os.environ))
+    # Blender's temporary folder in the test's own (a killed Blender never removes it).
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT,
+                            env={**(env or os.environ), "TMPDIR": str(tmp_path)})
     try:
         for _ in range(1200):
             if uuid in await peer_uuids(server):

@@ -99,8 +99,11 @@ def _progress(line: str) -> tuple[float | None, str] | None:
 
 def _run(job: Any, args: dict[str, Any]) -> dict[str, Any]:
     """Run the child to the end (or kill it on cancel); its progress becomes the job's."""
+    # Blender's own temporary folder goes in our work folder, which is removed afterwards: the child
+    # never removes it itself (it skips its teardown, or is killed on cancel).
+    scratch = str(Path(args["blend"]).parent)
     proc = subprocess.Popen(_command(args), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=dict(os.environ))
+                            stderr=subprocess.STDOUT, text=True, env={**os.environ, "TMPDIR": scratch})
     lines: queue.Queue[str | None] = queue.Queue()
     threading.Thread(target=lambda: ([lines.put(line) for line in proc.stdout], lines.put(None)),  # type: ignore[union-attr]
                      daemon=True).start()
