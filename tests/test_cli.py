@@ -19,8 +19,10 @@ pytestmark = pytest.mark.anyio
 
 
 def start_server(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+    # Blender's temporary folders (an embedded Blender this test kills leaves its own) go in tmp_path.
     proc = subprocess.Popen([sys.executable, "-m", "blendbus", "serve", "--port", "0", "--state-dir",
-                             str(tmp_path / "state"), *extra], stderr=subprocess.PIPE, text=True)
+                             str(tmp_path / "state"), *extra], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp_path)})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         line = proc.stderr.readline()
