@@ -22,7 +22,7 @@ if [ -z "$PY" ]; then
 fi
 
 if [ -z "$BPY" ]; then
-  # The official TypeScript MCP SDK client, pinned in tests/node/package-lock.json: the tests drive it.
+  # The official TypeScript MCP SDK client and axe-core, pinned in tests/node/package-lock.json.
   if ! command -v npm >/dev/null 2>&1; then
     echo "installing Node.js and npm (Debian packages) for the TypeScript client tests" >&2
     (apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null) || { echo "need Node.js 20 and npm" >&2; exit 1; }
@@ -44,7 +44,7 @@ if [ -z "$BPY" ]; then
     (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || { echo "need chromium" >&2; exit 1; }
   fi
   if [ ! -f tests/node/node_modules/.package-lock.json ] || [ tests/node/package-lock.json -nt tests/node/node_modules/.package-lock.json ]; then
-    echo "installing the TypeScript MCP SDK client for the tests (npm ci in tests/node)" >&2
+    echo "installing the TypeScript MCP SDK client and axe-core for the tests (npm ci in tests/node)" >&2
     (cd tests/node && npm ci --no-audit --no-fund --loglevel=error) || exit 1
   fi
 fi

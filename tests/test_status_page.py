@@ -16,6 +16,8 @@ from blendbus.client import connect
 from blendbus.testing import PythonPeer, call_envelope, serve_http
 from blendbus.testing.browser import browser_page
 
+from .accessibility import violations
+
 pytestmark = pytest.mark.anyio
 DOCS_IMAGE = Path(__file__).parents[1] / "docs" / "images" / "status-page.png"
 TOKENS = {"tok-alice": "alice", "tok-bob": "bob", "tok-alice-peer": {"user": "alice", "role": "peer"},
@@ -49,6 +51,7 @@ async def test_each_token_sees_its_own_bus(blendbus_server, tmp_path):
                 assert (await thumb.get_attribute("src")).startswith("data:image/png;base64,")
                 if os.environ.get("BLENDBUS_UPDATE_DOCS"):
                     await page.screenshot(path=str(DOCS_IMAGE))
+                assert not (found := await violations(page)), found  # axe-core: no WCAG violation
                 # Live: a new job shows up without a reload (the page follows /status/api/events).
                 async with connect(url, "tok-alice") as alice:
                     await call_envelope(alice, "blender_test_echo", {"value": "live"})
@@ -57,6 +60,7 @@ async def test_each_token_sees_its_own_bus(blendbus_server, tmp_path):
             async with browser_page() as page:  # a new tab: no token kept
                 await page.goto(f"{base}/")
                 assert "This server needs a token." in await text_of(page, "#who", "needs a token")
+                assert not (found := await violations(page)), found  # the token form too
         async with httpx2.AsyncClient() as http:
             api = f"{base}/status/api"
             assert (await http.get(api)).status_code == 401
@@ -95,6 +99,7 @@ async def test_an_operator_sees_every_bus_and_calls_nothing(blendbus_server):
                 await page.locator("#user").select_option("bob")
                 await text_of(page, "#who", "Bus of bob")
                 assert "bob-laptop" in await text_of(page, "#peers", "bob-laptop")
+                assert not (found := await violations(page)), found  # the operator's user picker too
             async with connect(url, "tok-ops") as ops:  # an operator looks; it does not drive Blender
                 refused = await ops.call_tool("blender_list_clients", {})
                 assert refused.is_error and "needs a token with the llm role" in refused.structured_content["error"]

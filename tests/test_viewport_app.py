@@ -19,6 +19,8 @@ from blendbus.plugins import load_plugins
 from blendbus.testing import PythonPeer
 from blendbus.testing.apphost import AppHost
 
+from .accessibility import violations
+
 pytestmark = pytest.mark.anyio
 DOCS_IMAGE = Path(__file__).parents[1] / "docs" / "images" / "viewport-app.png"
 SCENE = ("import bpy\nbpy.ops.mesh.primitive_uv_sphere_add(radius=0.9, location=(0, 2.6, 0.4))\n"
@@ -76,6 +78,7 @@ async def test_the_viewport_app_shows_picks_refreshes_and_renders(blendbus_bpy_u
             assert selected.strip() == "['Sphere'] Sphere"
             if os.environ.get("BLENDBUS_UPDATE_DOCS"):
                 await host.page.screenshot(path=str(DOCS_IMAGE))
+            assert not (found := await violations(await host.frame())), found  # axe-core: no WCAG violation
 
             # The LLM edits the scene: the view refreshes by itself.
             await run(client, "import bpy\nbpy.data.objects['Sphere'].location.z += 1.2")

@@ -64,6 +64,10 @@ class AppHost:
         """The App's frame, for locators (`host.app.locator("#view")`)."""
         return self.page.frame_locator("#app")
 
+    async def frame(self) -> Any:
+        """The App's frame itself (a Playwright `Frame`), to evaluate script inside the App."""
+        return await (await self.page.locator("#app").element_handle()).content_frame()
+
     async def model_context(self) -> dict[str, Any] | None:
         """What the App last gave the host with `ui/update-model-context`."""
         return await self.page.evaluate("window.host.modelContext")
