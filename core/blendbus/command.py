@@ -312,8 +312,9 @@ class App:
         where = f"app {self.uri!r}"
         if not isinstance(self.uri, str) or not self.uri.startswith(APP_SCHEME) or len(self.uri) <= len(APP_SCHEME):
             raise DeclarationError(f"{where}: the uri must start with {APP_SCHEME}")
-        if not isinstance(self.html, str) or not HTML_RE.match(self.html):
-            raise DeclarationError(f"{where}: html must look like 'package:file.html', got {self.html!r}")
+        if not isinstance(self.html, str) or not HTML_RE.match(self.html) or ".." in self.html.split(":")[1].split("/"):
+            raise DeclarationError(f"{where}: html must look like 'package:file.html' (inside the package),"
+                                   f" got {self.html!r}")
         try:
             self.document  # noqa: B018 - reading it now is the check: a missing file fails at load time
         except (OSError, ModuleNotFoundError, UnicodeDecodeError) as exc:
