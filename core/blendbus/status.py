@@ -142,12 +142,15 @@ def status_routes(hub: Hub, security: TransportSecuritySettings) -> list[Route]:
     async def live(user: str, operator: bool) -> AsyncIterator[str]:
         """The snapshot now, then again after each burst of bus events (and every KEEPALIVE_S, for
         "last seen" and for proxies that close quiet streams), until the server shuts down."""
-        watched = (await body(user, operator))["user"]
-        _, cursor = await hub.peers.events_since(watched, 1 << 62, 0)
-        while not hub.closing:  # a server shutting down ends the stream: the page reconnects
-            yield f"data: {json.dumps(await body(user, operator))}\n\n"
-            events, cursor = await hub.peers.events_since(watched, cursor, KEEPALIVE_S)
+        now = await body(user, operator)
+        _, cursor = await hub.peers.events_since(now["user"], 1 << 62, 0)
+        while True:
+            yield f"data: {json.dumps(now)}\n\n"
+            events, cursor = await hub.peers.events_since(now["user"], cursor, KEEPALIVE_S)
+            if hub.closing:  # a server shutting down ends the stream: the page reconnects
+                return
             if events:
                 await asyncio.sleep(SETTLE_S)  # a burst (dispatch, running, done) is one update
+            now = await body(user, operator)
 
     return [Route("/", index), Route(API_PATH, api), Route(EVENTS_PATH, events)]

@@ -363,6 +363,12 @@ class _Shared:
         """A peer's member in the global liveness set."""
         return f"{quote(user_id, safe='')}\n{uuid}"
 
+    @staticmethod
+    def peer_of(member: bytes | str) -> tuple[str, str]:
+        """(user_id, uuid) of a member of the liveness set: `member`'s inverse."""
+        user, _, uuid = _s(member).partition("\n")
+        return unquote(user), uuid
+
     @property
     def alive_key(self) -> str:
         return f"{self.prefix}:alive"
@@ -671,7 +677,7 @@ class RedisPeers:
     @_failures_are_store_errors
     async def users(self) -> list[str]:
         members = await self.shared.redis.zrange(self.shared.alive_key, 0, -1)
-        return sorted({unquote(_s(member).partition("\n")[0]) for member in members})
+        return sorted({self.shared.peer_of(member)[0] for member in members})
 
     @_failures_are_store_errors
     async def list(self, user_id: str) -> list[PeerRecord]:
@@ -761,11 +767,7 @@ class RedisPeers:
     async def expired(self) -> list[tuple[str, str]]:
         await self.shared.ready()
         gone = await self.shared.run("expired", _EXPIRED, [self.shared.alive_key], [time.time()])
-        pairs = []
-        for member in gone:
-            user, _, uuid = _s(member).partition("\n")
-            pairs.append((unquote(user), uuid))
-        return pairs
+        return [self.shared.peer_of(member) for member in gone]
 
     def release_polls(self) -> None:
         self.closing = True

@@ -242,6 +242,15 @@ def browse_data(path: str = "", offset: int = 0, limit: int = 100) -> dict[str, 
 
 
 # ---- screenshot -------------------------------------------------------------------------------
+def camera_named(name: str) -> Any:
+    """The camera object called `name`; a LookupError naming the cameras there are otherwise."""
+    cam = bpy.data.objects.get(name)
+    if cam is None or cam.type != "CAMERA":
+        cameras = [o.name for o in bpy.data.objects if o.type == "CAMERA"]
+        raise LookupError(f"no camera {name!r}; cameras: {', '.join(cameras) or 'none'}")
+    return cam
+
+
 def _frame_camera(scene: Any) -> Any:
     """A temporary camera looking at everything visible, for scenes without one."""
     points = [o.matrix_world @ Vector(c) for o in scene.objects if o.type not in ("CAMERA", "LIGHT")
@@ -445,10 +454,7 @@ def pick_object(x: float, y: float, view: str | None = None, camera: str | None 
     if view == "viewport":
         origin, direction = _viewport_ray(x, y)
     elif camera is not None:
-        cam = bpy.data.objects.get(camera)
-        if cam is None or cam.type != "CAMERA":
-            cameras = [o.name for o in bpy.data.objects if o.type == "CAMERA"]
-            raise LookupError(f"no camera {camera!r}; cameras: {', '.join(cameras) or 'none'}")
+        cam = camera_named(camera)
         with _aspect(scene, aspect):
             origin, direction = _camera_ray(scene, cam, x, y)
     else:

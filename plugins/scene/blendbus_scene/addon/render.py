@@ -25,6 +25,8 @@ import bpy
 from blendbus.protocol import IMAGES_KEY
 from blendbus_addon.paths import read_regular
 
+from .handlers import camera_named
+
 ENGINES = {"EEVEE": ("BLENDER_EEVEE_NEXT", "BLENDER_EEVEE"), "CYCLES": ("CYCLES",),
            "WORKBENCH": ("BLENDER_WORKBENCH",)}
 """Engine argument -> Blender's identifiers for it, newest first (EEVEE's changed in 4.2, and back in 5.0)."""
@@ -142,9 +144,8 @@ def render(job: Any, engine: str | None = None, samples: int | None = None, reso
            max_size: int = 800, camera: str | None = None, frame: int | None = None,
            filepath: str | None = None) -> Any:
     scene = bpy.context.scene
-    if camera is not None and (bpy.data.objects.get(camera) is None or bpy.data.objects[camera].type != "CAMERA"):
-        cameras = [o.name for o in bpy.data.objects if o.type == "CAMERA"]
-        raise LookupError(f"no camera {camera!r}; cameras: {', '.join(cameras) or 'none'}")
+    if camera is not None:
+        camera_named(camera)  # refused here, not after starting a Blender to render
     if camera is None and scene.camera is None:
         raise LookupError("the scene has no active camera: add one, or pass camera=<name>")
     current = next((name for name, ids in ENGINES.items() if scene.render.engine in ids), "EEVEE")
