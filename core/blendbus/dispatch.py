@@ -272,9 +272,9 @@ class Hub:
             if job is None:
                 return p.envelope(p.FAILED, job_id=job_id, error=f"no job {job_id!r} for this user")
             deadline = time.monotonic() + min(wait_s, self.limits.max_wait_s)
-            while job.status not in p.FINAL_STATUSES and time.monotonic() < deadline:
-                try:  # re-read now and then: a wake-up from another replica may be lost
-                    await asyncio.wait_for(asyncio.shield(fut), min(deadline - time.monotonic(), 5.0))
+            while job.status not in p.FINAL_STATUSES and (remaining := deadline - time.monotonic()) > 0:
+                try:  # the job's end, as delivered; re-read now and then: a wake-up from another replica may be lost
+                    return await asyncio.wait_for(asyncio.shield(fut), min(remaining, 5.0))
                 except TimeoutError:
                     pass
                 job = await self.jobs.get(user_id, job_id) or job

@@ -79,7 +79,9 @@ POLL_WAIT_S: Final = 300.0
 """How long a peer's poll is held open when nothing is queued. Long, because an idle peer then costs
 the server one request per five minutes; the open stream's keep-alive pings, and its closing when
 the peer goes away, tell the server whether the peer is still there."""
-FINAL_STATUSES: Final = frozenset({COMPLETED, FAILED})
+FINAL_STATUSES: Final = frozenset(STATUS_RANK) - frozenset(OPEN_STATUSES)
+"""Every status a job ends in (completed, failed, cancelled, lost, timeout): whatever waits on a job
+stops waiting at any of them. Only the peer's own verdict (completed, failed) can still follow one."""
 
 
 def new_job_id() -> str:

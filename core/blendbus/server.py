@@ -408,7 +408,8 @@ class BlendbusServer:
         content: list[Any] = []
         result = env.get("result")
         if isinstance(result, dict) and p.image_problem(result) is None and p.IMAGES_KEY in result:
-            images = result.pop(p.IMAGES_KEY)
+            # Not popped: one delivered envelope may answer several waiters of the same job.
+            images, env = result[p.IMAGES_KEY], {**env, "result": {k: v for k, v in result.items() if k != p.IMAGES_KEY}}
             for image in images:
                 content.append(types.ImageContent(type="image", data=image["data"], mime_type=image.get("mime_type", "image/png")))
         env = paging.inline(env, self.hub.limits.inline_result_max_bytes)
