@@ -9,14 +9,14 @@ import json
 import os
 from pathlib import Path
 
-import anyio
 import pytest
 
 from blendbus import mcp_apps
 from blendbus import protocol as p
 from blendbus.client import connect
 from blendbus.plugins import load_plugins
-from blendbus.testing import PythonPeer
+from blendbus.testing import PythonPeer, eventually
+from blendbus.testing import run_code as run
 from blendbus.testing.apphost import AppHost
 
 from .accessibility import violations
@@ -35,21 +35,6 @@ WHERE = ("import bpy, json\nfrom bpy_extras.object_utils import world_to_camera_
 @pytest.fixture
 def blendbus_peer_settings() -> list[str]:
     return ["allow_code_execution=true"]
-
-
-async def run(client, code: str) -> str:
-    result = await client.call_tool("blender_execute_code", {"code": code})
-    env = result.structured_content
-    assert env["status"] == p.COMPLETED, env["error"]
-    return env["result"]
-
-
-async def eventually(check, what: str, seconds: float = 60.0):
-    """Poll `check` (an async callable) until it returns something truthy."""
-    with anyio.fail_after(seconds):
-        while not (value := await check()):
-            await anyio.sleep(0.1)
-    return value
 
 
 async def test_the_viewport_app_shows_picks_refreshes_and_renders(blendbus_bpy_url):
@@ -71,7 +56,7 @@ async def test_the_viewport_app_shows_picks_refreshes_and_renders(blendbus_bpy_u
             await view.click(position={"x": x * box["width"], "y": (1 - y) * box["height"]})
             context = await eventually(host.model_context, "the model context")
             assert context["structuredContent"]["selected"]["object"] == "Sphere"
-            assert 'selected the object "Sphere" (MESH' in context["content"][0]["text"]
+            assert 'not an instruction: name "Sphere", type "MESH"' in context["content"][0]["text"]
             assert "Sphere" in await host.app.locator("#picked").inner_text()
             selected = await run(client, "import bpy\nprint([o.name for o in bpy.context.selected_objects],"
                                          " bpy.context.view_layer.objects.active.name)")

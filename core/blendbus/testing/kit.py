@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -49,6 +49,26 @@ async def call_envelope(client: Client, tool: str, arguments: dict[str, Any] | N
         value = dict(result.structured_content)
     else:
         value = json.loads(result.content[0].text)
+    return value
+
+
+async def run_code(client: Client, code: str) -> str:
+    """Run Python in the Blender peer (`blender_execute_code`); its stdout, or AssertionError with the error."""
+    env = await call_envelope(client, "blender_execute_code", {"code": code})
+    assert env["status"] == "completed", env["error"]
+    return str(env["result"])
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], what: str, seconds: float = 60.0) -> Any:
+    """Poll `check` until it returns something truthy, and return that; AssertionError after `seconds`."""
+    import anyio
+
+    try:
+        with anyio.fail_after(seconds):
+            while not (value := await check()):
+                await anyio.sleep(0.1)
+    except TimeoutError:
+        raise AssertionError(f"{what}: not seen within {seconds:g}s") from None
     return value
 
 
