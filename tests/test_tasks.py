@@ -4,8 +4,6 @@ the Python SDK has no tasks client, so these requests are written out as the spe
 from __future__ import annotations
 
 import asyncio
-import itertools
-import json
 import re
 from typing import Any
 
@@ -17,51 +15,14 @@ from blendbus.client import connect
 from blendbus.dispatch import Limits
 from blendbus.testing import PythonPeer, make_server, serve_http
 from blendbus.testing import plugin as testing_plugin
+from blendbus.testing.raw import TASKS as EXTENSION
+from blendbus.testing.raw import ModernClient
 
 pytestmark = pytest.mark.anyio
-MODERN = "2026-07-28"
-EXTENSION = "io.modelcontextprotocol/tasks"
-_ids = itertools.count(1)
 
 
-class Raw:
-    """A 2026-07-28-era client that is nothing but HTTP requests."""
-
-    def __init__(self, http: httpx2.AsyncClient, url: str, token: str, tasks: bool = True) -> None:
-        self.http, self.url, self.token, self.tasks = http, url, token, tasks
-
-    async def __call__(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        extensions = {EXTENSION: {}} if self.tasks else {}
-        meta = {"io.modelcontextprotocol/protocolVersion": MODERN,
-                "io.modelcontextprotocol/clientCapabilities": {"extensions": extensions}}
-        body = {"jsonrpc": "2.0", "id": next(_ids), "method": method, "params": {**(params or {}), "_meta": meta}}
-        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json",
-                   "Accept": "application/json, text/event-stream", "MCP-Protocol-Version": MODERN, "Mcp-Method": method}
-        if method == "tools/call":
-            headers["Mcp-Name"] = params["name"]
-        r = await self.http.post(self.url, content=json.dumps(body), headers=headers)
-        if r.headers.get("content-type", "").startswith("text/event-stream"):
-            frames = [json.loads(line[5:]) for line in r.text.splitlines() if line.startswith("data:")]
-            return next(f for f in frames if f.get("id") == body["id"])
-        return r.json()
-
-    async def listen(self, notifications: dict[str, Any], frames: list[dict[str, Any]]) -> None:
-        """A `subscriptions/listen` stream: its frames are appended as they arrive."""
-        meta = {"io.modelcontextprotocol/protocolVersion": MODERN,
-                "io.modelcontextprotocol/clientCapabilities": {"extensions": {EXTENSION: {}}}}
-        body = {"jsonrpc": "2.0", "id": next(_ids), "method": "subscriptions/listen",
-                "params": {"notifications": notifications, "_meta": meta}}
-        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json",
-                   "Accept": "application/json, text/event-stream", "MCP-Protocol-Version": MODERN,
-                   "Mcp-Method": "subscriptions/listen"}
-        async with self.http.stream("POST", self.url, content=json.dumps(body), headers=headers,
-                                    timeout=None) as response:
-            async for line in response.aiter_lines():
-                if line.startswith("data:"):
-                    frames.append(json.loads(line[5:]))
-
-    async def call(self, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
-        return (await self("tools/call", {"name": name, "arguments": arguments}))["result"]
+class Raw(ModernClient):
+    """The raw 2026-07-28 client, with a wait for a task's end."""
 
     async def until_done(self, task_id: str) -> dict[str, Any]:
         for _ in range(300):

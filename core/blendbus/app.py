@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .asgi import BodyLimits, hold_bodies_once, limit_sessions_per_user, space_keepalive_pings
+from .asgi import BodyLimits, hold_bodies_once, follow_sessions, space_keepalive_pings
 from .auth import BearerAuth, Identity, TokenTable, new_token
 from .connections import ConnectionGuard, ConnectionLimits
 from .dispatch import Hub, Limits
@@ -122,10 +122,10 @@ def build_app(server: BlendbusServer, host: str, tokens: TokenTable | None, *,
         host=host,
         transport_security=security,
         max_request_body_size=bodies.peer_bytes,
-        custom_starlette_routes=[Route("/healthz", healthz), *status_routes(server.hub, security)],
+        custom_starlette_routes=[Route("/healthz", healthz), *status_routes(server.hub, security, server.waits)],
     )
     hold_bodies_once(server, bodies)
-    limit_sessions_per_user(server, lim.max_sessions_per_user)
+    follow_sessions(server, lim.max_sessions_per_user)
     return BearerAuth(app, tokens, paths=("/mcp", STATUS_API))  # type: ignore[return-value]
 
 

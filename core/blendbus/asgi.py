@@ -20,6 +20,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 
 from .auth import ROLES_SCOPE_KEY
+from .waits import GONE_KEY
 
 if TYPE_CHECKING:
     from .server import BlendbusServer
@@ -61,9 +62,9 @@ class BodyLimits:
 
 class _BodyLimit:
     """Reads a request body whole, within `BodyLimits` (HTTP 413 when too large, 408 when too slow),
-    and hands it on as one message. Stands in for the SDK's equivalent, which keeps a second copy of
-    every body until the request ends: 64 MiB more at the server's peak while a 64 MiB reply passes
-    through. The body grows in one buffer rather than a list of chunks: a large buffer is its own
+    and hands it on as one message; tells the request's waits when its client disconnects (`GONE_KEY`).
+    Stands in for the SDK's equivalent, which keeps a second copy of every body until the request
+    ends: 64 MiB more at the server's peak while a 64 MiB reply passes through. The body grows in one buffer rather than a list of chunks: a large buffer is its own
     mapping, returned to the system when freed, where thousands of small chunks would stay in the
     process's heap."""
 
@@ -117,8 +118,13 @@ class _BodyLimit:
             pending.appendleft({"type": "http.request", "body": bytes(buffer), "more_body": not complete})
         del buffer
 
+        gone = scope[GONE_KEY] = asyncio.Event()  # long waits end when their client leaves (waits.py)
+
         async def replay() -> dict[str, Any]:
-            return pending.popleft() if pending else await receive()
+            message = pending.popleft() if pending else await receive()
+            if message["type"] == "http.disconnect":
+                gone.set()
+            return message
 
         try:
             await self.app(scope, replay, send)
@@ -146,10 +152,11 @@ def hold_bodies_once(server: BlendbusServer, limits: BodyLimits) -> None:
         manager.asgi_app = _BodyLimit(manager.asgi_app.app, limits)
 
 
-def limit_sessions_per_user(server: BlendbusServer, per_user: int) -> None:
+def follow_sessions(server: BlendbusServer, per_user: int) -> None:
     """Cap the session-era (2025-11-25) sessions each user may hold open, so one user cannot use up the
-    SDK's server-wide session limit and lock everyone else out. The SDK admits and discards sessions
-    in two methods; they are wrapped to count sessions by owner (the `client_id` BearerAuth gives the
+    SDK's server-wide session limit and lock everyone else out; and tell the server when a session
+    ends, so what it held (subscriptions) goes with it. The SDK admits and discards sessions in two
+    methods; they are wrapped to count sessions by owner (the `client_id` BearerAuth gives the
     request's user). At the cap, the SDK answers 503 as it does at its own limit."""
     manager = server.mcp.session_manager
     admit, discard = getattr(manager, "_admit_session", None), getattr(manager, "_discard_session", None)
@@ -175,6 +182,7 @@ def limit_sessions_per_user(server: BlendbusServer, per_user: int) -> None:
             counts[user] -= 1
             if not counts[user]:
                 del counts[user]
+        server.changes.session_ended(session_id)
         await discard(session_id, transport)
 
     manager._admit_session = admit_counted

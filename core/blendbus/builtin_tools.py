@@ -5,9 +5,10 @@ may call it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from . import paging
 from . import protocol as p
@@ -15,8 +16,12 @@ from .auth import ROLES
 from .dispatch import LOCAL_CREDENTIAL, Hub
 from .plugins import PluginSet
 from .sync import HandlerPackages
+from .waits import TooManyWaits, Waits, while_present
 
 LLM, PEER = ROLES
+T = TypeVar("T")
+WAITS = "long waits"
+"""The kind of wait `blender_get_job(wait_s)`, `blender_watch_bus(wait_s)` and `tasks/result` hold."""
 
 
 @dataclass
@@ -27,6 +32,8 @@ class Call:
     progress: Callable[[float | None, str | None], Awaitable[None]] | None = None
     credential: str = LOCAL_CREDENTIAL
     """The caller's token digest (auth.CREDENTIAL_SCOPE_KEY)."""
+    gone: asyncio.Event | None = None
+    """Set when the caller's HTTP client disconnects (waits.gone_event): its long waits end then."""
 
 
 ToolFn = Callable[[Call, dict[str, Any]], Awaitable[Any]]
@@ -76,8 +83,13 @@ class BuiltinTools:
     """The built-in tools of one server, over its Hub."""
 
     def __init__(self, hub: Hub, plugins: PluginSet, packages: HandlerPackages,
-                 validate: Callable[[str, dict[str, Any]], str | None]) -> None:
-        self.hub, self.plugins, self.packages, self.validate = hub, plugins, packages, validate
+                 validate: Callable[[str, dict[str, Any]], str | None], waits: Waits) -> None:
+        self.hub, self.plugins, self.packages, self.validate, self.waits = hub, plugins, packages, validate, waits
+
+    async def held(self, call: Call, waiting: Callable[[], Awaitable[T]]) -> T:
+        """A long wait of the caller's: counted against its cap, ended if the caller leaves."""
+        with self.waits.hold(call.user_id, WAITS, self.hub.limits.max_waits_per_user):
+            return await while_present(call.gone, waiting())
 
     def tools(self) -> list[Tool]:
         """Every built-in tool, with its schema, role and handler."""
@@ -232,7 +244,12 @@ class BuiltinTools:
         return {"answers": answers}
 
     async def _get_job(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        env = await self.hub.get_job(call.user_id, a["job_id"], a.get("wait_s", 0.0))
+        wait_s = a.get("wait_s", 0.0)
+        try:
+            env = (await self.held(call, lambda: self.hub.get_job(call.user_id, a["job_id"], wait_s)) if wait_s > 0
+                   else await self.hub.get_job(call.user_id, a["job_id"]))
+        except TooManyWaits as exc:
+            return p.envelope(p.BUSY, job_id=a["job_id"], error=str(exc))
         if "offset" not in a or env.get("result") is None:
             return env
         budget = self.hub.limits.inline_result_max_bytes or paging.DEFAULT_INLINE_RESULT_MAX_BYTES
@@ -265,6 +282,8 @@ class BuiltinTools:
         )
 
     async def _watch_bus(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        events, cursor = await self.hub.peers.events_since(call.user_id, a.get("cursor", 0), a.get("wait_s", 0.0))
+        cursor, wait_s = a.get("cursor", 0), a.get("wait_s", 0.0)
+        events, cursor = (await self.held(call, lambda: self.hub.peers.events_since(call.user_id, cursor, wait_s))
+                          if wait_s > 0 else await self.hub.peers.events_since(call.user_id, cursor, 0.0))
         return {"logger": "_message_bus", "cursor": cursor,
                 "events": [{"seq": e.seq, "kind": e.kind, **e.data} for e in events]}

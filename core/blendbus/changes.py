@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -50,6 +49,12 @@ def touched_uris(resources: list[Resource], objects: list[str], whole: bool) -> 
             if r.is_template and len(_VARIABLE.findall(r.uri)) == 1:
                 uris += [_VARIABLE.sub(quote(name, safe=""), r.uri) for name in objects]
     return uris
+
+
+def session_key(connection: Any) -> str:
+    """What a client connection's subscriptions are filed under: its MCP session id (HTTP), or the
+    connection itself where there is no session (stdio, in memory: one client for the process)."""
+    return connection.session_id or f"connection-{id(connection)}"
 
 
 def connection_of(session: Any) -> Any:
@@ -83,13 +88,24 @@ Deliver = Callable[[str, Any], None]
 END = "end"
 
 
+MAX_URI_BYTES = 2048
+"""A subscribed URI is at most this long (a resource URI names a scene, an object: far less)."""
+
+
+class TooManySubscriptions(ValueError):
+    """A session or a user already holds as many `resources/subscribe` entries as it may."""
+
+
 @dataclass
 class _UserFeed:
     streams: set[Deliver] = field(default_factory=set)
-    subscribed: dict[str, weakref.WeakSet[Any]] = field(default_factory=dict)
-    """uri -> session-era client connections that subscribed to it (gone when the client is)."""
+    subscribed: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """uri -> {session key: the session-era client connection that subscribed to it}."""
     holders: int = 0
     watcher: asyncio.Task[None] | None = None
+
+    def subscriptions(self) -> int:
+        return sum(len(sessions) for sessions in self.subscribed.values())
 
 
 class ChangeFeed:
@@ -98,6 +114,8 @@ class ChangeFeed:
     def __init__(self, hub: Hub, resources: list[Resource]) -> None:
         self.hub, self.resources = hub, resources
         self._users: dict[str, _UserFeed] = {}
+        self._sessions: dict[str, tuple[str, set[str]]] = {}
+        """session key -> (its user, the URIs it subscribed to): what `session_ended` drops."""
 
     def _watched(self, user_id: str) -> _UserFeed:
         """The user's feed, with its watcher running."""
@@ -186,13 +204,52 @@ class ChangeFeed:
                 feed.watcher.cancel()
 
     def subscribe(self, user_id: str, uri: str, session: Any) -> None:
-        """A session-era `resources/subscribe`."""
-        self._watched(user_id).subscribed.setdefault(uri, weakref.WeakSet()).add(connection_of(session))
+        """A session-era `resources/subscribe`: within `max_subscriptions_per_session` per session and
+        `max_subscriptions_per_user` over the user's sessions on this replica (TooManySubscriptions)."""
+        connection = connection_of(session)
+        key = session_key(connection)
+        if len(uri.encode()) > MAX_URI_BYTES:
+            raise TooManySubscriptions(f"a subscribed URI is at most {MAX_URI_BYTES} bytes")
+        owner, uris = self._sessions.get(key, (user_id, set()))
+        if uri in uris:
+            return
+        lim, feed = self.hub.limits, self._watched(user_id)
+        if len(uris) >= lim.max_subscriptions_per_session:
+            raise TooManySubscriptions(f"this session already subscribes to {len(uris)} resources, the most"
+                                       " allowed; unsubscribe from one first")
+        if feed.subscriptions() >= lim.max_subscriptions_per_user:
+            raise TooManySubscriptions(f"your sessions already hold {lim.max_subscriptions_per_user} subscriptions"
+                                       " on this server, the most allowed; unsubscribe first")
+        uris.add(uri)
+        self._sessions[key] = (owner, uris)
+        feed.subscribed.setdefault(uri, {})[key] = connection
+
+    def subscriptions(self, user_id: str) -> int:
+        """How many `resources/subscribe` entries the user's sessions hold on this replica."""
+        feed = self._users.get(user_id)
+        return feed.subscriptions() if feed is not None else 0
 
     def unsubscribe(self, user_id: str, uri: str, session: Any) -> None:
+        self._forget(session_key(connection_of(session)), {uri})
+
+    def session_ended(self, session_id: str) -> None:
+        """A session-era session ended (DELETE, idle, crash): its subscriptions go with it."""
+        self._forget(session_id, None)
+
+    def _forget(self, key: str, uris: set[str] | None) -> None:
+        """Drop `uris` (None: all) of one session's subscriptions."""
+        user_id, held = self._sessions.get(key, ("", set()))
         feed = self._users.get(user_id)
+        for uri in list(held if uris is None else held & uris):
+            held.discard(uri)
+            if feed is not None:
+                sessions = feed.subscribed.get(uri, {})
+                sessions.pop(key, None)
+                if not sessions:
+                    feed.subscribed.pop(uri, None)
+        if not held:
+            self._sessions.pop(key, None)
         if feed is not None:
-            feed.subscribed.get(uri, weakref.WeakSet()).discard(connection_of(session))
             self._release(user_id, feed)
 
     async def _watch(self, user_id: str, feed: _UserFeed) -> None:
@@ -222,8 +279,8 @@ class ChangeFeed:
         for uri in uris:
             for deliver in list(feed.streams):
                 deliver("resource", uri)
-            for connection in list(feed.subscribed.get(uri, ())):
+            for key, connection in list(feed.subscribed.get(uri, {}).items()):
                 try:
                     await connection.send_resource_updated(uri)
                 except Exception:  # noqa: BLE001 - a client that went away: forget it
-                    feed.subscribed[uri].discard(connection)
+                    self._forget(key, None)

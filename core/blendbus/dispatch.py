@@ -54,6 +54,18 @@ class Limits:
     progress_every_s: float = 10.0
     """While a call waits, it is told the job's state this often (MCP progress), so clients that reset
     their timeout on progress never give up on a live job."""
+    max_waits_per_user: int = 64
+    """Long waits one user may hold open at once on one replica: `blender_get_job` and `blender_watch_bus`
+    with `wait_s`, and 2025-11-25 `tasks/result`. Beyond it a wait is refused (`busy`) at once."""
+    max_task_result_wait_s: float = 600.0
+    """Longest a 2025-11-25 `tasks/result` waits for its task to end; then it answers that the task is still
+    working (call it again, or poll `tasks/get`). It also ends when its client hangs up."""
+    max_status_streams_per_user: int = 8
+    """Live status-page streams (`/status/api/events`) one user may hold open on one replica (HTTP 429 beyond)."""
+    max_subscriptions_per_session: int = 100
+    """Resources one session-era session may hold `resources/subscribe` on."""
+    max_subscriptions_per_user: int = 1000
+    """`resources/subscribe` entries one user's sessions may hold together on one replica."""
     max_sessions_per_user: int = 100
     """Session-era (2025-11-25) MCP sessions one user may hold open; the server-wide cap is the SDK's 10,000."""
     header_timeout_s: float = 10.0

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from functools import cached_property
 from typing import Any
 
@@ -32,8 +33,9 @@ from .suggest import did_you_mean
 from .validation import validation_message
 from .waiter import RisingProgress
 from .sync import HandlerPackages
-from .builtin_tools import LLM, PEER, BuiltinTools, Call
-from .changes import ChangeFeed
+from .builtin_tools import LLM, PEER, WAITS, BuiltinTools, Call
+from .changes import ChangeFeed, TooManySubscriptions
+from .waits import CallerGone, TooManyWaits, Waits, gone_event, while_present
 
 log = logging.getLogger(__name__)
 
@@ -45,8 +47,9 @@ other method (resources, prompts, subscriptions, tasks, and any added later) nee
 FORBIDDEN = -32001
 """JSON-RPC error code for a method the caller's token role does not allow."""
 TASK_REFUSED = -32000
-"""JSON-RPC error code for a task-augmented call that could not be queued (no peer, several, busy);
-`data` is the envelope, with its status."""
+"""JSON-RPC error code for a task request that cannot be served now: a task-augmented call that could
+not be queued (no peer, several, busy; `data` is the envelope, with its status), or a `tasks/result`
+beyond the caller's waits or its time bound (call it again later)."""
 INSTRUCTIONS = """\
 blendbus drives a running Blender. Call a blender_* tool directly: blender_get_scene_info,
 blender_get_object_info(name=...), blender_execute_code(code=...), and the plugin tools.
@@ -66,7 +69,8 @@ class BlendbusServer:
         self.plugins = plugins
         self.hub = hub
         self.packages = packages or HandlerPackages.from_plugins(plugins)
-        self.builtin = {t.name: t for t in BuiltinTools(hub, plugins, self.packages, self.validate).tools()}
+        self.waits = Waits()
+        self.builtin = {t.name: t for t in BuiltinTools(hub, plugins, self.packages, self.validate, self.waits).tools()}
         self.changes = ChangeFeed(hub, plugins.resources)
         self._validators: dict[str, jsonschema.Draft202012Validator] = {}
         self.mcp = Server(
@@ -224,7 +228,7 @@ class BlendbusServer:
         """Who calls, and the refusal if they may not call `name` with these arguments (role, schema, size)."""
         user_id, roles = self.identity_of(ctx)
         call = Call(user_id=user_id, progress=RisingProgress(ctx.session.report_progress),
-                    credential=self.credential_of(ctx))
+                    credential=self.credential_of(ctx), gone=gone_event(ctx))
         needed = self.role_of(name)
         if needed not in roles:
             return call, self.plain({"error": f"{name} needs a token with the {needed} role", "code": "Forbidden"},
@@ -257,7 +261,7 @@ class BlendbusServer:
             tool = self.builtin[name]
             value = await tool.fn(call, arguments)
             return self.result(value, ok=tool.ok) if tool.envelope else self.plain(value)
-        except (PeerAuthError, PermissionError, LookupError, ValueError, DuplicateJob) as exc:
+        except (PeerAuthError, PermissionError, LookupError, ValueError, DuplicateJob, TooManyWaits, CallerGone) as exc:
             return self.plain({"error": str(exc), "code": type(exc).__name__}, is_error=True)
         except JobStoreError as exc:
             log.error("%s", exc)
@@ -327,16 +331,31 @@ class BlendbusServer:
 
     async def _tasks_result(self, ctx: Any, params: tasks.TaskParams) -> dict[str, Any]:
         """2025-11-25: wait until the task is terminal, then its CallToolResult (told first, as
-        notifications/tasks/status, that it ended)."""
+        notifications/tasks/status, that it ended). The wait is one of the caller's long waits: capped,
+        bounded by `max_task_result_wait_s`, and over when its client hangs up or its session ends."""
         job = await self._task_job(ctx, params, "tasks/result")
-        env = await self.hub.get_job(job.user_id, job.job_id)
-        while env["status"] in p.OPEN_STATUSES:
-            env = await self.hub.get_job(job.user_id, job.job_id, wait_s=self.hub.limits.max_wait_s)
+        bound = self.hub.limits.max_task_result_wait_s
+        try:
+            with self.waits.hold(job.user_id, WAITS, self.hub.limits.max_waits_per_user):
+                env = await while_present(gone_event(ctx), self._until_ended(job.user_id, job.job_id, bound))
+        except (TooManyWaits, CallerGone) as exc:
+            raise MCPError(code=TASK_REFUSED, message=str(exc)) from None
+        if env["status"] in p.OPEN_STATUSES:
+            raise MCPError(code=TASK_REFUSED, message=f"task {job.job_id!r} is still working after {bound:g}s;"
+                           " call tasks/result again, or poll tasks/get")
         final = await self.hub.jobs.get(job.user_id, job.job_id) or job
         await self._tell_status(ctx, tasks.legacy_task(final, self.task_ttl_ms))
         result = self.result(env).model_dump(by_alias=True, mode="json", exclude_none=True)
         result["_meta"] = {**result.get("_meta", {}), tasks.RELATED_TASK_META: {"taskId": job.job_id}}
         return result
+
+    async def _until_ended(self, user_id: str, job_id: str, bound_s: float) -> dict[str, Any]:
+        """The job's envelope once it ended, or as it stands after `bound_s`."""
+        deadline = time.monotonic() + bound_s
+        env = await self.hub.get_job(user_id, job_id)
+        while env["status"] in p.OPEN_STATUSES and (remaining := deadline - time.monotonic()) > 0:
+            env = await self.hub.get_job(user_id, job_id, wait_s=min(remaining, self.hub.limits.max_wait_s))
+        return env
 
     async def _tasks_list(self, ctx: Any, params: tasks.TaskListParams) -> dict[str, Any]:
         """The caller's own tasks (every job is one), newest first, a page at a time."""
@@ -474,7 +493,10 @@ class BlendbusServer:
         if self.match_resource(uri) is None:
             raise MCPError(code=-32002, message=f"resource not found: {uri}; resources/list names them")
         self._ensure_started()
-        self.changes.subscribe(self.identity_of(ctx)[0], uri, ctx.session)
+        try:
+            self.changes.subscribe(self.identity_of(ctx)[0], uri, ctx.session)
+        except TooManySubscriptions as exc:
+            raise MCPError(code=-32602, message=str(exc)) from None
         return types.EmptyResult()
 
     async def _unsubscribe(self, ctx: Any, params: types.UnsubscribeRequestParams) -> types.EmptyResult:

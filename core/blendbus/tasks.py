@@ -15,6 +15,7 @@ at the tool level (completed, failed, lost, timeout), is `completed` with its Ca
 from __future__ import annotations
 
 import datetime
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -128,6 +129,9 @@ def cursor_time(cursor: str | None) -> float | None:
     if cursor is None:
         return None
     try:
-        return float(cursor)
+        value = float(cursor)
     except ValueError:
-        raise MCPError(code=INVALID_PARAMS, message=f"cursor {cursor!r} is not one tasks/list gave") from None
+        value = math.nan
+    if not math.isfinite(value):
+        raise MCPError(code=INVALID_PARAMS, message=f"cursor {cursor[:40]!r} is not one tasks/list gave")
+    return value
