@@ -11,13 +11,14 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from dataclasses import dataclass, replace
 from typing import Any
 
 from . import protocol as p
-from .backends.base import Backend, JobStoreError, PeerAuthError, PeerRecord, ProgressFn, Route
+from .backends.base import Backend, JobStoreError, OverQuota, PeerAuthError, PeerRecord, ProgressFn, Route
 from .paging import DEFAULT_INLINE_RESULT_MAX_BYTES
 
 __all__ = ["Hub", "Limits", "LOCAL_CREDENTIAL", "PeerAuthError"]
@@ -190,7 +191,11 @@ class Hub:
                 error=f"peer {uuid} already has {route.backlog} queued jobs; retry later",
             )
         job_id = payload.setdefault("job_id", p.new_job_id())
-        await self.jobs.create(user_id, job_id, kind=payload["message_type"], command=command, target_uuid=uuid)
+        try:  # its payload counts against the user's bytes while it waits for Blender
+            await self.jobs.create(user_id, job_id, kind=payload["message_type"], command=command, target_uuid=uuid,
+                                   payload_bytes=len(json.dumps(payload, separators=(",", ":"))))
+        except OverQuota as exc:
+            return p.envelope(p.BUSY, command=command, target_uuid=uuid, error=str(exc))
         fut = self.notifier.register(user_id, job_id, on_progress) if wait else None
         try:
             try:

@@ -16,10 +16,10 @@ from typing import Any
 
 from .encoding import encodes_over, json_pieces, json_size
 from .backends.base import UNSET as _UNSET
-from .backends.base import DuplicateJob, Job, JobStoreError
+from .backends.base import DuplicateJob, Job, JobStoreError, OverQuota
 from .protocol import LOST, OPEN_STATUSES, QUEUED, STATUS_RANK
 
-__all__ = ["DuplicateJob", "Job", "JobStore", "JobStoreError"]
+__all__ = ["DuplicateJob", "Job", "JobStore", "JobStoreError", "OverQuota"]
 
 DEFAULT_MAX_AGE_S = 7 * 24 * 3600
 DEFAULT_MAX_JOBS = 50_000
@@ -35,8 +35,9 @@ _RESULT = "COALESCE(result, large)"
 _ROW_BYTES = (f"({ROW_OVERHEAD_BYTES} + LENGTH(CAST(user_id AS BLOB)) + LENGTH(CAST(job_id AS BLOB))"
               " + LENGTH(CAST(kind AS BLOB)) + LENGTH(CAST(command AS BLOB))"
               " + COALESCE(LENGTH(CAST(target_uuid AS BLOB)), 0) + COALESCE(LENGTH(CAST(result AS BLOB)), 0)"
-              " + COALESCE(LENGTH(large), 0) + LENGTH(CAST(error AS BLOB)) + COALESCE(LENGTH(CAST(message AS BLOB)), 0))")
-"""Every byte a row stores: what the size caps count."""
+              " + COALESCE(LENGTH(large), 0) + LENGTH(CAST(error AS BLOB)) + COALESCE(LENGTH(CAST(message AS BLOB)), 0)"
+              " + payload_bytes)")
+"""Every byte a row stores, and its payload while that waits for Blender: what the size caps count."""
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS jobs (
@@ -52,6 +53,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     message     TEXT,
     created     REAL NOT NULL,
     updated     REAL NOT NULL,
+    payload_bytes INTEGER NOT NULL DEFAULT 0,
     large       BLOB,
     PRIMARY KEY (user_id, job_id)
 );
@@ -93,7 +95,10 @@ class JobStore:
         # NORMAL in WAL mode survives a process crash; only an OS crash can lose the last commits.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
-        if "large" not in {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}:  # a store from 0.1.0
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
+        if "payload_bytes" not in columns:  # a store from 0.3 or older
+            self._db.execute("ALTER TABLE jobs ADD COLUMN payload_bytes INTEGER NOT NULL DEFAULT 0")
+        if "large" not in columns:  # a store from 0.1.0
             self._db.execute("ALTER TABLE jobs ADD COLUMN large BLOB")
         self._usage: dict[str, list[int]] = {
             user: [count, size] for user, count, size in
@@ -138,23 +143,35 @@ class JobStore:
             raise JobStoreError(f"the job store at {self.path} refused a write: {exc}") from exc
 
     def create(
-        self, user_id: str, job_id: str, *, kind: str, command: str, target_uuid: str | None
+        self, user_id: str, job_id: str, *, kind: str, command: str, target_uuid: str | None, payload_bytes: int = 0
     ) -> None:
+        """A new queued job, its payload counted until it ends (OverQuota when that cannot fit)."""
         now = time.time()
         try:
             self._write(
-                "INSERT INTO jobs (user_id, job_id, kind, command, target_uuid, status, created, updated)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (user_id, job_id, kind, command, target_uuid, QUEUED, now, now),
+                "INSERT INTO jobs (user_id, job_id, kind, command, target_uuid, status, created, updated, payload_bytes)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (user_id, job_id, kind, command, target_uuid, QUEUED, now, now, payload_bytes),
             )
         except sqlite3.IntegrityError:
             raise DuplicateJob(f"job id {job_id!r} is already used; choose another or omit it") from None
-        self._grew(user_id, 1, self._row_bytes(user_id, job_id))
+        row = self._row_bytes(user_id, job_id)
+        self._grew(user_id, 1, row)
         self._writes += 1
         if self._writes % 1000 == 0:  # age-based retention; the size caps hold after every write
             self.prune()
         else:
             self._fit(user_id, keep=job_id)
+        (jobs, size), (all_jobs, all_bytes) = self.usage(user_id), self.total()
+        if jobs > self.max_jobs_per_user or size > self.max_bytes_per_user:  # the rest is in flight: no room
+            refusal = OverQuota.of_user(jobs - 1, size - row, self.max_jobs_per_user, self.max_bytes_per_user)
+        elif all_jobs > self.max_jobs or all_bytes > self.max_bytes:
+            refusal = OverQuota.of_store(all_jobs - 1, all_bytes - row)
+        else:
+            return
+        self._write("DELETE FROM jobs WHERE user_id = ? AND job_id = ?", (user_id, job_id))
+        self._grew(user_id, -1, -row)
+        raise refusal
 
     def advance(
         self,
@@ -180,6 +197,8 @@ class JobStore:
         if error is not None:
             sets.append("error = ?")
             args.append(error)
+        if status not in OPEN_STATUSES:
+            sets.append("payload_bytes = 0")  # the peer has the payload, or never will
         marks = ",".join("?" * len(lower))
         update = (f"UPDATE jobs SET {', '.join(sets)} WHERE user_id = ? AND job_id = ? AND status IN ({marks})"
                   " RETURNING rowid")

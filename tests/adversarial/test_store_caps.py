@@ -1,16 +1,28 @@
-"""The job store's caps are per user and hold after every write (security round 2, #4 and #5).
+"""The job store's caps are per user and hold after every write (security round 2, #4 and #5), and
+count everything a user makes the bus hold (round 3, #7).
 
 The attacks: one user's traffic (2.3 GB of results, then 929 cheap calls) evicted all of another
 user's jobs; the cap was checked every 1,000 jobs only, error and progress bytes were not counted,
-and the file never shrank.
+and the file never shrank. Then: payloads waiting in a peer's queue were not counted (320 MiB sat in
+Redis while the user's counted usage was 5,360 bytes of a 512 MiB cap), and jobs in flight passed
+the job cap (40 stored under a cap of 10).
 """
 
 from __future__ import annotations
 
 import os
 
+import pytest
+from mcp import Client
+
 from blendbus import protocol as p
+from blendbus.backends import open_backend
+from blendbus.dispatch import Hub, Limits
 from blendbus.jobs import JobStore
+from blendbus.plugins import load_plugins
+from blendbus.server import BlendbusServer
+from blendbus.testing import call_envelope
+from blendbus.testing import plugin as testing_plugin
 
 
 def _finish(store: JobStore, user: str, job_id: str, *, result: object = None, error: str = "") -> None:
@@ -64,3 +76,28 @@ def test_space_is_handed_back_to_the_file_system(tmp_path):
     assert small.prune() >= 18
     small.close()
     assert grown > 20_000_000 and os.path.getsize(path) < 4_000_000
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+async def test_queued_payloads_count_against_the_users_bytes(backend, request, tmp_path):
+    """Through the bus: a peer that takes nothing, and scripts queued for it without waiting."""
+    url = backend if backend == "sqlite" else request.getfixturevalue("blendbus_redis")
+    limits = Limits(peer_grace_s=60, max_queued_per_peer=1000)
+    server = BlendbusServer(load_plugins(extra=[("testing", testing_plugin)]), Hub(open_backend(
+        url, state_dir=tmp_path, grace_s=60, max_jobs_per_user=10, max_bytes_per_user=1_000_000), limits))
+    async with Client(server.mcp) as client:
+        await call_envelope(client, "blender_register_client", {"client_uuid": "never-polls"})
+        script = "#" + "x" * 150_000
+        answers = [await call_envelope(client, "blender_send_message", {
+            "payload": {"message_type": "job_dispatch", "script": script}, "wait": False}) for _ in range(8)]
+        statuses = [a["status"] for a in answers]
+        assert statuses[:6] == [p.QUEUED] * 6 and statuses[6:] == [p.BUSY] * 2, statuses
+        assert "1000000 bytes" in answers[-1]["error"]
+        jobs, size = await server.hub.jobs.usage("local")
+        assert jobs == 6 and 900_000 < size <= 1_000_000  # the queued scripts are what is counted
+        small = [await call_envelope(client, "blender_send_message", {
+            "payload": {"message_type": "job_dispatch", "script": "pass"}, "wait": False}) for _ in range(6)]
+        assert [a["status"] for a in small] == [p.QUEUED] * 4 + [p.BUSY] * 2  # and jobs in flight: 10 at most
+        assert "10 jobs" in small[-1]["error"] and (await server.hub.jobs.usage("local"))[0] == 10
+    await server.hub.jobs.close()

@@ -10,7 +10,7 @@ import pytest
 
 from blendbus import protocol as p
 from blendbus.backends import open_backend
-from blendbus.backends.base import Backend, DuplicateJob, PeerAuthError
+from blendbus.backends.base import Backend, DuplicateJob, OverQuota, PeerAuthError
 from blendbus.testing import PythonPeer, call_envelope, in_memory, make_server
 
 pytestmark = pytest.mark.anyio
@@ -103,6 +103,29 @@ async def test_each_user_is_kept_within_their_caps(backend: Backend) -> None:
     await jobs.advance("busy", "fat", p.COMPLETED, result="x" * 150_000)
     count, size = await jobs.usage("busy")
     assert size <= 200_000 and (await jobs.get("busy", "fat")) is not None
+
+
+async def test_jobs_in_flight_and_their_payloads_count_against_the_caps(backend: Backend) -> None:
+    """What waits for Blender cannot be evicted to make room: a job that would not fit is refused."""
+    jobs = backend.jobs
+    for i in range(3):
+        await jobs.create("u", f"q{i}", kind=p.COMMAND_DISPATCH, command="c", target_uuid="peer", payload_bytes=60_000)
+    with pytest.raises(OverQuota, match="200000 bytes"):
+        await jobs.create("u", "q3", kind=p.COMMAND_DISPATCH, command="c", target_uuid="peer", payload_bytes=60_000)
+    count, size = await jobs.usage("u")
+    assert count == 3 and 180_000 < size <= 200_000 and await jobs.get("u", "q3") is None
+    await jobs.advance("u", "q0", p.RUNNING)
+    assert (await jobs.usage("u"))[1] == size  # taken but not finished: still held
+    await jobs.advance("u", "q0", p.COMPLETED, result="ok")  # finished: its payload no longer counts
+    assert (await jobs.usage("u"))[1] < 130_000
+    await jobs.create("u", "q3", kind=p.COMMAND_DISPATCH, command="c", target_uuid="peer", payload_bytes=60_000)
+    for i in range(5):
+        await jobs.create("v", f"o{i}", kind=p.COMMAND_DISPATCH, command="c", target_uuid="peer")
+    with pytest.raises(OverQuota, match="5 jobs"):  # the job cap counts jobs in flight too
+        await jobs.create("v", "o5", kind=p.COMMAND_DISPATCH, command="c", target_uuid="peer")
+    await jobs.advance("v", "o0", p.CANCELLED, error="stopped")
+    await jobs.create("v", "o5", kind=p.COMMAND_DISPATCH, command="c", target_uuid="peer")  # o0 made room
+    assert await jobs.get("v", "o0") is None and (await jobs.usage("v"))[0] == 5
 
 
 async def test_registration_binds_a_uuid_to_its_credential_and_process(backend: Backend) -> None:

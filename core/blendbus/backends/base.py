@@ -31,6 +31,21 @@ class DuplicateJob(ValueError):
     """This user already has a job with that id."""
 
 
+class OverQuota(Exception):
+    """A new job would take its user past their caps with what cannot make room: jobs in flight, whose
+    payloads wait for Blender. The message says how much is held; the caller gets `busy`."""
+
+    @classmethod
+    def of_user(cls, jobs: int, size: int, max_jobs: int, max_bytes: int) -> OverQuota:
+        return cls(f"your jobs hold {jobs} jobs and {size} bytes on this bus (payloads waiting for Blender, results"
+                   f" kept), and the most allowed is {max_jobs} jobs and {max_bytes} bytes; wait for jobs in flight"
+                   " to finish, or cancel some")
+
+    @classmethod
+    def of_store(cls, jobs: int, size: int) -> OverQuota:
+        return cls(f"the job store is full ({jobs} jobs, {size} bytes, mostly in flight); retry when jobs finish")
+
+
 class PeerAuthError(PermissionError):
     """A peer operation with a wrong uuid/token pair; the peer should re-register."""
 
@@ -152,8 +167,11 @@ class Jobs(Protocol):
 
     max_age_s: float
 
-    async def create(self, user_id: str, job_id: str, *, kind: str, command: str, target_uuid: str | None) -> None:
-        """Record a new queued job; DuplicateJob if the id is taken."""
+    async def create(self, user_id: str, job_id: str, *, kind: str, command: str, target_uuid: str | None,
+                     payload_bytes: int = 0) -> None:
+        """Record a new queued job; DuplicateJob if the id is taken. The job's payload (`payload_bytes`,
+        which waits in its peer's queue) counts against the user's bytes until the job ends: OverQuota
+        when it cannot fit, finished jobs having made what room they can."""
 
     async def advance(self, user_id: str, job_id: str, status: str, *, result: Any = UNSET,
                       error: str | None = None) -> bool:

@@ -27,8 +27,10 @@ class SqliteJobs:
         self.store = store
         self.max_age_s = store.max_age_s
 
-    async def create(self, user_id: str, job_id: str, *, kind: str, command: str, target_uuid: str | None) -> None:
-        self.store.create(user_id, job_id, kind=kind, command=command, target_uuid=target_uuid)
+    async def create(self, user_id: str, job_id: str, *, kind: str, command: str, target_uuid: str | None,
+                     payload_bytes: int = 0) -> None:
+        self.store.create(user_id, job_id, kind=kind, command=command, target_uuid=target_uuid,
+                          payload_bytes=payload_bytes)
 
     async def advance(self, user_id: str, job_id: str, status: str, *, result: Any = UNSET,
                       error: str | None = None) -> bool:

@@ -37,7 +37,7 @@ from ..jobs import (DEFAULT_MAX_AGE_S, DEFAULT_MAX_BYTES_PER_USER, DEFAULT_MAX_J
                     ROW_OVERHEAD_BYTES)
 from ..protocol import CANCEL, FINAL_STATUSES, OPEN_STATUSES, STATUS_RANK
 from ..waiter import JobWaiter
-from .base import (UNSET, Backend, BusEvent, DuplicateJob, Job, JobStoreError, PeerAuthError, PeerRecord,
+from .base import (UNSET, Backend, BusEvent, DuplicateJob, Job, JobStoreError, OverQuota, PeerAuthError, PeerRecord,
                    ProgressFn, Route, route)
 
 log = logging.getLogger(__name__)
@@ -63,7 +63,7 @@ T = TypeVar("T")
 # ---- Lua ------------------------------------------------------------------------------------------
 _SIZE = """
 local function resize(job, usage)
-  local new = tonumber(redis.call('HGET', job, 'fixed'))
+  local new = tonumber(redis.call('HGET', job, 'fixed')) + tonumber(redis.call('HGET', job, 'payload') or '0')
   for _, f in ipairs({'kind', 'command', 'target', 'result', 'error', 'message'}) do
     new = new + redis.call('HSTRLEN', job, f)
   end
@@ -99,11 +99,12 @@ local function trim(usage, done, base, max_jobs, max_bytes, keep)
 end
 """
 
-# KEYS: job, open set, usage, done, users   ARGV: kind, command, target, now, fixed, job_id, user, max_jobs, max_bytes
+# KEYS: job, open set, usage, done, users
+# ARGV: kind, command, target, now, fixed, job_id, user, max_jobs, max_bytes, base, payload bytes
 _CREATE = _SIZE + """
-if redis.call('EXISTS', KEYS[1]) == 1 then return 0 end
+if redis.call('EXISTS', KEYS[1]) == 1 then return {'taken'} end
 redis.call('HSET', KEYS[1], 'kind', ARGV[1], 'command', ARGV[2], 'target', ARGV[3], 'status', 'queued',
-           'created', ARGV[4], 'updated', ARGV[4], 'error', '', 'fixed', ARGV[5])
+           'created', ARGV[4], 'updated', ARGV[4], 'error', '', 'fixed', ARGV[5], 'payload', ARGV[11])
 redis.call('SADD', KEYS[2], ARGV[6])
 redis.call('ZADD', ARGV[10] .. 'jobs:all', ARGV[4], ARGV[6])
 redis.call('ZADD', ARGV[10] .. 'jobs:queued', ARGV[4], ARGV[6])
@@ -111,7 +112,14 @@ redis.call('HINCRBY', KEYS[3], 'jobs', 1)
 resize(KEYS[1], KEYS[3])
 redis.call('SADD', KEYS[5], ARGV[7])
 trim(KEYS[3], KEYS[4], ARGV[10], tonumber(ARGV[8]), tonumber(ARGV[9]), ARGV[6])
-return 1
+local jobs = tonumber(redis.call('HGET', KEYS[3], 'jobs'))
+local bytes = tonumber(redis.call('HGET', KEYS[3], 'bytes'))
+if jobs > tonumber(ARGV[8]) or bytes > tonumber(ARGV[9]) then  -- the rest is in flight: it cannot make room
+  redis.call('SREM', KEYS[2], ARGV[6])
+  drop(KEYS[3], KEYS[4], ARGV[10], ARGV[6])
+  return {'full', tostring(jobs - 1), tostring(tonumber(redis.call('HGET', KEYS[3], 'bytes')))}
+end
+return {'ok'}
 """
 
 # KEYS: job, usage, done   ARGV: status, now, has_result, result, has_error, error, ended, base, job_id,
@@ -123,6 +131,7 @@ local forward = false
 for i = 12, #ARGV do if ARGV[i] == cur then forward = true; break end end
 if not forward then return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated', ARGV[2])
+if ARGV[7] == '1' then redis.call('HSET', KEYS[1], 'payload', 0) end  -- the peer has the payload, or never will
 redis.call('ZREM', ARGV[8] .. 'jobs:queued', ARGV[9])
 if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'result', ARGV[4]) end
 if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'error', ARGV[6]) end
@@ -482,15 +491,18 @@ class RedisJobs:
         return base, base + "usage", base + "jobs:done"
 
     @_failures_are_store_errors
-    async def create(self, user_id: str, job_id: str, *, kind: str, command: str, target_uuid: str | None) -> None:
+    async def create(self, user_id: str, job_id: str, *, kind: str, command: str, target_uuid: str | None,
+                     payload_bytes: int = 0) -> None:
         base, usage, done = self._keys(user_id)
         fixed = ROW_OVERHEAD_BYTES + len(user_id.encode()) + len(job_id.encode())
-        created = await self.shared.run("create", _CREATE, [
+        answer = await self.shared.run("create", _CREATE, [
             base + "job:" + job_id, base + "jobs:open:" + (target_uuid or ""), usage, done, f"{self.shared.prefix}:users",
         ], [kind, command, target_uuid or "", time.time(), fixed, job_id, user_id,
-            self.max_jobs_per_user, self.max_bytes_per_user, base])
-        if not created:
+            self.max_jobs_per_user, self.max_bytes_per_user, base, payload_bytes])
+        if answer[0] == b"taken":
             raise DuplicateJob(f"job id {job_id!r} is already used; choose another or omit it")
+        if answer[0] == b"full":
+            raise OverQuota.of_user(int(answer[1]), int(answer[2]), self.max_jobs_per_user, self.max_bytes_per_user)
 
     @_failures_are_store_errors
     async def advance(self, user_id: str, job_id: str, status: str, *, result: Any = UNSET,
