@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import math
 import os
 import re
 import subprocess
@@ -150,10 +151,12 @@ async def _load(session, concurrency: int, seconds: float, pids: dict[str, int] 
         async with session(index) as call:
             await call()  # warm the session
             await ready.wait()
-            while time.perf_counter() < stop_at:
+            while True:  # at least one measured call each: a slow machine yields fewer samples, never none
                 t0 = time.perf_counter()
                 await call()
                 latencies.append(time.perf_counter() - t0)
+                if time.perf_counter() >= stop_at:
+                    break
 
     tasks = [asyncio.ensure_future(worker(i)) for i in range(concurrency)]
     await asyncio.sleep(1.0)
@@ -173,8 +176,10 @@ async def _load(session, concurrency: int, seconds: float, pids: dict[str, int] 
 
 
 def summarize(latencies: list[float]) -> dict[str, float]:
-    """Count, p50 and p99 (ms) of latencies in seconds."""
+    """Count, p50 and p99 (ms) of latencies in seconds (NaN, printed as such, without any)."""
     latencies = sorted(latencies)
+    if not latencies:
+        return {"calls": 0, "p50_ms": math.nan, "p99_ms": math.nan}
     pick = lambda q: latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000  # noqa: E731
     return {"calls": len(latencies), "p50_ms": pick(0.50), "p99_ms": pick(0.99)}
 
