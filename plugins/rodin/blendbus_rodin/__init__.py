@@ -34,8 +34,9 @@ class ViaImages(Generation):
     input_image_paths: list[str] | None = Field(default=None, min_length=1, max_length=5,
                                                 description="PNG, JPEG or WebP files in the Blender peer's output"
                                                 " folder, such as 'refs/chair.png' (MAIN_SITE mode)")
-    input_image_urls: list[str] | None = Field(default=None, min_length=1, max_length=5,
-                                               description="Image URLs (FAL_AI mode)")
+    input_image_urls: list[Annotated[str, Field(max_length=2048, pattern=r"^https?://")]] | None = Field(
+        default=None, min_length=1, max_length=5, description="Public http(s) image URLs (FAL_AI mode): fal.ai"
+        " fetches them, blendbus never does")
 
 
 ID = r"^[A-Za-z0-9_-]{1,200}$"

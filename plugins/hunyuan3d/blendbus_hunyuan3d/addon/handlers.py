@@ -200,7 +200,7 @@ def _import(job: Any, s: Settings, job_id: str, name: str, target_size: float | 
     folder = Path(tempfile.mkdtemp(prefix="blendbus-hunyuan3d-"))
     try:
         model = yield job.background(_fetch, s, job_id, folder)
-        return import_model(model, name=name, target_size=target_size, tags={"hunyuan3d_job_id": job_id})
+        return import_model(model, name=name, target_size=target_size, tags={"hunyuan3d_job_id": job_id}, folder=folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from blendbus_addon.http import HTTPError, download, inside, request_json, url
+from blendbus_addon.imports import import_model
 from blendbus_addon.rollback import Created
 
 from . import GATE
@@ -175,13 +176,13 @@ def download_polyhaven_asset(asset_id: str, asset_type: str, job: Any, resolutio
     fetched = yield job.background(_fetch, job, asset_id, asset_type, resolution, file_format)
     folder = Path(fetched["folder"])
     try:
-        return _build(asset_type, asset_id, resolution, fetched["files"])
+        return _build(asset_type, asset_id, resolution, fetched["files"], folder)
     finally:
         shutil.rmtree(folder, ignore_errors=True)
 
 
 # ---- building in Blender (main thread) ---------------------------------------------------------
-def _build(asset_type: str, asset_id: str, resolution: str, files: dict[str, str]) -> dict[str, Any]:
+def _build(asset_type: str, asset_id: str, resolution: str, files: dict[str, str], folder: Path) -> dict[str, Any]:
     created = Created()
     try:
         if asset_type == "hdris":
@@ -189,7 +190,7 @@ def _build(asset_type: str, asset_id: str, resolution: str, files: dict[str, str
         elif asset_type == "textures":
             result = _build_material(asset_id, files)
         else:
-            result = _import_model(asset_id, files["model"])
+            result = import_model(Path(files["model"]), tags={ID_PROP: asset_id}, folder=folder)
     except BaseException:
         created.rollback()
         raise
@@ -320,35 +321,6 @@ def _build_material(asset_id: str, files: dict[str, str]) -> dict[str, Any]:
         links.new(disp.outputs["Displacement"], output.inputs["Displacement"])
         wired["displacement"] = "Material Output Displacement"
     return {"material": mat.name, "maps": wired}
-
-
-def _import_model(asset_id: str, path: str) -> dict[str, Any]:
-    import bpy
-
-    before = set(bpy.data.objects)
-    suffix = Path(path).suffix.lower()
-    if suffix in (".gltf", ".glb"):
-        bpy.ops.import_scene.gltf(filepath=path)
-    elif suffix == ".fbx":
-        bpy.ops.import_scene.fbx(filepath=path)
-    elif suffix == ".blend":
-        with bpy.data.libraries.load(path, link=False) as (source, target):
-            target.objects = list(source.objects)
-        for obj in target.objects:
-            if obj is not None:
-                bpy.context.scene.collection.objects.link(obj)
-    else:
-        raise ValueError(f"cannot import {suffix} files")
-    for image in bpy.data.images:  # imported textures must outlive the temp folder
-        if image.filepath and not image.packed_file and Path(bpy.path.abspath(image.filepath)).is_relative_to(
-                Path(path).parent):
-            image.pack()
-    objects = [o for o in bpy.data.objects if o not in before]
-    if not objects:
-        raise ValueError(f"{Path(path).name} contained no objects")
-    for obj in objects:
-        obj[ID_PROP] = asset_id
-    return {"objects": sorted(o.name for o in objects)}
 
 
 def set_texture(object_name: str, texture_id: str) -> dict[str, Any]:

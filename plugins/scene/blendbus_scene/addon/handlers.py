@@ -170,8 +170,16 @@ def _data_collections() -> list[str]:
     return sorted(p.identifier for p in bpy.data.bl_rna.properties if p.type == "COLLECTION")
 
 
+MAX_ARRAY_ITEMS = 256
+"""An array property (an image's pixels, a mesh's vertices) shows this many items, and its length."""
+
+
 def _render(value: Any, prop: Any) -> Any:
     kind = prop.type
+    if isinstance(value, bytes | bytearray) or getattr(prop, "subtype", "") == "BYTE_STRING":
+        # Raw bytes (a packed file's data) are never handed out, only their size: a scene may hold
+        # files its owner never meant to share.
+        return {"bytes": len(value or b"")}
     if kind == "POINTER":
         return None if value is None else {"pointer": value.bl_rna.identifier, "name": getattr(value, "name", None)}
     if kind == "COLLECTION":
@@ -180,10 +188,12 @@ def _render(value: Any, prop: Any) -> Any:
         return sorted(value)
     if getattr(prop, "is_array", False) or (hasattr(value, "__len__") and kind in ("FLOAT", "INT", "BOOLEAN")):
         try:
-            flat = list(value)
+            length = len(value)
+            flat = [value[i] for i in range(min(length, MAX_ARRAY_ITEMS))]
         except TypeError:
             return value
-        return [_vec(v) if hasattr(v, "__len__") else (_num(v) if isinstance(v, float) else v) for v in flat]
+        shown = [_vec(v) if hasattr(v, "__len__") else (_num(v) if isinstance(v, float) else v) for v in flat]
+        return shown if length <= MAX_ARRAY_ITEMS else {"length": length, "first": shown}
     if isinstance(value, float):
         return _num(value)
     return value

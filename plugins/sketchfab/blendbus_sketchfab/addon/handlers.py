@@ -160,7 +160,8 @@ def _fetch_archive(job: Any, uid: str) -> dict[str, Any]:
 def download_sketchfab_model(uid: str, job: Any, target_size: float | None = None) -> Any:
     fetched = yield job.background(_fetch_archive, job, uid)
     try:
-        imported = import_model(Path(fetched["scene"]), target_size=target_size, tags={"blendbus_sketchfab_uid": uid})
+        imported = import_model(Path(fetched["scene"]), target_size=target_size, tags={"blendbus_sketchfab_uid": uid},
+                                folder=Path(fetched["folder"]) / "unpacked")
     finally:
         shutil.rmtree(fetched["folder"], ignore_errors=True)
     return {"uid": uid, **imported}
