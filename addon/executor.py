@@ -24,7 +24,7 @@ from blendbus.validation import validation_message
 
 from . import scripts
 from .declarations import CommandTable, Declarations, in_package
-from .jobqueue import Background, Job, JobCancelled
+from .jobqueue import Background, Job, JobCancelled, Until
 from .traces import format_exception, portable
 
 
@@ -78,7 +78,7 @@ class Pending:
     """The command is scene-neutral: each slice runs unobserved."""
 
     def ready(self) -> bool:
-        return self.future.done()
+        return self.future.done() or self.job.cancelled
 
 
 @dataclass
@@ -263,10 +263,12 @@ class Executor:
             return self._finish(job, done.value)
         except Exception as exc:  # noqa: BLE001 - the handler's failure is the job's failure
             return Reply(job.job_id, p.FAILED, error=_handler_error(exc))
+        if isinstance(step, Until):
+            return Pending(job, gen, step.future, undo_label, neutral)
         if not isinstance(step, Background):
             gen.close()
-            return Reply(job.job_id, p.FAILED, error=(
-                f"handler yielded {type(step).__name__}; a handler may only yield job.background(fn, ...)"))
+            return Reply(job.job_id, p.FAILED, error=(f"handler yielded {type(step).__name__}; a handler may only"
+                                                      " yield job.background(fn, ...) or job.until(future)"))
         return Pending(job, gen, self._pool.submit(step.fn, *step.args, **step.kwargs), undo_label, neutral)
 
     def _finish(self, job: Job, value: Any) -> Reply:

@@ -12,6 +12,7 @@ import threading
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterator
+from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -40,6 +41,13 @@ class Background:
     fn: Callable[..., Any]
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Until:
+    """A future a generator handler waits for without holding any thread: `value = yield job.until(future)`."""
+
+    future: Future[Any]
 
 
 class Job:
@@ -97,6 +105,12 @@ class Job:
         return value (or its exception raised at the `yield`).
         """
         return Background(fn, args, kwargs)
+
+    def until(self, future: Future[Any]) -> Until:
+        """Yield this from a handler to wait for `future` (set by another job, or a thread), with no
+        thread held meanwhile: the handler resumes on the main thread with its result. A cancel
+        resumes it at once, with JobCancelled at the `yield`."""
+        return Until(future)
 
     def setting(self, key: str) -> Any:
         """An addon preference, e.g. ``job.setting("polyhaven.api_url")``; None if unknown."""

@@ -158,7 +158,8 @@ class PeerCore:
         self.queue.started(job)
         outcome = self.executor.run(payload, job)
         while wait and isinstance(outcome, Pending):
-            futures.wait([outcome.future])
+            while not outcome.ready():  # its future, or a cancel
+                futures.wait([outcome.future], timeout=0.1)
             outcome = self.executor.resume(outcome)
         if isinstance(outcome, Pending):
             self.pending.append((outcome, payload))

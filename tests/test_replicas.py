@@ -18,7 +18,7 @@ from blendbus import protocol as p
 from blendbus.client import connect
 from blendbus.testing import PythonPeer, call_envelope
 from blendbus.testing.blender import needs_bpy, stop_process
-from blendbus.testing.replicas import Replica, start_replica
+from blendbus.testing.replicas import Replica, nginx_in_front, start_replica
 
 pytestmark = pytest.mark.anyio
 
@@ -182,19 +182,7 @@ async def test_a_blender_peer_fails_over_to_the_next_replica(replicas: list[Repl
 async def test_replicas_behind_nginx(replicas: list[Replica], tmp_path: Path) -> None:
     """docs/deploy/nginx.conf in front of two replicas: peers and callers use one URL; a replica dies."""
     one, two, _ = replicas
-    port = _free_port()
-    upstreams = "\n        ".join(f"server {r.url.split('/')[2]} max_fails=1 fail_timeout=5s;" for r in (one, two))
-    conf = (Path(__file__).parents[1] / "docs" / "deploy" / "nginx.conf").read_text()
-    conf = conf.replace("{upstreams}", upstreams).replace("{listen}", str(port))
-    (tmp_path / "nginx.conf").write_text(f"pid {tmp_path}/nginx.pid;\nerror_log {tmp_path}/nginx.log;\n"
-                                         + conf.replace("http {", f"http {{\n    client_body_temp_path {tmp_path};", 1))
-    nginx = subprocess.Popen(["nginx", "-p", str(tmp_path), "-c", str(tmp_path / "nginx.conf"), "-g", "daemon off;"])
-    url = f"http://127.0.0.1:{port}/mcp"
-    try:
-        for _ in range(100):
-            if nginx.poll() is not None or _answers(port):
-                break
-            await asyncio.sleep(0.05)
+    with nginx_in_front([one, two], tmp_path) as url:
         peer = await PythonPeer(lambda: connect(url), uuid="via-nginx").start()
         try:
             async with connect(url) as client:
@@ -215,24 +203,3 @@ async def test_replicas_behind_nginx(replicas: list[Replica], tmp_path: Path) ->
                 await asyncio.sleep(0.5)
         finally:
             await peer.kill()
-    finally:
-        nginx.terminate()
-        nginx.wait(10)
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _answers(port: int) -> bool:
-    import socket
-
-    try:
-        socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-        return True
-    except OSError:
-        return False

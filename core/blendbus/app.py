@@ -25,7 +25,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from .asgi import BodyLimits, hold_bodies_once, follow_sessions, space_keepalive_pings
+from .asgi import BodyLimits, PerUserRequests, follow_sessions, hold_bodies_once, space_keepalive_pings
 from .auth import BearerAuth, Identity, TokenTable, new_token
 from .connections import ConnectionGuard, ConnectionLimits
 from .dispatch import Hub, Limits
@@ -72,6 +72,8 @@ class ServeOptions:
     """Host header values accepted besides the defaults (see `allowed_hosts`)."""
     allowed_origins: list[str] = field(default_factory=list)
     """Origin header values accepted; none by default, so no web page can call the server."""
+    trusted_proxies: list[str] = field(default_factory=list)
+    """Addresses of proxies in front of this server: exempt from the per-address connection caps."""
 
 
 def allowed_hosts(host: str, extra: list[str]) -> list[str]:
@@ -126,7 +128,8 @@ def build_app(server: BlendbusServer, host: str, tokens: TokenTable | None, *,
     )
     hold_bodies_once(server, bodies)
     follow_sessions(server, lim.max_sessions_per_user)
-    return BearerAuth(app, tokens, paths=("/mcp", STATUS_API))  # type: ignore[return-value]
+    return BearerAuth(PerUserRequests(app, lim.max_requests_per_user), tokens,  # type: ignore[return-value]
+                      paths=("/mcp", STATUS_API))
 
 
 ENVELOPE_SLACK_BYTES = 1024 * 1024
@@ -150,11 +153,13 @@ def listening_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-def uvicorn_config(app: Any, limits: Limits, graceful_s: float = 3) -> uvicorn.Config:
+def uvicorn_config(app: Any, limits: Limits, graceful_s: float = 3, trusted_proxies: list[str] | None = None
+                   ) -> uvicorn.Config:
     """uvicorn as blendbus runs it: with the connection limits of `limits` (connections.py)."""
     guard = ConnectionGuard(ConnectionLimits(
         header_timeout_s=limits.header_timeout_s, max_per_address=limits.max_connections_per_address,
-        max_pending=limits.max_pending_connections, max_pending_per_address=limits.max_pending_per_address))
+        max_pending=limits.max_pending_connections, max_pending_per_address=limits.max_pending_per_address,
+        trusted_proxies=frozenset(trusted_proxies or ())))
     return uvicorn.Config(app, log_level="warning", lifespan="on", timeout_graceful_shutdown=graceful_s,
                           http=guard.protocol())
 
@@ -205,7 +210,7 @@ async def serve(opts: ServeOptions) -> None:
     port = sock.getsockname()[1]
     url = f"http://{opts.host if ':' not in opts.host else f'[{opts.host}]'}:{port}/mcp"
     _survive_reraised_signals()
-    web = _Uvicorn(uvicorn_config(app, opts.limits), on_exit=server.shutting_down)
+    web = _Uvicorn(uvicorn_config(app, opts.limits, trusted_proxies=opts.trusted_proxies), on_exit=server.shutting_down)
     embedded = (EmbeddedBlender(url, embedded_token, opts.embedded_settings, opts.state_dir, server.hub)
                 if opts.embedded_blender else None)
 

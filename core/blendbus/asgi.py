@@ -19,7 +19,7 @@ from mcp.server.transport_security import RequestBodyLimitMiddleware
 from starlette.datastructures import Headers
 from starlette.responses import Response
 
-from .auth import ROLES_SCOPE_KEY
+from .auth import ROLES_SCOPE_KEY, USER_SCOPE_KEY
 from .waits import GONE_KEY
 
 if TYPE_CHECKING:
@@ -187,3 +187,31 @@ def follow_sessions(server: BlendbusServer, per_user: int) -> None:
 
     manager._admit_session = admit_counted
     manager._discard_session = discard_counted
+
+
+class PerUserRequests:
+    """ASGI middleware, behind authentication: at most `limit` requests of one user in flight at once
+    (HTTP 429 beyond). Long polls, waits and streams are capped by kind elsewhere; this bounds them all
+    together, so that behind a proxy, where every user shares the proxy's address, no user can take
+    every connection the server has."""
+
+    def __init__(self, app: Callable[..., Any], limit: int) -> None:
+        self.app, self.limit = app, limit
+        self.open: dict[str, int] = {}
+
+    async def __call__(self, scope: dict[str, Any], receive: Callable[..., Any], send: Callable[..., Any]) -> None:
+        user = scope.get(USER_SCOPE_KEY)
+        if scope["type"] != "http" or user is None:
+            await self.app(scope, receive, send)
+            return
+        if self.open.get(user, 0) >= self.limit:
+            await Response(f"{self.limit} requests of yours are already in flight on this server; retry when some"
+                           " end", status_code=429, headers={"retry-after": "1"})(scope, receive, send)
+            return
+        self.open[user] = self.open.get(user, 0) + 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.open[user] -= 1
+            if not self.open[user]:
+                del self.open[user]

@@ -42,6 +42,11 @@ def _parser() -> argparse.ArgumentParser:
                        help="a call from a client that speaks MCP tasks becomes a task after S seconds (default 1)")
     serve.add_argument("--text-result-max-bytes", type=int, metavar="N",
                        help="send results over N bytes only as structuredContent, not repeated as JSON text")
+    serve.add_argument("--limit", dest="limits", action="append", default=[], metavar="NAME=VALUE",
+                       help="set one of the server's limits (docs/limits.md), e.g. max_waits_per_user=16 (repeatable)")
+    serve.add_argument("--trusted-proxies", type=_names, default=[], metavar="A1,A2",
+                       help="addresses of proxies in front of the server (nginx): the per-address connection caps"
+                            " do not apply to them, the per-user caps do")
 
     peer = sub.add_parser("peer", help="run a headless Blender peer (bpy module) connected to a server")
     peer.add_argument("--server", default=os.environ.get("BLENDBUS_SERVER", DEFAULT_URL), metavar="URL[,URL...]",
@@ -109,16 +114,21 @@ def _names(text: str) -> list[str]:
 def _serve(args: argparse.Namespace) -> int:
     from . import eventloop
     from .app import ServeOptions, default_state_dir, serve
-    from .dispatch import Limits
+    from .dispatch import Limits, set_limit
 
+    limits = Limits(text_result_max_bytes=args.text_result_max_bytes,
+                    inline_result_max_bytes=args.inline_result_max_bytes or None, task_after_s=args.task_after_s)
+    try:
+        for assignment in args.limits:
+            set_limit(limits, assignment)
+    except ValueError as exc:
+        print(f"blendbus serve: {exc}", file=sys.stderr)
+        return 2
     opts = ServeOptions(
         host=args.host, port=args.port, stdio=args.stdio, tokens=args.tokens,
         state_dir=args.state_dir or default_state_dir(), backend=args.backend,
-        embedded_blender=args.embedded_blender,
-        embedded_settings=args.embedded_set, limits=Limits(
-            text_result_max_bytes=args.text_result_max_bytes,
-            inline_result_max_bytes=args.inline_result_max_bytes or None, task_after_s=args.task_after_s),
-        allowed_hosts=args.allowed_hosts, allowed_origins=args.allowed_origins,
+        embedded_blender=args.embedded_blender, embedded_settings=args.embedded_set, limits=limits,
+        allowed_hosts=args.allowed_hosts, allowed_origins=args.allowed_origins, trusted_proxies=args.trusted_proxies,
     )
     from .backends.base import JobStoreError
 

@@ -32,6 +32,9 @@ class ConnectionLimits:
     """Connections, over all addresses, that may be sending headers at once."""
     max_pending_per_address: int = 64
     """Connections one address may have sending headers at once."""
+    trusted_proxies: frozenset[str] = frozenset()
+    """Addresses of proxies in front of the server (nginx): their connections carry every user's requests,
+    so the per-address caps do not apply to them; per-user caps do (asgi.py)."""
 
 
 class ConnectionGuard:
@@ -45,7 +48,9 @@ class ConnectionGuard:
 
     def admit(self, address: str) -> bool:
         lim = self.limits
-        if (self.open[address] >= lim.max_per_address or self.pending[address] >= lim.max_pending_per_address
+        per_address = address not in lim.trusted_proxies
+        if ((per_address and (self.open[address] >= lim.max_per_address
+                              or self.pending[address] >= lim.max_pending_per_address))
                 or self.pending.total() >= lim.max_pending):
             self.refused += 1
             if self.refused in (1, 10, 100) or self.refused % 1000 == 0:

@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import time
@@ -28,7 +29,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Limits:
-    """Every bound the server enforces; all documented in docs/limits.md."""
+    """Every bound the server enforces; all documented in docs/limits.md, each settable with
+    `blendbus serve --limit NAME=VALUE`."""
 
     max_timeout_s: float = 3600.0
     """Cap on a call's `timeout_s` override."""
@@ -78,7 +80,10 @@ class Limits:
     body_grace_s: float = 10.0
     """How long a request body may start slowly before `min_body_rate` applies."""
     max_connections_per_address: int = 2048
-    """Open connections one client address may hold."""
+    """Open connections one client address may hold (not a trusted proxy's: `--trusted-proxies`)."""
+    max_requests_per_user: int = 2048
+    """HTTP requests one user may have in flight at once on one replica (HTTP 429 beyond): long polls,
+    waits and streams included. Behind a proxy every user shares its address; this keeps each to a share."""
     max_pending_connections: int = 512
     """Connections still sending their headers (not yet authenticated), over all addresses."""
     max_pending_per_address: int = 64
@@ -436,3 +441,25 @@ class Hub:
             if job is not None:
                 await self.notifier.deliver(user_id, job_id, job.envelope())
             await self.peers.publish(user_id, "job_update", job_id=job_id, status=status)
+
+
+def set_limit(limits: Limits, assignment: str) -> None:
+    """Apply `NAME=VALUE` (`blendbus serve --limit`) to `limits`, typed as the field is; ValueError naming
+    what is wrong. `none` unsets a field that may be unset."""
+    name, sep, text = assignment.partition("=")
+    fields = {f.name: f for f in dataclasses.fields(Limits)}
+    if not sep or name.strip() not in fields:
+        raise ValueError(f"--limit takes NAME=VALUE with NAME one of {', '.join(fields)}; got {assignment!r}")
+    name, text = name.strip(), text.strip()
+    kind = str(fields[name].type)
+    if text.lower() == "none" and "None" in kind:
+        setattr(limits, name, None)
+        return
+    try:
+        value: float | int = int(text) if kind.startswith("int") else float(text)
+    except ValueError:
+        raise ValueError(f"--limit {name} takes {'a whole number' if kind.startswith('int') else 'a number'},"
+                         f" not {text!r}") from None
+    if value < 0:
+        raise ValueError(f"--limit {name} cannot be negative")
+    setattr(limits, name, value)

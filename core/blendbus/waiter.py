@@ -42,6 +42,10 @@ class JobWaiter:
         if not fns:
             self._progress.pop(key, None)
 
+    def waited_on(self) -> list[Key]:
+        """Every (user_id, job_id) somebody waits for here."""
+        return list(self._futures)
+
     def waiting_on(self, user_id: str, job_id: str) -> bool:
         """Whether anyone here waits for this job."""
         return bool(self._futures.get((user_id, job_id)))

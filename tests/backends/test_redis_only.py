@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from blendbus import protocol as p
@@ -41,3 +43,47 @@ def test_a_replica_without_redis_says_so(tmp_path) -> None:
                           "--backend", f"redis://127.0.0.1:{closed}/0"], capture_output=True, text=True, timeout=60)
     assert run.returncode == 2
     assert f"the Redis backend (127.0.0.1:{closed}/0) does not answer" in run.stderr and "--backend" in run.stderr
+
+
+async def test_a_redis_that_lost_its_data_is_noticed_at_once(tmp_path) -> None:
+    """A Redis without persistence restarts empty, or is flushed (security round 3, a weak spot): peers
+    re-register at once instead of at the end of their long poll, and jobs in flight answer `lost`."""
+    import redis
+
+    from blendbus.client import connect
+    from blendbus.dispatch import Limits
+    from blendbus.testing import PythonPeer, call_envelope, eventually, make_server, serve_http
+    from blendbus.testing import plugin as testing_plugin
+    from blendbus.testing.redis import redis_server
+
+    with redis_server(own=True) as url:  # its own: it is flushed
+        server = make_server([("testing", testing_plugin)], limits=Limits(peer_grace_s=1.5, poll_wait_s=120),
+                             backend=url)
+        try:
+            async with serve_http(server) as mcp_url:
+                peer = await PythonPeer(lambda: connect(mcp_url), uuid="survivor", poll_wait_s=120).start()
+                try:
+                    async with connect(mcp_url) as client:
+                        slow = asyncio.ensure_future(call_envelope(client, "blender_test_sleep",
+                                                                   {"seconds": 3, "steps": 15}))
+                        await eventually(lambda: _running(server), "the job running")
+                        redis.Redis.from_url(url).flushall()
+                        lost = await asyncio.wait_for(slow, 10)
+                        assert lost["status"] == p.LOST and "lost its data" in lost["error"], lost
+                        await eventually(lambda: _registered(server, "survivor"), "the peer registered again", 10)
+                        again = await call_envelope(client, "blender_test_echo", {"value": "after"})
+                        assert again["status"] == p.COMPLETED and again["result"] == {"echo": "after"}
+                finally:
+                    await peer.kill()
+        finally:
+            await server.hub.jobs.close()
+
+
+async def _running(server) -> bool:
+    return any(job.status == p.RUNNING for job in await server.hub.jobs.recent("local", 10))
+
+
+async def _registered(server, uuid: str) -> bool:
+    from blendbus.testing import peer_uuids
+
+    return uuid in await peer_uuids(server)

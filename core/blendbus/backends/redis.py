@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 
 from ..jobs import (DEFAULT_MAX_AGE_S, DEFAULT_MAX_BYTES_PER_USER, DEFAULT_MAX_JOBS_PER_USER,
                     ROW_OVERHEAD_BYTES)
-from ..protocol import CANCEL, FINAL_STATUSES, OPEN_STATUSES, STATUS_RANK
+from ..protocol import CANCEL, FINAL_STATUSES, LOST, OPEN_STATUSES, STATUS_RANK, envelope
 from ..waiter import JobWaiter
 from .base import (UNSET, Backend, BusEvent, DuplicateJob, Job, JobStoreError, OverQuota, PeerAuthError, PeerRecord,
                    ProgressFn, Route, route)
@@ -359,6 +359,10 @@ class _Shared:
         self.channel = f"{self.prefix}:notify"
         self.handlers: list[Callable[[list[Any]], None]] = []
         self.on_reconnect: list[Callable[[], None]] = []
+        self.on_data_lost: list[Callable[[], None]] = []
+        """Called when Redis turns out to have lost everything (restarted empty, flushed): see `_beat`."""
+        self.epoch: bytes | None = None
+        """The random value this replica found (or put) at the epoch key: it changes only when Redis lost its data."""
         self.scripts: dict[str, Any] = {}
         self._listener: asyncio.Task[None] | None = None
         self._heartbeat: asyncio.Task[None] | None = None
@@ -385,6 +389,25 @@ class _Shared:
     @property
     def replicas_key(self) -> str:
         return f"{self.prefix}:replicas"
+
+    @property
+    def epoch_key(self) -> str:
+        return f"{self.prefix}:epoch"
+
+    async def check_epoch(self) -> bool:
+        """Whether Redis still holds what this replica saw there; sets the epoch key when it is missing.
+        A Redis without persistence that restarts, or a flush, loses every registration and job: the
+        first replica to notice writes a new epoch, and every replica tells its waits (`on_data_lost`)."""
+        found = await self.redis.set(self.epoch_key, secrets.token_hex(8), nx=True, get=True)
+        current = found if found is not None else await self.redis.get(self.epoch_key)
+        kept = self.epoch is None or current == self.epoch
+        self.epoch = current
+        if not kept:
+            log.warning("the Redis backend (%s) lost its data (restarted empty, or flushed): peers re-register,"
+                        " jobs in flight are lost", self.where)
+            for fn in self.on_data_lost:
+                fn()
+        return kept
 
     def script(self, name: str, source: str) -> Any:
         if name not in self.scripts:
@@ -420,6 +443,7 @@ class _Shared:
             try:
                 await self.redis.zadd(self.replicas_key, {self.replica: time.time() + REPLICA_TTL_S})
                 await self.redis.zremrangebyscore(self.replicas_key, "-inf", time.time() - 3600)
+                await self.check_epoch()
             except RedisError as exc:
                 log.warning("Redis backend: heartbeat failed (%s)", exc)
             await asyncio.sleep(REPLICA_TTL_S / 5)
@@ -432,6 +456,7 @@ class _Shared:
             try:
                 await pubsub.subscribe(self.channel)
                 await self.redis.zadd(self.replicas_key, {self.replica: time.time() + REPLICA_TTL_S})
+                await self.check_epoch()
                 self._subscribed.set()
                 if not first:  # wake-ups sent while we were away are lost: every waiter re-reads now
                     for fn in self.on_reconnect:
@@ -601,6 +626,7 @@ class RedisPeers:
         self._watchers: dict[str, tuple[asyncio.Event, int]] = {}
         shared.handlers.append(self._on_message)
         shared.on_reconnect.append(self._wake_all)
+        shared.on_data_lost.append(self._wake_all)  # open polls find their peer gone: it re-registers now
 
     # ---- local wake-ups ----------------------------------------------------------------------
     def _on_message(self, fields: list[Any]) -> None:
@@ -797,6 +823,8 @@ class RedisPeers:
             pipe.xrange(base + "ev", f"{min(cursor, 2**62) + 1}-0", "+", count=EVENTS_KEPT)
             pipe.get(base + "evseq")
             entries, seq = await pipe.execute()
+        if int(seq or 0) < cursor < 1 << 62:  # the feed started over (Redis lost its data): read it from its start
+            return await self._read_events(user_id, 0)
         events = []
         for entry_id, fields in entries:
             data = json.loads(fields[b"e"])
@@ -831,6 +859,14 @@ class RedisNotifier:
         self.waiter = JobWaiter()
         self._fetching: set[asyncio.Task[None]] = set()
         shared.handlers.append(self._on_message)
+        shared.on_data_lost.append(self._all_lost)
+
+    def _all_lost(self) -> None:
+        """Redis lost every job: whoever waits here for one is told it is lost, now."""
+        for user_id, job_id in self.waiter.waited_on():
+            self.waiter.deliver(user_id, job_id, envelope(LOST, job_id=job_id, error=(
+                f"the Redis backend ({self.shared.where}) lost its data (restarted empty, or flushed) while this"
+                " job was in flight: its outcome is unknown; run it again")))
 
     def _on_message(self, fields: list[Any]) -> None:
         kind, *rest = fields

@@ -54,6 +54,7 @@ class ModernClient:
         params = params or {}
         body = {"jsonrpc": "2.0", "id": next(_ids), "method": method, "params": {**params, "_meta": self._meta()}}
         r = await self.http.post(self.url, content=json.dumps(body), headers=self._headers(method, params))
+        r.raise_for_status()
         return _answer(r, body["id"])
 
     async def listen(self, notifications: dict[str, Any], into: list[dict[str, Any]]) -> None:

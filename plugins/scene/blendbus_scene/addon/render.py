@@ -3,6 +3,10 @@
 The peer's main thread only saves the copy; a worker thread runs the child, reads its render
 statistics (the `render_stats` handler fires in background mode) as progress, and kills it when
 the job is cancelled. Meanwhile the peer answers other calls. Runs inside Blender (bpy only).
+
+A copy is a whole .blend: renders queued behind each other must not each hold one. A render saves
+its copy only when its turn comes (`COPIES`: a few at once, and a bound on their bytes), and waits
+for its turn holding no thread and no copy.
 """
 
 from __future__ import annotations
@@ -18,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +86,56 @@ print("BLENDBUS_DONE " + json.dumps({"engine": r.engine, "samples": samples, "wi
 import os
 os._exit(0)  # the work is saved: skip a teardown that crashes (bpy 4.2) or hangs (bpy 4.5) in module mode
 """
+
+
+MAX_RENDERS = 2
+"""Renders with a scene copy at once on one peer: the others wait their turn without one."""
+MAX_COPY_BYTES = 4 * 1024**3
+"""The scene copies of one peer's renders together hold at most this many bytes."""
+
+
+class Copies:
+    """Turns to hold a scene copy: at most `count` at once, and `max_bytes` of copies together."""
+
+    def __init__(self, count: int, max_bytes: int) -> None:
+        self.count, self.max_bytes = count, max_bytes
+        self._lock = threading.Lock()
+        self._holding: dict[Future[None], int] = {}
+        self._waiting: list[Future[None]] = []
+
+    def turn(self) -> Future[None]:
+        """A future done when this render may save its copy: at once when a place is free."""
+        turn: Future[None] = Future()
+        with self._lock:
+            self._waiting.append(turn)
+            self._grant()
+        return turn
+
+    def holds(self, turn: Future[None], size: int) -> None:
+        """The copy of `turn` was saved: `size` bytes. ValueError when the copies would pass the bound."""
+        with self._lock:
+            held = sum(self._holding.values())
+            if held + size > self.max_bytes:
+                raise ValueError(f"this scene's copy ({size} bytes) would take this peer's render copies past"
+                                 f" {self.max_bytes} bytes ({held} held by renders still running); retry when they end")
+            self._holding[turn] = size
+
+    def release(self, turn: Future[None]) -> None:
+        """The render ended (or never got its turn): its place goes to the next in line."""
+        with self._lock:
+            if turn in self._waiting:
+                self._waiting.remove(turn)
+            self._holding.pop(turn, None)
+            self._grant()
+
+    def _grant(self) -> None:
+        while self._waiting and len(self._holding) < self.count:
+            turn = self._waiting.pop(0)
+            self._holding[turn] = 0
+            turn.set_result(None)
+
+
+COPIES = Copies(MAX_RENDERS, MAX_COPY_BYTES)
 
 
 def _command(args: dict[str, Any]) -> list[str]:
@@ -152,11 +207,17 @@ def render(job: Any, engine: str | None = None, samples: int | None = None, reso
     engine = (engine or current).upper()
     outputs = job.outputs
     final = outputs.output(filepath, suffix=".png", stem="render")
-    work = Path(tempfile.mkdtemp(prefix="blendbus-render-"))
     started = time.monotonic()
+    turn = COPIES.turn()
+    work = None
     try:
+        if not turn.done():
+            job.progress(None, f"waiting for one of the {MAX_RENDERS} renders running on this peer to end")
+            yield job.until(turn)
+        work = Path(tempfile.mkdtemp(prefix="blendbus-render-"))
         blend = work / "scene.blend"
         bpy.ops.wm.save_as_mainfile(filepath=str(blend), copy=True, check_existing=False)  # the user's file is kept
+        COPIES.holds(turn, blend.stat().st_size)
         with outputs.writing(final) as tmp:
             args = {"blend": str(blend), "out": str(tmp), "preview": str(work / "preview.png"), "camera": camera,
                     "frame": frame, "engines": ENGINES[engine], "samples": samples, "resolution": resolution,
@@ -164,7 +225,9 @@ def render(job: Any, engine: str | None = None, samples: int | None = None, reso
             done = yield job.background(_run, job, args)
         preview = read_regular(work / "preview.png", MAX_PREVIEW_BYTES)
     finally:
-        shutil.rmtree(work, ignore_errors=True)
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
+        COPIES.release(turn)
     return {"filepath": str(final), "width": done["width"], "height": done["height"], "engine": engine,
             "view": "camera", "camera": camera or scene.camera.name,
             "blender_engine": done["engine"], "samples": done["samples"], "seconds": round(time.monotonic() - started, 2),
