@@ -1,9 +1,11 @@
-"""A bounded soak: many users and peers, a mixed load, peers killed and restarted along the way.
+"""A bounded soak: many users and peers, a mixed load, peers killed and restarted along the way, and
+clients that abandon what they start.
 
     python -m bench.soak [--seconds 600] [--users 8] [--peers-per-user 4] [--bpy-peers 2] [--replicas 3]
 
 Every call must get an answer and no job may be left in flight: the script exits 1 if any job was
-lost. It reports calls, answers by status, lost jobs and the server's RSS growth.
+lost. It reports calls, answers by status, lost jobs, the server's RSS along the way and its CPU
+once the load has stopped: abandoned waits, subscriptions and streams must leave nothing running.
 """
 
 from __future__ import annotations
@@ -22,8 +24,11 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import httpx2
+
 from blendbus import eventloop
 from blendbus.client import connect
+from blendbus.testing.raw import ModernClient, SessionClient
 from blendbus.testing.redis import fresh_prefix, redis_server, remove_prefix, with_prefix
 
 from . import _procs
@@ -88,7 +93,7 @@ async def _soak(tmp: Path, servers: list, urls: list[str], backend: str, seconds
     deaths = 0
     replica_kills = 0
     stop_at = time.monotonic() + seconds
-    rss_start = _procs.rss_kib(servers[0][0].pid)
+    rss = [_procs.rss_kib(servers[0][0].pid)]
 
     async def load(u: int, n: int) -> None:
         nonlocal unanswered, cut_off
@@ -133,9 +138,48 @@ async def _soak(tmp: Path, servers: list, urls: list[str], backend: str, seconds
         port = int(url.rsplit(":", 1)[1].split("/")[0])
         servers[0] = await asyncio.to_thread(_procs.start_server, tmp / "state0", tmp / "tokens.json", None, backend, port)
 
+    abandoned: Counter[str] = Counter()
+
+    async def abandoner(u: int) -> None:
+        """A careless client: tasks/result calls, status streams and waits it hangs up on, subscriptions
+        it never takes back, and every other session left without a goodbye."""
+        url, token = urls[u % len(urls)], f"token-{u}"
+        events = url.rsplit("/mcp", 1)[0] + "/status/api/events"
+        async with httpx2.AsyncClient(timeout=30) as http, httpx2.AsyncClient(timeout=0.2) as hasty:
+            n = 0
+            while time.monotonic() < stop_at:
+                n += 1
+                try:
+                    session = await SessionClient(http, url, token).open()
+                    created = await session("tools/call", {"name": "blender_test_sleep", "task": {}, "arguments": {
+                        "seconds": 0.5, "target_uuid": python_uuids[u][0]}})
+                    task_id = created["result"]["task"]["taskId"]
+                    for _ in range(3):
+                        async with session.streaming("tasks/result", {"taskId": task_id}):
+                            abandoned["tasks/result"] += 1
+                    for i in range(5):
+                        await session("resources/subscribe", {"uri": f"blender://scene/object/o{n}-{i}"})
+                        abandoned["subscriptions"] += 1
+                    async with http.stream("GET", events, headers={"Authorization": f"Bearer {token}"}):
+                        abandoned["status streams"] += 1
+                    with contextlib.suppress(httpx2.TimeoutException):  # a client that gives up after 0.2 s
+                        await ModernClient(hasty, url, token).call("blender_get_job", {"job_id": task_id, "wait_s": 30})
+                    abandoned["get_job waits"] += 1
+                    if n % 2:
+                        await session.close()
+                    else:
+                        abandoned["sessions left open"] += 1
+                except Exception as exc:  # noqa: BLE001 - refused at a cap: counted, not fatal
+                    abandoned[f"refused: {type(exc).__name__}"] += 1
+                await asyncio.sleep(0.3)
+
     await asyncio.gather(*(load(u, n) for u in range(users) for n in range(2)), killer(),
-                         *([replica_killer()] if replicas else []))
+                         *(abandoner(u) for u in range(users)), *([replica_killer()] if replicas else []),
+                         _sample_rss(servers[0][0].pid, rss, seconds))
     await asyncio.sleep(7)  # past the liveness grace: anything in flight must have settled by now
+    cpu_before, t0 = _procs.cpu_s(servers[0][0].pid), time.monotonic()
+    await asyncio.sleep(5)  # nothing calls now: whatever the server still does, abandoned work does
+    idle_cpu = (_procs.cpu_s(servers[0][0].pid) - cpu_before) / (time.monotonic() - t0) * 100
     if replicas:
         base, _, prefix = backend.partition("?prefix=")
         by_status = _jobs_in_redis(base, prefix)
@@ -144,14 +188,23 @@ async def _soak(tmp: Path, servers: list, urls: list[str], backend: str, seconds
         db = sqlite3.connect(tmp / "state0" / "jobs.sqlite3")
         in_flight = db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')").fetchone()[0]
         by_status = dict(db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
-    rss_end = _procs.rss_kib(servers[0][0].pid)
+    rss.append(_procs.rss_kib(servers[0][0].pid))
     _procs.stop(*groups.values(), *blenders, *(proc for proc, _ in servers))
     return {"seconds": seconds, "users": users, "peers": users * per_user, "bpy_peers": bpy_peers,
             "replicas": replicas, "replica_kills": replica_kills,
             "calls": sum(statuses.values()) + unanswered + cut_off, "answers": dict(statuses), "unanswered": unanswered,
             "calls_cut_off_by_a_replica_kill": cut_off,
             "jobs_by_status": by_status, "lost_jobs": unanswered + in_flight, "peer_process_deaths": deaths,
-            "server_rss_kib": [rss_start, rss_end]}
+            "abandoned": dict(abandoned), "server_rss_kib": [rss[0], rss[-1]], "server_rss_kib_along_the_way": rss,
+            "server_cpu_percent_after_the_load": round(idle_cpu, 2)}
+
+
+async def _sample_rss(pid: int, into: list[int], seconds: float) -> None:
+    """The server's RSS at each sixth of the run (after the first sample, taken at the start)."""
+    for _ in range(6):
+        await asyncio.sleep(seconds / 6)
+        with contextlib.suppress(OSError):  # a replica killed just now
+            into.append(_procs.rss_kib(pid))
 
 
 def main() -> None:
@@ -167,7 +220,9 @@ def main() -> None:
     print(json.dumps(report, indent=2))
     growth = report["server_rss_kib"][1] - report["server_rss_kib"][0]
     print(f"{report['calls']} calls, {report['lost_jobs']} lost, server RSS {report['server_rss_kib'][0] // 1024}"
-          f" -> {report['server_rss_kib'][1] // 1024} MiB ({growth // 1024:+d} MiB)")
+          f" -> {report['server_rss_kib'][1] // 1024} MiB ({growth // 1024:+d} MiB); abandoned:"
+          f" {sum(v for k, v in report['abandoned'].items() if not k.startswith('refused'))}; server CPU after the"
+          f" load {report['server_cpu_percent_after_the_load']}%")
     raise SystemExit(1 if report["lost_jobs"] else 0)
 
 

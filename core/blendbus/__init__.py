@@ -3,7 +3,7 @@
 from .command import App, Command, DeclarationError, Preference, Prompt, PromptArgument, Resource
 from .hookspecs import hookimpl
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 
 __all__ = ["App", "Command", "DeclarationError", "Preference", "Prompt", "PromptArgument", "Resource", "__version__",
            "hookimpl"]

@@ -27,8 +27,13 @@ def frames(text: str) -> list[dict[str, Any]]:
 
 
 def _answer(response: httpx2.Response, request_id: int) -> dict[str, Any]:
-    if response.headers.get("content-type", "").startswith("text/event-stream"):
+    """The JSON-RPC answer to `request_id` (a JSON-RPC error may come with an HTTP error status); an
+    HTTP error without one (401, 429, ...) is raised as HTTPStatusError."""
+    kind = response.headers.get("content-type", "")
+    if kind.startswith("text/event-stream"):
         return next(f for f in frames(response.text) if f.get("id") == request_id)
+    if not kind.startswith("application/json"):
+        response.raise_for_status()
     return response.json()
 
 
@@ -54,7 +59,6 @@ class ModernClient:
         params = params or {}
         body = {"jsonrpc": "2.0", "id": next(_ids), "method": method, "params": {**params, "_meta": self._meta()}}
         r = await self.http.post(self.url, content=json.dumps(body), headers=self._headers(method, params))
-        r.raise_for_status()
         return _answer(r, body["id"])
 
     async def listen(self, notifications: dict[str, Any], into: list[dict[str, Any]]) -> None:

@@ -11,7 +11,7 @@ from blendbus import Command, Preference, hookimpl
 
 from .addon import EDITIONS, GATE, INPUTS, LOCAL_API, OFFICIAL_API, RESULT_FORMATS
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 HANDLERS = "blendbus_hunyuan3d.addon.handlers"
 JOB_ID = r"^[A-Za-z0-9_-]{1,128}$"
 """Ids go into API paths and bodies: nothing that could change the path or the host."""

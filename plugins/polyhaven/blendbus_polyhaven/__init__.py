@@ -11,7 +11,7 @@ from blendbus import Command, Preference, hookimpl
 
 from .addon import GATE
 
-__version__ = "0.1.1"
+__version__ = "0.2.0"
 HANDLERS = "blendbus_polyhaven.addon.handlers"
 AssetType = Literal["hdris", "textures", "models", "all"]
 OPEN = {"read_only": True, "destructive": False, "open_world": True}

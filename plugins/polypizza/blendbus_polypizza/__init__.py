@@ -11,7 +11,7 @@ from blendbus import Command, Preference, hookimpl
 
 from .addon import CATEGORIES, GATE, LICENSES
 
-__version__ = "0.1.0"
+__version__ = "0.1.1"
 HANDLERS = "blendbus_polypizza.addon.handlers"
 OPEN = {"read_only": True, "destructive": False, "open_world": True}
 MODEL_ID = r"^[A-Za-z0-9_-]{1,64}$"

@@ -11,7 +11,7 @@ from blendbus import Command, Preference, hookimpl
 
 from .addon import FAL_AI, GATE, MAIN_SITE
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"
 HANDLERS = "blendbus_rodin.addon.handlers"
 
 

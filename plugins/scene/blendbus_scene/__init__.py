@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from blendbus import App, Command, Resource, hookimpl
 
-__version__ = "0.3.0"
+__version__ = "0.4.0"
 HANDLERS = "blendbus_scene.addon.handlers"
 ADDON = "blendbus_scene.addon"
 READ_ONLY = {"read_only": True, "destructive": False, "idempotent": True, "open_world": False}

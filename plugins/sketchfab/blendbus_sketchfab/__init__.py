@@ -10,7 +10,7 @@ from blendbus import Command, Preference, hookimpl
 
 from .addon import GATE
 
-__version__ = "0.1.1"
+__version__ = "0.1.2"
 HANDLERS = "blendbus_sketchfab.addon.handlers"
 OPEN = {"read_only": True, "destructive": False, "open_world": True}
 
