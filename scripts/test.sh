@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up, then run every test: core, addon and plugins with real Blender (bpy 5.0.1), then the
-# scene plugin again on Blender 4.2 LTS and 4.5 LTS. Arguments go to the first pytest run only
-# (and skip the other Blender versions).
+# scene plugin again on Blender 4.2 LTS and 4.5 LTS. Arguments are pytest's and go to the first run
+# only, which then skips the other Blender versions: `bash scripts/test.sh -k status tests/test_cli.py`.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
@@ -15,12 +15,13 @@ run_pytest() {
   return "$status"
 }
 
-bash scripts/bootstrap.sh || exit 1
+bash scripts/test-prereqs.sh || exit 1
+bash scripts/bootstrap.sh test || exit 1
 run_pytest .venv "$@" || exit 1
 [ "$#" -eq 0 ] || exit 0
 
 for version in 4.2.0 4.5.15; do
   echo "== scene plugin on Blender $version =="
-  VENV=".venvs/bpy-$version" BPY="$version" bash scripts/bootstrap.sh || exit 1
+  VENV=".venvs/bpy-$version" BPY="$version" bash scripts/bootstrap.sh test || exit 1
   run_pytest ".venvs/bpy-$version" -q plugins/scene || exit 1
 done

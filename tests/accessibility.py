@@ -1,5 +1,5 @@
 """Automated accessibility checks in the browser tests: axe-core (pinned in tests/node/package.json,
-installed by scripts/bootstrap.sh), run inside the page or frame under test."""
+installed by scripts/test-prereqs.sh), run inside the page or frame under test."""
 
 from __future__ import annotations
 
@@ -13,6 +13,6 @@ RUN = """async () => (await axe.run(document, {resultTypes: ["violations"]})).vi
 
 async def violations(target: Any) -> str:
     """axe-core's WCAG violations in a Playwright page or frame, a line each ("" when none is found)."""
-    assert AXE.is_file(), "axe-core is not installed: run bash scripts/bootstrap.sh"
+    assert AXE.is_file(), "axe-core is not installed: run bash scripts/test-prereqs.sh"
     await target.add_script_tag(path=str(AXE))
     return "\n".join(await target.evaluate(RUN))

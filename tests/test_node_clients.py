@@ -1,7 +1,7 @@
 """The official TypeScript SDK client against blendbus: most MCP hosts are not Python.
 
 tests/node/clients.mjs runs a scenario with @modelcontextprotocol/sdk (pinned in
-tests/node/package-lock.json, installed by scripts/bootstrap.sh) and prints what it saw as JSON.
+tests/node/package-lock.json, installed by scripts/test-prereqs.sh) and prints what it saw as JSON.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ STDIO_LINE_LIMIT = 10 * MIB
 async def run_node(scenario: str, *args: str, timeout: float = 240) -> dict[str, Any]:
     node = shutil.which("node")
     assert node and (NODE_DIR / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir(), \
-        "the TypeScript client is not installed: run bash scripts/bootstrap.sh"
+        "the TypeScript client is not installed: run bash scripts/test-prereqs.sh"
     proc = await asyncio.create_subprocess_exec(node, str(NODE_DIR / "clients.mjs"), scenario, *args,
                                                 stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
     out, err = await asyncio.wait_for(proc.communicate(), timeout)

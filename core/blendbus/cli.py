@@ -65,8 +65,10 @@ def _parser() -> argparse.ArgumentParser:
     addon = sub.add_parser("addon", help="the Blender extension")
     addon_sub = addon.add_subparsers(dest="addon_verb", required=True, metavar="ACTION")
     build = addon_sub.add_parser("build", help="write the installable extension zip (addon, plugin handlers, wheels)")
-    build.add_argument("--out", type=Path, default=Path("blendbus-extension.zip"))
-    build.add_argument("--platform", help="Blender platform to build for (default: this machine's)")
+    build.add_argument("--out", type=Path, help="a .zip path, or a folder for the zip(s) named as Blender names"
+                       " them (blendbus-VERSION-PLATFORM.zip; default: this folder)")
+    build.add_argument("--platform", metavar="P", help="linux-x64, macos-arm64, macos-x64, windows-x64, or all"
+                       " (default: this machine's); other platforms' wheels are downloaded")
 
     token = sub.add_parser("token", help="manage bearer tokens")
     token_sub = token.add_subparsers(dest="token_verb", required=True, metavar="ACTION")
@@ -180,12 +182,13 @@ def _addon(args: argparse.Namespace) -> int:
     from .extension import build
 
     try:
-        out = build(args.out, target_platform=args.platform)
+        written = build(args.out, target_platform=args.platform)
     except (ValueError, RuntimeError) as exc:
         print(f"blendbus addon build: {exc}", file=sys.stderr)
         return 2
-    print(f"wrote {out} ({out.stat().st_size // 1024} KiB): install it in Blender with"
-          " Edit > Preferences > Get Extensions > Install from Disk")
+    for out in written:
+        print(f"wrote {out} ({out.stat().st_size / 1024 / 1024:.1f} MiB)")
+    print("install it in Blender (4.2 or newer): Edit > Preferences > Get Extensions > Install from Disk")
     return 0
 
 

@@ -1,10 +1,18 @@
-"""`blendbus addon build`: the installable Blender extension zip.
+"""`blendbus addon build`: the installable Blender extension zip, one per platform Blender runs on.
 
-The zip holds the addon, `declarations.json` (every bundled plugin's commands and preferences: the
-peer runs only what it declares itself, and the GUI shows the preferences before the first connection), each loaded plugin's addon-side package under `plugin_handlers/`, and the
-wheels the addon imports (blendbus's own modules, mcp and its dependencies) listed in the
-manifest's `wheels`. Wheels are rebuilt from what is installed here — nothing is downloaded — so a
-zip targets this machine's platform; build on each platform you ship to.
+A zip holds the addon, `declarations.json` (every bundled plugin's commands and preferences: the
+peer runs only what it declares itself, and the GUI shows the preferences before the first
+connection), each loaded plugin's addon-side package under `plugin_handlers/`, and the wheels of
+the distributions the addon imports, listed in the manifest's `wheels`, with `platforms` naming
+the one platform the zip is for. Which distributions: exactly those whose modules the addon's own
+modules import (measured by importing them, in a child Python), plus their dependencies that only
+that platform needs (pywin32 on Windows): nothing of the server's (Redis, uvicorn's speedups).
+
+The wheels for this machine's platform are repacked from what is installed here (nothing is
+downloaded); for another platform each is fetched with `pip download --only-binary=:all:` for that
+platform and CPython 3.11 (Blender's Python), the installed version where that platform has it, and
+cached (`~/.cache/blendbus/addon-wheels`). Files are named as Blender's own
+`blender --command extension build --split-platforms` names them: `blendbus-0.4.0-windows_x64.zip`.
 """
 
 from __future__ import annotations
@@ -16,11 +24,14 @@ import io
 import json
 import platform
 import re
+import subprocess
 import sys
 import zipfile
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
+import platformdirs
 from packaging.requirements import Requirement
 
 from blendbus_addon.declarations import Declarations
@@ -30,9 +41,43 @@ from .plugins import PluginSet, load_plugins
 from .sync import ADDON_PACKAGE, handler_package, locate, package_files
 
 ROOT_DISTRIBUTION = "blendbus"
-SKIP_DISTRIBUTIONS = {"bpy", "numpy", "pip", "setuptools", "wheel", "uvloop", "httptools"}
-"""Never bundled: Blender itself, what Blender ships, installers, and what only makes the server
-faster (the addon runs on asyncio's own loop without them)."""
+EXTENSION_ID = "blendbus"
+BLENDER_PYTHON = "3.11"
+"""The Python every supported Blender (4.2 to 5.0) embeds: wheels are for CPython 3.11."""
+NOT_BUNDLED = {"bpy", "numpy", "pip", "setuptools", "wheel", "uvloop", "httptools"}
+"""Never bundled: Blender itself, what Blender ships, installers, and what only makes the server faster
+(blendbus.eventloop uses uvloop where it is installed; the addon runs on asyncio's own loop without it)."""
+
+
+@dataclass(frozen=True)
+class Platform:
+    """A platform Blender runs on, in pip's and in Python's marker vocabulary."""
+
+    name: str
+    """Blender's name: linux-x64, macos-arm64, macos-x64, windows-x64."""
+    wheel_tags: tuple[str, ...]
+    """`pip download --platform` values; pip takes older macOS versions by itself, not older glibcs."""
+    markers: dict[str, str]
+    """PEP 508 environment markers of that platform (what `sys_platform == 'win32'` means there)."""
+
+    @property
+    def file_suffix(self) -> str:
+        return self.name.replace("-", "_")
+
+
+_LINUX_TAGS = (*(f"manylinux_2_{minor}_x86_64" for minor in range(28, 16, -1)), "manylinux2014_x86_64",
+               "manylinux2010_x86_64", "manylinux1_x86_64", "linux_x86_64")
+PLATFORMS: dict[str, Platform] = {p.name: p for p in (
+    Platform("linux-x64", _LINUX_TAGS, {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix",
+                                        "platform_machine": "x86_64"}),
+    Platform("macos-arm64", ("macosx_11_0_arm64", "macosx_11_0_universal2"),
+             {"sys_platform": "darwin", "platform_system": "Darwin", "os_name": "posix", "platform_machine": "arm64"}),
+    Platform("macos-x64", ("macosx_11_0_x86_64", "macosx_11_0_universal2"),
+             {"sys_platform": "darwin", "platform_system": "Darwin", "os_name": "posix", "platform_machine": "x86_64"}),
+    Platform("windows-x64", ("win_amd64",), {"sys_platform": "win32", "platform_system": "Windows", "os_name": "nt",
+                                             "platform_machine": "AMD64"}),
+)}
+ALL = "all"
 
 
 def blender_platform() -> str:
@@ -43,34 +88,77 @@ def blender_platform() -> str:
     return f"{system}-{arch}"
 
 
+def file_name(target: Platform) -> str:
+    """The zip's name, as Blender's `extension build --split-platforms` would give it."""
+    return f"{EXTENSION_ID}-{__version__}-{target.file_suffix}.zip"
+
+
 def _normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def dependency_closure(root: str = ROOT_DISTRIBUTION) -> list[metadata.Distribution]:
-    """`root` and everything it requires at run time, following requested extras (`pyjwt[crypto]`)."""
-    seen: dict[str, metadata.Distribution] = {}
-    expanded: set[tuple[str, str]] = set()
-    todo: list[tuple[str, frozenset[str]]] = [(root, frozenset())]
+MEASURE_IMPORTS = r"""
+import importlib, json, pkgutil, sys
+from importlib.metadata import packages_distributions
+import blendbus_addon
+for info in pkgutil.iter_modules(blendbus_addon.__path__):
+    try:
+        importlib.import_module("blendbus_addon." + info.name)
+    except ImportError as exc:
+        if exc.name != "bpy":  # what needs Blender is measured when bpy is here; Blender provides bpy
+            raise
+owners = packages_distributions()
+print(json.dumps(sorted({d for m in list(sys.modules) for d in owners.get(m.split(".")[0], ())})))
+"""
+
+
+def imported_distributions() -> list[metadata.Distribution]:
+    """The distributions whose modules the addon's modules import, measured in a child Python (this
+    process has the server's modules loaded too), less what Blender ships."""
+    done = subprocess.run([sys.executable, "-c", MEASURE_IMPORTS], capture_output=True, text=True, timeout=300)
+    if done.returncode != 0:
+        raise RuntimeError(f"could not import the addon's modules to see what they need:\n{done.stderr[-2000:]}")
+    names = {_normalize(n) for n in json.loads(done.stdout)} - NOT_BUNDLED
+    return sorted((metadata.distribution(n) for n in names), key=lambda d: _normalize(d.metadata["Name"]))
+
+
+def needed_on(target: Platform, imported: list[metadata.Distribution]) -> tuple[list[metadata.Distribution],
+                                                                                   list[Requirement]]:
+    """What the addon needs on `target`: the distributions it imports and everything they require there
+    (modules imported later, such as an HTTP client's transport, count too), as installed here; and the
+    requirements that hold only on `target` (pywin32 on Windows), which are not installed here. The
+    server's own requirements (blendbus's) are not followed: only what the addon was seen to import."""
+    env = {**_host_markers(), **target.markers, "python_version": BLENDER_PYTHON}
+    found: dict[str, metadata.Distribution] = {}
+    missing: dict[str, Requirement] = {}
+    todo = [(dist, frozenset[str]()) for dist in imported]
+    seen: set[tuple[str, str]] = set()
     while todo:
-        raw, extras = todo.pop()
-        name = _normalize(raw)
-        if name in SKIP_DISTRIBUTIONS:
+        dist, extras = todo.pop()
+        name = _normalize(dist.metadata["Name"])
+        found[name] = dist
+        if name == ROOT_DISTRIBUTION:
             continue
-        wanted = {(name, e) for e in ("", *extras)} - expanded
-        if not wanted:
-            continue
-        try:
-            dist = seen.get(name) or metadata.distribution(name)
-        except metadata.PackageNotFoundError:
-            continue
-        seen[name] = dist
-        expanded |= wanted
         for spec in dist.requires or []:
             req = Requirement(spec)
-            if req.marker is None or any(req.marker.evaluate({"extra": e}) for _, e in wanted):
-                todo.append((req.name, frozenset(req.extras)))
-    return sorted(seen.values(), key=lambda d: _normalize(d.metadata["Name"]))
+            key = _normalize(req.name)
+            if key in NOT_BUNDLED or (key, str(req)) in seen:
+                continue
+            if req.marker is not None and not any(req.marker.evaluate({**env, "extra": e}) for e in ("", *extras)):
+                continue
+            seen.add((key, str(req)))
+            try:
+                todo.append((metadata.distribution(req.name), frozenset(req.extras)))
+            except metadata.PackageNotFoundError:
+                missing.setdefault(key, req)
+    ordered = sorted(found.values(), key=lambda d: _normalize(d.metadata["Name"]))
+    return ordered, [Requirement(f"{r.name}{r.specifier}") for r in missing.values()]
+
+
+def _host_markers() -> dict[str, str]:
+    from packaging.markers import default_environment
+
+    return dict(default_environment())
 
 
 def _is_editable(dist: metadata.Distribution) -> bool:
@@ -141,32 +229,116 @@ def wheel_from_source(dist: metadata.Distribution, packages: list[str], out_dir:
     return _write_wheel(out_dir, name, version, "py3-none-any", files)
 
 
-def build(out: Path, *, target_platform: str | None = None, plugins: PluginSet | None = None) -> Path:
-    """Write the extension zip to `out`; returns its path."""
-    here = blender_platform()
-    if target_platform not in (None, here):
-        raise ValueError(f"wheels for {target_platform} are not installed on this {here} machine;"
-                         " run `blendbus addon build` on that platform")
+def build(out: Path | None = None, *, target_platform: str | None = None, plugins: PluginSet | None = None,
+          cache: Path | None = None) -> list[Path]:
+    """Write the extension zip for `target_platform` (default: this machine's; `all`: every platform);
+    returns the paths written. `out` is a .zip path for one platform, else a folder (default: here)."""
+    targets = _targets(target_platform)
+    if out is not None and out.suffix == ".zip" and len(targets) > 1:
+        raise ValueError("building for every platform writes several zips: give --out a folder")
     plugins = plugins or load_plugins()
+    imported = imported_distributions()
+    written = []
+    for target in targets:
+        path = out if out is not None and out.suffix == ".zip" else (out or Path.cwd()) / file_name(target)
+        written.append(_build_one(path, target, plugins, imported, cache or _cache_dir()))
+    return written
+
+
+def _targets(name: str | None) -> list[Platform]:
+    if name == ALL:
+        return list(PLATFORMS.values())
+    name = name or blender_platform()
+    if name not in PLATFORMS:
+        raise ValueError(f"blendbus builds the add-on for {', '.join(PLATFORMS)} (or {ALL}), not {name!r}")
+    return [PLATFORMS[name]]
+
+
+def _cache_dir() -> Path:
+    return Path(platformdirs.user_cache_dir("blendbus")) / "addon-wheels"
+
+
+def _build_one(out: Path, target: Platform, plugins: PluginSet, imported: list[metadata.Distribution],
+               cache: Path) -> Path:
     addon_dir = locate(ADDON_PACKAGE)
     if addon_dir is None:
         raise RuntimeError("the blendbus_addon package is not installed")
     staging = out.parent / (out.name + ".wheels")
     staging.mkdir(parents=True, exist_ok=True)
-    wheels: list[Path] = []
-    for dist in dependency_closure():
+    try:
+        wheels = _wheels(target, imported, staging, cache)
+        _write_zip(out, target, plugins, addon_dir, wheels)
+    finally:
+        for wheel in staging.iterdir():
+            wheel.unlink()
+        staging.rmdir()
+    return out
+
+
+def _wheels(target: Platform, imported: list[metadata.Distribution], staging: Path, cache: Path) -> list[Path]:
+    """One wheel per distribution the addon needs on `target`."""
+    dists, only_there = needed_on(target, imported)
+    wheels, fetch = [], []
+    for dist in dists:
         if _normalize(dist.metadata["Name"]) == ROOT_DISTRIBUTION:
             wheels.append(wheel_from_source(dist, ["blendbus"], staging))  # the addon itself is the zip root
-        elif _is_editable(dist):
-            raise RuntimeError(f"{dist.metadata['Name']} is installed in editable mode; install it normally")
-        else:
+        elif _fits(dist, target):  # installed here, and as good there: repacked, nothing downloaded
             wheels.append(wheel_from_installed(dist, staging))
-    binary = any(not w.name.endswith("-none-any.whl") for w in wheels)
+        else:
+            fetch.append(Requirement(f"{dist.metadata['Name']}=={dist.version}"))
+    return wheels + download_wheels(fetch + only_there, target, cache)
 
+
+def _fits(dist: metadata.Distribution, target: Platform) -> bool:
+    """Whether the installed wheel of `dist` serves `target` as it is: pure Python, or built for this very
+    platform and no newer a system than `target` asks for (a glibc 2.34 wheel does not serve Blender's 2.28)."""
+    if _is_editable(dist):
+        return False
+    platforms = set(_wheel_tag(dist).split("-")[2].split("."))
+    return platforms == {"any"} or (target.name == blender_platform() and bool(platforms & set(target.wheel_tags)))
+
+
+def download_wheels(wanted: list[Requirement], target: Platform, cache: Path) -> list[Path]:
+    """A wheel of each requirement for `target` and CPython 3.11, from the package index (cached in
+    `cache`). A release pinned here (`==`) that has no wheel for `target` is replaced by the newest one
+    below it that has (macOS x64 wheels sometimes stop a release or two earlier)."""
+    if not wanted:
+        return []
+    try:
+        return _pip_download([str(r) for r in wanted], target, cache)
+    except RuntimeError:  # one of them has no wheel there: find which, one at a time
+        found = []
+        for req in wanted:
+            pinned = next((s.version for s in req.specifier if s.operator == "=="), None)
+            try:
+                found += _pip_download([str(req)], target, cache)
+            except RuntimeError:
+                if pinned is None:
+                    raise
+                found += _pip_download([f"{req.name}<={pinned}"], target, cache)
+        return found
+
+
+def _pip_download(specs: list[str], target: Platform, cache: Path) -> list[Path]:
+    folder = cache / target.name
+    folder.mkdir(parents=True, exist_ok=True)
+    tags = [arg for tag in target.wheel_tags for arg in ("--platform", tag)]
+    done = subprocess.run([sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+                           "--disable-pip-version-check", *tags, "--python-version", BLENDER_PYTHON,
+                           "--implementation", "cp", "--dest", str(folder), *specs],
+                          capture_output=True, text=True, timeout=1200)
+    saved = re.findall(r"^\s*(?:Saved|File was already downloaded) (\S+\.whl)$", done.stdout, re.MULTILINE)
+    if done.returncode != 0 or len(saved) != len(specs):
+        errors = [line for line in done.stderr.splitlines() if line.startswith("ERROR")]
+        why = errors[-1] if errors else f"pip exited {done.returncode}"
+        raise RuntimeError(f"no wheel of {', '.join(specs)} for {target.name} (CPython {BLENDER_PYTHON}): {why}")
+    return [folder / Path(path).name for path in saved]
+
+
+def _write_zip(out: Path, target: Platform, plugins: PluginSet, addon_dir: Path, wheels: list[Path]) -> None:
     manifest = (addon_dir / "blender_manifest.toml").read_text().replace('version = "0.1.0"', f'version = "{__version__}"')
     extra = "wheels = [\n" + "".join(f'  "./wheels/{w.name}",\n' for w in wheels) + "]\n"
-    if binary:
-        extra += f'platforms = ["{here}"]\n'
+    extra += f'platforms = ["{target.name}"]\n'
     head, table, tail = manifest.partition("\n[")  # top-level keys must precede the first table
     manifest = f"{head}\n{extra}\n[{tail}" if table else f"{manifest}\n{extra}"
 
@@ -192,7 +364,3 @@ def build(out: Path, *, target_platform: str | None = None, plugins: PluginSet |
                 zf.writestr(f"plugin_handlers/{package.replace('.', '/')}/{rel}", data)
         for wheel in wheels:
             zf.write(wheel, f"wheels/{wheel.name}")
-    for wheel in wheels:
-        wheel.unlink()
-    staging.rmdir()
-    return out
