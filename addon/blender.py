@@ -111,11 +111,23 @@ def preferences() -> Any:
     return bpy.context.preferences.addons[ADDON_ID].preferences
 
 
+LAUNCHES = {
+    "gui": "in Blender, turn on the preference '{key}' (Edit > Preferences > Add-ons > blendbus)",
+    "peer": "start the peer with `blendbus peer --set {key}=true`",
+    "embedded": "start the server with `blendbus serve --embedded-blender --embedded-set {key}=true`",
+}
+"""How this Blender was started -> how its user turns a preference on (what a gate error tells them)."""
+
+
 class BlenderRuntime:
     """Reads gates and settings from the addon preferences; wraps undoable commands."""
 
-    def __init__(self, defaults: dict[str, Any] | None = None) -> None:
+    def __init__(self, defaults: dict[str, Any] | None = None, launched: str = "gui") -> None:
         self.defaults = defaults or {}
+        self.launched = launched
+
+    def how_to_enable(self, key: str) -> str:
+        return LAUNCHES[self.launched].format(key=key)
 
     def setting(self, key: str) -> Any:
         prefs = preferences()
@@ -200,13 +212,14 @@ class _State:
     """Depth of scene-neutral commands running (BlenderRuntime.unobserved): their updates are not reported."""
 
 
-def new_core(server: str, token: str | None, uuid: str, state_dir: Path | None = None) -> PeerCore:
+def new_core(server: str, token: str | None, uuid: str, state_dir: Path | None = None,
+             launched: str = "gui") -> PeerCore:
     """A peer on this Blender; its synced handlers and default output folder live under `state_dir`
-    (default: blendbus's folder in Blender's user data)."""
+    (default: blendbus's folder in Blender's user data). `launched`: how it was started (LAUNCHES)."""
     state_dir = state_dir or Path(bpy.utils.user_resource("DATAFILES", path="blendbus"))
     return PeerCore(
         lambda: http_connect(server, token or None),
-        uuid=uuid, runtime=BlenderRuntime(), blender_version=bpy.app.version_string,
+        uuid=uuid, runtime=BlenderRuntime(launched=launched), blender_version=bpy.app.version_string,
         capabilities={"background": bool(bpy.app.background)}, handler_root=state_dir / "handlers",
         output_root=state_dir / "output" / uuid,
     )

@@ -45,6 +45,9 @@ class Runtime(Protocol):
         """Run a scene-neutral command (`Command.scene_neutral`): what Blender evaluates inside, and
         right after, is not reported as a scene change."""
 
+    def how_to_enable(self, key: str) -> str:
+        """How the person running this peer turns the preference `key` on, in the words of how it runs."""
+
 
 class PlainRuntime:
     """Preferences from a dict, no undo: the Python test peer's runtime."""
@@ -64,6 +67,9 @@ class PlainRuntime:
 
     def unobserved(self) -> AbstractContextManager[Any]:
         return nullcontext()
+
+    def how_to_enable(self, key: str) -> str:
+        return f"set '{key}' to true in this peer's settings"
 
 
 @dataclass
@@ -172,8 +178,7 @@ class Executor:
     def _gate_closed(self, gate: str | None, what: str) -> str | None:
         if gate is None or self.runtime.setting(gate) is True:
             return None
-        return (f"{what} is disabled on this Blender peer: enable the addon preference '{gate}'"
-                f" (Preferences > Add-ons > blendbus, or `blendbus peer --set {gate}=true`)")
+        return f"{what} is disabled on this Blender peer: {self.runtime.how_to_enable(gate)}"
 
     def _run_script(self, payload: dict[str, Any], job: Job) -> Reply:
         closed = self._gate_closed(p.CODE_GATE, "running scripts (job_dispatch)")

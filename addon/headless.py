@@ -72,7 +72,8 @@ def claim_uuid(state_dir: Path, uuid: str | None) -> tuple[str, Claim]:
 
 def main(*, server: str, token: str | None, uuid: str | None, settings: dict[str, Any], blend: Path | None,
          state_dir: Path, parent_pid: int | None = None) -> int:
-    """Run until SIGTERM/SIGINT, or until the process `parent_pid` is gone (an embedded peer)."""
+    """Run until SIGTERM/SIGINT, or until the process `parent_pid` is gone (an embedded peer: the server
+    that started it)."""
     import bpy
 
     from . import blender
@@ -94,7 +95,7 @@ def main(*, server: str, token: str | None, uuid: str | None, settings: dict[str
     except RuntimeError as exc:
         print(f"blendbus peer: {exc}", file=sys.stderr)
         return 2
-    core = blender.new_core(server, token, uuid, state_dir)
+    core = blender.new_core(server, token, uuid, state_dir, launched="embedded" if parent_pid is not None else "peer")
     blender.start(core)
 
     stopping = threading.Event()

@@ -59,6 +59,7 @@ class Job:
         report: Callable[[str, float | None, str | None], None] | None = None,
         settings: Callable[[str], Any] | None = None,
         outputs: OutputFolder | None = None,
+        enabling: Callable[[str], str] | None = None,
     ) -> None:
         self.job_id = job_id
         self.cancelled = False
@@ -68,6 +69,7 @@ class Job:
         self._report = report
         self._settings = settings
         self._outputs = outputs
+        self._enabling = enabling
 
     @property
     def outputs(self) -> OutputFolder:
@@ -111,6 +113,11 @@ class Job:
         thread held meanwhile: the handler resumes on the main thread with its result. A cancel
         resumes it at once, with JobCancelled at the `yield`."""
         return Until(future)
+
+    def how_to_enable(self, key: str) -> str:
+        """How this peer's user turns the preference `key` on: the add-on's preferences in a GUI Blender,
+        `--set` for `blendbus peer`, `--embedded-set` for the server's embedded Blender."""
+        return self._enabling(key) if self._enabling is not None else f"set the preference '{key}' to true"
 
     def setting(self, key: str) -> Any:
         """An addon preference, e.g. ``job.setting("polyhaven.api_url")``; None if unknown."""

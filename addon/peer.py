@@ -154,7 +154,8 @@ class PeerCore:
         finished later by `resume_ready`, unless `wait` (a caller that is not Blender's main
         thread may simply block).
         """
-        job = Job(payload.get("job_id", ""), self.link.progress, self.runtime.setting, self.outputs)
+        job = Job(payload.get("job_id", ""), self.link.progress, self.runtime.setting, self.outputs,
+                  self.runtime.how_to_enable)
         self.queue.started(job)
         outcome = self.executor.run(payload, job)
         while wait and isinstance(outcome, Pending):

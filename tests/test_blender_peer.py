@@ -36,6 +36,7 @@ async def test_execute_code_job_dispatch_and_gates(blendbus_server, tmp_path):
                 assert env["result"]["enabled"] is False and "polyhaven.enabled" in env["result"]["how_to_enable"]
                 env = await call_envelope(client, "blender_search_polyhaven_assets", {"asset_type": "hdris"})
                 assert env["status"] == p.FAILED and "'polyhaven.enabled'" in env["error"]
+                assert "`blendbus peer --set polyhaven.enabled=true`" in env["error"]  # the fix for this kind of peer
                 seen = []
 
                 async def on_progress(progress, total, message):

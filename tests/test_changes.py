@@ -17,7 +17,7 @@ from blendbus.client import connect
 from blendbus.testing import call_envelope, serve_http
 from blendbus.testing.blender import blender_peer, needs_bpy
 
-from .test_node_clients import run_node
+from .nodeclients import run_node
 
 pytestmark = pytest.mark.anyio
 MODERN = "2026-07-28"

@@ -18,16 +18,20 @@ from mcp import Client, StdioServerParameters
 pytestmark = pytest.mark.anyio
 
 
-def start_server(tmp_path: Path, *extra: str) -> tuple[subprocess.Popen, str]:
+def start_server(tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """`blendbus serve` on a free port; its start-up lines are kept in `proc.said`."""
     # Blender's temporary folders (an embedded Blender this test kills leaves its own) go in tmp_path.
     proc = subprocess.Popen([sys.executable, "-m", "blendbus", "serve", "--port", "0", "--state-dir",
                              str(tmp_path / "state"), *extra], stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "TMPDIR": str(tmp_path)})
+                            env={**os.environ, "TMPDIR": str(tmp_path), **(env or {})})
+    proc.said = []  # type: ignore[attr-defined]
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         line = proc.stderr.readline()
+        proc.said.append(line)  # type: ignore[attr-defined]
         match = re.search(r"serving (http://\S+/mcp)", line)
         if match:
+            proc.said += [proc.stderr.readline() for _ in range(3)]  # type: ignore[attr-defined]
             return proc, match.group(1)
         if proc.poll() is not None:
             break
@@ -127,8 +131,13 @@ def test_embedded_blender_serves_and_comes_back_after_dying(tmp_path):
         raise AssertionError("the embedded Blender never registered")
 
     try:
+        said = "".join(proc.said)
+        assert f"status page at {url.removesuffix('/mcp')}/" in said and "jobs are kept in" in said
+        assert "pruned" not in said and "in-flight" not in said  # words, not counters
         peer = wait_for_peer()
         assert peer["client_uuid"] == "embedded-blender" and peer["blender_version"] == "5.0.1"
+        gated = call("blender_search_polyhaven_assets", '{"asset_type": "hdris"}')
+        assert "`blendbus serve --embedded-blender --embedded-set polyhaven.enabled=true`" in gated["error"]
         env = call("blender_execute_code", '{"code": "import bpy; print(len(bpy.data.objects))"}')
         assert env["status"] == "completed" and env["result"] == "3\n"
         # Kill the child Blender the hard way; the server starts another.

@@ -100,7 +100,8 @@ def test_auth_and_url_mistakes_say_what_is_wrong(tmp_path):
             probe.bind(("127.0.0.1", 0))
             closed = f"http://127.0.0.1:{probe.getsockname()[1]}/mcp"
         nobody = blendbus("call", "blender_list_clients", "--server", closed)
-        assert nobody.returncode == 2 and "is `blendbus serve` running" in nobody.stderr
+        assert nobody.returncode == 2 and "start `blendbus serve` there" in nobody.stderr
+        assert "--server URL" in nobody.stderr and "BLENDBUS_SERVER" in nobody.stderr
         peer = blendbus("peer", "--server", url, "--token", "nope", "--state-dir", str(tmp_path / "p"), timeout=120)
         assert peer.returncode == 2 and "refused the token (HTTP 401)" in peer.stderr  # it stops, not retries
         assert "Traceback" not in wrong.stderr + no_mcp.stderr + nobody.stderr + peer.stderr
@@ -169,6 +170,35 @@ def test_the_peer_without_blender_says_how_to_get_it(tmp_path):
     out = subprocess.run([sys.executable, "-c", script, "peer", "--state-dir", str(tmp_path)], capture_output=True,
                          text=True, timeout=60)
     assert out.returncode == 2 and "pip install 'blendbus[peer]'" in out.stderr and "Traceback" not in out.stderr
+
+
+NO_LIBXI = "raise ImportError('libXi.so.6: cannot open shared object file: No such file or directory')\n"
+"""What importing bpy says on a machine without libXi (a server, a container)."""
+
+
+def _without_libxi(tmp_path: Path) -> dict[str, str]:
+    fake = tmp_path / "no-libxi" / "bpy"
+    fake.mkdir(parents=True)
+    (fake / "__init__.py").write_text(NO_LIBXI)
+    return {**os.environ, "PYTHONPATH": str(fake.parent)}
+
+
+def test_a_missing_system_library_is_named_with_its_package(tmp_path):
+    out = blendbus("peer", "--state-dir", str(tmp_path / "p"), env=_without_libxi(tmp_path))
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert "libXi.so.6" in out.stderr and "`sudo apt install libxi6`" in out.stderr and "`sudo dnf install libXi`" in out.stderr
+
+
+def test_an_embedded_blender_that_cannot_start_says_why_in_every_answer(tmp_path):
+    server, url = start_server(tmp_path, "--embedded-blender", env=_without_libxi(tmp_path))
+    try:
+        log = tmp_path / "state" / "embedded-peer" / "blender.log"
+        env = call(url, "blender_get_scene_info")
+        assert env["status"] == "no_client" and "the embedded Blender did not start" in env["error"], env
+        assert "`sudo apt install libxi6`" in env["error"] and str(log) in env["error"]
+        assert "libXi.so.6" in log.read_text()
+    finally:
+        stop_process(server)
 
 
 def test_the_example_next_steps_use_this_python(tmp_path):

@@ -6,12 +6,8 @@ tests/node/package-lock.json, installed by scripts/test-prereqs.sh) and prints w
 
 from __future__ import annotations
 
-import asyncio
 import json
-import shutil
 import sys
-from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -19,22 +15,12 @@ from blendbus.client import connect
 from blendbus.testing import PythonPeer, serve_http
 from blendbus.testing.blender import needs_bpy
 
+from .nodeclients import run_node
+
 pytestmark = pytest.mark.anyio
-NODE_DIR = Path(__file__).parent / "node"
 MIB = 1024 * 1024
 STDIO_LINE_LIMIT = 10 * MIB
 """The TypeScript SDK's stdio transport closes the connection on a longer message."""
-
-
-async def run_node(scenario: str, *args: str, timeout: float = 240) -> dict[str, Any]:
-    node = shutil.which("node")
-    assert node and (NODE_DIR / "node_modules" / "@modelcontextprotocol" / "sdk").is_dir(), \
-        "the TypeScript client is not installed: run bash scripts/test-prereqs.sh"
-    proc = await asyncio.create_subprocess_exec(node, str(NODE_DIR / "clients.mjs"), scenario, *args,
-                                                stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-    out, err = await asyncio.wait_for(proc.communicate(), timeout)
-    assert proc.returncode == 0, err.decode()[-4000:]
-    return json.loads(out.decode().strip().splitlines()[-1])
 
 
 @needs_bpy

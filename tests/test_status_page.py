@@ -40,13 +40,15 @@ async def test_each_token_sees_its_own_bus(blendbus_server, tmp_path):
             async with connect(url, "tok-alice") as alice, connect(url, "tok-bob") as bob:
                 assert (await call_envelope(alice, "blender_test_image"))["status"] == "completed"
                 await call_envelope(alice, "blender_test_echo", {"value": "hello"})
+                await call_envelope(alice, "blender_test_fail", {"message": "the handler says why"})
                 await call_envelope(bob, "blender_test_fail", {"message": "bob's own"})
             async with browser_page(1100, 520) as page:
                 await page.goto(f"{base}/#token=tok-alice")
                 assert "Bus of alice" in await text_of(page, "#who", "Bus of alice")
                 peers, jobs = await page.locator("#peers").inner_text(), await text_of(page, "#jobs", "test_echo")
                 assert "alice-studio" in peers and "bob-laptop" not in peers
-                assert "test_image" in jobs and "test_fail" not in jobs
+                assert "test_image" in jobs and "bob's own" not in jobs
+                assert "RuntimeError: the handler says why" in jobs  # a failure's reason, in its row
                 thumb = page.locator("#jobs img.thumb")
                 assert (await thumb.get_attribute("src")).startswith("data:image/png;base64,")
                 if os.environ.get("BLENDBUS_UPDATE_DOCS"):

@@ -33,6 +33,7 @@ from .embedded import EmbeddedBlender
 from .backends import open_backend
 from .status import API_PATH as STATUS_API
 from .status import status_routes
+from . import __version__, relay
 from .locks import Claim, claim, holder
 from .plugins import load_plugins
 from .server import BlendbusServer
@@ -113,7 +114,8 @@ def build_app(server: BlendbusServer, host: str, tokens: TokenTable | None, *,
     )
 
     async def healthz(request: Request) -> JSONResponse:
-        return JSONResponse({"ok": True, "plugins": len(server.plugins.plugins),
+        return JSONResponse({"ok": True, "service": relay.SERVICE, "version": __version__,
+                             "plugins": len(server.plugins.plugins),
                              "plugin_errors": [p.name for p in server.plugins.errors]})
 
     lim = server.hub.limits
@@ -188,13 +190,42 @@ async def serve(opts: ServeOptions) -> None:
     if opts.tokens is None and not is_loopback(opts.host):
         raise SystemExit(f"refusing to serve on {opts.host} without --tokens: only loopback binds may skip auth")
     tokens = TokenTable.load(opts.tokens) if opts.tokens else None
+    try:
+        sock = listening_socket(opts.host, opts.port)
+    except OSError as exc:
+        if not (opts.stdio and exc.errno == errno.EADDRINUSE):
+            raise
+        await _serve_stdio_elsewhere(opts, str(exc.strerror or exc))
+        return
+    try:
+        await _serve(opts, tokens, sock)
+    finally:
+        sock.close()
+
+
+async def _serve_stdio_elsewhere(opts: ServeOptions, why: str) -> None:
+    """--stdio with the port taken: the blendbus server there serves the stdio client, or the client is
+    told, in every answer, what holds the port (relay.py)."""
+    url = relay.holder(opts.host, opts.port)
+    if url is not None:
+        relay.announce(f"{url} is already served by blendbus: this stdio client uses that server's bus"
+                       " (its peers and jobs); no Blender of its own is started")
+        await relay.relay(url, os.environ.get("BLENDBUS_TOKEN"))
+    else:
+        reason = (f"blendbus cannot start: {why}. Another program (not blendbus) listens there; add \"--port\","
+                  " \"0\" to this server's args in the host's configuration to take any free port")
+        relay.announce(reason)
+        await relay.refuse(reason)
+
+
+async def _serve(opts: ServeOptions, tokens: TokenTable | None, sock: socket.socket) -> None:
     state_dir, held = claim_state_dir(opts.state_dir)
     opts = replace(opts, state_dir=state_dir)
     backend = open_backend(opts.backend, state_dir=opts.state_dir, grace_s=opts.limits.peer_grace_s)
     if backend.start is not None:
         await backend.start()
     recovered = await backend.jobs.recover()
-    pruned = await backend.jobs.prune()
+    await backend.jobs.prune()
     plugins = load_plugins()
     for info in plugins.errors:
         print(f"blendbus: plugin {info.name!r} failed to load: {info.error}", file=sys.stderr)
@@ -206,7 +237,6 @@ async def serve(opts: ServeOptions) -> None:
     app = build_app(server, opts.host, tokens, hosts=opts.allowed_hosts, origins=opts.allowed_origins)
     raise_open_files_limit()
 
-    sock = listening_socket(opts.host, opts.port)
     port = sock.getsockname()[1]
     url = f"http://{opts.host if ':' not in opts.host else f'[{opts.host}]'}:{port}/mcp"
     _survive_reraised_signals()
@@ -217,12 +247,8 @@ async def serve(opts: ServeOptions) -> None:
     async def announce() -> None:
         while not web.started:
             await asyncio.sleep(0.01)
-        where = opts.state_dir if backend.name == "sqlite" else f"{backend.name} backend, replica state in {opts.state_dir}"
-        print(f"blendbus serving {url} (state {where}; {recovered} in-flight jobs marked lost after restart,"
-              f" {pruned} pruned)", file=sys.stderr, flush=True)
-        print(f"blendbus: Host headers allowed: {', '.join(allowed_hosts(opts.host, opts.allowed_hosts))};"
-              f" Origins allowed: {', '.join(opts.allowed_origins) or 'none (web pages cannot call this server)'}",
-              file=sys.stderr, flush=True)
+        for line in startup_lines(opts, url, backend.name, recovered, tokens is not None):
+            print(line, file=sys.stderr, flush=True)
         if embedded is not None:
             await embedded.run()
 
@@ -246,6 +272,22 @@ async def serve(opts: ServeOptions) -> None:
         await server.hub.stop()
         await backend.jobs.close()
         held.release()
+
+
+def startup_lines(opts: ServeOptions, url: str, backend: str, recovered: int, tokens: bool) -> list[str]:
+    """What `blendbus serve` says when it is ready: where to connect, where the status page is, where
+    the jobs are kept, and who may call it, in words."""
+    page = url.removesuffix("/mcp") + "/"
+    lines = [f"blendbus serving {url}",
+             f"blendbus: status page at {page}" + (" (open it with a token: #token=...)" if tokens else ""),
+             "blendbus: jobs are kept in " + (str(opts.state_dir) if backend == "sqlite"
+                                              else f"the {backend} backend, shared with its other replicas")]
+    if recovered:
+        lines.append(f"blendbus: {recovered} jobs were running when this server last stopped: they are marked lost"
+                     " (a late reply from their peer is still recorded)")
+    lines.append(f"blendbus: Host headers allowed: {', '.join(allowed_hosts(opts.host, opts.allowed_hosts))};"
+                 f" Origins allowed: {', '.join(opts.allowed_origins) or 'none (web pages cannot call this server)'}")
+    return lines
 
 
 def claim_state_dir(wanted: Path) -> tuple[Path, Claim]:

@@ -22,7 +22,8 @@ def _parser() -> argparse.ArgumentParser:
     serve = sub.add_parser("serve", help="run the MCP server (streamable HTTP at /mcp; --stdio for one LLM client)")
     serve.add_argument("--stdio", action="store_true", help="also serve one LLM client on stdin/stdout")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8765, help="0 picks a free port (printed on stderr)")
+    serve.add_argument("--port", type=int, default=int(os.environ.get("BLENDBUS_PORT") or 8765),
+                       help="0 picks a free port (printed on stderr); default 8765, or BLENDBUS_PORT")
     serve.add_argument("--tokens", type=Path, help='JSON {"<bearer token>": "<user id>"}; makes auth mandatory')
     serve.add_argument("--state-dir", type=Path, help="where the job store lives (default: the platform state dir)")
     serve.add_argument("--backend", default=os.environ.get("BLENDBUS_BACKEND", "sqlite"), metavar="URL",
@@ -70,6 +71,27 @@ def _parser() -> argparse.ArgumentParser:
     build.add_argument("--platform", metavar="P", help="linux-x64, macos-arm64, macos-x64, windows-x64, or all"
                        " (default: this machine's); other platforms' wheels are downloaded")
 
+    install = sub.add_parser("install", help="add blendbus to an MCP host's configuration (or print the entry)")
+    install.add_argument("host", choices=["claude-desktop", "claude-code", "cursor", "vscode", "mcp-json"],
+                         help="the host; mcp-json prints the common {\"mcpServers\": ...} form for any other")
+    install.add_argument("--url", help="a running server's /mcp URL: a remote entry instead of a local Blender")
+    install.add_argument("--token", help="the bearer token for --url (sent in the Authorization header)")
+    install.add_argument("--name", default="blender", help="the server's name in the host (default: blender)")
+    install.add_argument("--config", type=Path, help="the configuration file (default: the host's own, for this OS)")
+    install.add_argument("--print", dest="print_only", action="store_true", help="print the entry; write nothing")
+
+    relay = sub.add_parser("relay", help="serve one stdio MCP client from a running server (local or hosted)")
+    relay.add_argument("--server", default=os.environ.get("BLENDBUS_SERVER", DEFAULT_URL), metavar="URL")
+    relay.add_argument("--token", default=os.environ.get("BLENDBUS_TOKEN"))
+
+    ready = sub.add_parser("ready", help="wait until servers answer (for scripts that start them in the background)")
+    ready.add_argument("server", nargs="?", default=os.environ.get("BLENDBUS_SERVER", DEFAULT_URL),
+                       metavar="URL[,URL...]", help="the /mcp URLs to wait for (default: BLENDBUS_SERVER, or the local one)")
+    ready.add_argument("--timeout", type=float, default=120.0, help="seconds to wait at most (default 120)")
+    ready.add_argument("--peers", type=int, default=0, metavar="N",
+                       help="also wait until N Blender peers are on the bus (of --token's user)")
+    ready.add_argument("--token", default=os.environ.get("BLENDBUS_TOKEN"))
+
     token = sub.add_parser("token", help="manage bearer tokens")
     token_sub = token.add_subparsers(dest="token_verb", required=True, metavar="ACTION")
     token_new = token_sub.add_parser("new", help="print a fresh token; only its sha256 is stored")
@@ -101,7 +123,8 @@ def _parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     verbs = {"serve": _serve, "peer": _peer, "addon": _addon, "token": _token, "new-plugin": _new_plugin,
-             "plugins": _plugins, "tools": _tools, "call": _call}
+             "plugins": _plugins, "tools": _tools, "call": _call, "install": _install, "relay": _relay,
+             "ready": _ready}
     try:
         return verbs[args.verb](args)
     except BrokenPipeError:  # `blendbus call ... | head`: the reader left; that is not an error of ours
@@ -171,6 +194,13 @@ def _peer(args: argparse.Namespace) -> int:
     if importlib.util.find_spec("bpy") is None:
         print("blendbus peer needs Blender as a Python module: pip install 'blendbus[peer]' (bpy 5.0.1, Python 3.11)",
               file=sys.stderr)
+        return 2
+    try:
+        import bpy  # noqa: F401 - loading it is the check: a system library it needs may be missing
+    except (ImportError, OSError) as exc:
+        from .systemlibs import missing_library
+
+        print(f"blendbus peer: {missing_library(exc) or f'Blender (bpy) does not load: {exc}'}", file=sys.stderr)
         return 2
     from blendbus_addon import headless
     return headless.main(server=args.server, token=token, uuid=args.uuid, settings=settings,
@@ -302,3 +332,84 @@ async def _call_async(url: str, token: str | None, tool: str, arguments: dict[st
         return 2
     print(json.dumps(structured(result), indent=2))
     return 1 if result.is_error else 0
+
+
+def _install(args: argparse.Namespace) -> int:
+    from .install import GENERIC, HOSTS, entry, install
+
+    if args.token and not args.url:
+        print("blendbus install: --token goes with --url (a local server needs none)", file=sys.stderr)
+        return 2
+    host = HOSTS.get(args.host)
+    server = entry(host, url=args.url, token=args.token)
+    if host is None or args.print_only:
+        key = host.key if host else "mcpServers"
+        print(json.dumps({key: {args.name: server}}, indent=2))
+        if host is None and args.host != GENERIC:
+            return 2
+        return 0
+    try:
+        path = install(host, server, name=args.name, path=args.config)
+    except (OSError, ValueError) as exc:
+        print(f"blendbus install: {exc}", file=sys.stderr)
+        return 2
+    print(f"added {args.name!r} to {path} ({'a remote entry' if args.url else 'blendbus with its own Blender'});"
+          f" restart {args.host} to load it. Its format: {host.documented}")
+    return 0
+
+
+def _relay(args: argparse.Namespace) -> int:
+    from . import eventloop, relay
+
+    try:
+        eventloop.run(relay.relay(args.server, args.token))
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+def _ready(args: argparse.Namespace) -> int:
+    from . import eventloop
+
+    return eventloop.run(_ready_async(args.server, args.timeout, args.peers, args.token))
+
+
+async def _ready_async(servers: str, timeout: float, peers: int, token: str | None) -> int:
+    """Wait until every server answers /healthz, then (with `peers`) until that many peers are on the bus."""
+    import asyncio
+    import time
+
+    import httpx2
+
+    from .client import ConnectError, call, connect, server_urls
+
+    deadline = time.monotonic() + timeout
+    urls = server_urls(servers)
+    async with httpx2.AsyncClient(timeout=2) as http:
+        for url in urls:
+            while True:
+                try:
+                    if (await http.get(url.rsplit("/mcp", 1)[0] + "/healthz")).json().get("ok"):
+                        break
+                except (httpx2.HTTPError, ValueError):
+                    pass
+                if time.monotonic() > deadline:
+                    print(f"blendbus ready: {url} did not answer within {timeout:g}s (is `blendbus serve` starting"
+                          " there? its own output says why not)", file=sys.stderr)
+                    return 1
+                await asyncio.sleep(0.1)
+    while peers:
+        try:
+            async with connect(servers, token) as client:
+                while len((await call(client, "blender_list_clients", {}))["clients"]) < peers:
+                    if time.monotonic() > deadline:
+                        raise TimeoutError
+                    await asyncio.sleep(0.2)
+            return 0
+        except ConnectError as exc:
+            print(f"blendbus ready: {exc}", file=sys.stderr)
+            return 2
+        except TimeoutError:
+            print(f"blendbus ready: fewer than {peers} Blender peers joined within {timeout:g}s", file=sys.stderr)
+            return 1
+    return 0

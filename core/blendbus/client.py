@@ -43,7 +43,8 @@ def explain(url: str, status: int | None, exc: BaseException) -> str:
     if status is not None:
         return f"{url} answered HTTP {status}: {cause}"
     if "ConnectError" in cause or "Connection refused" in cause or "ConnectTimeout" in cause:
-        return f"nothing answers at {url}: is `blendbus serve` running there? ({cause})"
+        return (f"nothing answers at {url} ({cause}): start `blendbus serve` there, or name the server that runs:"
+                " --server URL or the BLENDBUS_SERVER variable (in Blender: the add-on's Server URL)")
     return f"cannot use {url}: {cause}"
 
 

@@ -117,6 +117,8 @@ class Hub:
         self._reaper: asyncio.Task[None] | None = None
         self._expected: dict[str, float] = {}
         """user_id -> until when a peer is expected to join (an embedded Blender starting)."""
+        self._failures: dict[str, str] = {}
+        """user_id -> why the peer this server starts for them (the embedded Blender) is not there."""
         self.closing = False
         """The server is shutting down: waits end now, and streams that follow the bus close."""
 
@@ -132,6 +134,20 @@ class Hub:
         user's bus waits for one for up to `within_s`, instead of answering `no_client` at once.
         `within_s=0` withdraws the expectation (the peer could not start)."""
         self._expected[user_id] = time.monotonic() + within_s
+
+    def peer_failure(self, user_id: str) -> str | None:
+        """Why the peer this server starts for `user_id` failed to start, while it has not started since."""
+        return self._failures.get(user_id)
+
+    async def peer_failed(self, user_id: str, reason: str) -> None:
+        """The peer this server starts for `user_id` failed to start: calls answer `no_client` with the
+        reason at once (not after waiting for it), and a call waiting for it now is woken to say so."""
+        self._failures[user_id] = reason
+        self._expected[user_id] = 0.0
+        await self.peers.publish(user_id, "peer_failed", reason=reason)
+
+    async def peer_started(self, user_id: str) -> None:
+        self._failures.pop(user_id, None)
 
     def release_polls(self) -> None:
         """Shutting down: answer every open long poll and bus watch now, so no request is cut off
@@ -173,12 +189,13 @@ class Hub:
     async def _route(self, user_id: str, target_uuid: str | None) -> Route:
         """The peer for a dispatch; while an expected peer (the embedded Blender) starts, wait for it."""
         route = await self.peers.resolve(user_id, target_uuid)
-        deadline = self._expected.get(user_id, 0.0)
         cursor = None
-        while route.uuid is None and route.status == p.NO_CLIENT and time.monotonic() < deadline:
+        while (route.uuid is None and route.status == p.NO_CLIENT
+               and (remaining := self._expected.get(user_id, 0.0) - time.monotonic()) > 0):
             if cursor is None:
                 cursor = (await self.peers.events_since(user_id, 1 << 62, 0))[1]
-            _, cursor = await self.peers.events_since(user_id, cursor, deadline - time.monotonic())  # wakes on the registration
+            # Woken by the registration, or by the peer's failure to start (which withdraws the expectation).
+            _, cursor = await self.peers.events_since(user_id, cursor, remaining)
             route = await self.peers.resolve(user_id, target_uuid)
         return route
 
@@ -187,8 +204,9 @@ class Hub:
         route = await self._route(user_id, target_uuid)
         if route.uuid is None:
             result = {"candidates": list(route.candidates)} if route.status == p.AMBIGUOUS_TARGET else None
+            failure = self._failures.get(user_id) if route.status == p.NO_CLIENT else None
             return p.envelope(route.status or p.NO_CLIENT, command=command, target_uuid=target_uuid, result=result,
-                              error=route.error)
+                              error=f"no Blender peer is connected: {failure}" if failure else route.error)
         uuid = route.uuid
         if route.backlog >= self.limits.max_queued_per_peer:
             return p.envelope(

@@ -7,8 +7,11 @@
 //   node clients.mjs http-progress <url> <seconds>      a call longer than the client's timeout, kept alive by progress
 //   node clients.mjs http-subscribe <url> <uri>         resources/subscribe, then a scene edit: the update arrives
 //   node clients.mjs http-apps <url> apps|plain         the tools list, with or without the MCP Apps extension
+//   node clients.mjs config-entry '<entry>' '<call>'     an MCP host's configuration entry (stdio or http),
+//                                                      started or reached as a host does; lists tools, calls
+//                                                      {tool, arguments}; '<call>' may add env for a stdio entry
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { getDefaultEnvironment, StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { ResourceUpdatedNotificationSchema, TaskStatusNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 
@@ -133,20 +136,54 @@ async function apps(client) {
            resources, app_mime: app.contents[0].mimeType, server_apps: client.getServerCapabilities()?.extensions ?? null };
 }
 
+function transportForEntry(entry, env) {
+  // As a host reads its configuration: a url (with headers) is streamable HTTP; else a command to start,
+  // with the host's default environment plus the entry's own.
+  if (entry.url) return new StreamableHTTPClientTransport(new URL(entry.url), { requestInit: { headers: entry.headers ?? {} } });
+  return new StdioClientTransport({ command: entry.command, args: entry.args ?? [],
+    env: { ...getDefaultEnvironment(), ...(env ?? {}), ...(entry.env ?? {}) }, stderr: "inherit" });
+}
+
+async function configEntry(entry, call) {
+  const client = new Client({ name: "blendbus-node-host", version: "1.0.0" }, { capabilities: {} });
+  try {
+    await client.connect(transportForEntry(entry, call.env));
+  } catch (error) {
+    return { connected: false, error: String(error?.message ?? error) };
+  }
+  try {
+    const tools = (await client.listTools()).tools.map((t) => t.name);
+    const result = await client.callTool({ name: call.tool, arguments: call.arguments ?? {} }, undefined,
+      { timeout: 180_000 });
+    return { connected: true, tools, result: result.structuredContent, is_error: Boolean(result.isError) };
+  } finally {
+    await client.close();
+  }
+}
+
 const scenarios = {
   "stdio-large-result": largeResult, "http-large-result": largeResult, "http-task": taskLife,
   "http-task-cancel": taskCancel, "http-progress": progress, "http-subscribe": subscribe, "http-apps": apps,
 };
 const APPS = { extensions: { "io.modelcontextprotocol/ui": { mimeTypes: ["text/html;profile=mcp-app"] } } };
-const client = new Client({ name: "blendbus-node-test", version: "1.0.0" },
-  { capabilities: scenario === "http-apps" && size === "apps" ? APPS : {} });
-try {
-  await client.connect(transportFor(target));
-  const seen = await scenarios[scenario](client, scenario === "http-subscribe" ? size : Number(size));
-  console.log(JSON.stringify(seen));
-} catch (error) {
-  console.error(error?.stack ?? String(error));
-  process.exitCode = 1;
-} finally {
-  await client.close();
+if (scenario === "config-entry") {
+  try {
+    console.log(JSON.stringify(await configEntry(JSON.parse(target), JSON.parse(size))));
+  } catch (error) {
+    console.error(error?.stack ?? String(error));
+    process.exitCode = 1;
+  }
+} else {
+  const client = new Client({ name: "blendbus-node-test", version: "1.0.0" },
+    { capabilities: scenario === "http-apps" && size === "apps" ? APPS : {} });
+  try {
+    await client.connect(transportFor(target));
+    const seen = await scenarios[scenario](client, scenario === "http-subscribe" ? size : Number(size));
+    console.log(JSON.stringify(seen));
+  } catch (error) {
+    console.error(error?.stack ?? String(error));
+    process.exitCode = 1;
+  } finally {
+    await client.close();
+  }
 }

@@ -36,8 +36,7 @@ def get_polyhaven_status(job: Any) -> dict[str, Any]:
     enabled = job.setting(GATE) is True
     status = {"enabled": enabled, "api_url": _api(job)}
     if not enabled:
-        status["how_to_enable"] = (f"set the addon preference '{GATE}' (Preferences > Add-ons > blendbus, or"
-                                   f" `blendbus peer --set {GATE}=true`)")
+        status["how_to_enable"] = job.how_to_enable(GATE)
     return status
 
 
