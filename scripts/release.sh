@@ -10,6 +10,7 @@ rm -rf "$OUT"
 mkdir -p "$OUT"
 for project in . plugins/scene plugins/polyhaven plugins/sketchfab plugins/rodin plugins/hunyuan3d plugins/polypizza; do
   .venv/bin/python -m build --no-isolation --sdist --wheel --outdir "$OUT" "$project" >&2
+  rm -rf "$project/build"  # setuptools' working folder, not part of the release
 done
 .venv/bin/python -m twine check --strict "$OUT"/*.whl "$OUT"/*.tar.gz >&2
 .venv/bin/blendbus addon build --platform all --out "$OUT" >&2
