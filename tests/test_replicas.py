@@ -127,10 +127,10 @@ async def test_calls_per_user_are_limited_across_replicas(blendbus_redis: str, t
             peer = await stack.enter_async_context(connect(started[0].url))
             reg = await call_envelope(peer, "blender_register_client", {"client_uuid": "stalled", "instance": "i"})
 
-            all_in_flight = asyncio.Event()
+            all_in_flight, done = asyncio.Event(), asyncio.Event()
 
             async def poll_without_answering() -> None:  # alive, so its jobs stay in flight
-                while True:
+                while not done.is_set():  # each poll ends by itself within 1 s: none is cut off mid-answer
                     got = await call_envelope(peer, "blender_poll_jobs", {
                         "client_uuid": "stalled", "peer_token": reg["peer_token"], "wait_s": 1})
                     if len(got["payloads"]) == 256:
@@ -149,7 +149,8 @@ async def test_calls_per_user_are_limited_across_replicas(blendbus_redis: str, t
             assert {o["status"] for o in outcomes} == {p.TIMEOUT}
             freed = await call_envelope(callers[1], "blender_execute_code", {"code": "print(1)", "timeout_s": 0.5})
             assert freed["status"] == p.TIMEOUT  # accepted again once the others ended
-            keepalive.cancel()
+            done.set()
+            await keepalive  # a poll cancelled mid-flight would get its answer on a closed stream
     finally:
         for replica in started:
             replica.stop()

@@ -69,3 +69,35 @@ async def test_a_large_result_is_repeated_as_text_unless_the_server_is_told_othe
                     assert text == result.structured_content
                 else:
                     assert text["result"] == "(over 4096 bytes: only in structuredContent)"
+
+
+async def test_a_page_reads_only_its_bytes_however_large_the_result(blendbus_server, monkeypatch):
+    """Paging costs the same at any result size, counted rather than timed: a page at a large offset of a
+    24 MB result reads no more bytes from the store than a page holds, and never the whole result."""
+    jobs = blendbus_server.hub.jobs
+    read, whole = [], []
+    read_result, get = jobs.read_result, jobs.get
+
+    async def counted_read(user_id, job_id, offset, length):
+        stored = await read_result(user_id, job_id, offset, length)
+        read.append(len(stored[0]) if stored else 0)
+        return stored
+
+    async def counted_get(user_id, job_id, *, result=True):
+        job = await get(user_id, job_id, result=result)
+        if result and job is not None and job.result_data is not None:
+            whole.append(len(job.result_data))
+        return job
+
+    async with serve_http(blendbus_server) as url:
+        async with PythonPeer(lambda: connect(url)), connect(url) as client:
+            first = await call_envelope(client, "blender_test_size", {"nbytes": 24 * MB, "timeout_s": 120})
+            assert first["truncated"] and first["result_bytes"] == 24 * MB
+            monkeypatch.setattr(jobs, "read_result", counted_read)
+            monkeypatch.setattr(jobs, "get", counted_get)
+            for offset in (20 * MB, 12 * MB + 3, 256 * 1024):
+                page = await call_envelope(client, "blender_get_job", {"job_id": first["job_id"], "offset": offset})
+                assert page["offset"] == offset and page["result"] == "x" * (page["next_offset"] - offset)
+    budget = blendbus_server.hub.limits.inline_result_max_bytes
+    assert len(read) == 3 and all(n <= budget + 4 for n in read), read  # a page's bytes, and a character's slack
+    assert whole == []  # the whole result was never read to serve a page

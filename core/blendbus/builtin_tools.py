@@ -244,16 +244,15 @@ class BuiltinTools:
         return {"answers": answers}
 
     async def _get_job(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        wait_s = a.get("wait_s", 0.0)
+        wait_s, page = a.get("wait_s", 0.0), None
+        if "offset" in a:
+            budget = self.hub.limits.inline_result_max_bytes or paging.DEFAULT_INLINE_RESULT_MAX_BYTES
+            page = (a["offset"], a.get("length", budget))
         try:
-            env = (await self.held(call, lambda: self.hub.get_job(call.user_id, a["job_id"], wait_s)) if wait_s > 0
-                   else await self.hub.get_job(call.user_id, a["job_id"]))
+            return (await self.held(call, lambda: self.hub.get_job(call.user_id, a["job_id"], wait_s, page=page))
+                    if wait_s > 0 else await self.hub.get_job(call.user_id, a["job_id"], page=page))
         except TooManyWaits as exc:
             return p.envelope(p.BUSY, job_id=a["job_id"], error=str(exc))
-        if "offset" not in a or env.get("result") is None:
-            return env
-        budget = self.hub.limits.inline_result_max_bytes or paging.DEFAULT_INLINE_RESULT_MAX_BYTES
-        return paging.page(env, a["offset"], a.get("length", budget))
 
     async def _cancel_job(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
         return await self.hub.cancel_job(call.user_id, a["job_id"])

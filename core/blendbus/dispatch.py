@@ -19,7 +19,8 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from . import protocol as p
-from .backends.base import Backend, JobStoreError, OverQuota, PeerAuthError, PeerRecord, ProgressFn, Route
+from . import paging
+from .backends.base import Backend, Job, JobStoreError, OverQuota, PeerAuthError, PeerRecord, ProgressFn, Route
 from .paging import DEFAULT_INLINE_RESULT_MAX_BYTES
 
 __all__ = ["Hub", "Limits", "LOCAL_CREDENTIAL", "PeerAuthError"]
@@ -263,9 +264,9 @@ class Hub:
             except TimeoutError:
                 if time.monotonic() >= deadline:
                     continue
-                job = await self.jobs.get(user_id, job_id)
+                job = await self.jobs.get(user_id, job_id, result=False)
                 if job is not None and job.status in p.FINAL_STATUSES:
-                    return job.envelope()
+                    return (await self.jobs.get(user_id, job_id) or job).envelope()
                 if on_progress is None:
                     continue
                 state = job.status if job else p.QUEUED
@@ -304,23 +305,43 @@ class Hub:
             await self._cancel(user_id, job.target_uuid or "", job_id)
         return (await self.jobs.get(user_id, job_id) or job).envelope()
 
-    async def get_job(self, user_id: str, job_id: str, wait_s: float = 0.0) -> dict[str, Any]:
-        """A job's envelope; with wait_s, wait that long for it to finish first."""
+    async def get_job(self, user_id: str, job_id: str, wait_s: float = 0.0, *,
+                      page: tuple[int, int] | None = None) -> dict[str, Any]:
+        """A job's envelope; with wait_s, wait that long for it to finish first. With `page` (offset,
+        length), its result is that page of the result text, read from the store alone (paging.py):
+        a page costs the same whatever the size of the result."""
         fut = self.notifier.register(user_id, job_id)
+        delivered = None
         try:
-            job = await self.jobs.get(user_id, job_id)
+            job = await self.jobs.get(user_id, job_id, result=False)
             if job is None:
                 return p.envelope(p.FAILED, job_id=job_id, error=f"no job {job_id!r} for this user")
             deadline = time.monotonic() + min(wait_s, self.limits.max_wait_s)
             while job.status not in p.FINAL_STATUSES and (remaining := deadline - time.monotonic()) > 0:
                 try:  # the job's end, as delivered; re-read now and then: a wake-up from another replica may be lost
-                    return await asyncio.wait_for(asyncio.shield(fut), min(remaining, 5.0))
+                    delivered = await asyncio.wait_for(asyncio.shield(fut), min(remaining, 5.0))
+                    break
                 except TimeoutError:
                     pass
-                job = await self.jobs.get(user_id, job_id) or job
-            return job.envelope()
+                job = await self.jobs.get(user_id, job_id, result=False) or job
         finally:
             self.notifier.release(user_id, job_id, fut)
+        if page is not None:
+            return await self._page(user_id, job, delivered, *page)
+        if delivered is not None:
+            return delivered
+        return (await self.jobs.get(user_id, job_id) or job).envelope()
+
+    async def _page(self, user_id: str, job: Job, delivered: dict[str, Any] | None, offset: int,
+                    length: int) -> dict[str, Any]:
+        env = (await self.jobs.get(user_id, job.job_id, result=False) or job).envelope()
+        stored = await self.jobs.read_result(user_id, job.job_id, *paging.window(offset, length))
+        if stored is not None:
+            data, total, fmt = stored
+            return paging.cut(env, data, max(offset, 0), total, fmt, offset, length)
+        if delivered is not None and delivered.get("result") is not None:  # a result the store could not keep
+            return paging.page(delivered, offset, length)
+        return env
 
     async def list_peers(self, user_id: str) -> list[dict[str, Any]]:
         """The user's peers as `blender_list_clients` shows them."""

@@ -1,7 +1,8 @@
 """JSON for large results, in pieces: a 64 MB result should not exist twice more as JSON text.
 
 `json_pieces` yields exactly what `json.dumps(value, separators=(",", ":"))` returns (ASCII-only),
-in pieces of about `size` characters, so a large result can be written out piecewise.
+in pieces of about `size` characters, so a large result can be written out piecewise. `text_pieces`
+yields a result's *text* as stored and paged (paging.py): a string's own UTF-8, anything else's JSON.
 """
 
 from __future__ import annotations
@@ -61,6 +62,17 @@ def json_pieces(value: Any, size: int) -> Iterator[str]:
         yield "]"
 
 
-def json_size(value: Any, size: int = 1024 * 1024) -> int:
-    """Length of the compact JSON of `value`, found without holding all of it at once."""
-    return sum(len(piece) for piece in json_pieces(value, size))
+def text_pieces(value: Any, size: int = 1024 * 1024) -> Iterator[bytes]:
+    """The result text of `value` as UTF-8 bytes, in pieces: a string as it is, anything else as its
+    compact JSON (what `paging.result_text` is, without holding it whole)."""
+    if isinstance(value, str):
+        for start in range(0, len(value), size):
+            yield value[start:start + size].encode()
+    else:
+        for piece in json_pieces(value, size):
+            yield piece.encode("ascii")
+
+
+def text_size(value: Any, size: int = 1024 * 1024) -> int:
+    """Length in bytes of the result text of `value` (`text_pieces`), found without holding all of it."""
+    return sum(len(piece) for piece in text_pieces(value, size))

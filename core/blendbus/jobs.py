@@ -14,9 +14,10 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .encoding import encodes_over, json_pieces, json_size
+from .encoding import encodes_over, text_pieces, text_size
 from .backends.base import UNSET as _UNSET
 from .backends.base import DuplicateJob, Job, JobStoreError, OverQuota
+from .paging import result_format
 from .protocol import LOST, OPEN_STATUSES, QUEUED, STATUS_RANK
 
 __all__ = ["DuplicateJob", "Job", "JobStore", "JobStoreError", "OverQuota"]
@@ -29,9 +30,13 @@ DEFAULT_MAX_BYTES_PER_USER = 512 * 1024**2
 ROW_OVERHEAD_BYTES = 64
 """Counted for every row besides its text: its numbers, and SQLite's own bookkeeping."""
 LARGE_RESULT_BYTES = 1024 * 1024
-"""Results whose JSON is longer than this go to the `large` column, written in pieces of this size.
-It is the table's last column: only there does SQLite reserve a zeroblob without materializing it."""
-_RESULT = "COALESCE(result, large)"
+"""Results whose text is longer than this go to the `large` column, written in pieces of this size
+and read back a page at a time (blob I/O). It is the table's last column: only there does SQLite
+reserve a zeroblob without materializing it."""
+_COLUMNS = "user_id, job_id, kind, command, target_uuid, status, {data}, error, progress, message, created, updated"
+_META = "result_format, COALESCE(LENGTH(CAST(result AS BLOB)), LENGTH(large))"
+"""A row's result format and result size: what a job without its result still says about it. (LENGTH of
+a blob reads its header only; `large IS NULL` would read all of it.)"""
 _ROW_BYTES = (f"({ROW_OVERHEAD_BYTES} + LENGTH(CAST(user_id AS BLOB)) + LENGTH(CAST(job_id AS BLOB))"
               " + LENGTH(CAST(kind AS BLOB)) + LENGTH(CAST(command AS BLOB))"
               " + COALESCE(LENGTH(CAST(target_uuid AS BLOB)), 0) + COALESCE(LENGTH(CAST(result AS BLOB)), 0)"
@@ -54,6 +59,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     created     REAL NOT NULL,
     updated     REAL NOT NULL,
     payload_bytes INTEGER NOT NULL DEFAULT 0,
+    result_format TEXT NOT NULL DEFAULT 'json',
     large       BLOB,
     PRIMARY KEY (user_id, job_id)
 );
@@ -98,6 +104,8 @@ class JobStore:
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
         if "payload_bytes" not in columns:  # a store from 0.3 or older
             self._db.execute("ALTER TABLE jobs ADD COLUMN payload_bytes INTEGER NOT NULL DEFAULT 0")
+        if "result_format" not in columns:  # a store from 0.3 or older: every result is JSON
+            self._db.execute("ALTER TABLE jobs ADD COLUMN result_format TEXT NOT NULL DEFAULT 'json'")
         if "large" not in columns:  # a store from 0.1.0
             self._db.execute("ALTER TABLE jobs ADD COLUMN large BLOB")
         self._usage: dict[str, list[int]] = {
@@ -187,13 +195,15 @@ class JobStore:
         sets, args = ["status = ?", "updated = ?"], [status, time.time()]
         size = 0
         if result is not _UNSET:
-            size = json_size(result, LARGE_RESULT_BYTES) if encodes_over(result, LARGE_RESULT_BYTES) else 0
+            size = text_size(result, LARGE_RESULT_BYTES) if encodes_over(result, LARGE_RESULT_BYTES) else 0
+            sets.append("result_format = ?")
+            args.append(result_format(result))
             if size > LARGE_RESULT_BYTES:
                 sets.append("result = NULL, large = zeroblob(?)")
                 args.append(size)
             else:
                 sets.append("result = ?, large = NULL")
-                args.append(json.dumps(result, separators=(",", ":")))
+                args.append(result if isinstance(result, str) else json.dumps(result, separators=(",", ":")))
         if error is not None:
             sets.append("error = ?")
             args.append(error)
@@ -215,15 +225,15 @@ class JobStore:
 
     def _write_large(self, update: str, args: tuple[Any, ...], result: Any) -> bool:
         """Store a large result piecewise, in one transaction with its status. Bound as one value, its
-        JSON would exist whole in memory, and SQLite would copy it again while building the row."""
+        text would exist whole in memory, and SQLite would copy it again while building the row."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 rows = self._db.execute(update, args).fetchall()
                 if rows:
                     with self._db.blobopen("jobs", "large", rows[0][0]) as blob:
-                        for piece in json_pieces(result, LARGE_RESULT_BYTES):
-                            blob.write(piece.encode("ascii"))
+                        for piece in text_pieces(result, LARGE_RESULT_BYTES):
+                            blob.write(piece)
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -241,20 +251,35 @@ class JobStore:
         self._grew(user_id, 0, self._row_bytes(user_id, job_id) - before)
         self._fit(user_id, keep=job_id)
 
-    def get(self, user_id: str, job_id: str) -> Job | None:
-        row = self._db.execute(
-            f"SELECT user_id, job_id, kind, command, target_uuid, status, {_RESULT}, error, progress, message,"
-            " created, updated FROM jobs WHERE user_id = ? AND job_id = ?",
-            (user_id, job_id),
-        ).fetchone()
+    def get(self, user_id: str, job_id: str, *, result: bool = True) -> Job | None:
+        """The job; without its result text when not `result` (its format and size are still given)."""
+        data = "COALESCE(result, large)" if result else "NULL"
+        row = self._db.execute(f"SELECT {_COLUMNS.format(data=data)}, {_META} FROM jobs WHERE user_id = ? AND job_id = ?",
+                               (user_id, job_id)).fetchone()
         return Job(*row) if row else None
+
+    def read_result(self, user_id: str, job_id: str, offset: int, length: int) -> tuple[bytes, int, str] | None:
+        """Bytes [offset, offset + length) of the stored result text, its whole length and its format;
+        a large result is read from its blob, only those bytes."""
+        row = self._db.execute(f"SELECT rowid, LENGTH(large) IS NOT NULL, {_META} FROM jobs WHERE user_id = ? AND job_id = ?",
+                               (user_id, job_id)).fetchone()
+        if row is None or row[3] is None:
+            return None
+        rowid, large, fmt, total = row
+        offset, length = min(max(offset, 0), total), max(0, min(length, total - max(offset, 0)))
+        if large:
+            with self._db.blobopen("jobs", "large", rowid, readonly=True) as blob:
+                blob.seek(offset)
+                return blob.read(length), total, fmt
+        piece = self._db.execute("SELECT substr(CAST(result AS BLOB), ?, ?) FROM jobs WHERE rowid = ?",
+                                 (offset + 1, length, rowid)).fetchone()[0]
+        return bytes(piece or b""), total, fmt
 
     def recent(self, user_id: str, limit: int, before: float | None = None) -> list[Job]:
         """A user's newest jobs (created before `before`, if given), newest first, without their results."""
         rows = self._db.execute(
-            "SELECT user_id, job_id, kind, command, target_uuid, status, NULL, error, progress, message, created, updated"
-            " FROM jobs WHERE user_id = ? AND created < ? ORDER BY created DESC LIMIT ?",
-            (user_id, before if before is not None else float("inf"), limit),
+            f"SELECT {_COLUMNS.format(data='NULL')}, {_META} FROM jobs WHERE user_id = ? AND created < ?"
+            " ORDER BY created DESC LIMIT ?", (user_id, before if before is not None else float("inf"), limit),
         ).fetchall()
         return [Job(*row) for row in rows]
 

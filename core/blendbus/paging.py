@@ -6,7 +6,9 @@ carries its envelope twice (structuredContent and JSON text), so a result whose 
 than the inline budget is cut: the envelope carries the first page of its *result text* (a script's
 stdout, otherwise the result's JSON text, as `result_format` says) with `truncated: true`,
 `result_bytes`, `offset` and `next_offset`, and `blender_get_job(job_id, offset=N, length=M)` returns the following pages.
-Offsets count UTF-8 bytes of the result text; a page never splits a character.
+Offsets count UTF-8 bytes of the result text; a page never splits a character. The stores keep the
+result text as it is paged (backends/base.py), so a page is read from them alone: its cost does not
+depend on the size of the result.
 """
 
 from __future__ import annotations
@@ -23,6 +25,14 @@ PAGE_FIELDS = frozenset({"truncated", "result_bytes", "result_format", "offset",
 """What `page` adds to an envelope."""
 
 
+TEXT, JSON = "text", "json"
+"""The two forms of a result text: a string result is its own text, anything else its compact JSON."""
+
+
+def result_format(result: Any) -> str:
+    return TEXT if isinstance(result, str) else JSON
+
+
 def result_text(result: Any) -> str:
     """What pages are cut from: a string as it is, anything else as its compact JSON."""
     return result if isinstance(result, str) else json.dumps(result, separators=(",", ":"))
@@ -35,28 +45,43 @@ def fits(result: Any, budget: int) -> bool:
 def page(env: dict[str, Any], offset: int, length: int) -> dict[str, Any]:
     """`env` with its result replaced by the page of `length` bytes (at most) of its result text that
     starts at `offset`, so that the page's JSON stays within `length` bytes too."""
-    length = max(length, MIN_PAGE_BYTES)
     result = env.get("result")
     data = result_text(result).encode("utf-8")
-    start = min(max(offset, 0), len(data))
-    while start < len(data) and _continuation(data[start]):  # an offset inside a character: start after it
-        start += 1
-    end = _boundary(data, min(len(data), start + max(length, 1)))
-    text = data[start:end].decode("utf-8")
+    return cut(env, data, 0, len(data), result_format(result), offset, length)
+
+
+WINDOW_SLACK = 4
+"""Bytes to read beyond a page: a page never splits a UTF-8 character (at most 4 bytes)."""
+
+
+def window(offset: int, length: int) -> tuple[int, int]:
+    """What to read from the stored result text to cut the page at `offset`: (start, bytes)."""
+    return max(offset, 0), max(length, MIN_PAGE_BYTES) + WINDOW_SLACK
+
+
+def cut(env: dict[str, Any], data: bytes, base: int, total: int, fmt: str, offset: int, length: int) -> dict[str, Any]:
+    """The page at `offset` of a result text `total` bytes long, of which `data` holds the bytes from
+    `base` on (all of it, or the `window` read from the store): `env` with that page as its result."""
+    length = max(length, MIN_PAGE_BYTES)
+    start = min(max(offset, 0), total)
+    while start < total and start - base < len(data) and _continuation(data[start - base]):
+        start += 1  # an offset inside a character: start after it
+    end = _boundary(data, base, total, min(total, start + length))
+    text = data[start - base:end - base].decode("utf-8")
     while end > start and len(json.dumps(text)) > length:  # escapes (\n, \u0000) made it longer: shrink
-        end = _boundary(data, start + max(1, (end - start) * length // len(json.dumps(text))))
-        text = data[start:end].decode("utf-8")
+        end = _boundary(data, base, total, start + max(1, (end - start) * length // len(json.dumps(text))))
+        text = data[start - base:end - base].decode("utf-8")
     job_id = env.get("job_id")
-    more = end < len(data)
+    more = end < total
     return {
         **env,
         "result": text,
         "truncated": start > 0 or more,
-        "result_bytes": len(data),
-        "result_format": "text" if isinstance(result, str) else "json",
+        "result_bytes": total,
+        "result_format": fmt,
         "offset": start,
         "next_offset": end if more else None,
-        **({"more": f"the result has {len(data)} bytes; call blender_get_job(job_id={job_id!r}, offset={end})"
+        **({"more": f"the result has {total} bytes; call blender_get_job(job_id={job_id!r}, offset={end})"
                      " for the next page"} if more else {}),
     }
 
@@ -72,8 +97,8 @@ def _continuation(byte: int) -> bool:
     return byte & 0xC0 == 0x80
 
 
-def _boundary(data: bytes, end: int) -> int:
-    """The nearest character boundary at or before `end`."""
-    while 0 < end < len(data) and _continuation(data[end]):
+def _boundary(data: bytes, base: int, total: int, end: int) -> int:
+    """The nearest character boundary at or before `end` (`data` holds the bytes from `base` on)."""
+    while base < end < total and end - base < len(data) and _continuation(data[end - base]):
         end -= 1
     return end

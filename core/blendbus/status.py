@@ -27,6 +27,7 @@ from mcp.server.transport_security import TransportSecurityMiddleware, Transport
 
 from . import protocol as p
 from .auth import OPERATOR, ROLES, ROLES_SCOPE_KEY, USER_SCOPE_KEY
+from .backends.base import Job
 from .dispatch import Hub
 from .waits import TooManyWaits, Waits
 
@@ -51,10 +52,10 @@ PAGE_POLICY = ("default-src 'self'; img-src 'self' data:; style-src 'unsafe-inli
 """The page's Content-Security-Policy: nothing from elsewhere, and no other page may frame it (clickjacking)."""
 
 
-def _thumbnail(result_json: str | bytes | None) -> str | None:
-    if result_json is None or len(result_json) > THUMBNAIL_SOURCE_MAX_BYTES:
+def _thumbnail(job: Job | None) -> str | None:
+    if job is None or job.result_data is None or len(job.result_data) > THUMBNAIL_SOURCE_MAX_BYTES:
         return None
-    result = json.loads(result_json)
+    result = job.result
     if not isinstance(result, dict) or p.image_problem(result) is not None or not result.get(p.IMAGES_KEY):
         return None
     image = result[p.IMAGES_KEY][0]
@@ -72,8 +73,9 @@ class Thumbnails:
     async def of(self, user_id: str, job_id: str) -> str | None:
         key = (user_id, job_id)
         if key not in self._seen:
-            full = await self.hub.jobs.get(user_id, job_id)
-            self._seen[key] = _thumbnail(full.result_json if full else None)
+            meta = await self.hub.jobs.get(user_id, job_id, result=False)  # a large result is not read at all
+            small = meta is not None and (meta.result_bytes or 0) <= THUMBNAIL_SOURCE_MAX_BYTES
+            self._seen[key] = _thumbnail(await self.hub.jobs.get(user_id, job_id) if small else None)
             while len(self._seen) > self.keep:
                 self._seen.popitem(last=False)
         return self._seen[key]

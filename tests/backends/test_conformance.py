@@ -75,6 +75,25 @@ async def test_results_and_progress_round_trip(backend: Backend) -> None:
     assert (await jobs.get("u", "big")).envelope()["progress"] == {"fraction": 0.25, "message": "a quarter"}
 
 
+@pytest.mark.parametrize("result", ["é€ line\n" * 400_000, {"text": "x" * 3_000_000, "n": [1, 2.5, None]}, "short", [1]])
+async def test_a_page_of_a_result_is_read_alone(backend: Backend, result) -> None:
+    """The stored form is the result text that pages are cut from: any slice of it is read directly."""
+    from blendbus.paging import result_format, result_text
+
+    jobs = backend.jobs
+    await jobs.create("u", "r", kind=p.COMMAND_DISPATCH, command="c", target_uuid="peer")
+    assert await jobs.read_result("u", "r", 0, 10) is None  # no result yet
+    await jobs.advance("u", "r", p.COMPLETED, result=result)
+    text = result_text(result).encode()
+    meta = await jobs.get("u", "r", result=False)
+    assert meta.result_data is None and meta.result_bytes == len(text) and meta.result_format == result_format(result)
+    assert (await jobs.get("u", "r")).result == result  # whole, it decodes to what was stored
+    for offset, length in ((0, 100), (len(text) // 2, 65_536), (max(0, len(text) - 5), 100), (len(text) + 10, 100)):
+        data, total, fmt = await jobs.read_result("u", "r", offset, length)
+        assert data == text[offset:offset + length] and total == len(text) and fmt == result_format(result)
+    assert await jobs.read_result("u", "nope", 0, 10) is None and await jobs.read_result("v", "r", 0, 10) is None
+
+
 async def test_a_user_lists_their_newest_jobs_without_results(backend: Backend) -> None:
     jobs = backend.jobs
     for i in range(4):
@@ -86,7 +105,7 @@ async def test_a_user_lists_their_newest_jobs_without_results(backend: Backend) 
     assert [j.job_id for j in newest] == ["j3", "j2"]
     older = await jobs.recent("u", 10, before=newest[-1].created)
     assert [j.job_id for j in older] == ["j1", "j0"] and older[0].status == p.COMPLETED
-    assert older[0].result_json is None  # a listing does not load results
+    assert older[0].result_data is None  # a listing does not load results
 
 
 async def test_each_user_is_kept_within_their_caps(backend: Backend) -> None:

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from ..paging import JSON, TEXT
 from ..protocol import AMBIGUOUS_TARGET, NO_CLIENT, UNKNOWN_TARGET, envelope
 from ..waiter import ProgressFn
 
@@ -58,17 +59,25 @@ class Job:
     command: str
     target_uuid: str | None
     status: str
-    result_json: str | bytes | None
-    """JSON text; a large result may be stored, and read back, as bytes."""
+    result_data: str | bytes | None
+    """The result text as stored (paging.result_text, in `result_format`): None when it was not read, or
+    there is none. The stores keep results this way so that a page is read without decoding the rest."""
     error: str
     progress: float | None
     message: str | None
     created: float
     updated: float
+    result_format: str = JSON
+    result_bytes: int | None = None
+    """How long the stored result text is, in UTF-8 bytes (None: no result)."""
 
     @property
     def result(self) -> Any:
-        return None if self.result_json is None else json.loads(self.result_json)
+        if self.result_data is None:
+            return None
+        if self.result_format == TEXT:
+            return self.result_data.decode() if isinstance(self.result_data, bytes) else self.result_data
+        return json.loads(self.result_data)
 
     def envelope(self, result: Any = UNSET) -> dict[str, Any]:
         """The job as a tool result. Pass `result` when it is at hand already decoded: a large result
@@ -179,11 +188,17 @@ class Jobs(Protocol):
 
     async def set_progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None: ...
 
-    async def get(self, user_id: str, job_id: str) -> Job | None: ...
+    async def get(self, user_id: str, job_id: str, *, result: bool = True) -> Job | None:
+        """The job; with `result=False` without its result (`result_data` None, `result_bytes` still
+        set): a status check must not read a 64 MB result."""
+
+    async def read_result(self, user_id: str, job_id: str, offset: int, length: int) -> tuple[bytes, int, str] | None:
+        """Bytes [offset, offset + length) of the job's stored result text, the text's whole length, and its
+        format (TEXT or JSON); reading only those bytes. None when the job or its result is not there."""
 
     async def recent(self, user_id: str, limit: int, before: float | None = None) -> list[Job]:
         """A user's newest jobs (created before `before`, if given), newest first, without their
-        results (`result_json` is None: a listing must not load 64 MB results)."""
+        results (`result_data` is None: a listing must not load 64 MB results)."""
 
     async def in_flight(self, user_id: str, target_uuid: str) -> list[str]:
         """Jobs sent to that peer and not finished."""

@@ -39,8 +39,11 @@ class SqliteJobs:
     async def set_progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None:
         self.store.set_progress(user_id, job_id, fraction, message)
 
-    async def get(self, user_id: str, job_id: str) -> Job | None:
-        return self.store.get(user_id, job_id)
+    async def get(self, user_id: str, job_id: str, *, result: bool = True) -> Job | None:
+        return self.store.get(user_id, job_id, result=result)
+
+    async def read_result(self, user_id: str, job_id: str, offset: int, length: int) -> tuple[bytes, int, str] | None:
+        return self.store.read_result(user_id, job_id, offset, length)
 
     async def recent(self, user_id: str, limit: int, before: float | None = None) -> list[Job]:
         return self.store.recent(user_id, limit, before)

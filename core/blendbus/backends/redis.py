@@ -37,6 +37,8 @@ from ..jobs import (DEFAULT_MAX_AGE_S, DEFAULT_MAX_BYTES_PER_USER, DEFAULT_MAX_J
                     ROW_OVERHEAD_BYTES)
 from ..protocol import CANCEL, FINAL_STATUSES, LOST, OPEN_STATUSES, STATUS_RANK, envelope
 from ..waiter import JobWaiter
+from ..encoding import encodes_over, text_pieces
+from ..paging import JSON, result_format
 from .base import (UNSET, Backend, BusEvent, DuplicateJob, Job, JobStoreError, OverQuota, PeerAuthError, PeerRecord,
                    ProgressFn, Route, route)
 
@@ -55,6 +57,8 @@ ORPHAN_AFTER_S = 60.0
 """A job recorded but in no queue for this long was orphaned by a dying replica (swept by `prune`)."""
 MAX_CONNECTIONS = 128
 """Connections one replica opens to Redis at most; more concurrent commands wait for one (10 s at most)."""
+STAGE_RESULT_BYTES = 1024 * 1024
+"""A result whose text is longer is written to Redis in pieces of this size, never as one command."""
 INFO_PREFIX = "i:"
 """Peer hash fields holding what the peer said of itself (JSON values)."""
 
@@ -64,9 +68,10 @@ T = TypeVar("T")
 _SIZE = """
 local function resize(job, usage)
   local new = tonumber(redis.call('HGET', job, 'fixed')) + tonumber(redis.call('HGET', job, 'payload') or '0')
-  for _, f in ipairs({'kind', 'command', 'target', 'result', 'error', 'message'}) do
+  for _, f in ipairs({'kind', 'command', 'target', 'error', 'message'}) do
     new = new + redis.call('HSTRLEN', job, f)
   end
+  new = new + redis.call('STRLEN', job .. ':result')
   local old = tonumber(redis.call('HGET', job, 'size') or '0')
   redis.call('HSET', job, 'size', new)
   redis.call('HINCRBY', usage, 'bytes', new - old)
@@ -77,6 +82,7 @@ local function drop(usage, done, base, victim)
   redis.call('ZREM', base .. 'jobs:queued', victim)
   local key = base .. 'job:' .. victim
   local size = tonumber(redis.call('HGET', key, 'size') or '0')
+  redis.call('DEL', key .. ':result')
   if redis.call('DEL', key) == 1 then
     redis.call('HINCRBY', usage, 'jobs', -1)
     redis.call('HINCRBY', usage, 'bytes', -size)
@@ -122,18 +128,21 @@ end
 return {'ok'}
 """
 
-# KEYS: job, usage, done   ARGV: status, now, has_result, result, has_error, error, ended, base, job_id,
-#                                max_jobs, max_bytes, lower statuses...
+# KEYS: job, usage, done   ARGV: status, now, has_result (0, 1: in ARGV[4], 2: staged at job:result:new),
+#                                result, has_error, error, ended, base, job_id, max_jobs, max_bytes, format,
+#                                lower statuses...
 _ADVANCE = _SIZE + """
+local staged = KEYS[1] .. ':result:new'
 local cur = redis.call('HGET', KEYS[1], 'status')
-if not cur then return 0 end
 local forward = false
-for i = 12, #ARGV do if ARGV[i] == cur then forward = true; break end end
-if not forward then return 0 end
+if cur then for i = 13, #ARGV do if ARGV[i] == cur then forward = true; break end end end
+if not forward then redis.call('DEL', staged); return 0 end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'updated', ARGV[2])
 if ARGV[7] == '1' then redis.call('HSET', KEYS[1], 'payload', 0) end  -- the peer has the payload, or never will
 redis.call('ZREM', ARGV[8] .. 'jobs:queued', ARGV[9])
-if ARGV[3] == '1' then redis.call('HSET', KEYS[1], 'result', ARGV[4]) end
+if ARGV[3] == '1' then redis.call('SET', KEYS[1] .. ':result', ARGV[4]) end
+if ARGV[3] == '2' then redis.call('RENAME', staged, KEYS[1] .. ':result') end
+if ARGV[3] ~= '0' then redis.call('HSET', KEYS[1], 'format', ARGV[12]) end
 if ARGV[5] == '1' then redis.call('HSET', KEYS[1], 'error', ARGV[6]) end
 resize(KEYS[1], KEYS[2])
 if ARGV[7] == '1' then
@@ -533,13 +542,30 @@ class RedisJobs:
     async def advance(self, user_id: str, job_id: str, status: str, *, result: Any = UNSET,
                       error: str | None = None) -> bool:
         base, usage, done = self._keys(user_id)
+        job = base + "job:" + job_id
         lower = [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]]
-        has_result = result is not UNSET
-        encoded = json.dumps(result, separators=(",", ":")) if has_result else ""
-        moved = await self.shared.run("advance", _ADVANCE, [base + "job:" + job_id, usage, done], [
-            status, time.time(), int(has_result), encoded, int(error is not None), error or "",
-            int(status not in OPEN_STATUSES), base, job_id, self.max_jobs_per_user, self.max_bytes_per_user, *lower])
+        how, inline = 0, b""
+        if result is not UNSET:
+            if encodes_over(result, STAGE_RESULT_BYTES):  # in pieces, never whole: staged, then renamed in
+                how = 2
+                await self._stage(job + ":result:new", result)
+            else:
+                how, inline = 1, b"".join(text_pieces(result))
+        moved = await self.shared.run("advance", _ADVANCE, [job, usage, done], [
+            status, time.time(), how, inline, int(error is not None), error or "",
+            int(status not in OPEN_STATUSES), base, job_id, self.max_jobs_per_user, self.max_bytes_per_user,
+            result_format(result) if how else "", *lower])
         return bool(moved)
+
+    async def _stage(self, key: str, result: Any) -> None:
+        """Write a large result's text to `key` a piece at a time (a few pieces per round trip)."""
+        await self.shared.redis.delete(key)
+        async with self.shared.redis.pipeline(transaction=False) as pipe:
+            for n, piece in enumerate(text_pieces(result, STAGE_RESULT_BYTES)):
+                pipe.append(key, piece)
+                if n % 8 == 7:
+                    await pipe.execute()
+            await pipe.execute()
 
     @_failures_are_store_errors
     async def set_progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None:
@@ -549,11 +575,29 @@ class RedisJobs:
             message or "", time.time(), base, job_id, self.max_jobs_per_user, self.max_bytes_per_user])
 
     @_failures_are_store_errors
-    async def get(self, user_id: str, job_id: str) -> Job | None:
-        raw = await self.shared.redis.hgetall(self.shared.user(user_id) + "job:" + job_id)
+    async def get(self, user_id: str, job_id: str, *, result: bool = True) -> Job | None:
+        key = self.shared.user(user_id) + "job:" + job_id
+        async with self.shared.redis.pipeline(transaction=True) as pipe:
+            pipe.hgetall(key)
+            pipe.strlen(key + ":result")
+            if result:
+                pipe.get(key + ":result")
+            raw, size, *data = await pipe.execute()
         if not raw:
             return None
-        return self._job(user_id, job_id, {k.decode(): v for k, v in raw.items()})
+        return self._job(user_id, job_id, {k.decode(): v for k, v in raw.items()}, data[0] if data else None, size)
+
+    @_failures_are_store_errors
+    async def read_result(self, user_id: str, job_id: str, offset: int, length: int) -> tuple[bytes, int, str] | None:
+        key = self.shared.user(user_id) + "job:" + job_id
+        async with self.shared.redis.pipeline(transaction=True) as pipe:
+            pipe.hget(key, "format")
+            pipe.strlen(key + ":result")
+            pipe.getrange(key + ":result", max(offset, 0), max(offset, 0) + length - 1)
+            fmt, total, data = await pipe.execute()
+        if fmt is None:  # no such job, or no result stored
+            return None
+        return (data if offset < total and length > 0 else b""), total, _s(fmt)
 
     @_failures_are_store_errors
     async def recent(self, user_id: str, limit: int, before: float | None = None) -> list[Job]:
@@ -568,12 +612,13 @@ class RedisJobs:
         return [self._job(user_id, job_id, dict(zip(fields, row))) for job_id, row in zip(ids, rows) if row[3] is not None]
 
     @staticmethod
-    def _job(user_id: str, job_id: str, f: dict[str, Any]) -> Job:
+    def _job(user_id: str, job_id: str, f: dict[str, Any], data: bytes | None = None, size: int = 0) -> Job:
+        fmt = f.get("format")
         return Job(user_id=user_id, job_id=job_id, kind=_s(f["kind"]), command=_s(f["command"]),
-                   target_uuid=_s(f.get("target")) or None, status=_s(f["status"]), result_json=f.get("result"),
+                   target_uuid=_s(f.get("target")) or None, status=_s(f["status"]), result_data=data,
                    error=_s(f.get("error")), progress=float(f["progress"]) if f.get("progress") is not None else None,
                    message=_s(f["message"]) if f.get("message") is not None else None, created=float(f["created"]),
-                   updated=float(f["updated"]))
+                   updated=float(f["updated"]), result_format=_s(fmt) or JSON, result_bytes=size if fmt else None)
 
     @_failures_are_store_errors
     async def in_flight(self, user_id: str, target_uuid: str) -> list[str]:

@@ -1,0 +1,89 @@
+"""Paging a large result the way every client does by default: the first page inline, then
+`blender_get_job(job_id, offset=next_offset)` until `next_offset` is null.
+
+    python -m bench.paging [--sizes-mib 1 16 64] [--backend sqlite|redis]
+
+For each size: the pages, the median time of one page (which must not grow with the result), and
+the whole loop's MiB/s. A Python test peer returns the string (`blender_test_size`); server, peer and
+client are separate processes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from blendbus import eventloop
+from blendbus.client import connect
+from blendbus.testing.redis import fresh_prefix, redis_server, remove_prefix, with_prefix
+
+from . import _procs
+
+MIB = 1024 * 1024
+
+
+async def run(sizes_mib: list[float], backend: str = "sqlite") -> list[dict[str, Any]]:
+    rows = []
+    with tempfile.TemporaryDirectory() as tmp:
+        if backend == "redis":
+            with redis_server() as base:
+                prefix = fresh_prefix("paging")
+                try:
+                    return await _run(sizes_mib, with_prefix(base, prefix), Path(tmp))
+                finally:
+                    remove_prefix(base, prefix)
+        rows = await _run(sizes_mib, "sqlite", Path(tmp))
+    return rows
+
+
+async def _run(sizes_mib: list[float], backend: str, tmp: Path) -> list[dict[str, Any]]:
+    server, url = _procs.start_server(tmp / "state", backend=backend)
+    peer = _procs.start_python_peer(url, "py-peer", concurrency=1)
+    rows = []
+    try:
+        async with connect(url) as client:
+            for size in sizes_mib:
+                nbytes = int(size * MIB) - 16  # the result cap (64 MiB) counts the encoded string's quotes
+                t0 = time.perf_counter()
+                first = await client.call_tool("blender_test_size", {"nbytes": nbytes, "timeout_s": 600})
+                env = first.structured_content
+                received, offset, page_times = len(env["result"].encode()), env.get("next_offset"), []
+                while offset is not None:
+                    p0 = time.perf_counter()
+                    page = (await client.call_tool("blender_get_job", {"job_id": env["job_id"], "offset": offset}))
+                    page_times.append(time.perf_counter() - p0)
+                    received += len(page.structured_content["result"].encode())
+                    offset = page.structured_content["next_offset"]
+                whole = time.perf_counter() - t0
+                if received != nbytes:
+                    raise RuntimeError(f"{size} MiB: {received} bytes arrived")
+                rows.append({"size_mib": size, "pages": len(page_times) + 1,
+                             "page_ms": statistics.median(page_times) * 1000 if page_times else 0.0,
+                             "whole_s": whole, "mib_per_s": nbytes / MIB / whole})
+    finally:
+        _procs.stop(peer, server)
+    return rows
+
+
+def table(rows: list[dict[str, Any]], backend: str = "sqlite") -> str:
+    lines = [f"| result ({backend}) | pages | one page (median) | whole paged loop | MiB/s |", "|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['size_mib']:g} MiB | {r['pages']} | {r['page_ms']:.1f} ms | {r['whole_s']:.2f} s |"
+                     f" {r['mib_per_s']:.1f} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes-mib", type=float, nargs="+", default=[1, 16, 64])
+    parser.add_argument("--backend", choices=["sqlite", "redis"], default="sqlite")
+    args = parser.parse_args()
+    print(table(eventloop.run(run(args.sizes_mib, args.backend)), args.backend))
+
+
+if __name__ == "__main__":
+    main()
