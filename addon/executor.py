@@ -178,7 +178,7 @@ class Executor:
     def _gate_closed(self, gate: str | None, what: str) -> str | None:
         if gate is None or self.runtime.setting(gate) is True:
             return None
-        return f"{what} is disabled on this Blender peer: {self.runtime.how_to_enable(gate)}"
+        return f"{what} is disabled on this Blender peer (preference '{gate}'): {self.runtime.how_to_enable(gate)}"
 
     def _run_script(self, payload: dict[str, Any], job: Job) -> Reply:
         closed = self._gate_closed(p.CODE_GATE, "running scripts (job_dispatch)")

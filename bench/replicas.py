@@ -4,7 +4,11 @@
 
 Every server, peer and client is its own process on 127.0.0.1. Reported from one run:
 
-- the no-op round trip p50 at concurrency 1, SQLite backend vs Redis backend (one server each);
+- the no-op round trip p50 at concurrency 1 and calls/s at concurrency 64, SQLite backend vs Redis
+  backend (one server each);
+- Redis round trips and commands per dispatched call, counted on the wire (a proxy between the
+  server and Redis: a pipeline or a script is one round trip) and by Redis (`INFO stats`), with the
+  server's idle background (heartbeats, the reaper) measured first and subtracted;
 - calls/s at concurrency 16 and 64 with 1, 2 and 3 replicas on Redis: callers are spread over the
   replicas, and each caller's peer polls another replica than the caller's (every call crosses);
 - Redis commands per second with `--idle-peers` idle peers registered and polling.
@@ -22,11 +26,13 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from blendbus import eventloop
 from blendbus.testing.redis import fresh_prefix, redis_server, remove_prefix, with_prefix
 
 from . import _procs
+from ._wire import TurnCounter
 
 LEVELS = (16, 64)
 
@@ -43,13 +49,43 @@ def _redis_commands(url: str) -> int:
         client.close()
 
 
-async def _noop_p50(backend: str, state: Path, seconds: float) -> dict[str, Any]:
+async def _noop(backend: str, state: Path, seconds: float) -> dict[int, dict[str, Any]]:
+    """The no-op at concurrency 1 and 64 through one server on `backend`."""
     server, url = _procs.start_server(state, backend=backend)
-    peer = _procs.start_python_peer(url, f"py-peer-{state.name}")
+    peer = _procs.start_python_peer(url, f"py-peer-{state.name}", concurrency=64)
     try:
-        return await _procs.measure(url, "blender_test_noop", {}, 1, seconds, pids={"server": server.pid})
+        return {c: await _procs.measure(url, "blender_test_noop", {}, c, seconds, pids={"server": server.pid})
+                for c in (1, 64)}
     finally:
         _procs.stop(peer, server)
+
+
+async def _per_call(redis_url: str, prefix: str, state: Path, seconds: float) -> dict[str, Any]:
+    """Redis round trips and commands per no-op call (concurrency 1), background subtracted."""
+    port = urlsplit(redis_url).port or 6379
+    with TurnCounter(port) as wire:
+        proxied = with_prefix(redis_url.replace(f":{port}", f":{wire.port}", 1), prefix)
+        server, url = _procs.start_server(state, backend=proxied)
+        peer = None
+        try:
+            peer = _procs.start_python_peer(url, f"trips-{state.name}")
+            await _procs.measure(url, "blender_test_noop", {}, 1, 1.0)  # registered, scripts loaded, polls open
+
+            def sample() -> tuple[float, int, int]:
+                return time.monotonic(), wire.turns, _redis_commands(redis_url)
+
+            t0, turns0, commands0 = sample()
+            await asyncio.sleep(seconds)
+            t1, turns1, commands1 = sample()
+            r = await _procs.measure(url, "blender_test_noop", {}, 1, seconds)
+            t2, turns2, commands2 = sample()
+        finally:
+            _procs.stop(*(proc for proc in (peer, server) if proc is not None))
+    idle_turns, idle_commands = (turns1 - turns0) / (t1 - t0), (commands1 - commands0 - 1) / (t1 - t0)
+    calls = max(r["calls"], 1)
+    return {"calls": r["calls"], "idle_round_trips_per_s": idle_turns,
+            "round_trips_per_call": (turns2 - turns1 - idle_turns * (t2 - t1)) / calls,
+            "commands_per_call": (commands2 - commands1 - 1 - idle_commands * (t2 - t1)) / calls}
 
 
 async def _replicas(redis_url: str, count: int, tmp: Path, seconds: float) -> list[dict[str, Any]]:
@@ -84,27 +120,38 @@ async def _idle(redis_url: str, peers: int, tmp: Path, seconds: float) -> dict[s
 
 async def run(seconds: float, idle_peers: int, idle_s: float = 20.0) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp, redis_server(own=True) as base:
-        prefix = fresh_prefix("bench")
+        prefix, counted = fresh_prefix("bench"), fresh_prefix("bench-trips")  # the count's server is alone on its own
         redis_url = with_prefix(base, prefix)
         try:
-            sqlite = await _noop_p50("sqlite", Path(tmp) / "sqlite", seconds)
-            shared = await _noop_p50(redis_url, Path(tmp) / "redis", seconds)
+            sqlite = await _noop("sqlite", Path(tmp) / "sqlite", seconds)
+            shared = await _noop(redis_url, Path(tmp) / "redis", seconds)
+            per_call = await _per_call(base, counted, Path(tmp) / "trips", seconds)
             scaling = [row for n in (1, 2, 3) for row in await _replicas(redis_url, n, Path(tmp), seconds)]
             idle = await _idle(redis_url, idle_peers, Path(tmp), idle_s)
         finally:
             remove_prefix(base, prefix)
-    return {"p50": {"sqlite_ms": sqlite["p50_ms"], "redis_ms": shared["p50_ms"],
-                    "sqlite_server_cpu_ms": sqlite["cpu_ms_per_call"]["server"],
-                    "redis_server_cpu_ms": shared["cpu_ms_per_call"]["server"]},
-            "scaling": scaling, "idle": idle}
+            remove_prefix(base, counted)
+    return {"p50": {"sqlite_ms": sqlite[1]["p50_ms"], "redis_ms": shared[1]["p50_ms"],
+                    "sqlite_server_cpu_ms": sqlite[1]["cpu_ms_per_call"]["server"],
+                    "redis_server_cpu_ms": shared[1]["cpu_ms_per_call"]["server"]},
+            "c64": {"sqlite_calls_per_s": sqlite[64]["calls_per_s"], "redis_calls_per_s": shared[64]["calls_per_s"]},
+            "per_call": per_call, "scaling": scaling, "idle": idle}
 
 
 def tables(result: dict[str, Any]) -> str:
-    p50 = result["p50"]
+    p50, c64, per_call = result["p50"], result["c64"], result["per_call"]
     ratio = p50["redis_ms"] / p50["sqlite_ms"]
-    lines = ["| backend | no-op p50 ms (concurrency 1) | server CPU ms per call |", "|---|---|---|",
-             f"| sqlite (in-process) | {p50['sqlite_ms']:.2f} | {p50['sqlite_server_cpu_ms']:.2f} |",
-             f"| redis | {p50['redis_ms']:.2f} ({ratio:.2f}×) | {p50['redis_server_cpu_ms']:.2f} |", "",
+    rate = c64["redis_calls_per_s"] / c64["sqlite_calls_per_s"]
+    lines = ["| backend | no-op p50 ms (concurrency 1) | server CPU ms per call | calls/s (concurrency 64) |",
+             "|---|---|---|---|",
+             f"| sqlite (in-process) | {p50['sqlite_ms']:.2f} | {p50['sqlite_server_cpu_ms']:.2f} |"
+             f" {c64['sqlite_calls_per_s']:.0f} |",
+             f"| redis | {p50['redis_ms']:.2f} ({ratio:.2f}×) | {p50['redis_server_cpu_ms']:.2f} |"
+             f" {c64['redis_calls_per_s']:.0f} ({rate:.2f}×) |", "",
+             f"Per dispatched no-op on Redis: {per_call['round_trips_per_call']:.2f} round trips and"
+             f" {per_call['commands_per_call']:.1f} commands (scripts' inner commands included), over"
+             f" {per_call['calls']} calls; the idle background ({per_call['idle_round_trips_per_s']:.1f} round trips/s)"
+             " subtracted.", "",
              "| replicas (redis) | concurrency | calls/s | p50 ms | p99 ms |", "|---|---|---|---|---|"]
     for row in result["scaling"]:
         lines.append(f"| {row['replicas']} | {row['concurrency']} | {row['calls_per_s']:.0f} | {row['p50_ms']:.2f} |"

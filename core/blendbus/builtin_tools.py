@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 from . import paging
 from . import protocol as p
 from .auth import ROLES
-from .dispatch import LOCAL_CREDENTIAL, Hub
+from .dispatch import LOCAL_CREDENTIAL, Hub, PeerAuthError
 from .plugins import PluginSet
 from .sync import HandlerPackages
 from .waits import TooManyWaits, Waits, while_present
@@ -234,11 +234,14 @@ class BuiltinTools:
         )
 
     async def _job_updates(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        await self.hub.peer(call.user_id, a["client_uuid"], a["peer_token"])  # a bad token fails the whole batch
+        if not a["updates"]:
+            await self.hub.peer(call.user_id, a["client_uuid"], a["peer_token"])
         answers = []
         for update in a["updates"]:
             try:
                 answers.append({"job_id": update["job_id"], **await self._job_update(call, {**a, **update})})
+            except PeerAuthError:
+                raise  # a bad token fails the whole batch (each reply checks it: no read of its own)
             except (PermissionError, LookupError, ValueError) as exc:
                 answers.append({"job_id": update["job_id"], "error": str(exc), "code": type(exc).__name__})
         return {"answers": answers}

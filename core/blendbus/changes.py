@@ -71,7 +71,7 @@ MAX_STREAMS_PER_USER = 64
 """Open `subscriptions/listen` streams one user may hold on one replica."""
 MAX_BUFFERED = 1024
 """Notifications a stream may have waiting; a client that stops reading has its stream ended."""
-TASK_EVENTS = frozenset({"job_update", "cancel"})
+TASK_EVENTS = frozenset({p.JOB_UPDATE, "cancel"})
 """Bus events after which a job's task may have changed status."""
 
 

@@ -1,10 +1,10 @@
 """The life of a job, from a tool call to the peer's reply.
 
-1. resolve the target peer (no_client / ambiguous_target / unknown_target stop here);
-2. write the job record (status queued) — before anything is routed;
-3. register a waiter on (user_id, job_id);
-4. queue the payload on the peer; its open poll, on whichever replica, returns it at once;
-5. await the reply with the command's timeout. A timeout cancels the waiter, not the job: a late
+1. register a waiter on (user_id, job_id), so a reply is never early;
+2. enqueue (`Backend.enqueue`, all or nothing): count the call, resolve the target peer
+   (no_client / ambiguous_target / unknown_target / busy stop here), write the job record (status
+   queued) and queue the payload on the peer, whose open poll, on whichever replica, returns it at once;
+3. await the reply with the command's timeout. A timeout cancels the waiter, not the job: a late
    reply is stored and `blender_get_job` returns it.
 """
 
@@ -12,15 +12,14 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import time
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from . import protocol as p
 from . import paging
-from .backends.base import Backend, Job, JobStoreError, OverQuota, PeerAuthError, PeerRecord, ProgressFn, Route
+from .backends.base import Backend, Enqueued, Job, PeerAuthError, PeerRecord, ProgressFn
 from .paging import DEFAULT_INLINE_RESULT_MAX_BYTES
 
 __all__ = ["Hub", "Limits", "LOCAL_CREDENTIAL", "PeerAuthError"]
@@ -179,75 +178,57 @@ class Hub:
     ) -> dict[str, Any]:
         """Send one payload to a peer and wait for its reply (unless not `wait`: then it answers
         `queued` as soon as the job is queued); always returns an envelope."""
-        if not await self.notifier.acquire(user_id, self.limits.max_calls_per_user):
-            return p.envelope(p.BUSY, command=command, target_uuid=target_uuid, error=(
-                f"{self.limits.max_calls_per_user} calls of yours are already in flight; retry when some finish"))
-        try:
-            return await self._route_and_wait(user_id, payload, command, target_uuid, timeout, on_progress, wait)
-        finally:
-            await self.notifier.release_call(user_id)
-
-    async def _route(self, user_id: str, target_uuid: str | None) -> Route:
-        """The peer for a dispatch; while an expected peer (the embedded Blender) starts, wait for it."""
-        route = await self.peers.resolve(user_id, target_uuid)
-        cursor = None
-        while (route.uuid is None and route.status == p.NO_CLIENT
-               and (remaining := self._expected.get(user_id, 0.0) - time.monotonic()) > 0):
-            if cursor is None:
-                cursor = (await self.peers.events_since(user_id, 1 << 62, 0))[1]
-            # Woken by the registration, or by the peer's failure to start (which withdraws the expectation).
-            _, cursor = await self.peers.events_since(user_id, cursor, remaining)
-            route = await self.peers.resolve(user_id, target_uuid)
-        return route
-
-    async def _route_and_wait(self, user_id: str, payload: dict[str, Any], command: str, target_uuid: str | None,
-                              timeout: float, on_progress: ProgressFn | None, wait: bool) -> dict[str, Any]:
-        route = await self._route(user_id, target_uuid)
-        if route.uuid is None:
-            result = {"candidates": list(route.candidates)} if route.status == p.AMBIGUOUS_TARGET else None
-            failure = self._failures.get(user_id) if route.status == p.NO_CLIENT else None
-            return p.envelope(route.status or p.NO_CLIENT, command=command, target_uuid=target_uuid, result=result,
-                              error=f"no Blender peer is connected: {failure}" if failure else route.error)
-        uuid = route.uuid
-        if route.backlog >= self.limits.max_queued_per_peer:
-            return p.envelope(
-                p.BUSY, command=command, target_uuid=uuid,
-                error=f"peer {uuid} already has {route.backlog} queued jobs; retry later",
-            )
         job_id = payload.setdefault("job_id", p.new_job_id())
-        try:  # its payload counts against the user's bytes while it waits for Blender
-            await self.jobs.create(user_id, job_id, kind=payload["message_type"], command=command, target_uuid=uuid,
-                                   payload_bytes=len(json.dumps(payload, separators=(",", ":"))))
-        except OverQuota as exc:
-            return p.envelope(p.BUSY, command=command, target_uuid=uuid, error=str(exc))
+        # The waiter is registered before the job is queued: a reply is never early.
         fut = self.notifier.register(user_id, job_id, on_progress) if wait else None
+        queued = None
         try:
-            try:
-                await self.peers.push(user_id, uuid, job_id, payload)
-            except LookupError as exc:  # the peer left between resolve and push
-                await self._fail(user_id, job_id, p.LOST, str(exc))
-                raise
-            await self.peers.publish(user_id, "dispatch", job_id=job_id, target_uuid=uuid,
-                                     message_type=payload["message_type"], command=command)
+            queued = await self._enqueue(user_id, payload, command, target_uuid, counted=wait)
+            if queued.uuid is None or queued.status is not None:
+                failure = self._failures.get(user_id) if queued.status == p.NO_CLIENT else None
+                return p.envelope(
+                    queued.status or p.NO_CLIENT, command=command, target_uuid=queued.uuid or target_uuid,
+                    result={"candidates": list(queued.candidates)} if queued.status == p.AMBIGUOUS_TARGET else None,
+                    error=f"no Blender peer is connected: {failure}" if failure else queued.error)
             if fut is None:
-                return p.envelope(p.QUEUED, command=command, target_uuid=uuid, job_id=job_id)
+                return p.envelope(p.QUEUED, command=command, target_uuid=queued.uuid, job_id=job_id)
             try:
-                return await self._wait(user_id, job_id, uuid, fut, timeout, on_progress)
+                return await self._wait(user_id, job_id, queued.uuid, fut, timeout, on_progress)
             except TimeoutError:
                 # The caller stops waiting; the job does not stop. Its record keeps its real state
                 # (queued or running), so blender_get_job tells the truth until the reply lands.
-                job = await self.jobs.get(user_id, job_id)
+                job = await self.jobs.get(user_id, job_id, result=False)
                 state = job.status if job else p.QUEUED
-                env = job.envelope() if job else p.envelope(state, command=command, target_uuid=uuid, job_id=job_id)
+                env = (job.envelope() if job else
+                       p.envelope(state, command=command, target_uuid=queued.uuid, job_id=job_id))
                 return {**env, "status": p.TIMEOUT, "error": (
-                    f"no reply from peer {uuid} within {timeout:g}s; the job is still {state} and"
+                    f"no reply from peer {queued.uuid} within {timeout:g}s; the job is still {state} and"
                     f" blender_get_job('{job_id}', wait_s=...) returns its result later")}
             except asyncio.CancelledError:
-                await asyncio.shield(self._cancel(user_id, uuid, job_id))
+                await asyncio.shield(self._cancel(user_id, queued.uuid, job_id))
                 raise
         finally:
             if fut is not None:
                 self.notifier.release(user_id, job_id, fut, on_progress)
+                if queued is not None and queued.status is None:  # it counted: it stops now, if its job has not ended
+                    await self.notifier.release_call(user_id, job_id, ended=fut.done() and not fut.cancelled())
+
+    async def _enqueue(self, user_id: str, payload: dict[str, Any], command: str, target_uuid: str | None, *,
+                       counted: bool) -> Enqueued:
+        """`Backend.enqueue`; while an expected peer (the embedded Blender) starts, wait for it."""
+        cursor = None
+        while True:
+            queued = await self.backend.enqueue(user_id, payload, command=command, target_uuid=target_uuid,
+                                                max_calls=self.limits.max_calls_per_user,
+                                                max_queued=self.limits.max_queued_per_peer, counted=counted)
+            remaining = self._expected.get(user_id, 0.0) - time.monotonic()
+            if queued.status != p.NO_CLIENT or remaining <= 0:
+                return queued
+            if cursor is None:
+                cursor = (await self.peers.events_since(user_id, 1 << 62, 0))[1]
+                continue  # a peer may have registered before the cursor was taken
+            # Woken by the registration, or by the peer's failure to start (which withdraws the expectation).
+            _, cursor = await self.peers.events_since(user_id, cursor, remaining)
 
     async def _wait(self, user_id: str, job_id: str, target: str, fut: asyncio.Future[dict[str, Any]],
                     timeout: float, on_progress: ProgressFn | None) -> dict[str, Any]:
@@ -317,6 +298,9 @@ class Hub:
             if job is None:
                 return p.envelope(p.FAILED, job_id=job_id, error=f"no job {job_id!r} for this user")
             deadline = time.monotonic() + min(wait_s, self.limits.max_wait_s)
+            if job.status not in p.FINAL_STATUSES and wait_s > 0:  # its end must reach this process
+                await self.notifier.watch(user_id, job_id)
+                job = await self.jobs.get(user_id, job_id, result=False) or job
             while job.status not in p.FINAL_STATUSES and (remaining := deadline - time.monotonic()) > 0:
                 try:  # the job's end, as delivered; re-read now and then: a wake-up from another replica may be lost
                     delivered = await asyncio.wait_for(asyncio.shield(fut), min(remaining, 5.0))
@@ -381,14 +365,7 @@ class Hub:
     async def poll(self, user_id: str, uuid: str, token: str, ack: list[str], wait_s: float) -> list[dict[str, Any]]:
         """Long poll: return at once if anything is queued, else when something is, or after wait_s."""
         wait_s = min(max(wait_s, 0.0), self.limits.poll_wait_s)
-        payloads, fresh = await self.peers.take(user_id, uuid, token, ack, wait_s)
-        for job_id in fresh:
-            try:
-                await self.jobs.advance(user_id, job_id, p.RUNNING)
-            except JobStoreError as exc:  # bookkeeping only: delivery must not depend on it
-                log.error("%s", exc)
-            self.notifier.progress_soon(user_id, job_id, None, f"running on {uuid}")
-        return payloads
+        return (await self.backend.take(user_id, uuid, token, ack, wait_s))[0]
 
     async def job_update(
         self,
@@ -404,39 +381,17 @@ class Hub:
         message: str | None = None,
     ) -> dict[str, Any]:
         """A peer's reply (or progress) for one of its jobs."""
-        await self.peers.authenticate(user_id, uuid, token, touch=True)
-        job = await self.jobs.get(user_id, job_id)
-        if job is None:
-            raise LookupError(f"no job {job_id!r} was sent on this bus")
-        if job.target_uuid != uuid:
-            raise PermissionError(f"job {job_id!r} was sent to another peer; only its target may update it")
         if status not in p.PEER_REPLY_STATUSES:
             raise ValueError(f"status must be one of {sorted(p.PEER_REPLY_STATUSES)}")
-        if status == p.RUNNING:
-            await self.jobs.set_progress(user_id, job_id, progress, message)
-            await self.notifier.progress(user_id, job_id, progress, message)
-            return {"accepted": True, "status": job.status}
         problem = p.image_problem(result) if status == p.COMPLETED else None
         if problem is not None:
             status, result, error = p.FAILED, None, f"the peer's result was malformed and was not kept: {problem}"
-        try:
-            moved = await self.jobs.advance(user_id, job_id, status, result=result, error=error or "")
-        except JobStoreError as exc:
-            # The store is full or broken: the reply still reaches whoever waits for it here.
-            log.error("%s", exc)
-            env = p.envelope(status, command=job.command, target_uuid=uuid, job_id=job_id, result=result,
-                             error=error or "")
-            env["warning"] = f"this result could not be stored ({exc}); blender_get_job will not find it"
-            await self.notifier.deliver(user_id, job_id, env)
-            return {"accepted": True, "status": status, "persisted": False}
-        if not moved:  # already final (cancelled, timed out, lost): the first word stands
-            current = await self.jobs.get(user_id, job_id)
-            return {"accepted": False, "status": current.status if current else status}
-        # What the store now holds, built from the reply in hand: a large result stays one copy.
-        final = replace(job, status=status, error=error or "")
-        await self.notifier.deliver(user_id, job_id, final.envelope(result=result))
-        await self.peers.publish(user_id, "job_update", job_id=job_id, status=status, client_uuid=uuid)
-        return {"accepted": True, "status": status}
+        replied = await self.backend.reply(user_id, uuid, token, job_id, status, result=result, error=error or "",
+                                           progress=progress, message=message)
+        answer: dict[str, Any] = {"accepted": replied.accepted, "status": replied.status}
+        if not replied.persisted:
+            answer["persisted"] = False
+        return answer
 
     async def scene_changed(self, user_id: str, uuid: str, token: str, objects: list[str], whole: bool) -> None:
         """The peer's scene changed: an event on the user's feed, which change notifications follow."""
@@ -479,7 +434,7 @@ class Hub:
             job = await self.jobs.get(user_id, job_id)
             if job is not None:
                 await self.notifier.deliver(user_id, job_id, job.envelope())
-            await self.peers.publish(user_id, "job_update", job_id=job_id, status=status)
+            await self.peers.publish(user_id, p.JOB_UPDATE, job_id=job_id, status=status)
 
 
 def set_limit(limits: Limits, assignment: str) -> None:

@@ -51,6 +51,10 @@ BUSY: Final = "busy"
 INVALID: Final = "invalid"
 """The call never became a job: its arguments failed validation, or the tool is unknown."""
 
+DISPATCHED: Final = "dispatch"
+"""A bus event: a job was queued on a peer."""
+JOB_UPDATE: Final = "job_update"
+"""A bus event: a job moved to a new status."""
 SCENE_CHANGED: Final = "scene_changed"
 """A bus event: a peer's scene changed (its depsgraph updated), naming the objects that changed."""
 SCENE_EVENT_EVERY_S: Final = 0.25

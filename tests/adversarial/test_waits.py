@@ -44,9 +44,9 @@ def count_reads(server: Any, monkeypatch: pytest.MonkeyPatch) -> list[str]:
     reads: list[str] = []
     get = server.hub.jobs.get
 
-    async def counted(user_id: str, job_id: str) -> Any:
+    async def counted(user_id: str, job_id: str, **how: Any) -> Any:
         reads.append(job_id)
-        return await get(user_id, job_id)
+        return await get(user_id, job_id, **how)
 
     monkeypatch.setattr(server.hub.jobs, "get", counted)
     return reads
@@ -129,9 +129,9 @@ async def test_abandoned_task_results_are_capped_and_end_with_their_client(http_
     waited: list[str] = []  # every wait on the job, and each re-read within one, passes through Hub.get_job
     get_job = server.hub.get_job
 
-    async def counted(user_id: str, job_id: str, wait_s: float = 0.0) -> dict[str, Any]:
+    async def counted(user_id: str, job_id: str, wait_s: float = 0.0, **how: Any) -> dict[str, Any]:
         waited.append(job_id)
-        return await get_job(user_id, job_id, wait_s)
+        return await get_job(user_id, job_id, wait_s, **how)
 
     monkeypatch.setattr(server.hub, "get_job", counted)
     async with AsyncExitStack() as held:

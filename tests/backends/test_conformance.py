@@ -10,7 +10,7 @@ import pytest
 
 from blendbus import protocol as p
 from blendbus.backends import open_backend
-from blendbus.backends.base import Backend, DuplicateJob, OverQuota, PeerAuthError
+from blendbus.backends.base import Backend, DuplicateJob, Enqueued, OverQuota, PeerAuthError, Replied
 from blendbus.testing import PythonPeer, call_envelope, in_memory, make_server
 
 pytestmark = pytest.mark.anyio
@@ -249,10 +249,11 @@ async def test_the_event_feed_wakes_a_watcher(backend: Backend) -> None:
 
 async def test_the_notifier_counts_calls_and_delivers(backend: Backend) -> None:
     notifier = backend.notifier
-    assert await notifier.acquire("u", 2) and await notifier.acquire("u", 2)
-    assert not await notifier.acquire("u", 2) and await notifier.acquire("v", 2)
-    await notifier.release_call("u")
-    assert await notifier.acquire("u", 2)
+    assert await notifier.acquire("u", "a", 2) and await notifier.acquire("u", "b", 2)
+    assert not await notifier.acquire("u", "c", 2) and await notifier.acquire("v", "a", 2)
+    await notifier.release_call("u", "a")
+    await notifier.release_call("u", "a")  # twice: harmless
+    assert await notifier.acquire("u", "c", 2) and not await notifier.acquire("u", "d", 2)
     seen: list[tuple[float | None, str | None]] = []
 
     async def on_progress(fraction: float | None, message: str | None) -> None:
@@ -263,6 +264,58 @@ async def test_the_notifier_counts_calls_and_delivers(backend: Backend) -> None:
     await notifier.deliver("u", "j", {"status": "completed"})
     assert await asyncio.wait_for(fut, 5) == {"status": "completed"} and seen[0] == (0.5, "half")
     notifier.release("u", "j", fut, on_progress)
+
+
+def dispatch(job_id: str) -> dict:
+    return p.command_dispatch(job_id, "noop", {})
+
+
+async def test_a_dispatch_is_queued_taken_and_answered_once(backend: Backend) -> None:
+    rec = await backend.peers.register("u", "p", "c", "i", {}, max_peers=9)
+    one_call = {"command": "noop", "target_uuid": None, "max_calls": 1, "max_queued": 10, "counted": True}
+    fut = backend.notifier.register("u", "j1")
+    assert await backend.enqueue("u", dispatch("j1"), **one_call) == Enqueued("p")
+    assert (await backend.jobs.get("u", "j1")).status == p.QUEUED
+    busy = await backend.enqueue("u", dispatch("j2"), **one_call)
+    assert busy.status == p.BUSY and "1 calls of yours" in busy.error  # j1's call counts until its job ends
+    assert await backend.jobs.get("u", "j2") is None
+    with pytest.raises(DuplicateJob):
+        await backend.enqueue("u", dispatch("j1"), **{**one_call, "counted": False})
+    events, _ = await backend.peers.events_since("u", 0, 0)
+    assert [(e.kind, e.data["job_id"], e.data["target_uuid"]) for e in events] == [(p.DISPATCHED, "j1", "p")]
+
+    payloads, fresh = await backend.take("u", "p", rec.token, [], 0)
+    assert [x["job_id"] for x in payloads] == ["j1"] and fresh == ["j1"]
+    assert (await backend.jobs.get("u", "j1")).status == p.RUNNING
+    other = await backend.peers.register("u", "q", "c", "k", {}, max_peers=9)
+    with pytest.raises(PeerAuthError):
+        await backend.reply("u", "p", "wrong", "j1", p.COMPLETED)
+    with pytest.raises(PermissionError):
+        await backend.reply("u", "q", other.token, "j1", p.COMPLETED)
+    with pytest.raises(LookupError):
+        await backend.reply("u", "p", rec.token, "never-sent", p.COMPLETED)
+    assert await backend.reply("u", "p", rec.token, "j1", p.RUNNING, progress=0.5, message="half") == \
+        Replied(True, p.RUNNING)
+    assert (await backend.jobs.get("u", "j1")).progress == 0.5
+    large = "x" * (3 * 1024 * 1024)  # stored in pieces
+    assert await backend.reply("u", "p", rec.token, "j1", p.COMPLETED, result={"text": large}) == \
+        Replied(True, p.COMPLETED)
+    outcome = await asyncio.wait_for(fut, 5)
+    assert outcome["status"] == p.COMPLETED and outcome["result"] == {"text": large}
+    assert (await backend.jobs.get("u", "j1")).result == {"text": large}
+    assert await backend.reply("u", "p", rec.token, "j1", p.FAILED, error="late") == Replied(False, p.COMPLETED)
+    backend.notifier.release("u", "j1", fut)
+    await backend.notifier.release_call("u", "j1", ended=True)
+    events, _ = await backend.peers.events_since("u", 0, 0)
+    assert [e.kind for e in events] == [p.DISPATCHED, p.JOB_UPDATE]
+    # The job ended, so its call stopped counting; routing refusals record nothing.
+    assert (await backend.enqueue("u", dispatch("j3"), **one_call)).uuid is None  # two peers now: ambiguous
+    assert (await backend.enqueue("u", dispatch("j3"), **{**one_call, "target_uuid": "p"})) == Enqueued("p")
+    await backend.notifier.release_call("u", "j3")
+    full = await backend.enqueue("u", dispatch("j4"), **{**one_call, "target_uuid": "p", "max_queued": 1})
+    assert full.status == p.BUSY and "already has 2 queued jobs" in full.error  # j1 unacknowledged, j3
+    nobody = await backend.enqueue("nobody", dispatch("j5"), **one_call)
+    assert nobody.status == p.NO_CLIENT and await backend.jobs.get("nobody", "j5") is None
 
 
 async def test_a_call_end_to_end(backend_url: str, blendbus_extra_plugins) -> None:

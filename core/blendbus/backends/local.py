@@ -17,7 +17,7 @@ from typing import Any
 from ..jobs import Job, JobStore
 from ..protocol import CANCEL
 from ..waiter import JobWaiter
-from .base import UNSET, Backend, BusEvent, PeerAuthError, PeerRecord, ProgressFn, Route, route
+from .base import UNSET, Backend, BusEvent, Calls, PeerAuthError, PeerRecord, ProgressFn, Route, route
 
 
 class SqliteJobs:
@@ -114,7 +114,7 @@ class LocalPeers:
     def _peer(self, user_id: str, uuid: str, token: str) -> _Peer:
         peer = self._bus(user_id).peers.get(uuid)
         if peer is None or not hmac.compare_digest(peer.token, token):
-            raise PeerAuthError(f"peer {uuid!r} is not registered with that token; call blender_register_client again")
+            raise PeerAuthError.of(uuid)
         return peer
 
     async def register(self, user_id: str, uuid: str, credential: str, instance: str | None,
@@ -238,11 +238,11 @@ class LocalPeers:
 
 
 class LocalNotifier:
-    """`Notifier` for one process: the waiter's futures, and a dict of counts."""
+    """`Notifier` for one process: the waiter's futures, and each user's calls in flight."""
 
     def __init__(self) -> None:
         self.waiter = JobWaiter()
-        self._active: dict[str, int] = {}
+        self._calls = Calls()
 
     def register(self, user_id: str, job_id: str, on_progress: ProgressFn | None = None) -> asyncio.Future[dict[str, Any]]:
         return self.waiter.register(user_id, job_id, on_progress)
@@ -251,7 +251,11 @@ class LocalNotifier:
                 on_progress: ProgressFn | None = None) -> None:
         self.waiter.release(user_id, job_id, fut, on_progress)
 
+    async def watch(self, user_id: str, job_id: str) -> None:
+        """Every waiter is in this process: `deliver` reaches it."""
+
     async def deliver(self, user_id: str, job_id: str, outcome: dict[str, Any]) -> None:
+        self._calls.discard(user_id, job_id)  # the job ended: its call no longer counts
         self.waiter.deliver(user_id, job_id, outcome)
 
     async def progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None:
@@ -260,18 +264,14 @@ class LocalNotifier:
     def progress_soon(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None:
         self.waiter.progress_soon(user_id, job_id, fraction, message)
 
-    async def acquire(self, user_id: str, limit: int) -> bool:
-        if self._active.get(user_id, 0) >= limit:
+    async def acquire(self, user_id: str, job_id: str, limit: int) -> bool:
+        if self._calls.count(user_id) >= limit:
             return False
-        self._active[user_id] = self._active.get(user_id, 0) + 1
+        self._calls.add(user_id, job_id)
         return True
 
-    async def release_call(self, user_id: str) -> None:
-        left = self._active.get(user_id, 0) - 1
-        if left > 0:
-            self._active[user_id] = left
-        else:
-            self._active.pop(user_id, None)
+    async def release_call(self, user_id: str, job_id: str, *, ended: bool = False) -> None:
+        self._calls.discard(user_id, job_id)
 
 
 def local_backend(store: JobStore, grace_s: float) -> Backend:
