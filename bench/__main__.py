@@ -21,8 +21,9 @@ from pathlib import Path
 from typing import Any
 
 from blendbus import eventloop
+from blendbus.listing import tokens
 
-from . import fanout, paging, payload, profile, replicas, roundtrip, startup, views
+from . import context, fanout, paging, payload, profile, replicas, roundtrip, startup, views
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -87,6 +88,10 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
                         f"{growth:.2f}× ({big['page_ms']:.1f} ms vs {small['page_ms']:.1f} ms)", growth <= 1.5))
             out.append((f"paging ({backend}): {big['size_mib']:g} MiB paged end to end at ≥ 50 MiB/s",
                         f"{big['mib_per_s']:.1f} MiB/s", big["mib_per_s"] >= 50))
+    if "context" in results:
+        size = sum(r["bytes"] for r in results["context"]["plugins"])
+        out.append(("tool list an LLM client gets with all six plugins under 6,000 tokens (bytes / 3.5)",
+                    f"{tokens(size):,} tokens ({size:,} bytes)", tokens(size) < 6000))
     if "startup" in results:
         serve = statistics.median(next(iter(results["startup"].values())))
         out.append(("`blendbus serve` ready in under 1.5 s", f"{serve:.2f} s", serve < 1.5))
@@ -133,6 +138,21 @@ only checks that the suite runs (`tests/test_bench.py`, with `--quick`).
 |---|---|---|
 """]
     parts += [f"| {name} | {value} | {'yes' if met else '**no**'} |\n" for name, value, met in targets(results)]
+    if "context" in results:
+        parts.append(f"""
+## What the tool list costs an LLM (`python -m bench.context`)
+
+The tools an LLM client lists, as compact JSON bytes and as tokens (bytes / 3.5), per plugin and
+per `--tools` profile; peers' own tools are listed to peer tokens only. The five-call task (scene
+info, a cube by code, its object info, an API lookup, the object list) runs through a real Blender
+peer, once with the full list and once through the three meta-tools of `--tools compact` (a find
+and a describe before each call); it counts the list once and each call's name and arguments and
+each result's content, what a host puts in the model's context. The list the task's client
+received is smaller than the server-side figure above when its protocol era leaves
+`execution.taskSupport` out.
+
+{context.table(results["context"])}
+""")
     if "roundtrip" in results:
         parts.append(f"""
 ## Round trip (`python -m bench.roundtrip --blender`)
@@ -337,7 +357,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes and short runs: checks that it all runs")
     parser.add_argument("--no-blender", action="store_true", help="skip the real bpy peer")
     parser.add_argument("--only", nargs="+",
-                        choices=["roundtrip", "payload", "paging", "fanout", "startup", "views", "replicas", "profile"])
+                        choices=["context", "roundtrip", "payload", "paging", "fanout", "startup", "views", "replicas",
+                                 "profile"])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite --out from the figures saved beside it by the last run, measuring nothing")
@@ -350,6 +371,7 @@ def main() -> None:
         return
     quick = args.quick
     plan = {
+        "context": lambda: context.run(blender=not (quick or args.no_blender)),
         "roundtrip": lambda: eventloop.run(roundtrip.run(0.3 if quick else 5.0, [1, 2] if quick else [1, 16, 64],
                                                          blender=not (quick or args.no_blender))),
         "payload": lambda: eventloop.run(payload.run([1, 64] if quick else [1, 1024, 16 * 1024, 64 * 1024],
@@ -364,7 +386,7 @@ def main() -> None:
                                                        idle_s=1.0 if quick else 20.0)),
         "profile": lambda: [eventloop.run(profile.run(1.0 if quick else 5.0, c)) for c in ([2] if quick else [1, 64])],
     }
-    tables = {"roundtrip": roundtrip.table, "payload": payload.table, "fanout": fanout.table, "startup": startup.table,
+    tables = {"context": context.table, "roundtrip": roundtrip.table, "payload": payload.table, "fanout": fanout.table, "startup": startup.table,
               "views": views.table, "replicas": replicas.tables,
               "paging": lambda runs: "\n\n".join(paging.table(rows, backend) for backend, rows in runs.items()),
               "profile": lambda runs: "\n\n".join(profile.table(run) for run in runs)}

@@ -107,7 +107,7 @@ async def test_stdio_serves_an_llm_client(tmp_path):
     for mode in ("legacy", "auto"):
         async with Client(params, mode=mode) as client:
             tools = {t.name: t for t in (await client.list_tools()).tools}
-            assert "blender_get_scene_info" in tools and tools["blender_get_scene_info"].output_schema
+            assert "blender_get_scene_info" in tools and "blender_poll_jobs" not in tools
             result = await client.call_tool("blender_get_scene_info", {})
             assert result.is_error and result.structured_content["status"] == "no_client"
 

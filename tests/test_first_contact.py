@@ -14,7 +14,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 
 from blendbus.testing.blender import needs_bpy, stop_process
 from tests.test_cli import start_server

@@ -5,7 +5,6 @@ TypeScript SDK client, as the host would; and the stdio entry works whatever hol
 from __future__ import annotations
 
 import json
-import os
 import socket
 import stat
 import subprocess

@@ -75,6 +75,8 @@ class ServeOptions:
     """Origin header values accepted; none by default, so no web page can call the server."""
     trusted_proxies: list[str] = field(default_factory=list)
     """Addresses of proxies in front of this server: exempt from the per-address connection caps."""
+    tools: str = "all"
+    """The tools profile LLM clients get (toolsets.py)."""
 
 
 def allowed_hosts(host: str, extra: list[str]) -> list[str]:
@@ -229,7 +231,12 @@ async def _serve(opts: ServeOptions, tokens: TokenTable | None, sock: socket.soc
     plugins = load_plugins()
     for info in plugins.errors:
         print(f"blendbus: plugin {info.name!r} failed to load: {info.error}", file=sys.stderr)
-    server = BlendbusServer(plugins, Hub(backend, opts.limits))
+    server = BlendbusServer(plugins, Hub(backend, opts.limits), tools=opts.tools)
+    for profile in tokens.profiles() if tokens is not None else ():
+        try:
+            server.profile(profile, files=False)
+        except ValueError as exc:
+            raise ValueError(f"tokens file: {exc}") from None
     embedded_token = None
     if opts.embedded_blender and tokens is not None:
         embedded_token = new_token()

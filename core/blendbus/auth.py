@@ -2,7 +2,8 @@
 
 The tokens file is a JSON object. A key is either a raw token or ``sha256:<hex digest>`` of one
 (so the file need not hold secrets); a value is a user id (the llm and peer roles) or
-``{"user": ..., "role": "llm" | "peer" | "operator"}``. Every lookup hashes the presented token and compares it
+``{"user": ..., "role": "llm" | "peer" | "operator", "tools": PROFILE}``, where the optional tools
+profile (toolsets.py) narrows what the token's LLM may list and call. Every lookup hashes the presented token and compares it
 with every entry in constant time, so timing reveals neither which entry nor how much matched.
 """
 
@@ -31,6 +32,8 @@ ROLES_SCOPE_KEY = "blendbus.roles"
 CREDENTIAL_SCOPE_KEY = "blendbus.credential"
 """The sha256 of the bearer token a request presented ("local" without tokens): binds peer uuids and
 MCP sessions to the token that made them."""
+TOOLS_SCOPE_KEY = "blendbus.tools"
+"""The tools profile the token carries, if any (toolsets.py)."""
 
 
 @dataclass(frozen=True)
@@ -38,6 +41,8 @@ class Identity:
     user_id: str
     roles: frozenset[str] = frozenset(ROLES)
     credential: str = "local"
+    tools: str | None = None
+    """The token's tools profile; None: the server's."""
 
 
 LOCAL = Identity("local")
@@ -58,9 +63,12 @@ class TokenTable:
                 role = value.get("role")  # None: both roles
                 if role is not None and role not in TOKEN_ROLES:
                     raise ValueError(f"tokens file: role must be one of {TOKEN_ROLES}, not {role!r}")
-                ident = Identity(value["user"], frozenset([role]) if role else frozenset(ROLES))
+                tools = value.get("tools")
+                if tools is not None and not (isinstance(tools, str) and tools.strip()):
+                    raise ValueError(f"tokens file: tools must be a profile string such as \"core\", not {tools!r}")
+                ident = Identity(value["user"], frozenset([role]) if role else frozenset(ROLES), tools=tools)
             else:
-                raise ValueError("tokens file: each value is a user id or {\"user\": ..., \"role\": ...}")
+                raise ValueError("tokens file: each value is a user id or {\"user\": ..., \"role\": ..., \"tools\": ...}")
             self._entries.append((bytes.fromhex(digest), ident))
 
     @classmethod
@@ -72,6 +80,10 @@ class TokenTable:
         if not isinstance(data, dict):
             raise ValueError(f"tokens file {path} must hold a JSON object {{token: user}}")
         return cls(data)
+
+    def profiles(self) -> set[str]:
+        """Every tools profile a token carries: the server checks each against its plugins at start."""
+        return {ident.tools for _, ident in self._entries if ident.tools is not None}
 
     def add(self, token: str, ident: Identity) -> None:
         self._entries.append((bytes.fromhex(hash_token(token)), ident))
@@ -89,8 +101,9 @@ def new_token() -> str:
     return "bb_" + secrets.token_urlsafe(32)
 
 
-def add_token(path: Path, user: str, role: str | None = None) -> str:
-    """Create a token for `user`, store only its sha256 in the tokens file (mode 0600), return it."""
+def add_token(path: Path, user: str, role: str | None = None, tools: str | None = None) -> str:
+    """Create a token for `user` (with a role and a tools profile, if given), store only its sha256 in
+    the tokens file (mode 0600), return it."""
     if role is not None and role not in TOKEN_ROLES:
         raise ValueError(f"role must be one of {TOKEN_ROLES}")
     data: dict[str, Any] = {}
@@ -98,7 +111,8 @@ def add_token(path: Path, user: str, role: str | None = None) -> str:
         data = json.loads(path.read_text() or "{}")
         TokenTable(data)  # refuse to extend a file that does not load
     token = new_token()
-    data[f"sha256:{hash_token(token)}"] = {"user": user, "role": role} if role else user
+    entry = {"user": user, **({"role": role} if role else {}), **({"tools": tools} if tools else {})}
+    data[f"sha256:{hash_token(token)}"] = entry if len(entry) > 1 else user
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(data, indent=2))
@@ -132,6 +146,8 @@ class BearerAuth:
             scope[USER_SCOPE_KEY] = ident.user_id
             scope[ROLES_SCOPE_KEY] = ident.roles
             scope[CREDENTIAL_SCOPE_KEY] = ident.credential
+            if ident.tools is not None:
+                scope[TOOLS_SCOPE_KEY] = ident.tools
             if not _modern(scope):
                 # The SDK binds each session-era MCP session to this principal: another token gets 404.
                 # (2026-07-28-era requests have no session; carrying a user costs them time in the SDK.)

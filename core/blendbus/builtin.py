@@ -13,7 +13,7 @@ from .protocol import ACCEPT_HANDLERS_GATE, CODE_GATE, OUTPUT_DIR
 
 
 class ExecuteCode(BaseModel):
-    code: str = Field(description="Python run inside Blender with bpy, bmesh and mathutils imported; fresh globals each call.")
+    code: str = Field(description="Python to run; bpy, bmesh and mathutils are imported.")
 
 
 @hookimpl
@@ -38,7 +38,7 @@ def register_commands(register: Callable[[Command], None]) -> None:
     register(Command(
         name="execute_code",
         description="Run Python code inside Blender and return what it prints (stdout). Fresh globals each call;"
-        " bpy, bmesh and mathutils are imported. One call is one undo step.",
+        " one call is one undo step.",
         params=ExecuteCode,
         handler="blendbus_addon.handlers:execute_code",
         gate=CODE_GATE,

@@ -14,8 +14,9 @@ from . import paging
 from . import protocol as p
 from .auth import ROLES
 from .dispatch import LOCAL_CREDENTIAL, Hub, PeerAuthError
-from .plugins import PluginSet
+from .plugins import BUILTIN, PluginSet
 from .sync import HandlerPackages
+from .toolsets import EVERYTHING, Toolset
 from .waits import TooManyWaits, Waits, while_present
 
 LLM, PEER = ROLES
@@ -34,6 +35,8 @@ class Call:
     """The caller's token digest (auth.CREDENTIAL_SCOPE_KEY)."""
     gone: asyncio.Event | None = None
     """Set when the caller's HTTP client disconnects (waits.gone_event): its long waits end then."""
+    toolset: Toolset = EVERYTHING
+    """The tools the caller may call (toolsets.py): a raw command payload is held to it too."""
 
 
 ToolFn = Callable[[Call, dict[str, Any]], Awaitable[Any]]
@@ -56,6 +59,8 @@ class Tool:
     max_bytes: int | None = None
     """Cap on the JSON-encoded arguments; None: `Limits.max_arguments_bytes` for llm tools, and for peer
     tools only the HTTP body limit (their replies carry results up to the result cap)."""
+    plugin: str | None = None
+    """The plugin whose profile item selects it (toolsets.py); None: the bus's own, in every profile."""
 
 
 def _obj(properties: dict[str, Any], required: tuple[str, ...] = ()) -> dict[str, Any]:
@@ -139,29 +144,24 @@ class BuiltinTools:
                      **_PEER,
                      "updates": _UPDATES,
                  }, ("client_uuid", "peer_token", "updates")), self._job_updates, role=PEER),
-            Tool("blender_get_job", "Fetch a job's status and result by id; with wait_s, wait up to that many"
-                 " seconds for it to finish. Use it after a timeout: the job keeps running. A result too large for"
-                 " one answer comes back in pages (truncated: true): pass offset=next_offset for the next one.",
+            Tool("blender_get_job", "A job's status and result by id (a job that timed out keeps running); wait_s"
+                 " waits for it to finish. A paged result (truncated: true): pass offset=next_offset for the next page.",
                  _obj({
                      "job_id": {"type": "string", "minLength": 1},
                      "wait_s": {"type": "number", "minimum": 0, "maximum": lim.max_wait_s},
                      "offset": {"type": "integer", "minimum": 0,
-                                "description": "Byte offset into the result text (a script's stdout, else the"
-                                               " result's JSON): returns that page of it."},
+                                "description": "Byte offset of the page in the result's text."},
                      "length": {"type": "integer", "minimum": paging.MIN_PAGE_BYTES,
                                 **({"maximum": lim.inline_result_max_bytes} if lim.inline_result_max_bytes else {}),
-                                "description": "Bytes per page (default and most: the server's inline budget)."},
+                                "description": "Bytes per page (default and most: the server's)."},
                  }, ("job_id",)), self._get_job, {"read_only": True}, envelope=True),
-            Tool("blender_cancel_job", "Stop a job by id: a queued job never runs; a running script or handler"
-                 " is interrupted at its next Python line, and Blender is free for the next call. Its status becomes"
-                 " 'cancelled'.", _obj({"job_id": {"type": "string", "minLength": 1}}, ("job_id",)),
+            Tool("blender_cancel_job", "Stop a job: a queued one never runs, a running one stops at its next Python"
+                 " line. Its status becomes 'cancelled'.", _obj({"job_id": {"type": "string", "minLength": 1}}, ("job_id",)),
                  self._cancel_job, {"destructive": False, "idempotent": True}, envelope=True,
                  ok=frozenset({p.CANCELLED})),
-            Tool("blender_send_message", "Escape hatch: send a raw payload. A job_dispatch payload"
-                 " {message_type: 'job_dispatch', script, job_id?} runs a Python script in Blender and returns its"
-                 " stdout; a command_dispatch payload {message_type, command, params, job_id?} runs a command."
-                 " With wait: false it returns at once with status 'queued' and the job_id; the reply then comes"
-                 " through blender_get_job(job_id) and blender_watch_bus.", _obj({
+            Tool("blender_send_message", "Escape hatch: send a raw payload. job_dispatch {script} runs a script and"
+                 " returns its stdout; command_dispatch {command, params} runs a command. wait: false returns at once"
+                 " (status 'queued'); blender_get_job(job_id) fetches the reply.", _obj({
                      "payload": {"type": "object", "properties": {
                          "message_type": {"type": "string", "enum": list(p.PAYLOAD_KINDS)},
                          "job_id": {"type": "string", "minLength": 1, "maxLength": 200},
@@ -171,11 +171,10 @@ class BuiltinTools:
                      }, "required": ["message_type"]},
                      "target_uuid": _STR,
                      "timeout_s": {"type": "number", "exclusiveMinimum": 0, "maximum": lim.max_timeout_s},
-                     "wait": {"type": "boolean", "default": True,
-                              "description": "false: do not wait for the reply (fire and forget)."},
+                     "wait": {"type": "boolean", "default": True},
                  }, ("payload",)), self._send_message, {"destructive": True}, envelope=True,
-                 ok=frozenset({p.COMPLETED, p.QUEUED})),
-            Tool("blender_watch_bus", "Observe this user's bus (the _message_bus feed): events after `cursor`,"
+                 ok=frozenset({p.COMPLETED, p.QUEUED}), plugin=BUILTIN),
+            Tool("blender_watch_bus", "Your bus's events (the _message_bus feed) after `cursor`,"
                  " waiting up to wait_s for the first.", _obj({
                      "cursor": {"type": "integer", "minimum": 0},
                      "wait_s": {"type": "number", "minimum": 0, "maximum": lim.max_wait_s},
@@ -273,6 +272,8 @@ class BuiltinTools:
             cmd = self.plugins.commands.get(raw.get("command", ""))
             if cmd is None:
                 raise ValueError(f"unknown command {raw.get('command')!r} in command_dispatch payload")
+            if not call.toolset.admits(cmd.tool_name):
+                raise PermissionError(f"{cmd.tool_name} is not in your tools profile")
             params = raw.get("params") or {}
             error = self.validate(cmd.tool_name, params)
             if error:

@@ -45,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="send results over N bytes only as structuredContent, not repeated as JSON text")
     serve.add_argument("--limit", dest="limits", action="append", default=[], metavar="NAME=VALUE",
                        help="set one of the server's limits (docs/limits.md), e.g. max_waits_per_user=16 (repeatable)")
+    serve.add_argument("--tools", default=os.environ.get("BLENDBUS_TOOLS", "all"), metavar="PROFILE", help=(
+        "which tools LLM clients see: all (default), core (code and scene), compact (three meta-tools that"
+        " find, describe and call the rest), plugin or tool names (polyhaven,blender_render), or a file of them"))
     serve.add_argument("--trusted-proxies", type=_names, default=[], metavar="A1,A2",
                        help="addresses of proxies in front of the server (nginx): the per-address connection caps"
                             " do not apply to them, the per-user caps do")
@@ -99,6 +102,9 @@ def _parser() -> argparse.ArgumentParser:
     token_new.add_argument("--role", choices=list(TOKEN_ROLES), help=(
         "limit the token to LLM tools or to peer tools, or make it an operator's: every user's bus on the"
         " status page, no tools"))
+    token_new.add_argument("--tools", metavar="PROFILE", help=(
+        "what the token's LLM may list and call, within the server's --tools: core, compact, plugin or tool"
+        " names (see `blendbus serve --tools`)"))
     token_new.add_argument("--tokens", type=Path, help="the tokens file (default: tokens.json in the state dir)")
 
     new = sub.add_parser("new-plugin", help="write a plugin skeleton whose tests pass out of the box")
@@ -109,7 +115,9 @@ def _parser() -> argparse.ArgumentParser:
     plugins.add_argument("--json", action="store_true")
 
     tools = sub.add_parser("tools", help="list the MCP tools the installed plugins provide")
-    tools.add_argument("--json", action="store_true", help="the full tool definitions, as tools/list gives them")
+    tools.add_argument("--json", action="store_true", help="the full tool definitions, as tools/list gives an LLM client")
+    tools.add_argument("--tools", default="all", metavar="PROFILE",
+                       help="what an LLM client lists with this profile (see `blendbus serve --tools`)")
 
     call = sub.add_parser("call", help="call one MCP tool and print the result as JSON")
     call.add_argument("tool")
@@ -154,6 +162,7 @@ def _serve(args: argparse.Namespace) -> int:
         state_dir=args.state_dir or default_state_dir(), backend=args.backend,
         embedded_blender=args.embedded_blender, embedded_settings=args.embedded_set, limits=limits,
         allowed_hosts=args.allowed_hosts, allowed_origins=args.allowed_origins, trusted_proxies=args.trusted_proxies,
+        tools=args.tools,
     )
     from .backends.base import JobStoreError
 
@@ -228,7 +237,11 @@ def _token(args: argparse.Namespace) -> int:
 
     path = args.tokens or default_state_dir() / "tokens.json"
     try:
-        token = add_token(path, args.user, args.role)
+        if args.tools is not None:
+            from .testing.kit import make_server
+
+            make_server().profile(args.tools, files=False)  # refuse a profile these plugins cannot serve
+        token = add_token(path, args.user, args.role, args.tools)
     except ValueError as exc:
         print(f"blendbus token new: {exc}", file=sys.stderr)
         return 2
@@ -263,16 +276,28 @@ def _new_plugin(args: argparse.Namespace) -> int:
 def _tools(args: argparse.Namespace) -> int:
     from .testing.kit import make_server
 
+    from .auth import ROLES
+    from .builtin_tools import PEER
+    from .listing import tokens, wire_bytes
+
     server = make_server()
-    tools = sorted(server.app_tools, key=lambda t: t.name)
+    try:
+        toolset = server.profile(args.tools)
+    except ValueError as exc:
+        print(f"blendbus tools: {exc}", file=sys.stderr)
+        return 2
+    listed = server.listed(frozenset(ROLES), toolset, apps=False)
+    tools = sorted(listed, key=lambda t: t.name)
     if args.json:
         print(json.dumps([t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools], indent=2))
         return 0
     for tool in tools:
         cmd = server.plugins.by_tool(tool.name)
         gate = f"  [gate: {cmd.gate}]" if cmd and cmd.gate else ""
-        where = f"  [called by the {cmd.app} view only]" if cmd and cmd.app_only else ""
-        print(f"{tool.name}{gate}{where}\n    {tool.description.splitlines()[0]}")
+        print(f"{tool.name}{gate}\n    {(tool.description or '').splitlines()[0]}")
+    size, peers = wire_bytes(listed), len(server.listed(frozenset({PEER}), toolset, apps=False))
+    print(f"\n{len(listed)} tools listed to an LLM client with --tools {args.tools}: {size:,} bytes of JSON,"
+          f" about {tokens(size):,} tokens (and {peers} peer tools, listed to peer tokens only)", file=sys.stderr)
     return 0
 
 

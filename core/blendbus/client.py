@@ -8,6 +8,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import httpx2
+import mcp_types
 from mcp import Client
 from mcp.client.extension import ClientExtension
 from mcp.client.streamable_http import streamable_http_client
@@ -142,8 +143,13 @@ def structured(result: Any) -> Any:
 
 
 async def call(client: Client, tool: str, arguments: dict[str, Any], *, timeout: float | None = None) -> Any:
-    """Call a tool and return its structured content; isError raises ToolError."""
-    result = await client.call_tool(tool, arguments, read_timeout_seconds=timeout)
+    """Call a tool and return its structured content; isError raises ToolError.
+
+    blendbus's own callers (peers, the CLI) read the envelope themselves, so this skips the SDK's
+    output-schema check: for a tool the caller is not listed (a peer's own tools, hidden from LLM
+    clients) that check would fetch tools/list again before every call."""
+    request = mcp_types.CallToolRequest(params=mcp_types.CallToolRequestParams(name=tool, arguments=arguments))
+    result = await client.session.send_request(request, mcp_types.CallToolResult, request_read_timeout_seconds=timeout)
     value = structured(result)
     if result.is_error:
         raise ToolError(tool, value)

@@ -16,24 +16,26 @@ from typing import Any
 import jsonschema
 import mcp_types as types
 from mcp.server import Server
+from mcp.server.caching import CacheHint
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from mcp.shared.exceptions import MCPError
 from mcp.shared.uri_template import UriTemplate
 
 from . import __version__
-from . import mcp_apps, paging, tasks
+from . import listing, mcp_apps, meta_tools, paging, tasks, toolsets
 from . import protocol as p
 from .command import ANNOTATION_KEYS, Command, Resource
 from .dispatch import LOCAL_CREDENTIAL, Hub, PeerAuthError
 from .encoding import encodes_over
 from .jobs import DuplicateJob, JobStoreError
-from .auth import CREDENTIAL_SCOPE_KEY, ROLES, ROLES_SCOPE_KEY, USER_SCOPE_KEY
+from .auth import CREDENTIAL_SCOPE_KEY, ROLES, ROLES_SCOPE_KEY, TOOLS_SCOPE_KEY, USER_SCOPE_KEY
 from .plugins import PluginSet
 from .suggest import did_you_mean
 from .validation import validation_message
 from .waiter import RisingProgress
 from .sync import HandlerPackages
 from .builtin_tools import LLM, PEER, WAITS, BuiltinTools, Call
+from .toolsets import Toolset
 from .changes import ChangeFeed, TooManySubscriptions
 from .waits import CallerGone, TooManyWaits, Waits, gone_event, while_present
 
@@ -50,33 +52,47 @@ TASK_REFUSED = -32000
 """JSON-RPC error code for a task request that cannot be served now: a task-augmented call that could
 not be queued (no peer, several, busy; `data` is the envelope, with its status), or a `tasks/result`
 beyond the caller's waits or its time bound (call it again later)."""
+LIST_TTL_MS = 10 * 60 * 1000
+"""How long a client may reuse a list (tools, resources, prompts): they change only when the server
+restarts with other plugins. Private: a token's profile decides what it lists."""
 INSTRUCTIONS = """\
 blendbus drives a running Blender. Call a blender_* tool directly: blender_get_scene_info,
-blender_get_object_info(name=...), blender_execute_code(code=...), and the plugin tools.
-Each returns {status, command, target_uuid, job_id, result, error}; status "completed" means the
-result is the handler's return value. With several Blender peers connected, pass target_uuid
-(blender_list_clients lists them). A call that times out keeps running: fetch it later with
-blender_get_job(job_id, wait_s=...), or stop it with blender_cancel_job(job_id). A result too large
-for one answer comes back in pages (truncated: true): get the rest with
+blender_get_object_info(name=...), blender_execute_code(code=...), and the plugin tools. (If the
+list holds only blender_find_tools, blender_describe_tool and blender_call_tool, find a tool by
+keywords, read its definition, and call it with blender_call_tool(name, arguments).)
+Each Blender tool returns {{status, command, target_uuid, job_id, result, error}}: status "completed"
+means result is the handler's return value; any other status is an error, and error says why. Every
+Blender tool also takes target_uuid (which peer runs it; needed when several are connected:
+blender_list_clients lists them) and timeout_s (seconds to wait for the reply, at most
+{max_timeout_s:g}; each tool's default suits it). A call that times out keeps running: fetch it later
+with blender_get_job(job_id, wait_s=...), or stop it with blender_cancel_job(job_id). A result too
+large for one answer comes back in pages (truncated: true): get the rest with
 blender_get_job(job_id, offset=next_offset) until next_offset is null. Before writing bpy code,
 blender_lookup_api shows this Blender's exact API."""
+"""The server's instructions: what every tool shares (the envelope, target_uuid, timeout_s, paging) is
+said here once rather than in each tool's listing (listing.py)."""
 
 
 class BlendbusServer:
     """Builds and serves the MCP surface of one Hub and one PluginSet."""
 
-    def __init__(self, plugins: PluginSet, hub: Hub, packages: HandlerPackages | None = None) -> None:
+    def __init__(self, plugins: PluginSet, hub: Hub, packages: HandlerPackages | None = None, *,
+                 tools: str = toolsets.ALL) -> None:
         self.plugins = plugins
         self.hub = hub
         self.packages = packages or HandlerPackages.from_plugins(plugins)
         self.waits = Waits()
         self.builtin = {t.name: t for t in BuiltinTools(hub, plugins, self.packages, self.validate, self.waits).tools()}
+        self._profiles: dict[str, Toolset] = {}
+        self.toolset = self.profile(tools)
+        """The server's tools profile (`serve --tools`); a token's profile narrows it."""
+        self._lists: dict[tuple[bool, bool, Toolset], list[types.Tool]] = {}
         self.changes = ChangeFeed(hub, plugins.resources)
         self._validators: dict[str, jsonschema.Draft202012Validator] = {}
         self.mcp = Server(
             "blendbus",
             version=__version__,
-            instructions=INSTRUCTIONS,
+            instructions=INSTRUCTIONS.format(max_timeout_s=hub.limits.max_timeout_s),
             # Without this the SDK lists (and serializes) every tool on each 2026-07-28-era call.
             get_tool_input_schema=self.schema_of,
             on_list_tools=self._list_tools,
@@ -89,6 +105,8 @@ class BlendbusServer:
             on_subscriptions_listen=self._listen,
             on_list_prompts=self._list_prompts,
             on_get_prompt=self._get_prompt,
+            cache_hints={method: CacheHint(LIST_TTL_MS, "private") for method in
+                         ("tools/list", "resources/list", "resources/templates/list", "prompts/list")},
         )
         self.mcp.middleware.insert(0, self._authorize)
         self.mcp.middleware.insert(1, self._session_era_tasks)
@@ -106,68 +124,86 @@ class BlendbusServer:
         self.changes.close()
 
     # ---- tool list -------------------------------------------------------------------------
-    def dispatch_schema(self, cmd: Command) -> dict[str, Any]:
-        """A command's inputSchema: its own params plus target_uuid and timeout_s."""
-        schema = json.loads(json.dumps(cmd.input_schema))
-        schema["properties"]["target_uuid"] = {
-            "type": "string", "description": "Which Blender peer runs this; needed when several are connected."}
-        schema["properties"]["timeout_s"] = {
-            "type": "number", "exclusiveMinimum": 0, "maximum": self.hub.limits.max_timeout_s,
-            "description": f"Seconds to wait for the reply (default {cmd.timeout:g}).",
-        }
-        return schema
+    def profile(self, spec: str, *, files: bool = True) -> Toolset:
+        """The Toolset a tools profile names (toolsets.py); ValueError says what is wrong with it."""
+        if spec not in self._profiles:
+            groups: dict[str, set[str]] = {}
+            for cmd in self.plugins.commands.values():
+                groups.setdefault(self.plugins.owner[cmd.name].name, set()).add(cmd.tool_name)
+            for tool in self.builtin.values():
+                if tool.plugin is not None:
+                    groups.setdefault(tool.plugin, set()).add(tool.name)
+            always = {t.name for t in self.builtin.values() if t.plugin is None and t.role == LLM}
+            self._profiles[spec] = toolsets.parse(spec, groups, always, files=files)
+        return self._profiles[spec]
 
-    def output_schema(self, cmd: Command | None) -> dict[str, Any]:
-        schema = json.loads(json.dumps(p.ENVELOPE_SCHEMA))
-        if cmd is not None and cmd.result_schema is not None:
-            result = json.loads(json.dumps(cmd.result_schema))
-            defs = result.pop("$defs", None)
-            schema["properties"]["result"] = {"anyOf": [result, {"type": "null"}]}
-            if defs:
-                schema["$defs"] = defs
-        return schema
-
-    @cached_property
-    def tools(self) -> list[types.Tool]:
-        """The tools a client without MCP Apps sees: no `_meta.ui`, no app-only tools."""
-        return self._tool_list(apps=False)
+    def toolset_of(self, ctx: Any) -> Toolset:
+        """The caller's tools: the server's profile, narrowed by its token's."""
+        request = getattr(ctx, "request", None)
+        spec = None if request is None else request.scope.get(TOOLS_SCOPE_KEY)
+        return self.toolset.narrowed(None if spec is None else self.profile(spec, files=False))
 
     @cached_property
     def app_tools(self) -> list[types.Tool]:
-        """The tools an MCP Apps host sees (mcp_apps.py): every tool, linked to its App."""
-        return self._tool_list(apps=True)
+        """Every tool's definition, linked to its App (mcp_apps.py), the peers' included: what
+        `blendbus tools --json` prints. A client lists a part of it (`listed`)."""
+        return self._definitions(apps=True)
 
-    def _tool_list(self, *, apps: bool) -> list[types.Tool]:
+    def listed(self, roles: frozenset[str], toolset: Toolset, *, apps: bool) -> list[types.Tool]:
+        """What tools/list answers a caller: with the llm role, the LLM's tools in its profile
+        (compact: the meta-tools); without it, the tools its roles call (a peer's own). App-only
+        tools only to an MCP Apps host."""
+        key = (LLM in roles, apps, toolset)
+        if key not in self._lists:
+            if LLM not in roles:
+                tools = [t for t in self._definitions(apps=apps) if self.role_of(t.name) in roles]
+            elif toolset.compact:
+                tools = meta_tools.definitions()
+            else:
+                tools = self.callable_tools(toolset, apps=apps)
+            self._lists[key] = tools
+        return self._lists[key]
+
+    def callable_tools(self, toolset: Toolset, *, apps: bool) -> list[types.Tool]:
+        """The LLM tools a caller with `toolset` may call, whether listed or behind the meta-tools."""
+        return [t for t in self._definitions(apps=apps) if self.role_of(t.name) == LLM and toolset.admits(t.name)]
+
+    def _definitions(self, *, apps: bool) -> list[types.Tool]:
         tools = []
         for cmd in self.plugins.commands.values():
             if cmd.app_only and not apps:
                 continue
-            hints = {ANNOTATION_KEYS[k]: v for k, v in cmd.annotations.items()}
             tools.append(types.Tool(
                 name=cmd.tool_name,
                 title=cmd.title,
                 description=cmd.description,
-                input_schema=self.dispatch_schema(cmd),
-                output_schema=self.output_schema(cmd),
-                annotations=types.ToolAnnotations(**hints) if hints else None,
+                input_schema=listing.listed_input_schema(cmd, self.hub.limits.max_timeout_s),
+                output_schema=listing.output_schema(cmd),
+                annotations=listing.annotations({ANNOTATION_KEYS[k]: v for k, v in cmd.annotations.items()}),
                 # 2025-11-25 clients may ask for a task (params.task); others get the result or a timeout.
                 execution=types.ToolExecution(task_support="optional"),
                 meta=mcp_apps.tool_meta(cmd) if apps else None,
             ))
         for tool in self.builtin.values():
-            hints = {ANNOTATION_KEYS[k]: v for k, v in tool.annotations.items()}
             tools.append(types.Tool(
                 name=tool.name,
                 description=tool.description,
-                input_schema=tool.schema,
-                output_schema=self.output_schema(None) if tool.envelope else None,
-                annotations=types.ToolAnnotations(**hints) if hints else None,
+                input_schema=listing.lean(tool.schema),
+                annotations=listing.annotations({ANNOTATION_KEYS[k]: v for k, v in tool.annotations.items()}),
             ))
         return tools
 
+    def dispatch_schema(self, cmd: Command) -> dict[str, Any]:
+        """A command's full inputSchema, which calls are validated against: its own params plus the
+        arguments every dispatch tool shares."""
+        return listing.dispatch_schema(cmd, self.hub.limits.max_timeout_s)
+
     @cached_property
     def _schemas(self) -> dict[str, dict[str, Any]]:
-        return {tool.name: tool.input_schema for tool in self.app_tools}
+        schemas = {tool.name: tool.schema for tool in self.builtin.values()}
+        schemas.update({cmd.tool_name: self.dispatch_schema(cmd) for cmd in self.plugins.commands.values()})
+        schemas.update({tool.name: tool.input_schema for tool in meta_tools.definitions()})
+        return schemas
 
     def schema_of(self, tool_name: str) -> dict[str, Any] | None:
         """A tool's input schema by name (None for an unknown tool)."""
@@ -222,17 +258,22 @@ class BlendbusServer:
         return await call_next(ctx)
 
     async def _list_tools(self, ctx: Any, params: Any) -> types.ListToolsResult:
-        return types.ListToolsResult(tools=self.app_tools if mcp_apps.negotiated(ctx) else self.tools)
+        tools = self.listed(self.identity_of(ctx)[1], self.toolset_of(ctx), apps=mcp_apps.negotiated(ctx))
+        return types.ListToolsResult(tools=tools)
 
     def _admit(self, ctx: Any, name: str, arguments: dict[str, Any]) -> tuple[Call, types.CallToolResult | None]:
-        """Who calls, and the refusal if they may not call `name` with these arguments (role, schema, size)."""
+        """Who calls, and the refusal if they may not call `name` with these arguments (role, profile,
+        App-only, schema, size)."""
         user_id, roles = self.identity_of(ctx)
         call = Call(user_id=user_id, progress=RisingProgress(ctx.session.report_progress),
-                    credential=self.credential_of(ctx), gone=gone_event(ctx))
+                    credential=self.credential_of(ctx), gone=gone_event(ctx), toolset=self.toolset_of(ctx))
         needed = self.role_of(name)
         if needed not in roles:
             return call, self.plain({"error": f"{name} needs a token with the {needed} role", "code": "Forbidden"},
                                     is_error=True)
+        if needed == LLM and not call.toolset.admits(name) and name not in meta_tools.NAMES and name in self._schemas:
+            return call, self.plain({"error": f"{name} is not in your tools profile; {meta_tools.FIND} or tools/list"
+                                     " shows the tools you have", "code": "Forbidden"}, is_error=True)
         cmd = self.plugins.by_tool(name)
         if cmd is not None and cmd.app_only and not mcp_apps.negotiated(ctx):
             return call, self.plain({"error": mcp_apps.refusal(cmd), "code": "Forbidden"}, is_error=True)
@@ -252,12 +293,21 @@ class BlendbusServer:
         call, refusal = self._admit(ctx, name, arguments)
         if refusal is not None:
             return refusal
+        if name == meta_tools.CALL:  # the named tool, admitted as if called directly
+            name, arguments = arguments["name"], dict(arguments.get("arguments") or {})
+            if name in meta_tools.NAMES:
+                return self.plain({"error": f"{meta_tools.CALL} calls Blender tools, not {name}"}, is_error=True)
+            call, refusal = self._admit(ctx, name, arguments)
+            if refusal is not None:
+                return refusal
         try:
             cmd = self.plugins.by_tool(name)
             if cmd is not None and tasks.declared(ctx.meta) and ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
                 return await self._call_as_task(call, cmd, arguments)
             if cmd is not None:
                 return self.result(await self.run_command(call, cmd, arguments))
+            if name in (meta_tools.FIND, meta_tools.DESCRIBE):
+                return self.plain(self._disclose(ctx, call, name, arguments))
             tool = self.builtin[name]
             value = await tool.fn(call, arguments)
             return self.result(value, ok=tool.ok) if tool.envelope else self.plain(value)
@@ -266,6 +316,13 @@ class BlendbusServer:
         except JobStoreError as exc:
             log.error("%s", exc)
             return self.plain({"error": f"the server could not record the job: {exc}"}, is_error=True)
+
+    def _disclose(self, ctx: Any, call: Call, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
+        """blender_find_tools and blender_describe_tool, over the tools this caller may call."""
+        tools = self.callable_tools(call.toolset, apps=mcp_apps.negotiated(ctx))
+        if name == meta_tools.FIND:
+            return meta_tools.find(tools, arguments.get("query", ""), arguments.get("limit", meta_tools.DEFAULT_MATCHES))
+        return meta_tools.describe(tools, arguments["name"])
 
     async def run_command(self, call: Call, cmd: Command, arguments: dict[str, Any], *, wait: bool = True,
                           timeout: float | None = None) -> dict[str, Any]:

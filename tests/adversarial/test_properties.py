@@ -21,7 +21,7 @@ SERVER = make_server([("testing", testing_plugin)])
 
 
 @settings(max_examples=300, deadline=None)
-@given(tool=st.sampled_from(sorted(t.name for t in SERVER.tools)), arguments=st.dictionaries(
+@given(tool=st.sampled_from(sorted(t.name for t in SERVER.app_tools)), arguments=st.dictionaries(
     st.text(max_size=12), json_values, max_size=5))
 def test_validation_answers_every_input_with_none_or_a_message(tool, arguments):
     verdict = SERVER.validate(tool, arguments)

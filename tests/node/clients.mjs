@@ -7,6 +7,9 @@
 //   node clients.mjs http-progress <url> <seconds>      a call longer than the client's timeout, kept alive by progress
 //   node clients.mjs http-subscribe <url> <uri>         resources/subscribe, then a scene edit: the update arrives
 //   node clients.mjs http-apps <url> apps|plain         the tools list, with or without the MCP Apps extension
+//   node clients.mjs http-tools <url>                  the tools list and a typed result (validated by the
+//                                                      SDK against its outputSchema), directly or, when only
+//                                                      the meta-tools are listed, through blender_call_tool
 //   node clients.mjs config-entry '<entry>' '<call>'     an MCP host's configuration entry (stdio or http),
 //                                                      started or reached as a host does; lists tools, calls
 //                                                      {tool, arguments}; '<call>' may add env for a stdio entry
@@ -136,6 +139,18 @@ async function apps(client) {
            resources, app_mime: app.contents[0].mimeType, server_apps: client.getServerCapabilities()?.extensions ?? null };
 }
 
+async function toolsAndTypedResult(client) {
+  const tools = (await client.listTools()).tools;
+  const names = tools.map((t) => t.name);
+  const direct = names.includes("blender_test_count");
+  const result = direct
+    ? await client.callTool({ name: "blender_test_count", arguments: { text: "three small words" } })
+    : await client.callTool({ name: "blender_call_tool",
+                              arguments: { name: "blender_test_count", arguments: { text: "three small words" } } });
+  return { names, output_schema: tools.find((t) => t.name === "blender_test_count")?.outputSchema ?? null,
+           result: result.structuredContent.result, is_error: Boolean(result.isError) };
+}
+
 function transportForEntry(entry, env) {
   // As a host reads its configuration: a url (with headers) is streamable HTTP; else a command to start,
   // with the host's default environment plus the entry's own.
@@ -164,6 +179,7 @@ async function configEntry(entry, call) {
 const scenarios = {
   "stdio-large-result": largeResult, "http-large-result": largeResult, "http-task": taskLife,
   "http-task-cancel": taskCancel, "http-progress": progress, "http-subscribe": subscribe, "http-apps": apps,
+  "http-tools": toolsAndTypedResult,
 };
 const APPS = { extensions: { "io.modelcontextprotocol/ui": { mimeTypes: ["text/html;profile=mcp-app"] } } };
 if (scenario === "config-entry") {

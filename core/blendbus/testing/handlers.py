@@ -33,6 +33,10 @@ def size(nbytes: int) -> str:
     return "x" * nbytes
 
 
+def count(text: str) -> dict[str, int]:
+    return {"characters": len(text), "words": len(text.split())}
+
+
 def background(seconds: float, job: Any, steps: int = 0) -> Any:
     """A generator handler: the sleep runs off the main thread, the answer is built on it."""
     import threading

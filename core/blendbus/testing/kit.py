@@ -24,12 +24,14 @@ def make_server(
     limits: Limits | None = None,
     env: dict[str, str] | None = None,
     backend: str | None = None,
+    tools: str = "all",
 ) -> BlendbusServer:
     """A server with the installed plugins plus `extra`, on `backend` (a URL as `blendbus serve --backend`
-    takes; default: a SQLite store under state_dir, or in memory)."""
+    takes; default: a SQLite store under state_dir, or in memory), with the tools profile `tools`."""
     plugins = load_plugins(extra=extra, env=env)
     limits = limits or Limits()
-    return BlendbusServer(plugins, Hub(open_backend(backend, state_dir=state_dir, grace_s=limits.peer_grace_s), limits))
+    return BlendbusServer(plugins, Hub(open_backend(backend, state_dir=state_dir, grace_s=limits.peer_grace_s), limits),
+                          tools=tools)
 
 
 async def peer_uuids(server: BlendbusServer, user_id: str = "local") -> set[str]:

@@ -1,4 +1,4 @@
-"""A plugin of small, real commands for exercising the bus: echo, sleep, fail, progress, size."""
+"""A plugin of small, real commands for exercising the bus: echo, sleep, fail, progress, size, a typed result."""
 
 from __future__ import annotations
 
@@ -30,6 +30,17 @@ class Size(BaseModel):
     nbytes: int = Field(ge=0, description="Length of the string returned")
 
 
+class Text(BaseModel):
+    text: str = Field(description="The text to count")
+
+
+class Counted(BaseModel):
+    """test_count's result model: its tool lists an outputSchema that clients validate against."""
+
+    characters: int
+    words: int
+
+
 @hookimpl
 def register_preferences(register: Callable[[Preference], None]) -> None:
     register(Preference("testing.gated", "bool", False, "Opens the test_gated command"))
@@ -47,5 +58,7 @@ def register_commands(register: Callable[[Command], None]) -> None:
                      f"{HANDLERS}:background", params=Sleep, timeout=30))
     register(Command("test_gated", "Echo, behind the testing.gated preference.", f"{HANDLERS}:echo",
                      params=Echo, gate="testing.gated"))
+    register(Command("test_count", "Count a text's characters and words (a declared result).", f"{HANDLERS}:count",
+                     params=Text, result=Counted, annotations={"read_only": True}))
     register(Command("test_image", "Return a small generated PNG as an image result.", f"{HANDLERS}:image",
                      annotations={"read_only": True}))

@@ -11,12 +11,12 @@ from blendbus import Command, Preference, hookimpl
 
 from .addon import EDITIONS, GATE, INPUTS, LOCAL_API, OFFICIAL_API, RESULT_FORMATS
 
-__version__ = "0.1.1"
+__version__ = "0.1.2"
 HANDLERS = "blendbus_hunyuan3d.addon.handlers"
 JOB_ID = r"^[A-Za-z0-9_-]{1,128}$"
 """Ids go into API paths and bodies: nothing that could change the path or the host."""
-WAIT = ("If given, wait for the generation (reporting progress) and import the model under this name."
-        " Long: pass a short timeout_s and collect the import later with blender_get_job(job_id).")
+WAIT = ("Wait for it, then import the model under this name. Takes minutes: with a short timeout_s,"
+        " blender_get_job(job_id) collects it later.")
 
 
 class Generate(BaseModel):
@@ -24,7 +24,7 @@ class Generate(BaseModel):
     input_image_url: str | None = Field(default=None, max_length=2048, pattern=r"^https?://",
                                         description="An image to turn into a model (OFFICIAL_API mode)")
     input_image_path: str | None = Field(default=None, max_length=1024, description=(
-        "A PNG, JPEG or WebP in the Blender peer's output folder, such as 'refs/chair.png'"))
+        "A PNG, JPEG or WebP in the peer's output folder, e.g. 'refs/chair.png'"))
     result_format: Literal[RESULT_FORMATS] = Field(default="GLB", description="GLB imports best")  # type: ignore[valid-type]
     enable_pbr: bool = Field(default=False, description="Physically based materials")
     face_count: int | None = Field(default=None, ge=3000, le=1_500_000, description="Target faces (pro edition)")
@@ -64,17 +64,17 @@ def register_preferences(register: Callable[[Preference], None]) -> None:
 @hookimpl
 def register_commands(register: Callable[[Command], None]) -> None:
     open_world = {"read_only": False, "open_world": True}
-    register(Command("get_hunyuan3d_status", "Whether Hunyuan3D is enabled, in which mode and edition, and whether"
-                     " its keys are set (never shown).", f"{HANDLERS}:get_hunyuan3d_status",
+    register(Command("get_hunyuan3d_status", "Whether Hunyuan3D is enabled, its mode and edition, and whether its keys"
+                     " are set.", f"{HANDLERS}:get_hunyuan3d_status",
                      annotations={"read_only": True, "open_world": False}, timeout=20))
-    register(Command("generate_hunyuan3d_model", "Start a Hunyuan3D generation from a text prompt, an image URL or"
+    register(Command("generate_hunyuan3d_model", "Start a Hunyuan3D generation from text, an image URL or"
                      " an image in the peer's output folder; returns its job_id. Generation takes minutes.",
                      f"{HANDLERS}:generate_hunyuan3d_model", params=Generate, gate=GATE, annotations=open_world,
                      timeout=900, undo=True))
     register(Command("poll_hunyuan_job_status", "A generation's status (WAIT, RUN, DONE or FAIL, in plain words),"
                      " with a preview image URL once done.", f"{HANDLERS}:poll_hunyuan_job_status", params=Job,
                      gate=GATE, annotations={"read_only": True, "open_world": True}, timeout=60))
-    register(Command("import_generated_asset_hunyuan", "Import a finished generation into the scene, named (and"
-                     " optionally scaled): GLB preferred, OBJ in a zip handled.",
+    register(Command("import_generated_asset_hunyuan", "Import a finished generation into the scene, named and optionally"
+                     " scaled.",
                      f"{HANDLERS}:import_generated_asset_hunyuan", params=Import, gate=GATE, annotations=open_world,
                      timeout=300, undo=True))

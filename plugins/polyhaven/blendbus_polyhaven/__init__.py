@@ -11,7 +11,7 @@ from blendbus import Command, Preference, hookimpl
 
 from .addon import GATE
 
-__version__ = "0.2.0"
+__version__ = "0.2.1"
 HANDLERS = "blendbus_polyhaven.addon.handlers"
 AssetType = Literal["hdris", "textures", "models", "all"]
 OPEN = {"read_only": True, "destructive": False, "open_world": True}
@@ -21,11 +21,11 @@ ID_PATTERN = r"^[A-Za-z0-9_-]+$"
 
 
 class Categories(BaseModel):
-    asset_type: AssetType = Field(description="hdris, textures, models or all")
+    asset_type: AssetType
 
 
 class Search(BaseModel):
-    asset_type: AssetType = Field(default="all", description="hdris, textures, models or all")
+    asset_type: AssetType = "all"
     categories: str | None = Field(default=None, description="Comma-separated categories, all must match")
     query: str | None = Field(default=None, max_length=200, description="Words matched against names and tags")
     limit: int = Field(default=20, ge=1, le=100)
@@ -35,7 +35,7 @@ class Search(BaseModel):
 class Download(BaseModel):
     asset_id: str = Field(min_length=1, max_length=200, pattern=ID_PATTERN,
                           description="Poly Haven asset id, e.g. 'kloofendal_43d_clear_puresky'")
-    asset_type: Literal["hdris", "textures", "models"] = Field(description="The asset's type")
+    asset_type: Literal["hdris", "textures", "models"]
     resolution: str = Field(default="1k", pattern=r"^\d+k$", description="1k, 2k, 4k, ...")
     file_format: str | None = Field(default=None, max_length=10, description="hdr/exr, jpg/png, gltf/fbx/blend")
 

@@ -11,7 +11,7 @@ from blendbus import Command, Preference, hookimpl
 
 from .addon import CATEGORIES, GATE, LICENSES
 
-__version__ = "0.1.1"
+__version__ = "0.1.2"
 HANDLERS = "blendbus_polypizza.addon.handlers"
 OPEN = {"read_only": True, "destructive": False, "open_world": True}
 MODEL_ID = r"^[A-Za-z0-9_-]{1,64}$"
@@ -47,10 +47,10 @@ def register_commands(register: Callable[[Command], None]) -> None:
     register(Command("get_polypizza_status", "Whether Poly Pizza is enabled and its API key works.",
                      f"{HANDLERS}:get_polypizza_status", annotations={"read_only": True, "open_world": True},
                      timeout=20))
-    register(Command("search_polypizza_models", "Search Poly Pizza's free low-poly models: id, title, creator,"
-                     " licence, triangle count, thumbnail; paged. CC-BY models need the attribution shown.",
+    register(Command("search_polypizza_models", "Search Poly Pizza's free low-poly models: id, title, creator, licence,"
+                     " triangles, thumbnail; paged.",
                      f"{HANDLERS}:search_polypizza_models", params=Search, gate=GATE, annotations=OPEN, timeout=30))
-    register(Command("download_polypizza_model", "Download a Poly Pizza model (GLB) and import it, optionally"
-                     " scaled so its largest dimension equals target_size. Returns the attribution text to credit.",
+    register(Command("download_polypizza_model", "Import a Poly Pizza model, optionally scaled to target_size. Returns the"
+                     " attribution to credit.",
                      f"{HANDLERS}:download_polypizza_model", params=Download, gate=GATE,
                      annotations={"read_only": False, "open_world": True}, undo=True, timeout=300))

@@ -11,13 +11,13 @@ from blendbus import Command, Preference, hookimpl
 
 from .addon import FAL_AI, GATE, MAIN_SITE
 
-__version__ = "0.2.1"
+__version__ = "0.2.2"
 HANDLERS = "blendbus_rodin.addon.handlers"
 
 
-BBOX = "[x, y, z] proportions, positive numbers (sent scaled to integers, the largest 100)"
-WAIT = ("If given, wait for the generation (reporting progress) and import the model under this name."
-        " Long: pass a short timeout_s and collect the import later with blender_get_job(job_id).")
+BBOX = "[x, y, z] proportions"
+WAIT = ("Wait for it, then import the model under this name. Takes minutes: with a short timeout_s,"
+        " blender_get_job(job_id) collects it later.")
 
 
 class Generation(BaseModel):
@@ -32,11 +32,10 @@ class ViaText(Generation):
 
 class ViaImages(Generation):
     input_image_paths: list[str] | None = Field(default=None, min_length=1, max_length=5,
-                                                description="PNG, JPEG or WebP files in the Blender peer's output"
-                                                " folder, such as 'refs/chair.png' (MAIN_SITE mode)")
+                                                description="PNG, JPEG or WebP files in the peer's output folder,"
+                                                " e.g. 'refs/chair.png' (MAIN_SITE mode)")
     input_image_urls: list[Annotated[str, Field(max_length=2048, pattern=r"^https?://")]] | None = Field(
-        default=None, min_length=1, max_length=5, description="Public http(s) image URLs (FAL_AI mode): fal.ai"
-        " fetches them, blendbus never does")
+        default=None, min_length=1, max_length=5, description="Public image URLs (FAL_AI mode), fetched by fal.ai")
 
 
 ID = r"^[A-Za-z0-9_-]{1,200}$"
@@ -71,12 +70,12 @@ def register_commands(register: Callable[[Command], None]) -> None:
     open_world = {"read_only": False, "open_world": True}
     register(Command("get_hyper3d_status", "Whether Rodin is enabled, its mode, and whether a key is set.",
                      f"{HANDLERS}:get_hyper3d_status", annotations={"read_only": True}, timeout=10))
-    register(Command("generate_hyper3d_model_via_text", "Start a Rodin generation from a text prompt; returns the"
-                     " ids to poll and import with (or waits and imports, with wait_and_import_as).",
+    register(Command("generate_hyper3d_model_via_text", "Start a Rodin generation from a text prompt; returns the ids to poll and"
+                     " import with.",
                      f"{HANDLERS}:generate_via_text", params=ViaText, gate=GATE, annotations=open_world, timeout=900,
                      undo=True))
-    register(Command("generate_hyper3d_model_via_images", "Start a Rodin generation from images: files in the"
-                     " Blender peer's output folder in MAIN_SITE mode, URLs in FAL_AI mode.", f"{HANDLERS}:generate_via_images",
+    register(Command("generate_hyper3d_model_via_images", "Start a Rodin generation from images (files in MAIN_SITE mode, URLs in"
+                     " FAL_AI mode).", f"{HANDLERS}:generate_via_images",
                      params=ViaImages, gate=GATE, annotations=open_world, timeout=900, undo=True))
     register(Command("poll_rodin_job_status", "Status of a Rodin generation: queued, generating, done or failed.",
                      f"{HANDLERS}:poll_job_status", params=Poll, gate=GATE,

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from blendbus import App, Command, Resource, hookimpl
 
-__version__ = "0.4.0"
+__version__ = "0.4.1"
 HANDLERS = "blendbus_scene.addon.handlers"
 ADDON = "blendbus_scene.addon"
 READ_ONLY = {"read_only": True, "destructive": False, "idempotent": True, "open_world": False}
@@ -35,31 +35,31 @@ class BrowseData(Page):
     path: str = Field(
         default="",
         max_length=1000,
-        description="Slash-separated path inside bpy.data: '' lists collections, 'objects' lists objects,"
-        " 'objects/Cube' shows its properties, 'objects/Cube/data' follows a pointer",
+        description="Path in bpy.data: '' lists collections, 'objects' its items, 'objects/Cube' one's"
+        " properties, 'objects/Cube/data' follows a pointer",
     )
 
 
 class Screenshot(BaseModel):
     filepath: str | None = Field(default=None, max_length=1024, description=(
-        "Where to write the PNG, inside the Blender peer's output folder: a relative name such as"
-        " 'views/front.png', or '//name.png' beside a saved .blend inside that folder. A fresh name when omitted."))
+        "PNG path in the peer's output folder, e.g. 'views/front.png' ('//x.png': beside the saved .blend);"
+        " a fresh name when omitted"))
     max_size: int = Field(default=800, ge=16, le=4096, description="Longest side of the image in pixels")
 
 
 class Render(BaseModel):
     engine: Literal["EEVEE", "CYCLES", "WORKBENCH"] | None = Field(default=None, description=(
-        "Render engine; the scene's own when omitted. EEVEE on a machine without a GPU compiles its shaders"
-        " for tens of seconds on its first render; Cycles at 16 samples is quick for previews."))
-    samples: int | None = Field(default=None, ge=1, le=4096, description="Samples (Cycles, EEVEE); the scene's when omitted")
+        "The scene's when omitted. EEVEE without a GPU compiles shaders for tens of seconds on first use;"
+        " Cycles at 16 samples suits previews."))
+    samples: int | None = Field(default=None, ge=1, le=4096, description="The scene's when omitted")
     resolution: list[Annotated[int, Field(ge=4, le=8192)]] | None = Field(
-        default=None, min_length=2, max_length=2, description="[width, height] in pixels; the scene's when omitted")
-    max_size: int = Field(default=800, ge=16, le=2048, description="Longest side of the image returned (the file keeps"
-                                                                   " the full resolution)")
-    camera: str | None = Field(default=None, max_length=63, description="Camera object to render from; the scene's")
-    frame: int | None = Field(default=None, ge=-1048574, le=1048574, description="Frame to render; the current one")
+        default=None, min_length=2, max_length=2, description="[width, height]; the scene's when omitted")
+    max_size: int = Field(default=800, ge=16, le=2048, description="Longest side of the image returned (the file"
+                                                                   " keeps full size)")
+    camera: str | None = Field(default=None, max_length=63, description="The scene's when omitted")
+    frame: int | None = Field(default=None, ge=-1048574, le=1048574, description="The current one when omitted")
     filepath: str | None = Field(default=None, max_length=1024, description=(
-        "Where to write the PNG, inside the Blender peer's output folder; a fresh name when omitted"))
+        "PNG path in the peer's output folder; a fresh name when omitted"))
 
 
 class Pick(BaseModel):
@@ -79,7 +79,7 @@ class Pick(BaseModel):
 class Export(BaseModel):
     format: str = Field(description="glb, gltf, fbx, obj, usd, stl or ply, as far as this Blender has them")
     filepath: str | None = Field(default=None, max_length=1024, description=(
-        "File name inside the Blender peer's output folder; a fresh name when omitted"))
+        "Path in the peer's output folder; a fresh name when omitted"))
     selected_only: bool = Field(default=False, description="Only the selected objects")
 
 
@@ -88,7 +88,7 @@ class LookupApi(BaseModel):
         "'bpy.types.Object', 'bpy.types.Object.location' or 'bpy.ops.mesh.primitive_cube_add'"))
     search: str | None = Field(default=None, min_length=2, max_length=100,
                                description="Words to find in type names, descriptions and operator names")
-    offset: int = Field(default=0, ge=0, description="First item of each list (properties, functions, results)")
+    offset: int = Field(default=0, ge=0, description="First item of each list")
     limit: int = Field(default=50, ge=1, le=500, description="Items per list")
     model_config = ConfigDict(json_schema_extra={"oneOf": [{"required": ["identifier"]}, {"required": ["search"]}]})
 
@@ -101,32 +101,30 @@ class NodeType(BaseModel):
 
 @hookimpl
 def register_commands(register: Callable[[Command], None]) -> None:
-    register(Command("get_scene_info", "Describe the scene: frame range, render engine, units, camera, world,"
-                     " collections, counts per object type, and every object with location, parent and collections.",
+    register(Command("get_scene_info", "The scene: frame range, engine, units, camera, world, collections, counts"
+                     " per type, and each object's location, parent and collections.",
                      f"{HANDLERS}:get_scene_info", params=SceneInfo, annotations=READ_ONLY, timeout=30))
-    register(Command("get_object_info", "Everything about one object: transform, world bounding box, visibility,"
-                     " hierarchy, collections, modifiers, constraints, custom properties, materials, and mesh,"
-                     " light or camera data.", f"{HANDLERS}:get_object_info", params=ObjectInfo,
+    register(Command("get_object_info", "One object in full: transform, world bounds, visibility, hierarchy,"
+                     " collections, modifiers, constraints, custom properties, materials, and its data.", f"{HANDLERS}:get_object_info", params=ObjectInfo,
                      annotations=READ_ONLY, timeout=30))
     register(Command("list_objects", "A page of the scene's objects: name, type, location, parent.",
                      f"{HANDLERS}:list_objects", params=Page, annotations=READ_ONLY, timeout=30))
-    register(Command("browse_data", "Walk bpy.data read-only, a page at a time: collections, then items, then"
-                     " their RNA properties rendered as JSON. Follow next_offset for the next page.",
+    register(Command("browse_data", "Walk bpy.data read-only, a page at a time: collections, items, then their"
+                     " properties as JSON.",
                      f"{HANDLERS}:browse_data", params=BrowseData, annotations=READ_ONLY, timeout=30))
-    register(Command("get_viewport_screenshot", "See the scene: the 3D viewport in the GUI, or a small Workbench"
-                     " render from the active camera headless (a temporary camera frames the scene if there is"
-                     " none). Returns {filepath, width, height} and the PNG as image content.",
+    register(Command("get_viewport_screenshot", "See the scene: the 3D viewport in the GUI, headless a quick Workbench"
+                     " render from the camera (or one framing the scene). Returns the PNG and {filepath, width,"
+                     " height}.",
                      f"{HANDLERS}:get_viewport_screenshot", params=Screenshot,
                      annotations={"read_only": False, "destructive": False, "idempotent": True, "open_world": False},
                      timeout=120, app=VIEWPORT, changes_scene=False))
-    register(Command("render", "Render the scene (EEVEE, Cycles or Workbench) in a separate Blender process, so this"
-                     " Blender keeps answering; reports progress (samples) and can be cancelled. Returns the image,"
-                     " downscaled to max_size, and {filepath, width, height, engine, samples, seconds}. EEVEE without a"
-                     " GPU spends tens of seconds compiling shaders on its first render.", f"{ADDON}.render:render",
+    register(Command("render", "Render the scene in a separate process (this Blender keeps answering),"
+                     " with progress; cancellable. Returns the image (at most max_size) and {filepath, width, height,"
+                     " engine, samples, seconds}.", f"{ADDON}.render:render",
                      params=Render, annotations={"read_only": False, "destructive": False, "open_world": False},
                      timeout=1800, long_running=True, app=VIEWPORT, changes_scene=False))
-    register(Command("export_scene", "Export the scene (or the selection) to glb, gltf, fbx, obj, usd, stl or ply in the"
-                     " peer's output folder. Returns {filepath, format, bytes, objects}.", f"{ADDON}.export:export_scene",
+    register(Command("export_scene", "Export the scene (or the selection) to a file in the peer's output folder."
+                     " Returns {filepath, format, bytes, objects}.", f"{ADDON}.export:export_scene",
                      params=Export, annotations={"read_only": False, "destructive": False, "open_world": False},
                      timeout=600, changes_scene=False))
     register(Command("pick_object", "The object under a point of a screenshot or render (fractions of the picture),"
@@ -135,12 +133,11 @@ def register_commands(register: Callable[[Command], None]) -> None:
                      f"{HANDLERS}:pick_object", params=Pick, title="Pick an object in the picture",
                      annotations={"read_only": False, "destructive": False, "idempotent": True, "open_world": False},
                      timeout=30, app=VIEWPORT, visibility=("app",), changes_scene=False))
-    register(Command("lookup_api", "Look up this Blender's own Python API (exact for its version): a type with its"
-                     " properties and functions, one property, an operator with its parameters, or a search. Use it"
-                     " before writing bpy code for blender_execute_code.", f"{ADDON}.api:lookup_api", params=LookupApi,
+    register(Command("lookup_api", "This Blender's own Python API, exact for its version: a type, a property,"
+                     " an operator's parameters, or a search. Check names here before writing bpy code.", f"{ADDON}.api:lookup_api", params=LookupApi,
                      annotations=READ_ONLY, timeout=60))
-    register(Command("describe_node_type", "A node type's inputs and outputs (name, identifier, socket type, default)"
-                     " and properties, read from this Blender.", f"{ADDON}.api:describe_node_type", params=NodeType,
+    register(Command("describe_node_type", "A node type's inputs, outputs (identifier, socket type, default) and"
+                     " properties in this Blender.", f"{ADDON}.api:describe_node_type", params=NodeType,
                      annotations=READ_ONLY, timeout=30))
 
 
