@@ -23,6 +23,7 @@ from blendbus.suggest import did_you_mean
 from . import handler_sync
 from .declarations import Declarations
 from .peer import PeerCore
+from .revisions import SceneLog
 from .transport import TransportThread
 
 ADDON_ID = __name__.rpartition(".")[0]
@@ -125,6 +126,13 @@ class BlenderRuntime:
     def __init__(self, defaults: dict[str, Any] | None = None, launched: str = "gui") -> None:
         self.defaults = defaults or {}
         self.launched = launched
+        self.scene = SceneLog(lambda: bpy.data.objects.keys())
+
+    def settle(self) -> None:
+        settle()  # the depsgraph handler moves `scene` for what this evaluates
+
+    def changed(self) -> None:
+        settle()
 
     def how_to_enable(self, key: str) -> str:
         return LAUNCHES[self.launched].format(key=key)
@@ -227,10 +235,19 @@ def new_core(server: str, token: str | None, uuid: str, state_dir: Path | None =
 
 @bpy.app.handlers.persistent
 def _scene_updated(scene: Any, depsgraph: Any) -> None:
-    """depsgraph_update_post: tell the server which objects changed (the transport debounces)."""
+    """depsgraph_update_post: tell the server which objects changed (the transport debounces), and
+    move the scene's revision when something changed that a later call could overwrite: geometry,
+    transforms, shading, or which objects exist (a selection alone moves nothing)."""
     core = _State.core
-    if core is not None and not _State.quiet:
-        core.link.scene_changed({u.id.name for u in depsgraph.updates if isinstance(u.id, bpy.types.Object)})
+    if core is None or _State.quiet:
+        return
+    objects = [u for u in depsgraph.updates if isinstance(u.id, bpy.types.Object)]
+    core.link.scene_changed({u.id.name for u in objects})
+    touched = {u.id.name for u in objects if u.is_updated_geometry or u.is_updated_transform or u.is_updated_shading}
+    log = core.runtime.scene
+    if touched or log.objects_changed() or any(
+            u.is_updated_geometry or u.is_updated_shading for u in depsgraph.updates if not isinstance(u.id, bpy.types.Object)):
+        log.moved(touched)
 
 
 def settle() -> None:

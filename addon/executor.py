@@ -25,12 +25,22 @@ from blendbus.validation import validation_message
 from . import scripts
 from .declarations import CommandTable, Declarations, in_package
 from .jobqueue import Background, Job, JobCancelled, Until
+from .revisions import SceneLog
 from .traces import format_exception, portable
 
 
 class Runtime(Protocol):
     defaults: dict[str, Any]
     """Preference defaults: this peer's own declarations, plus the server's for keys only it declares."""
+    scene: SceneLog
+    """The scene's revision and what moved it (revisions.py)."""
+
+    def settle(self) -> None:
+        """Bring `scene` up to date with changes not yet evaluated (the GUI's, or a job's)."""
+
+    def changed(self) -> None:
+        """A scene-changing job ran: account for what it did (Blender evaluates it; a peer without a
+        scene counts one move)."""
 
     def setting(self, key: str) -> Any:
         """The value of an addon preference (`None` if unknown)."""
@@ -55,6 +65,13 @@ class PlainRuntime:
     def __init__(self, settings: dict[str, Any] | None = None) -> None:
         self.settings = dict(settings or {})
         self.defaults: dict[str, Any] = {}
+        self.scene = SceneLog()
+
+    def settle(self) -> None:
+        pass
+
+    def changed(self) -> None:
+        self.scene.moved()
 
     def setting(self, key: str) -> Any:
         return self.settings.get(key, self.defaults.get(key))
@@ -95,9 +112,8 @@ class Reply:
     error: str = ""
     size: int = 0
     """Length of the JSON-encoded result (measured once, for the size cap and reply batching)."""
-
-    def arguments(self) -> dict[str, Any]:
-        return {"job_id": self.job_id, "status": self.status, "result": self.result, "error": self.error}
+    scene: dict[str, Any] | None = None
+    """The scene's revision after the job (before it, on a conflict), and what moved it (SceneLog.account)."""
 
 
 def jsonable(value: Any, _depth: int = 0) -> Any:
@@ -136,6 +152,8 @@ class Executor:
         self._validators: dict[str, jsonschema.Draft202012Validator] = {}
         self._handlers: dict[str, Callable[..., Any]] = {}
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="blendbus-background")
+        self._began: dict[str, int | None] = {}
+        """job id -> the revision a scene-changing job began at (None: a job that changes nothing)."""
 
     @property
     def commands(self) -> dict[str, dict[str, Any]]:
@@ -163,17 +181,52 @@ class Executor:
         A generator handler that yielded background work comes back as Pending: call `resume`
         once it is ready.
         """
+        kind = payload.get("message_type")
+        if kind not in p.PAYLOAD_KINDS:
+            return Reply(job.job_id, p.FAILED, error=f"unknown message_type {kind!r}")
         try:
+            conflict = self._begin(job, payload)
+            if conflict is not None:
+                return conflict
             with job.running():
-                if payload.get("message_type") == p.JOB_DISPATCH:
-                    return self._run_script(payload, job)
-                if payload.get("message_type") == p.COMMAND_DISPATCH:
-                    return self._run_command(payload, job)
-                return Reply(job.job_id, p.FAILED, error=f"unknown message_type {payload.get('message_type')!r}")
+                outcome = self._run_script(payload, job) if kind == p.JOB_DISPATCH else self._run_command(payload, job)
         except JobCancelled:
-            return _cancelled(job)
+            outcome = _cancelled(job)
         except Exception as exc:  # noqa: BLE001 - last line of defence: a reply always goes back
-            return Reply(job.job_id, p.FAILED, error="blendbus peer error:\n" + format_exception(exc, exc.__traceback__))
+            outcome = Reply(job.job_id, p.FAILED,
+                            error="blendbus peer error:\n" + format_exception(exc, exc.__traceback__))
+        return self._end(job, outcome)
+
+    def _begin(self, job: Job, payload: dict[str, Any]) -> Reply | None:
+        """Note the revision a job starts from; refuse a scene-changing one whose `expect_revision` the
+        scene has moved past (nothing runs: CONFLICT, with what moved it)."""
+        self.runtime.settle()
+        scene = self.runtime.scene
+        name = payload.get("command") if payload.get("message_type") == p.COMMAND_DISPATCH else None
+        cmd = self.commands.get(name) if isinstance(name, str) else None
+        changes = cmd is None or cmd.get("scene_neutral") is not True
+        expect = payload.get(p.EXPECT_REVISION)
+        if changes and isinstance(expect, int) and not isinstance(expect, bool) and expect != scene.revision:
+            return Reply(job.job_id, p.CONFLICT, scene=scene.account(since=expect), error=(
+                f"the scene moved from revision {expect} to {scene.revision} since the read this call was based"
+                " on; nothing ran. Read the scene again, then retry with the new expect_revision (or without"
+                " one, to overwrite what changed)"))
+        self._began[job.job_id] = scene.revision if changes else None
+        scene.job_id = job.job_id
+        return None
+
+    def _end(self, job: Job, outcome: Reply | Pending) -> Reply | Pending:
+        """A job's reply with the scene's account; a job still waiting on background work is left as is."""
+        self.runtime.scene.job_id = None
+        if isinstance(outcome, Pending):
+            return outcome
+        began = self._began.pop(job.job_id, None)
+        if began is not None:
+            self.runtime.scene.job_id = job.job_id
+            self.runtime.changed()  # what the job did is put down to it
+            self.runtime.scene.job_id = None
+        outcome.scene = self.runtime.scene.account(since=began)
+        return outcome
 
     def _gate_closed(self, gate: str | None, what: str) -> str | None:
         if gate is None or self.runtime.setting(gate) is True:
@@ -243,15 +296,18 @@ class Executor:
         job cancelled meanwhile gets JobCancelled at its `yield` instead, to clean up."""
         job = pending.job
         error = JobCancelled() if job.cancelled else pending.future.exception()
+        self.runtime.scene.job_id = job.job_id
         try:
             with job.running():
                 if error is not None:
-                    return self._advance(job, pending.gen, pending.undo_label, pending.neutral, error=error)
-                return self._advance(job, pending.gen, pending.undo_label, pending.neutral,
-                                     send=pending.future.result())
+                    outcome = self._advance(job, pending.gen, pending.undo_label, pending.neutral, error=error)
+                else:
+                    outcome = self._advance(job, pending.gen, pending.undo_label, pending.neutral,
+                                            send=pending.future.result())
         except JobCancelled:
             pending.gen.close()
-            return _cancelled(job)
+            outcome = _cancelled(job)
+        return self._end(job, outcome)
 
     def _observed(self, neutral: bool) -> AbstractContextManager[Any]:
         return self.runtime.unobserved() if neutral else nullcontext()

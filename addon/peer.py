@@ -77,6 +77,8 @@ class PeerCore:
         self.sync_errors: dict[str, str] = {}
         self.recent: deque[RecentJob] = deque(maxlen=20)
         self.pending: list[tuple[Pending, dict[str, Any]]] = []
+        self.scene_accounts = False
+        """Whether the server keeps a reply's scene account (an older one refuses the field)."""
         self.link = PeerLink(
             connect, uuid=uuid, describe=self.describe, on_payload=self.queue.offer,
             on_registered=self._registered, poll_wait_s=poll_wait_s,
@@ -101,7 +103,7 @@ class PeerCore:
         info = {
             "client_type": self.client_type,
             "is_persistent": False,
-            "capabilities": {"blendbus_addon": __version__, **self.capabilities},
+            "capabilities": {"blendbus_addon": __version__, p.EXPECT_REVISION: True, **self.capabilities},
             "handlers": list(self.inventory.values()),
             "gates": gates,
         }
@@ -113,6 +115,7 @@ class PeerCore:
         from blendbus.client import call
 
         self.executor.max_result_bytes = int(response.get("max_result_bytes", self.executor.max_result_bytes))
+        self.scene_accounts = p.SCENE_FIELD in response.get("accepts", [])
         self.preferences = response.get("preferences", [])
         local = self.executor.declarations
         # The server's defaults only fill keys this peer does not declare (a synced plugin's settings).
@@ -185,7 +188,8 @@ class PeerCore:
         self.queue.finished(job.job_id)
         if job.cancelled and reply.status == p.COMPLETED:
             reply.error = "the caller cancelled this job while it ran; it completed anyway"
-        self.link.reply(reply.job_id, reply.status, reply.result, reply.error, reply.size)
+        self.link.reply(reply.job_id, reply.status, reply.result, reply.error, reply.size,
+                        reply.scene if self.scene_accounts else None)
         self.recent.appendleft(RecentJob(reply.job_id, payload.get("command") or "job_dispatch", reply.status,
                                          time.monotonic() - job.started))
         return reply

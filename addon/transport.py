@@ -147,8 +147,12 @@ class PeerLink:
         self._loop: asyncio.AbstractEventLoop | None = None
 
     # ---- used from any thread ----------------------------------------------------------------
-    def reply(self, job_id: str, status: str, result: Any = None, error: str = "", size: int = 0) -> None:
-        self.outbox.put({"job_id": job_id, "status": status, "result": result, "error": error}, size)
+    def reply(self, job_id: str, status: str, result: Any = None, error: str = "", size: int = 0,
+              scene: dict[str, Any] | None = None) -> None:
+        update = {"job_id": job_id, "status": status, "result": result, "error": error}
+        if scene is not None:
+            update[p.SCENE_FIELD] = scene
+        self.outbox.put(update, size)
 
     def progress(self, job_id: str, fraction: float | None, message: str | None) -> None:
         self.outbox.put({"job_id": job_id, "status": p.RUNNING, "progress": fraction, "message": message})

@@ -71,16 +71,37 @@ def test_large_results_are_stored_piecewise_and_read_back_whole(tmp_path):
     assert store.get("u", "big") is None and store.get("u", "b5") is not None
 
 
-def test_a_store_from_before_the_large_column_is_upgraded_in_place(tmp_path):
-    path = tmp_path / "old.sqlite3"
+def old_store(path, missing: str) -> None:
+    """A store written before the column declared by the schema line `missing`, holding one job."""
     old = sqlite3.connect(path)
-    old.executescript(_SCHEMA.replace("    large       BLOB,\n", ""))
+    old.executescript(_SCHEMA.replace(missing, ""))
     old.execute("INSERT INTO jobs (user_id, job_id, kind, command, status, result, created, updated)"
                 " VALUES ('u', 'j', 'k', 'c', 'completed', '[1]', 0, 0)")
     old.commit()
     old.close()
+
+
+def test_a_store_from_before_the_large_column_is_upgraded_in_place(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    old_store(path, "    large       BLOB,\n")
     store = JobStore(path)
     assert store.get("u", "j").result == [1]
     store.create("u", "new", kind="k", command="c", target_uuid="p")
     assert store.advance("u", "new", p.COMPLETED, result="x" * (2 * LARGE_RESULT_BYTES))
     assert len(store.get("u", "new").result) == 2 * LARGE_RESULT_BYTES
+
+
+def test_a_store_from_before_scene_accounts_is_rebuilt_with_large_last(tmp_path):
+    path = tmp_path / "old.sqlite3"
+    old_store(path, "    scene       TEXT,\n")
+    store = JobStore(path)
+    assert store.get("u", "j").result == [1] and store.get("u", "j").scene is None
+    look = sqlite3.connect(path)
+    columns = [row[1] for row in look.execute("PRAGMA table_info(jobs)")]
+    indexes = {row[1] for row in look.execute("PRAGMA index_list(jobs)")}
+    look.close()
+    assert columns[-1] == "large" and "scene" in columns and {"jobs_updated", "jobs_user_updated"} <= indexes
+    store.create("u", "new", kind="k", command="c", target_uuid="p")
+    assert store.advance("u", "new", p.CONFLICT, scene={"revision": 3})
+    assert store.get("u", "new").envelope()["revision"] == 3
+    assert store.usage("u") == JobStore(path).usage("u")  # the scene text is counted like the rest of a row

@@ -79,6 +79,12 @@ _UPDATE = {
     "error": {"type": "string"},
     "progress": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
     "message": {"type": ["string", "null"]},
+    p.SCENE_FIELD: {"type": "object", "maxProperties": 4, "required": ["revision"], "properties": {
+        "revision": {"type": "integer", "minimum": 0},
+        "changes": {"type": "object", "maxProperties": 8, "additionalProperties": {
+            "anyOf": [{"type": "array", "maxItems": p.MAX_CHANGED_NAMES, "items": {"type": "string", "maxLength": 255}},
+                      {"type": "integer", "minimum": 0}]}},
+    }, "description": "The peer's scene revision after the job (before it, on a conflict), and what changed."},
 }
 _UPDATES = {"type": "array", "minItems": 1, "maxItems": 1000, "items": _obj(_UPDATE, ("job_id", "status")),
             "description": "Job updates, each answered on its own (see blender_job_update)."}
@@ -197,6 +203,7 @@ class BuiltinTools:
             "poll_wait_s": self.hub.limits.poll_wait_s,
             "peer_grace_s": self.hub.limits.peer_grace_s,
             "max_result_bytes": self.hub.limits.max_result_bytes,
+            "accepts": [p.SCENE_FIELD],
         }
 
     async def _fetch_package(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
@@ -230,6 +237,7 @@ class BuiltinTools:
         return await self.hub.job_update(
             call.user_id, a["client_uuid"], a["peer_token"], a["job_id"], a["status"],
             result=a.get("result"), error=a.get("error", ""), progress=a.get("progress"), message=a.get("message"),
+            scene=a.get(p.SCENE_FIELD),
         )
 
     async def _job_updates(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:

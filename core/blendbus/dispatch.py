@@ -379,15 +379,16 @@ class Hub:
         error: str = "",
         progress: float | None = None,
         message: str | None = None,
+        scene: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        """A peer's reply (or progress) for one of its jobs."""
+        """A peer's reply (or progress) for one of its jobs; `scene` is its account of its scene."""
         if status not in p.PEER_REPLY_STATUSES:
             raise ValueError(f"status must be one of {sorted(p.PEER_REPLY_STATUSES)}")
         problem = p.image_problem(result) if status == p.COMPLETED else None
         if problem is not None:
             status, result, error = p.FAILED, None, f"the peer's result was malformed and was not kept: {problem}"
         replied = await self.backend.reply(user_id, uuid, token, job_id, status, result=result, error=error or "",
-                                           progress=progress, message=message)
+                                           progress=progress, message=message, scene=scene)
         answer: dict[str, Any] = {"accepted": replied.accepted, "status": replied.status}
         if not replied.persisted:
             answer["persisted"] = False

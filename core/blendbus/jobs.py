@@ -34,14 +34,14 @@ LARGE_RESULT_BYTES = 1024 * 1024
 and read back a page at a time (blob I/O). It is the table's last column: only there does SQLite
 reserve a zeroblob without materializing it."""
 _COLUMNS = "user_id, job_id, kind, command, target_uuid, status, {data}, error, progress, message, created, updated"
-_META = "result_format, COALESCE(LENGTH(CAST(result AS BLOB)), LENGTH(large))"
-"""A row's result format and result size: what a job without its result still says about it. (LENGTH of
-a blob reads its header only; `large IS NULL` would read all of it.)"""
+_META = "result_format, COALESCE(LENGTH(CAST(result AS BLOB)), LENGTH(large)), scene"
+"""A row's result format, result size and scene account: what a job without its result still says
+about it. (LENGTH of a blob reads its header only; `large IS NULL` would read all of it.)"""
 _ROW_BYTES = (f"({ROW_OVERHEAD_BYTES} + LENGTH(CAST(user_id AS BLOB)) + LENGTH(CAST(job_id AS BLOB))"
               " + LENGTH(CAST(kind AS BLOB)) + LENGTH(CAST(command AS BLOB))"
               " + COALESCE(LENGTH(CAST(target_uuid AS BLOB)), 0) + COALESCE(LENGTH(CAST(result AS BLOB)), 0)"
               " + COALESCE(LENGTH(large), 0) + LENGTH(CAST(error AS BLOB)) + COALESCE(LENGTH(CAST(message AS BLOB)), 0)"
-              " + payload_bytes)")
+              " + COALESCE(LENGTH(CAST(scene AS BLOB)), 0) + payload_bytes)")
 """Every byte a row stores, and its payload while that waits for Blender: what the size caps count."""
 
 _SCHEMA = """
@@ -60,6 +60,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated     REAL NOT NULL,
     payload_bytes INTEGER NOT NULL DEFAULT 0,
     result_format TEXT NOT NULL DEFAULT 'json',
+    scene       TEXT,
     large       BLOB,
     PRIMARY KEY (user_id, job_id)
 );
@@ -108,6 +109,8 @@ class JobStore:
             self._db.execute("ALTER TABLE jobs ADD COLUMN result_format TEXT NOT NULL DEFAULT 'json'")
         if "large" not in columns:  # a store from 0.1.0
             self._db.execute("ALTER TABLE jobs ADD COLUMN large BLOB")
+        if "scene" not in columns:  # a store from 0.4 or older
+            self._rebuild()
         self._usage: dict[str, list[int]] = {
             user: [count, size] for user, count, size in
             self._db.execute(f"SELECT user_id, COUNT(*), SUM({_ROW_BYTES}) FROM jobs GROUP BY user_id")}
@@ -116,6 +119,25 @@ class JobStore:
 
     def close(self) -> None:
         self._db.close()
+
+    def _rebuild(self) -> None:
+        """Bring a table from before the `scene` column to today's layout, rows kept. A column added
+        with ALTER TABLE would come after `large`, which must stay last (LARGE_RESULT_BYTES)."""
+        old = [row[1] for row in self._db.execute("PRAGMA table_info(jobs)")]
+        statements = [s for s in _SCHEMA.split(";") if s.strip()]
+        try:
+            self._db.execute("BEGIN IMMEDIATE")
+            self._db.execute("DROP INDEX IF EXISTS jobs_updated")
+            self._db.execute("DROP INDEX IF EXISTS jobs_user_updated")
+            self._db.execute("ALTER TABLE jobs RENAME TO jobs_before_scene")
+            for statement in statements:
+                self._db.execute(statement)
+            self._db.execute(f"INSERT INTO jobs ({', '.join(old)}) SELECT {', '.join(old)} FROM jobs_before_scene")
+            self._db.execute("DROP TABLE jobs_before_scene")
+            self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._db.execute("ROLLBACK")
+            raise JobStoreError(f"the job store at {self.path} could not be brought up to date: {exc}") from exc
 
     def usage(self, user_id: str) -> tuple[int, int]:
         """(jobs, stored bytes) of one user, as the caps count them."""
@@ -189,6 +211,7 @@ class JobStore:
         *,
         result: Any = _UNSET,
         error: str | None = None,
+        scene: dict[str, Any] | None = None,
     ) -> bool:
         """Move a job to `status` if that is forward; returns whether it moved."""
         lower = [s for s, rank in STATUS_RANK.items() if rank < STATUS_RANK[status]]
@@ -207,6 +230,9 @@ class JobStore:
         if error is not None:
             sets.append("error = ?")
             args.append(error)
+        if scene is not None:
+            sets.append("scene = ?")
+            args.append(json.dumps(scene, separators=(",", ":")))
         if status not in OPEN_STATUSES:
             sets.append("payload_bytes = 0")  # the peer has the payload, or never will
         marks = ",".join("?" * len(lower))
@@ -256,7 +282,7 @@ class JobStore:
         data = "COALESCE(result, large)" if result else "NULL"
         row = self._db.execute(f"SELECT {_COLUMNS.format(data=data)}, {_META} FROM jobs WHERE user_id = ? AND job_id = ?",
                                (user_id, job_id)).fetchone()
-        return Job(*row) if row else None
+        return _job(row) if row else None
 
     def read_result(self, user_id: str, job_id: str, offset: int, length: int) -> tuple[bytes, int, str] | None:
         """Bytes [offset, offset + length) of the stored result text, its whole length and its format;
@@ -265,7 +291,7 @@ class JobStore:
                                (user_id, job_id)).fetchone()
         if row is None or row[3] is None:
             return None
-        rowid, large, fmt, total = row
+        rowid, large, fmt, total, _ = row
         offset, length = min(max(offset, 0), total), max(0, min(length, total - max(offset, 0)))
         if large:
             with self._db.blobopen("jobs", "large", rowid, readonly=True) as blob:
@@ -281,7 +307,7 @@ class JobStore:
             f"SELECT {_COLUMNS.format(data='NULL')}, {_META} FROM jobs WHERE user_id = ? AND created < ?"
             " ORDER BY created DESC LIMIT ?", (user_id, before if before is not None else float("inf"), limit),
         ).fetchall()
-        return [Job(*row) for row in rows]
+        return [_job(row) for row in rows]
 
     def in_flight(self, user_id: str, target_uuid: str) -> list[str]:
         rows = self._db.execute(
@@ -354,3 +380,9 @@ class JobStore:
             self._db.executescript("PRAGMA incremental_vacuum;")
         except sqlite3.Error as exc:
             raise JobStoreError(f"the job store at {self.path} could not reclaim space: {exc}") from exc
+
+
+def _job(row: tuple[Any, ...]) -> Job:
+    """A job from a row of `_COLUMNS` and `_META` (its scene account is stored as JSON)."""
+    *fields, scene = row
+    return Job(*fields, scene=json.loads(scene) if scene else None)

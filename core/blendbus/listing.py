@@ -5,7 +5,7 @@ to call it well and nothing it could learn once:
 - the result envelope is described in the server's instructions, not repeated per tool: a tool
   lists an outputSchema only when its command declared a result model;
 - the arguments every dispatch tool shares are explained once, in the instructions: target_uuid is
-  listed as a bare string, timeout_s not at all;
+  listed as a bare string, timeout_s and expect_revision not at all;
 - pydantic's annotations that say nothing to a model (`title`, `default: null` beside an optional
   value) and tool hints that only restate MCP's defaults are left out;
 - the guards that protect the server rather than guide the model (minLength, maxLength, maxItems,
@@ -22,6 +22,7 @@ from typing import Any
 import mcp_types as types
 
 from .command import Command
+from .protocol import EXPECT_REVISION
 
 TOKEN_BYTES = 3.5
 """Bytes of compact JSON per LLM token: the rule of thumb the tool-list budget is counted in."""
@@ -42,16 +43,20 @@ def dispatch_schema(cmd: Command, max_timeout_s: float) -> dict[str, Any]:
     schema = json.loads(json.dumps(cmd.input_schema))
     schema["properties"]["target_uuid"] = {"type": "string"}
     schema["properties"]["timeout_s"] = {"type": "number", "exclusiveMinimum": 0, "maximum": max_timeout_s}
+    if not cmd.scene_neutral:
+        schema["properties"][EXPECT_REVISION] = {"type": "integer", "minimum": 0}
     return schema
 
 
 def listed_input_schema(cmd: Command, max_timeout_s: float) -> dict[str, Any]:
     """A command tool's inputSchema as listed: its own params, lean, and target_uuid as a bare string.
     The server's instructions say once what target_uuid means, and that every tool also takes
-    timeout_s (a model rarely needs it: each command's default suits it)."""
+    timeout_s (a model rarely needs it: each command's default suits it) and every scene-changing
+    one expect_revision."""
     schema = lean(dispatch_schema(cmd, max_timeout_s))
     schema["properties"]["target_uuid"] = {"type": "string"}
     del schema["properties"]["timeout_s"]
+    schema["properties"].pop(EXPECT_REVISION, None)
     return schema
 
 

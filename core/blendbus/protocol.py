@@ -50,6 +50,14 @@ BUSY: Final = "busy"
 """Back-pressure: the target peer already has the maximum number of queued jobs."""
 INVALID: Final = "invalid"
 """The call never became a job: its arguments failed validation, or the tool is unknown."""
+CONFLICT: Final = "conflict"
+"""The call named the scene revision it was based on (`expect_revision`), and the scene had moved
+since: nothing ran. The envelope carries the current `revision` and what `changes` moved it."""
+
+EXPECT_REVISION: Final = "expect_revision"
+"""The argument, and payload field, that makes a scene-changing call conditional on the scene's revision."""
+SCENE_FIELD: Final = "scene"
+"""A peer's reply's account of the scene: `{revision, changes?}` (SceneLog.account on the peer)."""
 
 DISPATCHED: Final = "dispatch"
 """A bus event: a job was queued on a peer."""
@@ -76,8 +84,9 @@ STATUS_RANK: Final[dict[str, int]] = {
     CANCELLED: 2,
     COMPLETED: 3,
     FAILED: 3,
+    CONFLICT: 3,
 }
-PEER_REPLY_STATUSES: Final = frozenset({RUNNING, COMPLETED, FAILED, CANCELLED})
+PEER_REPLY_STATUSES: Final = frozenset({RUNNING, COMPLETED, FAILED, CANCELLED, CONFLICT})
 
 POLL_WAIT_S: Final = 300.0
 """How long a peer's poll is held open when nothing is queued. Long, because an idle peer then costs
@@ -85,7 +94,7 @@ the server one request per five minutes; the open stream's keep-alive pings, and
 the peer goes away, tell the server whether the peer is still there."""
 FINAL_STATUSES: Final = frozenset(STATUS_RANK) - frozenset(OPEN_STATUSES)
 """Every status a job ends in (completed, failed, cancelled, lost, timeout): whatever waits on a job
-stops waiting at any of them. Only the peer's own verdict (completed, failed) can still follow one."""
+stops waiting at any of them. Only the peer's own verdict (completed, failed, conflict) can still follow one."""
 
 
 def new_job_id() -> str:
@@ -93,9 +102,14 @@ def new_job_id() -> str:
     return "j-" + secrets.token_hex(16)
 
 
-def command_dispatch(job_id: str, command: str, params: dict[str, Any]) -> dict[str, Any]:
-    """The payload a peer receives for a plugin command."""
-    return {"message_type": COMMAND_DISPATCH, "job_id": job_id, "command": command, "params": params}
+def command_dispatch(job_id: str, command: str, params: dict[str, Any],
+                     expect_revision: int | None = None) -> dict[str, Any]:
+    """The payload a peer receives for a plugin command; with `expect_revision`, the peer runs it only
+    while its scene is still at that revision (else it answers CONFLICT)."""
+    payload = {"message_type": COMMAND_DISPATCH, "job_id": job_id, "command": command, "params": params}
+    if expect_revision is not None:
+        payload[EXPECT_REVISION] = expect_revision
+    return payload
 
 
 def job_dispatch(job_id: str, script: str) -> dict[str, Any]:
@@ -148,6 +162,8 @@ ENVELOPE_SCHEMA: Final[dict[str, Any]] = {
         "offset": {"type": "integer"},
         "next_offset": {"type": ["integer", "null"],
                         "description": "Pass to blender_get_job(job_id, offset=...) for the next page; null at the end."},
+        "revision": {"type": "integer", "description": "The peer's scene revision after the call (before it, on a conflict)."},
+        "changes": {"type": "object", "description": "What moved the scene: objects added, removed and modified."},
     },
     "required": ["status", "command", "target_uuid", "job_id", "result", "error"],
 }

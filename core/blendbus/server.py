@@ -64,7 +64,10 @@ Each Blender tool returns {{status, command, target_uuid, job_id, result, error}
 means result is the handler's return value; any other status is an error, and error says why. Every
 Blender tool also takes target_uuid (which peer runs it; needed when several are connected:
 blender_list_clients lists them) and timeout_s (seconds to wait for the reply, at most
-{max_timeout_s:g}; each tool's default suits it). A call that times out keeps running: fetch it later
+{max_timeout_s:g}; each tool's default suits it). Each result carries the scene's revision; a tool
+that changes the scene also takes expect_revision=<the revision you read>, and then answers status
+"conflict" (nothing ran) with what changed if the scene moved since: read again before retrying.
+A call that times out keeps running: fetch it later
 with blender_get_job(job_id, wait_s=...), or stop it with blender_cancel_job(job_id). A result too
 large for one answer comes back in pages (truncated: true): get the rest with
 blender_get_job(job_id, offset=next_offset) until next_offset is null. Before writing bpy code,
@@ -328,7 +331,8 @@ class BlendbusServer:
                           timeout: float | None = None) -> dict[str, Any]:
         target = arguments.pop("target_uuid", None)
         requested = float(arguments.pop("timeout_s", cmd.timeout))
-        payload = p.command_dispatch(p.new_job_id(), cmd.name, arguments)
+        expect = arguments.pop(p.EXPECT_REVISION, None)
+        payload = p.command_dispatch(p.new_job_id(), cmd.name, arguments, expect)
         return await self.hub.dispatch(
             call.user_id, payload, command=cmd.name, target_uuid=target, timeout=timeout or requested,
             on_progress=call.progress, wait=wait,
@@ -540,8 +544,9 @@ class BlendbusServer:
         env = await self.run_command(Call(user_id=self.identity_of(ctx)[0]), cmd, arguments)
         if env["status"] != p.COMPLETED:
             raise MCPError(code=-32603, message=f"{uri}: {env['status']}: {env['error']}")
+        meta = {"revision": env["revision"]} if "revision" in env else None  # which scene the text shows
         return types.ReadResourceResult(contents=[
-            types.TextResourceContents(uri=uri, mime_type=res.mime_type, text=json.dumps(env["result"]))
+            types.TextResourceContents(uri=uri, mime_type=res.mime_type, text=json.dumps(env["result"]), meta=meta)
         ])
 
     async def _subscribe(self, ctx: Any, params: types.SubscribeRequestParams) -> types.EmptyResult:

@@ -95,7 +95,7 @@ async def test_a_wait_ends_when_its_job_is_lost(blendbus_server, blendbus_peer_f
 
 
 def test_every_status_a_job_ends_in_ends_a_wait():
-    ended = {p.COMPLETED, p.FAILED, p.CANCELLED, p.LOST, p.TIMEOUT}
+    ended = {p.COMPLETED, p.FAILED, p.CONFLICT, p.CANCELLED, p.LOST, p.TIMEOUT}
     assert p.FINAL_STATUSES == ended and not ended & set(p.OPEN_STATUSES)
     assert set(p.STATUS_RANK) == ended | set(p.OPEN_STATUSES)
 

@@ -298,11 +298,15 @@ async def test_a_dispatch_is_queued_taken_and_answered_once(backend: Backend) ->
         Replied(True, p.RUNNING)
     assert (await backend.jobs.get("u", "j1")).progress == 0.5
     large = "x" * (3 * 1024 * 1024)  # stored in pieces
-    assert await backend.reply("u", "p", rec.token, "j1", p.COMPLETED, result={"text": large}) == \
+    scene = {"revision": 7, "changes": {"moves": 2, "modified": ["Cube"]}}
+    assert await backend.reply("u", "p", rec.token, "j1", p.COMPLETED, result={"text": large}, scene=scene) == \
         Replied(True, p.COMPLETED)
     outcome = await asyncio.wait_for(fut, 5)
     assert outcome["status"] == p.COMPLETED and outcome["result"] == {"text": large}
-    assert (await backend.jobs.get("u", "j1")).result == {"text": large}
+    assert outcome["revision"] == 7 and outcome["changes"] == scene["changes"]  # the peer's scene account
+    stored = await backend.jobs.get("u", "j1")
+    assert stored.result == {"text": large} and stored.envelope()["revision"] == 7
+    assert (await backend.jobs.get("u", "j1", result=False)).scene == scene
     assert await backend.reply("u", "p", rec.token, "j1", p.FAILED, error="late") == Replied(False, p.COMPLETED)
     backend.notifier.release("u", "j1", fut)
     await backend.notifier.release_call("u", "j1", ended=True)

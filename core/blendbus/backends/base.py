@@ -92,6 +92,8 @@ class Job:
     result_format: str = JSON
     result_bytes: int | None = None
     """How long the stored result text is, in UTF-8 bytes (None: no result)."""
+    scene: dict[str, Any] | None = None
+    """The peer's account of its scene with its reply (protocol.SCENE_FIELD): `{revision, changes?}`."""
 
     @property
     def result(self) -> Any:
@@ -114,6 +116,8 @@ class Job:
         )
         if self.progress is not None:
             env["progress"] = {"fraction": self.progress, "message": self.message or ""}
+        if self.scene is not None:
+            env.update((k, self.scene[k]) for k in ("revision", "changes") if k in self.scene)
         return env
 
 
@@ -205,8 +209,9 @@ class Jobs(Protocol):
         when it cannot fit, finished jobs having made what room they can."""
 
     async def advance(self, user_id: str, job_id: str, status: str, *, result: Any = UNSET,
-                      error: str | None = None) -> bool:
-        """Move a job to `status` if that is forward (an atomic compare-and-set); returns whether it moved."""
+                      error: str | None = None, scene: dict[str, Any] | None = None) -> bool:
+        """Move a job to `status` if that is forward (an atomic compare-and-set); returns whether it moved.
+        `scene` is the peer's account of its scene, kept with the job (Job.scene)."""
 
     async def set_progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None: ...
 
@@ -459,7 +464,8 @@ class Backend:
         return payloads, fresh
 
     async def reply(self, user_id: str, uuid: str, token: str, job_id: str, status: str, *, result: Any = None,
-                    error: str = "", progress: float | None = None, message: str | None = None) -> Replied:
+                    error: str = "", progress: float | None = None, message: str | None = None,
+                    scene: dict[str, Any] | None = None) -> Replied:
         """A peer's word on one of its own jobs: progress (`running`), or its end, which moves the job
         forward only and answers whoever waits for it, with a `job_update` event. PeerAuthError for a
         wrong token, LookupError for a job not sent on this bus, PermissionError for another peer's job."""
@@ -474,7 +480,7 @@ class Backend:
             await self.notifier.progress(user_id, job_id, progress, message)
             return Replied(True, job.status)
         try:
-            moved = await self.jobs.advance(user_id, job_id, status, result=result, error=error)
+            moved = await self.jobs.advance(user_id, job_id, status, result=result, error=error, scene=scene)
         except JobStoreError as exc:
             outcome = unstored(status, job_id, uuid, result, error, exc, job.command)
             await self.notifier.deliver(user_id, job_id, outcome)
@@ -483,7 +489,8 @@ class Backend:
             current = await self.jobs.get(user_id, job_id, result=False)
             return Replied(False, current.status if current else status)
         # What the store now holds, built from the reply in hand: a large result stays one copy.
-        await self.notifier.deliver(user_id, job_id, replace(job, status=status, error=error).envelope(result=result))
+        await self.notifier.deliver(user_id, job_id,
+                                    replace(job, status=status, error=error, scene=scene).envelope(result=result))
         await self.peers.publish(user_id, JOB_UPDATE, job_id=job_id, status=status, client_uuid=uuid)
         return Replied(True, status)
 

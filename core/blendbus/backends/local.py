@@ -33,8 +33,8 @@ class SqliteJobs:
                           payload_bytes=payload_bytes)
 
     async def advance(self, user_id: str, job_id: str, status: str, *, result: Any = UNSET,
-                      error: str | None = None) -> bool:
-        return self.store.advance(user_id, job_id, status, result=result, error=error)
+                      error: str | None = None, scene: dict[str, Any] | None = None) -> bool:
+        return self.store.advance(user_id, job_id, status, result=result, error=error, scene=scene)
 
     async def set_progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None:
         self.store.set_progress(user_id, job_id, fraction, message)

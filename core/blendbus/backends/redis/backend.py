@@ -12,7 +12,7 @@ from ...protocol import BUSY, RUNNING
 from ..base import (Backend, Enqueued, JobStoreError, OverQuota, PeerAuthError, Replied, compact, others_job,
                     running_on, unknown_job, unstored)
 from .connection import Connection, store_errors
-from .jobs import RedisJobs, lower_than
+from .jobs import RedisJobs, lower_than, scene_text
 from .notifier import CALL_LEASE_S, RedisNotifier
 from .peers import EVENTS_KEPT, RedisPeers, pairs
 
@@ -70,7 +70,7 @@ class RedisBackend(Backend):
 
     @store_errors
     async def _reply(self, user_id: str, uuid: str, token: str, job_id: str, status: str, result: Any, error: str,
-                     progress: float | None, message: str | None) -> list[Any]:
+                     progress: float | None, message: str | None, scene: dict[str, Any] | None) -> list[Any]:
         link, keys, jobs = self.link, self.jobs.keys, self.jobs
         how = await jobs.result_args(user_id, job_id, result) if status != RUNNING else ["0", "", ""]
         now = time.time()
@@ -78,13 +78,14 @@ class RedisBackend(Backend):
             keys.user(user_id), user_id, uuid, token, job_id, status, now, *how, error,
             repr(progress) if progress is not None else "", int(message is not None), message or "",
             jobs.max_jobs_per_user, jobs.max_bytes_per_user, link.replica, keys.channel, EVENTS_KEPT,
-            *lower_than(status)], also=self.peers.alive_until(user_id, uuid, now + link.grace_s))
+            scene_text(scene), *lower_than(status)], also=self.peers.alive_until(user_id, uuid, now + link.grace_s))
 
     async def reply(self, user_id: str, uuid: str, token: str, job_id: str, status: str, *, result: Any = None,
-                    error: str = "", progress: float | None = None, message: str | None = None) -> Replied:
+                    error: str = "", progress: float | None = None, message: str | None = None,
+                    scene: dict[str, Any] | None = None) -> Replied:
         ending = status != RUNNING
         try:
-            answer = await self._reply(user_id, uuid, token, job_id, status, result, error, progress, message)
+            answer = await self._reply(user_id, uuid, token, job_id, status, result, error, progress, message, scene)
         except JobStoreError as exc:
             if not ending:
                 raise

@@ -3,6 +3,7 @@ the scripts (`lua/library.lua`: create, settle, trim)."""
 
 from __future__ import annotations
 
+import json
 import time
 from typing import Any
 
@@ -19,6 +20,11 @@ ORPHAN_AFTER_S = 60.0
 STAGE_RESULT_BYTES = 1024 * 1024
 """A result whose text is longer is written to Redis in pieces of this size, never as one command."""
 LISTED_FIELDS = ("kind", "command", "target", "status", "error", "progress", "message", "created", "updated")
+
+
+def scene_text(scene: dict[str, Any] | None) -> str:
+    """A peer's scene account as the scripts store it ('' for none)."""
+    return "" if scene is None else json.dumps(scene, separators=(",", ":"))
 
 
 def lower_than(status: str) -> list[str]:
@@ -84,11 +90,11 @@ class RedisJobs:
 
     @store_errors
     async def advance(self, user_id: str, job_id: str, status: str, *, result: Any = UNSET,
-                      error: str | None = None) -> bool:
+                      error: str | None = None, scene: dict[str, Any] | None = None) -> bool:
         moved = await self.link.run("advance", [self.keys.job(user_id, job_id)], [
             self.keys.user(user_id), job_id, status, time.time(), *await self.result_args(user_id, job_id, result),
             int(error is not None), error or "", int(status not in OPEN_STATUSES), self.max_jobs_per_user,
-            self.max_bytes_per_user, *lower_than(status)])
+            self.max_bytes_per_user, scene_text(scene), *lower_than(status)])
         return bool(moved)
 
     @store_errors
@@ -144,7 +150,8 @@ class RedisJobs:
                    progress=float(f["progress"]) if f.get("progress") is not None else None,
                    message=decoded(f["message"]) if f.get("message") is not None else None, created=float(f["created"]),
                    updated=float(f["updated"]), result_format=decoded(fmt) or JSON,
-                   result_bytes=int(f.get("rlen") or 0) if fmt else None)
+                   result_bytes=int(f.get("rlen") or 0) if fmt else None,
+                   scene=json.loads(f["scene"]) if f.get("scene") else None)
 
     @store_errors
     async def in_flight(self, user_id: str, target_uuid: str) -> list[str]:

@@ -18,11 +18,11 @@ end
 -- A job's bytes, as the user's caps count them: its fixed part, its payload while it waits for
 -- Blender, its result, its error and its progress message; kept in `size` and in the user's usage.
 local function resize(key)
-  local f = redis.call('HMGET', key, 'fixed', 'payload', 'rlen', 'elen', 'mlen', 'size')
+  local f = redis.call('HMGET', key, 'fixed', 'payload', 'rlen', 'elen', 'mlen', 'slen', 'size')
   local new = 0
-  for i = 1, 5 do new = new + (tonumber(f[i]) or 0) end
+  for i = 1, 6 do new = new + (tonumber(f[i]) or 0) end
   redis.call('HSET', key, 'size', new)
-  redis.call('HINCRBY', base .. 'usage', 'bytes', new - (tonumber(f[6]) or 0))
+  redis.call('HINCRBY', base .. 'usage', 'bytes', new - (tonumber(f[7]) or 0))
 end
 
 local function drop(id)
@@ -135,7 +135,7 @@ end
 -- text is `text`, '2' it was staged at job:<id>:result:new. `err`: nil keeps the error. When the
 -- job `ended`, its payload stops counting, it leaves its peer's open jobs and the user's calls in
 -- flight, and it joins retention.
-local function settle(id, status, now, how, text, fmt, err, ended, max_jobs, max_bytes)
+local function settle(id, status, now, how, text, fmt, err, scene, ended, max_jobs, max_bytes)
   local key = job_key(id)
   redis.call('HSET', key, 'status', status, 'updated', now)
   redis.call('ZREM', base .. 'jobs:queued', id)
@@ -147,6 +147,7 @@ local function settle(id, status, now, how, text, fmt, err, ended, max_jobs, max
     redis.call('HSET', key, 'rlen', redis.call('STRLEN', key .. ':result'), 'format', fmt)
   end
   if err then redis.call('HSET', key, 'error', err, 'elen', #err) end
+  if scene ~= '' then redis.call('HSET', key, 'scene', scene, 'slen', #scene) end
   if ended then
     redis.call('HSET', key, 'payload', 0)
     redis.call('SREM', base .. 'jobs:open:' .. redis.call('HGET', key, 'target'), id)

@@ -11,7 +11,7 @@ for _, id in ipairs(redis.call('ZRANGEBYSCORE', base .. 'jobs:queued', '-inf', A
   if not queued then
     redis.call('ZREM', base .. 'jobs:queued', id)
     if redis.call('HGET', key, 'status') == QUEUED then
-      settle(id, LOST, now, '0', '', '', ARGV[7], true, tonumber(ARGV[3]), tonumber(ARGV[4]))
+      settle(id, LOST, now, '0', '', '', ARGV[7], '', true, tonumber(ARGV[3]), tonumber(ARGV[4]))
     end
   end
 end

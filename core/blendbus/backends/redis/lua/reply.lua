@@ -4,7 +4,7 @@
 -- KEYS[1]: the job's hash
 -- ARGV: base, user, uuid, token, job id, status, now, how ('0' no result, '1' inline, '2' staged),
 --       result text, format, error, progress fraction ('' none), '1' if a message, message,
---       max jobs, max bytes, replica, channel, events kept, statuses it may move from...
+--       max jobs, max bytes, replica, channel, events kept, scene account ('' none), statuses it may move from...
 -- Returns {'auth'} | {'nojob'} | {'other'} | {'stale', status} | {'ok', the job's fields...}
 local user, uuid, id, status, now, replica, channel = ARGV[2], ARGV[3], ARGV[5], ARGV[6], ARGV[7], ARGV[17], ARGV[18]
 local max_jobs, max_bytes = tonumber(ARGV[15]), tonumber(ARGV[16])
@@ -32,12 +32,12 @@ if status == RUNNING then
   return {'ok', unpack(redis.call('HGETALL', key))}
 end
 local lower = {}
-for i = 20, #ARGV do lower[#lower + 1] = ARGV[i] end
+for i = 21, #ARGV do lower[#lower + 1] = ARGV[i] end
 if not forward(key, lower) then
   redis.call('DEL', key .. ':result:new')
   return {'stale', redis.call('HGET', key, 'status')}
 end
-settle(id, status, now, ARGV[8], ARGV[9], ARGV[10], ARGV[11], true, max_jobs, max_bytes)
+settle(id, status, now, ARGV[8], ARGV[9], ARGV[10], ARGV[11], ARGV[20], true, max_jobs, max_bytes)
 event(cjson.encode({kind = JOB_UPDATE, job_id = id, status = status, client_uuid = uuid}), ARGV[19], channel, user)
 if waited_elsewhere(key, replica) then
   redis.call('PUBLISH', channel, cjson.encode({'done', user, id, replica}))
