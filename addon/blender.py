@@ -127,6 +127,11 @@ class BlenderRuntime:
         self.defaults = defaults or {}
         self.launched = launched
         self.scene = SceneLog(lambda: bpy.data.objects.keys())
+        # Checkpoints only headless: reopening one in the GUI would make it the file the artist saves to.
+        self.save_checkpoint = _save_checkpoint if bpy.app.background else None
+        self.load_checkpoint = self._load_checkpoint if bpy.app.background else None
+        self._origin: str | None = None
+        """The open file's folder before a checkpoint was reopened (what `//` still means)."""
 
     def settle(self) -> None:
         settle()  # the depsgraph handler moves `scene` for what this evaluates
@@ -148,7 +153,15 @@ class BlenderRuntime:
         return self.defaults.get(key)
 
     def blend_dir(self) -> str | None:
+        if self._origin is not None:
+            return self._origin or None
         return os.path.dirname(bpy.data.filepath) if bpy.data.filepath else None
+
+    def _load_checkpoint(self, path: Path) -> None:
+        if self._origin is None:
+            self._origin = os.path.dirname(bpy.data.filepath) if bpy.data.filepath else ""
+        bpy.ops.wm.open_mainfile(filepath=str(path), load_ui=False)
+        settle()  # evaluate the reopened scene now: the depsgraph handler counts what it changed
 
     @contextmanager
     def unobserved(self) -> Iterator[None]:
@@ -166,6 +179,10 @@ class BlenderRuntime:
         yield
         if bpy.ops.ed.undo_push.poll():
             bpy.ops.ed.undo_push(message=label[:60])
+
+
+def _save_checkpoint(path: Path) -> None:
+    bpy.ops.wm.save_as_mainfile(filepath=str(path), copy=True, compress=False, check_existing=False)
 
 
 def _decode(text: str) -> Any:
@@ -229,7 +246,7 @@ def new_core(server: str, token: str | None, uuid: str, state_dir: Path | None =
         lambda: http_connect(server, token or None),
         uuid=uuid, runtime=BlenderRuntime(launched=launched), blender_version=bpy.app.version_string,
         capabilities={"background": bool(bpy.app.background)}, handler_root=state_dir / "handlers",
-        output_root=state_dir / "output" / uuid,
+        output_root=state_dir / "output" / uuid, checkpoint_root=state_dir / "checkpoints" / uuid,
     )
 
 

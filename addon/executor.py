@@ -15,6 +15,7 @@ from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
 import jsonschema
@@ -24,8 +25,9 @@ from blendbus.validation import validation_message
 
 from . import scripts
 from .declarations import CommandTable, Declarations, in_package
+from .checkpoints import History
 from .jobqueue import Background, Job, JobCancelled, Until
-from .revisions import SceneLog
+from .revisions import SceneConflict, SceneLog
 from .traces import format_exception, portable
 
 
@@ -58,6 +60,11 @@ class Runtime(Protocol):
     def how_to_enable(self, key: str) -> str:
         """How the person running this peer turns the preference `key` on, in the words of how it runs."""
 
+    save_checkpoint: Callable[[Path], None] | None
+    """Writes the scene to a file (checkpoints.py); None where checkpoints are not safe or possible."""
+    load_checkpoint: Callable[[Path], None] | None
+    """Replaces the scene with a checkpoint's."""
+
 
 class PlainRuntime:
     """Preferences from a dict, no undo: the Python test peer's runtime."""
@@ -66,6 +73,7 @@ class PlainRuntime:
         self.settings = dict(settings or {})
         self.defaults: dict[str, Any] = {}
         self.scene = SceneLog()
+        self.save_checkpoint = self.load_checkpoint = None  # no scene to keep
 
     def settle(self) -> None:
         pass
@@ -154,6 +162,8 @@ class Executor:
         self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="blendbus-background")
         self._began: dict[str, int | None] = {}
         """job id -> the revision a scene-changing job began at (None: a job that changes nothing)."""
+        self.history: History | None = None
+        """The peer's checkpoints (undo by call), when it keeps them."""
 
     @property
     def commands(self) -> dict[str, dict[str, Any]]:
@@ -212,7 +222,9 @@ class Executor:
                 " on; nothing ran. Read the scene again, then retry with the new expect_revision (or without"
                 " one, to overwrite what changed)"))
         self._began[job.job_id] = scene.revision if changes else None
-        scene.job_id = job.job_id
+        scene.job_id, scene.command = job.job_id, name if isinstance(name, str) else p.JOB_DISPATCH
+        if changes and self.history is not None:
+            self.history.take(job.job_id, scene.command)
         return None
 
     def _end(self, job: Job, outcome: Reply | Pending) -> Reply | Pending:
@@ -225,7 +237,10 @@ class Executor:
             self.runtime.scene.job_id = job.job_id
             self.runtime.changed()  # what the job did is put down to it
             self.runtime.scene.job_id = None
-        outcome.scene = self.runtime.scene.account(since=began)
+            if self.history is not None:
+                self.history.ended(job.job_id)
+        if outcome.scene is None:
+            outcome.scene = self.runtime.scene.account(since=began)
         return outcome
 
     def _gate_closed(self, gate: str | None, what: str) -> str | None:
@@ -287,6 +302,8 @@ class Executor:
                 value = fn(**kwargs)
             except scripts.ScriptError as exc:
                 return Reply(job.job_id, p.FAILED, result=exc.stdout, error=exc.trace)
+            except SceneConflict as exc:
+                return self._conflict(job, exc)
             except Exception as exc:  # noqa: BLE001 - the handler's failure is the job's failure
                 return Reply(job.job_id, p.FAILED, error=_handler_error(exc))
         return self._finish(job, value)
@@ -322,6 +339,8 @@ class Executor:
                 with self.runtime.undo_step(undo_label):
                     pass
             return self._finish(job, done.value)
+        except SceneConflict as exc:
+            return self._conflict(job, exc)
         except Exception as exc:  # noqa: BLE001 - the handler's failure is the job's failure
             return Reply(job.job_id, p.FAILED, error=_handler_error(exc))
         if isinstance(step, Until):
@@ -331,6 +350,9 @@ class Executor:
             return Reply(job.job_id, p.FAILED, error=(f"handler yielded {type(step).__name__}; a handler may only"
                                                       " yield job.background(fn, ...) or job.until(future)"))
         return Pending(job, gen, self._pool.submit(step.fn, *step.args, **step.kwargs), undo_label, neutral)
+
+    def _conflict(self, job: Job, exc: SceneConflict) -> Reply:
+        return Reply(job.job_id, p.CONFLICT, error=exc.message, scene=self.runtime.scene.account(since=exc.since))
 
     def _finish(self, job: Job, value: Any) -> Reply:
         value = jsonable(value)

@@ -60,6 +60,7 @@ class Job:
         settings: Callable[[str], Any] | None = None,
         outputs: OutputFolder | None = None,
         enabling: Callable[[str], str] | None = None,
+        history: Any = None,
     ) -> None:
         self.job_id = job_id
         self.cancelled = False
@@ -70,6 +71,8 @@ class Job:
         self._settings = settings
         self._outputs = outputs
         self._enabling = enabling
+        self.history = history
+        """The peer's checkpoints and scene log (checkpoints.History), for undo and the audit trail."""
 
     @property
     def outputs(self) -> OutputFolder:

@@ -20,6 +20,7 @@ from blendbus import protocol as p
 from blendbus.sync import ADDON_PACKAGE
 
 from . import handler_sync
+from .checkpoints import History
 from .declarations import Declarations
 from .executor import Executor, Pending, Reply, Runtime
 from .jobqueue import Job, JobQueue
@@ -61,6 +62,7 @@ class PeerCore:
         poll_wait_s: float = p.POLL_WAIT_S,
         declarations: Declarations | None = None,
         output_root: Path | None = None,
+        checkpoint_root: Path | None = None,
     ) -> None:
         self.runtime = runtime
         self.queue = JobQueue()
@@ -79,6 +81,9 @@ class PeerCore:
         self.pending: list[tuple[Pending, dict[str, Any]]] = []
         self.scene_accounts = False
         """Whether the server keeps a reply's scene account (an older one refuses the field)."""
+        self.executor.history = History(
+            checkpoint_root or Path(tempfile.gettempdir()) / "blendbus-checkpoints" / uuid, runtime.scene,
+            lambda: int(self.runtime.setting(p.UNDO_CHECKPOINTS) or 0), runtime.save_checkpoint, runtime.load_checkpoint)
         self.link = PeerLink(
             connect, uuid=uuid, describe=self.describe, on_payload=self.queue.offer,
             on_registered=self._registered, poll_wait_s=poll_wait_s,
@@ -158,7 +163,7 @@ class PeerCore:
         thread may simply block).
         """
         job = Job(payload.get("job_id", ""), self.link.progress, self.runtime.setting, self.outputs,
-                  self.runtime.how_to_enable)
+                  self.runtime.how_to_enable, self.executor.history)
         self.queue.started(job)
         outcome = self.executor.run(payload, job)
         while wait and isinstance(outcome, Pending):

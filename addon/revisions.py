@@ -20,6 +20,15 @@ KEPT_MOVES = 1000
 """Moves remembered: a conflict older than that says what it can and that the rest is older."""
 
 
+class SceneConflict(Exception):
+    """A handler's answer that the scene is not where its call expected: the job ends `conflict`,
+    with what moved the scene after revision `since`."""
+
+    def __init__(self, since: int, message: str) -> None:
+        super().__init__(message)
+        self.since, self.message = since, message
+
+
 @dataclass(frozen=True)
 class Move:
     revision: int
@@ -28,6 +37,7 @@ class Move:
     modified: frozenset[str]
     job_id: str | None
     """The job that was running when the scene moved; None for a change from outside (the GUI)."""
+    command: str | None = None
 
 
 class SceneLog:
@@ -38,6 +48,8 @@ class SceneLog:
         self.revision = 0
         self.job_id: str | None = None
         """The job running now, which a move is put down to."""
+        self.command: str | None = None
+        """Its command (job_dispatch for a raw script)."""
         self._names = names
         self._known: set[str] = set(names()) if names is not None else set()
         self._moves: deque[Move] = deque(maxlen=KEPT_MOVES)
@@ -51,7 +63,8 @@ class SceneLog:
             added, removed, self._known = now - self._known, self._known - now, now
         self.revision += 1
         self._moves.append(Move(self.revision, frozenset(added), frozenset(removed),
-                                frozenset(modified) - added - removed, self.job_id))
+                                frozenset(modified) - added - removed, self.job_id,
+                                self.command if self.job_id else None))
 
     def objects_changed(self) -> bool:
         """Whether objects were added or removed since the last move (a change no update flag reports)."""
@@ -88,6 +101,20 @@ class SceneLog:
             out["outside"] = outside  # moves no call made: the artist in the GUI, or a script of its own
         if self._moves and revision < self._moves[0].revision - 1:
             out["older"] = self._moves[0].revision - 1 - revision
+        return out
+
+    def moves_since(self, revision: int) -> list[dict[str, Any]]:
+        """Each remembered move after `revision`, oldest first: the audit trail of who changed what."""
+        out = []
+        for move in self._moves:
+            if move.revision <= revision:
+                continue
+            entry: dict[str, Any] = {"revision": move.revision, "job_id": move.job_id, "command": move.command}
+            for key in ("added", "removed", "modified"):
+                names = getattr(move, key)
+                if names:
+                    entry[key] = sorted(names)[:MAX_CHANGED_NAMES]
+            out.append(entry)
         return out
 
     def account(self, since: int | None = None) -> dict[str, Any]:

@@ -23,7 +23,7 @@ from typing import Any
 from blendbus import eventloop
 from blendbus.listing import tokens
 
-from . import context, fanout, paging, payload, profile, replicas, roundtrip, startup, views
+from . import checkpoints, context, fanout, paging, payload, profile, replicas, roundtrip, startup, views
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -152,6 +152,15 @@ received is smaller than the server-side figure above when its protocol era leav
 `execution.taskSupport` out.
 
 {context.table(results["context"])}
+""")
+    if "checkpoints" in results:
+        parts.append(f"""
+## Undo by call (`python -m bench.checkpoints`)
+
+A headless Blender peer keeps a copy of the scene before each scene-changing call (the whole file,
+as Blender saves it) so that `blender_undo_job` can bring it back; this is what that costs.
+
+{checkpoints.table(results["checkpoints"])}
 """)
     if "roundtrip" in results:
         parts.append(f"""
@@ -357,8 +366,8 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="tiny sizes and short runs: checks that it all runs")
     parser.add_argument("--no-blender", action="store_true", help="skip the real bpy peer")
     parser.add_argument("--only", nargs="+",
-                        choices=["context", "roundtrip", "payload", "paging", "fanout", "startup", "views", "replicas",
-                                 "profile"])
+                        choices=["context", "checkpoints", "roundtrip", "payload", "paging", "fanout", "startup", "views",
+                                 "replicas", "profile"])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite --out from the figures saved beside it by the last run, measuring nothing")
@@ -372,6 +381,7 @@ def main() -> None:
     quick = args.quick
     plan = {
         "context": lambda: context.run(blender=not (quick or args.no_blender)),
+        "checkpoints": lambda: eventloop.run(checkpoints.run(200 if quick else 10_000, 2 if quick else 5)),
         "roundtrip": lambda: eventloop.run(roundtrip.run(0.3 if quick else 5.0, [1, 2] if quick else [1, 16, 64],
                                                          blender=not (quick or args.no_blender))),
         "payload": lambda: eventloop.run(payload.run([1, 64] if quick else [1, 1024, 16 * 1024, 64 * 1024],
@@ -386,13 +396,14 @@ def main() -> None:
                                                        idle_s=1.0 if quick else 20.0)),
         "profile": lambda: [eventloop.run(profile.run(1.0 if quick else 5.0, c)) for c in ([2] if quick else [1, 64])],
     }
-    tables = {"context": context.table, "roundtrip": roundtrip.table, "payload": payload.table, "fanout": fanout.table, "startup": startup.table,
-              "views": views.table, "replicas": replicas.tables,
+    tables = {"context": context.table, "checkpoints": checkpoints.table, "roundtrip": roundtrip.table,
+              "payload": payload.table, "fanout": fanout.table, "startup": startup.table, "views": views.table,
+              "replicas": replicas.tables,
               "paging": lambda runs: "\n\n".join(paging.table(rows, backend) for backend, rows in runs.items()),
               "profile": lambda runs: "\n\n".join(profile.table(run) for run in runs)}
     results: dict[str, Any] = {}
     for name, measure in plan.items():
-        if (args.only and name not in args.only) or (name == "views" and args.no_blender):
+        if (args.only and name not in args.only) or (name in ("views", "checkpoints") and args.no_blender):
             continue
         print(f"## {name}", flush=True)
         results[name] = measure()

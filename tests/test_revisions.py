@@ -66,3 +66,34 @@ async def test_two_clients_editing_one_cube_get_a_conflict_not_an_overwrite(blen
         assert resource.meta == {"revision": read["revision"]}
         fresh = await call_envelope(bob, "blender_execute_code", {"code": "print(2)", p.EXPECT_REVISION: read["revision"]})
         assert read["revision"] == gone["revision"] and fresh["status"] == p.COMPLETED
+
+
+@needs_bpy
+async def test_undo_by_call_reverts_one_call_or_says_what_is_in_the_way(blendbus_server, tmp_path):
+    async with serve_http(blendbus_server) as url, \
+            blender_peer(blendbus_server, url, tmp_path, "allow_code_execution=true"), connect(url) as client:
+        add = await call_envelope(client, "blender_execute_code", {
+            "code": "bpy.ops.mesh.primitive_cube_add(location=(0, 5, 0)); bpy.context.object.name = 'Box'"})
+        move = await call_envelope(client, "blender_execute_code", {"code": "bpy.data.objects['Cube'].location.x = 2"})
+        assert move["changes"]["modified"] == ["Cube"]
+
+        blocked = await call_envelope(client, "blender_undo_job", {"job_id": add["job_id"]})
+        assert blocked["status"] == p.CONFLICT and blocked["changes"]["modified"] == ["Cube"]
+        assert "cascade" in blocked["error"]
+
+        undone = await call_envelope(client, "blender_undo_job", {"job_id": move["job_id"]})
+        assert undone["status"] == p.COMPLETED and undone["result"]["reverted"] == move["job_id"]
+        assert undone["revision"] > move["revision"]
+        look = "print(bpy.data.objects['Cube'].location.x, 'Box' in bpy.data.objects)"
+        assert (await call_envelope(client, "blender_execute_code", {"code": look}))["result"] == "0.0 True\n"
+
+        again = await call_envelope(client, "blender_undo_job", {"job_id": add["job_id"]})  # nothing after it now
+        assert again["status"] == p.COMPLETED and again["changes"]["removed"] == ["Box"]
+        assert (await call_envelope(client, "blender_execute_code", {"code": look}))["result"] == "0.0 False\n"
+        twice = await call_envelope(client, "blender_undo_job", {"job_id": add["job_id"]})
+        assert twice["status"] == p.FAILED and "reverted already" in twice["error"]
+
+        trail = await call_envelope(client, "blender_list_changes", {"since_revision": 0})
+        commands = [c["command"] for c in trail["result"]["changes"]]
+        assert commands.count("execute_code") >= 2 and "undo_job" in commands
+        assert any(c.get("added") == ["Box"] and c["job_id"] == add["job_id"] for c in trail["result"]["changes"])

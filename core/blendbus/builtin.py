@@ -9,11 +9,20 @@ from pydantic import BaseModel, Field
 
 from .command import Command, Preference, Prompt, PromptArgument
 from .hookspecs import hookimpl
-from .protocol import ACCEPT_HANDLERS_GATE, CODE_GATE, OUTPUT_DIR
+from .protocol import ACCEPT_HANDLERS_GATE, CODE_GATE, OUTPUT_DIR, UNDO_CHECKPOINTS
 
 
 class ExecuteCode(BaseModel):
     code: str = Field(description="Python to run; bpy, bmesh and mathutils are imported.")
+
+
+class UndoJob(BaseModel):
+    job_id: str = Field(min_length=1, max_length=200)
+    cascade: bool = Field(default=False, description="Also revert what changed after it")
+
+
+class ListChanges(BaseModel):
+    since_revision: int = Field(default=0, ge=0)
 
 
 @hookimpl
@@ -25,6 +34,10 @@ def register_preferences(register: Callable[[Preference], None]) -> None:
     register(Preference(
         ACCEPT_HANDLERS_GATE, "bool", False,
         "Load plugin handler packages the server sends (verified by sha256) when this Blender lacks them.",
+    ))
+    register(Preference(
+        UNDO_CHECKPOINTS, "int", 10,
+        "Scene checkpoints a headless Blender keeps for blender_undo_job, one per scene-changing call (0: none).",
     ))
     register(Preference(
         OUTPUT_DIR, "str", "",
@@ -45,6 +58,24 @@ def register_commands(register: Callable[[Command], None]) -> None:
         timeout=60.0,
         annotations={"destructive": True, "open_world": False},
         undo=True,
+    ))
+    register(Command(
+        name="undo_job",
+        description="Revert one earlier call's scene changes (headless Blender); conflict if the scene changed"
+        " since, unless cascade.",
+        params=UndoJob,
+        handler="blendbus_addon.handlers:undo_job",
+        timeout=120.0,
+        annotations={"destructive": True, "open_world": False},
+    ))
+    register(Command(
+        name="list_changes",
+        description="Recent scene changes: revision, job and command (null: the GUI), objects added, removed,"
+        " modified.",
+        params=ListChanges,
+        handler="blendbus_addon.handlers:list_changes",
+        timeout=30.0,
+        annotations={"read_only": True, "open_world": False},
     ))
 
 

@@ -150,8 +150,8 @@ class BuiltinTools:
                      **_PEER,
                      "updates": _UPDATES,
                  }, ("client_uuid", "peer_token", "updates")), self._job_updates, role=PEER),
-            Tool("blender_get_job", "A job's status and result by id (a job that timed out keeps running); wait_s"
-                 " waits for it to finish. A paged result (truncated: true): pass offset=next_offset for the next page.",
+            Tool("blender_get_job", "A job's status and result (a timed-out job keeps running); wait_s waits for it"
+                 " to end. A paged result (truncated): pass offset=next_offset.",
                  _obj({
                      "job_id": {"type": "string", "minLength": 1},
                      "wait_s": {"type": "number", "minimum": 0, "maximum": lim.max_wait_s},
@@ -180,7 +180,7 @@ class BuiltinTools:
                      "wait": {"type": "boolean", "default": True},
                  }, ("payload",)), self._send_message, {"destructive": True}, envelope=True,
                  ok=frozenset({p.COMPLETED, p.QUEUED}), plugin=BUILTIN),
-            Tool("blender_watch_bus", "Your bus's events (the _message_bus feed) after `cursor`,"
+            Tool("blender_watch_bus", "Your bus's events after `cursor`,"
                  " waiting up to wait_s for the first.", _obj({
                      "cursor": {"type": "integer", "minimum": 0},
                      "wait_s": {"type": "number", "minimum": 0, "maximum": lim.max_wait_s},

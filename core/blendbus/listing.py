@@ -4,8 +4,9 @@ An LLM pays for every listed byte in every conversation, so a listed tool carrie
 to call it well and nothing it could learn once:
 - the result envelope is described in the server's instructions, not repeated per tool: a tool
   lists an outputSchema only when its command declared a result model;
-- the arguments every dispatch tool shares are explained once, in the instructions: target_uuid is
-  listed as a bare string, timeout_s and expect_revision not at all;
+- the arguments dispatch tools share (target_uuid, timeout_s, expect_revision) are explained once,
+  in the instructions, not listed per tool: a model that needs target_uuid is told so, with the
+  candidates, by the `ambiguous_target` answer;
 - pydantic's annotations that say nothing to a model (`title`, `default: null` beside an optional
   value) and tool hints that only restate MCP's defaults are left out;
 - the guards that protect the server rather than guide the model (minLength, maxLength, maxItems,
@@ -48,16 +49,11 @@ def dispatch_schema(cmd: Command, max_timeout_s: float) -> dict[str, Any]:
     return schema
 
 
-def listed_input_schema(cmd: Command, max_timeout_s: float) -> dict[str, Any]:
-    """A command tool's inputSchema as listed: its own params, lean, and target_uuid as a bare string.
-    The server's instructions say once what target_uuid means, and that every tool also takes
-    timeout_s (a model rarely needs it: each command's default suits it) and every scene-changing
-    one expect_revision."""
-    schema = lean(dispatch_schema(cmd, max_timeout_s))
-    schema["properties"]["target_uuid"] = {"type": "string"}
-    del schema["properties"]["timeout_s"]
-    schema["properties"].pop(EXPECT_REVISION, None)
-    return schema
+def listed_input_schema(cmd: Command) -> dict[str, Any]:
+    """A command tool's inputSchema as listed: its own params, lean. The server's instructions say
+    once that every tool also takes target_uuid and timeout_s, and every scene-changing one
+    expect_revision."""
+    return lean(json.loads(json.dumps(cmd.input_schema)))
 
 
 def lean(schema: Any) -> Any:

@@ -19,6 +19,8 @@ ACCEPT_HANDLERS_GATE: Final = "accept_plugin_handlers_from_server"
 """Lets the peer load plugin handler packages the server sends (live sync)."""
 OUTPUT_DIR: Final = "output_dir"
 """The peer's output folder: every path an LLM passes must resolve inside it (empty: the default)."""
+UNDO_CHECKPOINTS: Final = "undo_checkpoints"
+"""How many scene checkpoints a headless peer keeps for blender_undo_job (0: none)."""
 
 # Token roles (the tokens file, `blendbus token new --role`).
 ROLES: Final = ("llm", "peer")

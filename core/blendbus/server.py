@@ -180,7 +180,7 @@ class BlendbusServer:
                 name=cmd.tool_name,
                 title=cmd.title,
                 description=cmd.description,
-                input_schema=listing.listed_input_schema(cmd, self.hub.limits.max_timeout_s),
+                input_schema=listing.listed_input_schema(cmd),
                 output_schema=listing.output_schema(cmd),
                 annotations=listing.annotations({ANNOTATION_KEYS[k]: v for k, v in cmd.annotations.items()}),
                 # 2025-11-25 clients may ask for a task (params.task); others get the result or a timeout.

@@ -112,15 +112,13 @@ def register_commands(register: Callable[[Command], None]) -> None:
     register(Command("browse_data", "Walk bpy.data read-only, a page at a time: collections, items, then their"
                      " properties as JSON.",
                      f"{HANDLERS}:browse_data", params=BrowseData, annotations=READ_ONLY, timeout=30))
-    register(Command("get_viewport_screenshot", "See the scene: the 3D viewport in the GUI, headless a quick Workbench"
-                     " render from the camera (or one framing the scene). Returns the PNG and {filepath, width,"
-                     " height}.",
+    register(Command("get_viewport_screenshot", "See the scene: the GUI's 3D viewport, or headless a quick render from"
+                     " the camera. Returns the PNG and {filepath, width, height}.",
                      f"{HANDLERS}:get_viewport_screenshot", params=Screenshot,
                      annotations={"read_only": False, "destructive": False, "idempotent": True, "open_world": False},
                      timeout=120, app=VIEWPORT, changes_scene=False))
     register(Command("render", "Render the scene in a separate process (this Blender keeps answering),"
-                     " with progress; cancellable. Returns the image (at most max_size) and {filepath, width, height,"
-                     " engine, samples, seconds}.", f"{ADDON}.render:render",
+                     " with progress. Returns the image and {filepath, width, height, engine, samples, seconds}.", f"{ADDON}.render:render",
                      params=Render, annotations={"read_only": False, "destructive": False, "open_world": False},
                      timeout=1800, long_running=True, app=VIEWPORT, changes_scene=False))
     register(Command("export_scene", "Export the scene (or the selection) to a file in the peer's output folder."
