@@ -26,13 +26,17 @@ CALLS = {
                                                                      "resolution": [320, 180], "max_size": 320}),
     "blender_pick_object, the centre of the camera view (the viewport App's click)": ("blender_pick_object",
                                                                                      {"x": 0.5, "y": 0.5}),
+    "blender_execute_code turning the cube": ("blender_execute_code",
+                                              {"code": "bpy.data.objects['Cube'].rotation_euler.z += 0.1"}),
+    "the same with verify=true (a picture of at most 320 px)": ("blender_execute_code", {
+        "code": "bpy.data.objects['Cube'].rotation_euler.z += 0.1", "verify": True}),
 }
 
 
 async def measure(runs: int) -> dict[str, list[float]]:
     server = make_server()
     with tempfile.TemporaryDirectory() as tmp:
-        async with serve_http(server) as url, blender_peer(server, url, Path(tmp)), \
+        async with serve_http(server) as url, blender_peer(server, url, Path(tmp), "allow_code_execution=true"), \
                 connect(url, extensions=[mcp_apps.host()]) as client:
             results: dict[str, list[float]] = {}
             for label, (tool, arguments) in CALLS.items():

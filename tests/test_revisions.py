@@ -97,3 +97,20 @@ async def test_undo_by_call_reverts_one_call_or_says_what_is_in_the_way(blendbus
         commands = [c["command"] for c in trail["result"]["changes"]]
         assert commands.count("execute_code") >= 2 and "undo_job" in commands
         assert any(c.get("added") == ["Box"] and c["job_id"] == add["job_id"] for c in trail["result"]["changes"])
+
+
+@needs_bpy
+async def test_verify_returns_a_picture_of_the_scene_with_the_call(blendbus_server, tmp_path):
+    async with serve_http(blendbus_server) as url, \
+            blender_peer(blendbus_server, url, tmp_path, "allow_code_execution=true"), connect(url) as client:
+        result = await client.call_tool("blender_execute_code", {
+            "code": "bpy.data.objects['Cube'].scale = (2, 2, 2)", p.VERIFY: True})
+        env = result.structured_content
+        assert env["status"] == p.COMPLETED and env["changes"]["modified"] == ["Cube"]
+        pictures = [c for c in result.content if c.type == "image"]
+        assert len(pictures) == 1 and pictures[0].mime_type == "image/png"
+        assert max(env[p.VERIFY]["width"], env[p.VERIFY]["height"]) <= 320 and env[p.VERIFY]["ms"] >= 0
+        plain = await client.call_tool("blender_execute_code", {"code": "print(1)"})
+        assert not [c for c in plain.content if c.type == "image"] and p.VERIFY not in plain.structured_content
+        failed = await call_envelope(client, "blender_execute_code", {"code": "1/0", p.VERIFY: True})
+        assert failed["status"] == p.FAILED and "no picture" in failed[p.VERIFY]["error"]

@@ -17,13 +17,14 @@ from typing import Any, Literal
 import jsonschema
 from pydantic import BaseModel
 
-from .protocol import EXPECT_REVISION, TOOL_PREFIX
+from .protocol import EXPECT_REVISION, TOOL_PREFIX, VERIFY
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 HANDLER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 PREFERENCE_KEY_RE = re.compile(r"^([a-z][a-z0-9_]*\.)?[a-z][a-z0-9_]*$")
-RESERVED_ARGUMENTS = frozenset({"target_uuid", "timeout_s", EXPECT_REVISION})
-"""Arguments dispatch tools add to a Command's own parameters (expect_revision: those that change the scene)."""
+RESERVED_ARGUMENTS = frozenset({"target_uuid", "timeout_s", EXPECT_REVISION, VERIFY})
+"""Arguments dispatch tools add to a Command's own parameters (expect_revision and verify: those that
+change the scene)."""
 
 VISIBILITIES = ("model", "app")
 """Who may call a Command's tool (MCP Apps `_meta.ui.visibility`): the LLM, the App's view, or both."""

@@ -22,6 +22,7 @@ from typing import Any
 
 import mcp_types as types
 
+from . import verify
 from .command import Command
 from .protocol import EXPECT_REVISION
 
@@ -46,6 +47,7 @@ def dispatch_schema(cmd: Command, max_timeout_s: float) -> dict[str, Any]:
     schema["properties"]["timeout_s"] = {"type": "number", "exclusiveMinimum": 0, "maximum": max_timeout_s}
     if not cmd.scene_neutral:
         schema["properties"][EXPECT_REVISION] = {"type": "integer", "minimum": 0}
+        schema["properties"][verify.ARGUMENT] = {"type": "boolean"}
     return schema
 
 

@@ -58,6 +58,8 @@ since: nothing ran. The envelope carries the current `revision` and what `change
 
 EXPECT_REVISION: Final = "expect_revision"
 """The argument, and payload field, that makes a scene-changing call conditional on the scene's revision."""
+VERIFY: Final = "verify"
+"""The argument that adds a picture of the scene after a scene-changing call to its result (verify.py)."""
 SCENE_FIELD: Final = "scene"
 """A peer's reply's account of the scene: `{revision, changes?}` (SceneLog.account on the peer)."""
 

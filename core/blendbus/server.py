@@ -22,7 +22,7 @@ from mcp.shared.exceptions import MCPError
 from mcp.shared.uri_template import UriTemplate
 
 from . import __version__
-from . import listing, mcp_apps, meta_tools, paging, tasks, toolsets
+from . import listing, mcp_apps, meta_tools, paging, tasks, toolsets, verify
 from . import protocol as p
 from .command import ANNOTATION_KEYS, Command, Resource
 from .dispatch import LOCAL_CREDENTIAL, Hub, PeerAuthError
@@ -66,7 +66,8 @@ Blender tool also takes target_uuid (which peer runs it; needed when several are
 blender_list_clients lists them) and timeout_s (seconds to wait for the reply, at most
 {max_timeout_s:g}; each tool's default suits it). Each result carries the scene's revision; a tool
 that changes the scene also takes expect_revision=<the revision you read>, and then answers status
-"conflict" (nothing ran) with what changed if the scene moved since: read again before retrying.
+"conflict" (nothing ran) with what changed if the scene moved since: read again before retrying;
+and verify=true, which adds a small picture of the scene after the call to its result.
 A call that times out keeps running: fetch it later
 with blender_get_job(job_id, wait_s=...), or stop it with blender_cancel_job(job_id). A result too
 large for one answer comes back in pages (truncated: true): get the rest with
@@ -308,7 +309,11 @@ class BlendbusServer:
             if cmd is not None and tasks.declared(ctx.meta) and ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
                 return await self._call_as_task(call, cmd, arguments)
             if cmd is not None:
-                return self.result(await self.run_command(call, cmd, arguments))
+                checking = arguments.pop(verify.ARGUMENT, False)
+                env = await self.run_command(call, cmd, arguments)
+                shots = await verify.picture(self.plugins.commands, lambda c, a: self.run_command(call, c, a), env) \
+                    if checking else []
+                return self.result(env, images=shots)
             if name in (meta_tools.FIND, meta_tools.DESCRIBE):
                 return self.plain(self._disclose(ctx, call, name, arguments))
             tool = self.builtin[name]
@@ -332,6 +337,7 @@ class BlendbusServer:
         target = arguments.pop("target_uuid", None)
         requested = float(arguments.pop("timeout_s", cmd.timeout))
         expect = arguments.pop(p.EXPECT_REVISION, None)
+        arguments.pop(p.VERIFY, None)  # taken by _call_tool; a task or a resource read takes no picture
         payload = p.command_dispatch(p.new_job_id(), cmd.name, arguments, expect)
         return await self.hub.dispatch(
             call.user_id, payload, command=cmd.name, target_uuid=target, timeout=timeout or requested,
@@ -480,18 +486,20 @@ class BlendbusServer:
             raise MCPError(code=TASK_REFUSED, message=f"{env['status']}: {env['error']}", data=env)
         return tasks.legacy_created(job, self.task_ttl_ms)
 
-    def result(self, env: dict[str, Any], ok: frozenset[str] = frozenset({p.COMPLETED})) -> types.CallToolResult:
+    def result(self, env: dict[str, Any], ok: frozenset[str] = frozenset({p.COMPLETED}),
+               images: list[dict[str, Any]] | tuple[()] = ()) -> types.CallToolResult:
         """An envelope as a tool result: structuredContent, the same as JSON text, and images a
-        handler returned as MCP image content. A result over `Limits.inline_result_max_bytes` is sent
-        as its first page (paging.py). With `Limits.text_result_max_bytes` set, a larger result is
-        left out of the text block, which says so."""
-        content: list[Any] = []
+        handler returned (then `images`: a verification's picture) as MCP image content. A result
+        over `Limits.inline_result_max_bytes` is sent as its first page (paging.py). With
+        `Limits.text_result_max_bytes` set, a larger result is left out of the text block, which says so."""
+        shown = list(images)
         result = env.get("result")
         if isinstance(result, dict) and p.image_problem(result) is None and p.IMAGES_KEY in result:
             # Not popped: one delivered envelope may answer several waiters of the same job.
-            images, env = result[p.IMAGES_KEY], {**env, "result": {k: v for k, v in result.items() if k != p.IMAGES_KEY}}
-            for image in images:
-                content.append(types.ImageContent(type="image", data=image["data"], mime_type=image.get("mime_type", "image/png")))
+            shown = [*result[p.IMAGES_KEY], *shown]
+            env = {**env, "result": {k: v for k, v in result.items() if k != p.IMAGES_KEY}}
+        content: list[Any] = [types.ImageContent(type="image", data=image["data"],
+                                                 mime_type=image.get("mime_type", "image/png")) for image in shown]
         env = paging.inline(env, self.hub.limits.inline_result_max_bytes)
         result = env.get("result")
         text, cap = env, self.hub.limits.text_result_max_bytes
