@@ -223,7 +223,7 @@ def test_a_lan_server_answers_the_names_it_is_told_to(tmp_path):
             said += line
             if "serving" in line:
                 port = int(line.split(":")[2].split("/")[0])
-        assert "studio.lan:*" in said and "10.1.2.3:*" in said and "Origins allowed: none" in said
+        assert "studio.lan:*" in said and "10.1.2.3:*" in said and "Origins allowed: this server's own pages" in said
         body = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
             "protocolVersion": "2025-11-25", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}}
         headers = {"Authorization": f"Bearer {token}", "Accept": "application/json, text/event-stream"}

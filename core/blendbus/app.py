@@ -104,15 +104,25 @@ def _host_pattern(name: str) -> str:
     return name if ":" in name else f"{name}:*"
 
 
+def own_origins(hosts: list[str], port: int | None) -> list[str]:
+    """The origins of this server's own pages (its status page): every Host it answers (`allowed_hosts`),
+    on its own port. A page from anywhere else, another local port included, stays refused."""
+    if port is None:
+        return []
+    return sorted({f"http://{name.rpartition(':')[0]}:{port}" for name in hosts
+                   if name.rpartition(":")[2] in ("*", str(port))})
+
+
 def build_app(server: BlendbusServer, host: str, tokens: TokenTable | None, *,
-              hosts: list[str] | None = None, origins: list[str] | None = None) -> Starlette:
+              hosts: list[str] | None = None, origins: list[str] | None = None, port: int | None = None) -> Starlette:
     """The streamable-HTTP app at /mcp (bearer auth, Host/Origin checks), /healthz, and the status
-    page at / (its API behind the same auth)."""
+    page at / (its API behind the same auth). `port`: where it is served, so its own origins pass."""
     space_keepalive_pings()
+    answered = allowed_hosts(host, hosts or [])
     security = TransportSecuritySettings(
         enable_dns_rebinding_protection=True,
-        allowed_hosts=allowed_hosts(host, hosts or []),
-        allowed_origins=list(origins or []),
+        allowed_hosts=answered,
+        allowed_origins=[*own_origins(answered, port), *(origins or [])],
     )
 
     async def healthz(request: Request) -> JSONResponse:
@@ -241,7 +251,8 @@ async def _serve(opts: ServeOptions, tokens: TokenTable | None, sock: socket.soc
     if opts.embedded_blender and tokens is not None:
         embedded_token = new_token()
         tokens.add(embedded_token, Identity("local"))
-    app = build_app(server, opts.host, tokens, hosts=opts.allowed_hosts, origins=opts.allowed_origins)
+    app = build_app(server, opts.host, tokens, hosts=opts.allowed_hosts, origins=opts.allowed_origins,
+                    port=sock.getsockname()[1])
     raise_open_files_limit()
 
     port = sock.getsockname()[1]
@@ -293,7 +304,8 @@ def startup_lines(opts: ServeOptions, url: str, backend: str, recovered: int, to
         lines.append(f"blendbus: {recovered} jobs were running when this server last stopped: they are marked lost"
                      " (a late reply from their peer is still recorded)")
     lines.append(f"blendbus: Host headers allowed: {', '.join(allowed_hosts(opts.host, opts.allowed_hosts))};"
-                 f" Origins allowed: {', '.join(opts.allowed_origins) or 'none (web pages cannot call this server)'}")
+                 " Origins allowed: this server's own pages"
+                 f"{''.join(', ' + o for o in opts.allowed_origins) or ' (no other web page can call this server)'}")
     return lines
 
 

@@ -344,7 +344,9 @@ def _call(args: argparse.Namespace) -> int:
 
 
 async def _call_async(url: str, token: str | None, tool: str, arguments: dict[str, Any]) -> int:
-    from .client import ConnectError, connect, describe_error, structured
+    from mcp.shared.exceptions import MCPError
+
+    from .client import ConnectError, connect, describe_error, root_cause, structured
 
     try:
         async with connect(url, token) as client:
@@ -353,6 +355,10 @@ async def _call_async(url: str, token: str | None, tool: str, arguments: dict[st
         print(f"blendbus call: {exc}", file=sys.stderr)
         return 2
     except Exception as exc:  # noqa: BLE001 - a CLI reports, it does not trace back
+        refused = root_cause(exc)
+        if isinstance(refused, MCPError):  # the server refused the call itself (an unknown tool)
+            print(json.dumps({"error": refused.message, "code": refused.code}, indent=2))
+            return 1
         print(f"blendbus call: {url}: {describe_error(exc)}", file=sys.stderr)
         return 2
     print(json.dumps(structured(result), indent=2))

@@ -48,6 +48,8 @@ OPEN_METHODS = frozenset({"initialize", "ping", "server/discover", "tools/list",
 other method (resources, prompts, subscriptions, tasks, and any added later) needs the llm role."""
 FORBIDDEN = -32001
 """JSON-RPC error code for a method the caller's token role does not allow."""
+RESOURCE_NOT_FOUND = -32002
+"""JSON-RPC error code for a resource that is not there (the MCP spec's)."""
 TASK_REFUSED = -32000
 """JSON-RPC error code for a task request that cannot be served now: a task-augmented call that could
 not be queued (no peer, several, busy; `data` is the envelope, with its status), or a `tasks/result`
@@ -268,6 +270,8 @@ class BlendbusServer:
     def _admit(self, ctx: Any, name: str, arguments: dict[str, Any]) -> tuple[Call, types.CallToolResult | None]:
         """Who calls, and the refusal if they may not call `name` with these arguments (role, profile,
         App-only, schema, size)."""
+        if name not in self._schemas:  # as the spec shows it: a JSON-RPC error, not a tool result
+            raise MCPError(code=tasks.INVALID_PARAMS, message=self.validate(name, arguments) or name)
         user_id, roles = self.identity_of(ctx)
         call = Call(user_id=user_id, progress=RisingProgress(ctx.session.report_progress),
                     credential=self.credential_of(ctx), gone=gone_event(ctx), toolset=self.toolset_of(ctx))
@@ -546,12 +550,16 @@ class BlendbusServer:
         self._ensure_started()
         found = self.match_resource(uri)
         if found is None:
-            raise MCPError(code=-32002, message=f"resource not found: {uri}")
+            raise MCPError(code=RESOURCE_NOT_FOUND, message=f"resource not found: {uri}")
         res, arguments = found
         cmd = self.plugins.commands[res.command]
         env = await self.run_command(Call(user_id=self.identity_of(ctx)[0]), cmd, arguments)
         if env["status"] != p.COMPLETED:
-            raise MCPError(code=-32603, message=f"{uri}: {env['status']}: {env['error']}")
+            # One line: a handler's traceback is for the peer's log, not a client. A handler that failed
+            # on what the URI names (no such object) means the resource is not there.
+            first = (env["error"] or env["status"]).strip().splitlines()[0]
+            raise MCPError(code=RESOURCE_NOT_FOUND if env["status"] == p.FAILED else -32603,
+                           message=f"{uri}: {env['status']}: {first}")
         meta = {"revision": env["revision"]} if "revision" in env else None  # which scene the text shows
         return types.ReadResourceResult(contents=[
             types.TextResourceContents(uri=uri, mime_type=res.mime_type, text=json.dumps(env["result"]), meta=meta)
@@ -561,7 +569,7 @@ class BlendbusServer:
         """2025-11-25 `resources/subscribe`: notifications/resources/updated when the scene behind it changes."""
         uri = str(params.uri)
         if self.match_resource(uri) is None:
-            raise MCPError(code=-32002, message=f"resource not found: {uri}; resources/list names them")
+            raise MCPError(code=RESOURCE_NOT_FOUND, message=f"resource not found: {uri}; resources/list names them")
         self._ensure_started()
         try:
             self.changes.subscribe(self.identity_of(ctx)[0], uri, ctx.session)

