@@ -26,7 +26,9 @@ if [ -z "$PY" ]; then
 fi
 
 stamp="$VENV/.blendbus-installed-$FOR"
-if [ -f "$stamp" ] && [ -z "$(find pyproject.toml plugins/*/pyproject.toml -newer "$stamp" 2>/dev/null)" ]; then
+# A new version (declared in each package's __init__.py) is new metadata: reinstall then too.
+if [ -f "$stamp" ] && [ -z "$(find pyproject.toml plugins/*/pyproject.toml core/blendbus/__init__.py \
+    plugins/*/blendbus_*/__init__.py -newer "$stamp" 2>/dev/null)" ]; then
   exit 0
 fi
 # Build backends warn about their own deprecations while installing: nothing a user can act on.
