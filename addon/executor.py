@@ -217,10 +217,11 @@ class Executor:
         changes = cmd is None or cmd.get("scene_neutral") is not True
         expect = payload.get(p.EXPECT_REVISION)
         if changes and isinstance(expect, int) and not isinstance(expect, bool) and expect != scene.revision:
+            moved = (f"moved from revision {expect} to {scene.revision}" if expect < scene.revision else
+                     f"is at revision {scene.revision}, not {expect} (this peer restarted, or the revision was another's)")
             return Reply(job.job_id, p.CONFLICT, scene=scene.account(since=expect), error=(
-                f"the scene moved from revision {expect} to {scene.revision} since the read this call was based"
-                " on; nothing ran. Read the scene again, then retry with the new expect_revision (or without"
-                " one, to overwrite what changed)"))
+                f"the scene {moved} since the read this call was based on; nothing ran. Read the scene again,"
+                " then retry with the new expect_revision (or without one, to overwrite what changed)"))
         self._began[job.job_id] = scene.revision if changes else None
         scene.job_id, scene.command = job.job_id, name if isinstance(name, str) else p.JOB_DISPATCH
         if changes and self.history is not None:

@@ -72,8 +72,11 @@ class SceneLog:
 
     def changes_since(self, revision: int) -> dict[str, Any]:
         """What moved the scene after `revision`: object names added, removed and modified (net, each
-        list capped at MAX_CHANGED_NAMES), the number of moves, and `older: true` when the log no
-        longer reaches back to `revision`."""
+        list capped at MAX_CHANGED_NAMES), the number of moves, and `older: N` when the log no
+        longer reaches back to `revision` (N moves it cannot name). A revision this scene never had
+        (a peer that restarted counts from 0 again, or another peer's) is `unknown: true`."""
+        if revision > self.revision:
+            return {"moves": 0, "unknown": True}
         moves = [m for m in self._moves if m.revision > revision]
         added: set[str] = set()
         removed: set[str] = set()

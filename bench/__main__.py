@@ -138,6 +138,7 @@ only checks that the suite runs (`tests/test_bench.py`, with `--quick`).
 |---|---|---|
 """]
     parts += [f"| {name} | {value} | {'yes' if met else '**no**'} |\n" for name, value, met in targets(results)]
+    parts.append(MISSED)
     if "context" in results:
         parts.append(f"""
 ## What the tool list costs an LLM (`python -m bench.context`)
@@ -319,6 +320,27 @@ jsonschema for the client's output-schema check. That is what bounds the two rou
     parts.append(HISTORY)
     return "".join(parts)
 
+
+MISSED = """
+Why the targets missed here are missed (what each would take is not built yet):
+
+- **Whole results at 150 MiB/s, with a server peak of 2× the payload.** A whole result crosses the
+  SDK as one JSON-RPC response: the server encodes the envelope (the result's text escaped into
+  JSON), the SDK wraps it in its models and in one SSE event, and the client parses it whole; each
+  step holds a copy, which is the peak. Sending a result as a stream of pieces, which neither
+  official SDK offers for a tool result, is what both targets need.
+- **Paging at 50 MiB/s.** Every page is one MCP request, and a page is at most the server's inline
+  budget (256 KiB), which also keeps each answer inside both official clients' default limits. At
+  the page time above, the loop cannot pass about 256 KiB per page time; larger pages need a larger
+  budget (`--inline-result-max-bytes`) on the server and clients configured for it (limits.md).
+- **The round-trip ratios and calls per second.** See "Where the CPU goes" below: a dispatched call
+  is two server requests and a peer request in the SDK against one request for the floor, and three
+  processes share two cores. A bpy peer adds the hand-over of each job to Blender's main thread and
+  back.
+- **Redis against SQLite.** A dispatched call costs four Redis round trips (enqueue, take, reply,
+  and the waiter's notification) on loopback, where SQLite writes in-process; at concurrency 64 the
+  scripts queue in Redis's single thread.
+"""
 
 HISTORY = """
 ## What the numbers changed

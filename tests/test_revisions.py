@@ -27,6 +27,9 @@ async def test_a_stale_expect_revision_runs_nothing_and_says_what_moved(blendbus
         again = await call_envelope(one, "blender_get_job", {"job_id": late["job_id"]})  # kept with the job
         assert again["status"] == p.CONFLICT and again["revision"] == 1
         assert (await call_envelope(one, "blender_test_echo", {"value": "x", p.EXPECT_REVISION: 1}))["revision"] == 2
+        ahead = await call_envelope(one, "blender_test_echo", {"value": "x", p.EXPECT_REVISION: 99})
+        assert ahead["status"] == p.CONFLICT and ahead["changes"] == {"moves": 0, "unknown": True}
+        assert "this peer restarted" in ahead["error"]
         bad = await call_envelope(one, "blender_test_noop", {p.EXPECT_REVISION: 0})  # reads take none
         assert bad["status"] == p.INVALID and p.EXPECT_REVISION in bad["error"]
 

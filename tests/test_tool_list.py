@@ -145,6 +145,25 @@ async def test_compact_lists_three_tools_that_reach_the_rest_with_every_check(bl
             assert "blender_execute_code" not in json.dumps(await call(client, meta_tools.FIND, {"query": ""}))
 
 
+async def test_every_envelope_is_the_one_the_instructions_describe(blendbus_server):
+    """The envelope is declared once (protocol.ENVELOPE_SCHEMA, in the server's instructions): every
+    dispatch result, whatever its status, fits it."""
+    import jsonschema
+
+    from blendbus import protocol as p
+
+    async with serve_http(blendbus_server) as url, PythonPeer(lambda: connect(url), uuid="p1"), connect(url) as client:
+        envelopes = [await call_envelope(client, "blender_test_echo", {"value": [1, {"a": None}]}),
+                     await call_envelope(client, "blender_test_fail", {"message": "no"}),
+                     await call_envelope(client, "blender_test_count", {"text": "a b"}),
+                     await call_envelope(client, "blender_test_echo", {"value": 1, p.EXPECT_REVISION: 99}),
+                     await call_envelope(client, "blender_test_echo", {}),
+                     await call_envelope(client, "blender_get_job", {"job_id": "nope"})]
+    assert {e["status"] for e in envelopes} >= {p.COMPLETED, p.FAILED, p.CONFLICT, p.INVALID}
+    for env in envelopes:
+        jsonschema.validate(env, p.ENVELOPE_SCHEMA)
+
+
 async def test_lists_say_how_long_they_stay_fresh(blendbus_server):
     async with serve_http(blendbus_server) as url, connect(url) as client:
         listed = await client.list_tools()

@@ -10,12 +10,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
+import jsonschema
+
 from . import paging
 from . import protocol as p
 from .auth import ROLES
 from .dispatch import LOCAL_CREDENTIAL, Hub, PeerAuthError
 from .plugins import BUILTIN, PluginSet
 from .sync import HandlerPackages
+from .validation import validation_message
 from .toolsets import EVERYTHING, Toolset
 from .waits import TooManyWaits, Waits, while_present
 
@@ -79,15 +82,19 @@ _UPDATE = {
     "error": {"type": "string"},
     "progress": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
     "message": {"type": ["string", "null"]},
-    p.SCENE_FIELD: {"type": "object", "maxProperties": 4, "required": ["revision"], "properties": {
-        "revision": {"type": "integer", "minimum": 0},
+    # Bounded, not picky: a reply the server refused would be posted again and again.
+    p.SCENE_FIELD: {"type": "object", "maxProperties": 4, "properties": {
+        "revision": {"type": "integer"},
         "changes": {"type": "object", "maxProperties": 8, "additionalProperties": {
             "anyOf": [{"type": "array", "maxItems": p.MAX_CHANGED_NAMES, "items": {"type": "string", "maxLength": 255}},
-                      {"type": "integer", "minimum": 0}]}},
+                      {"type": ["integer", "boolean"]}]}},
     }, "description": "The peer's scene revision after the job (before it, on a conflict), and what changed."},
 }
-_UPDATES = {"type": "array", "minItems": 1, "maxItems": 1000, "items": _obj(_UPDATE, ("job_id", "status")),
-            "description": "Job updates, each answered on its own (see blender_job_update)."}
+_UPDATES = {"type": "array", "minItems": 1, "maxItems": 1000, "items": {"type": "object", "maxProperties": 20},
+            "description": "Job updates, each checked and answered on its own (see blender_job_update)."}
+_ONE_UPDATE = jsonschema.Draft202012Validator(_obj(_UPDATE, ("job_id", "status")))
+"""Each update of a batch is checked alone: one the server cannot take is answered with why, and the
+rest still land (a batch refused whole would be posted again and again)."""
 
 
 class BuiltinTools:
@@ -245,6 +252,11 @@ class BuiltinTools:
             await self.hub.peer(call.user_id, a["client_uuid"], a["peer_token"])
         answers = []
         for update in a["updates"]:
+            errors = sorted(_ONE_UPDATE.iter_errors(update), key=lambda e: list(e.absolute_path))
+            if errors:
+                answers.append({"job_id": str(update.get("job_id"))[:200], "code": p.INVALID,
+                                "error": validation_message("blender_job_update", errors)})
+                continue
             try:
                 answers.append({"job_id": update["job_id"], **await self._job_update(call, {**a, **update})})
             except PeerAuthError:

@@ -89,7 +89,7 @@ class BlendbusServer:
         self.packages = packages or HandlerPackages.from_plugins(plugins)
         self.waits = Waits()
         self.builtin = {t.name: t for t in BuiltinTools(hub, plugins, self.packages, self.validate, self.waits).tools()}
-        self._profiles: dict[str, Toolset] = {}
+        self._profiles: dict[tuple[str, bool], Toolset] = {}
         self.toolset = self.profile(tools)
         """The server's tools profile (`serve --tools`); a token's profile narrows it."""
         self._lists: dict[tuple[bool, bool, Toolset], list[types.Tool]] = {}
@@ -132,7 +132,7 @@ class BlendbusServer:
     # ---- tool list -------------------------------------------------------------------------
     def profile(self, spec: str, *, files: bool = True) -> Toolset:
         """The Toolset a tools profile names (toolsets.py); ValueError says what is wrong with it."""
-        if spec not in self._profiles:
+        if (spec, files) not in self._profiles:
             groups: dict[str, set[str]] = {}
             for cmd in self.plugins.commands.values():
                 groups.setdefault(self.plugins.owner[cmd.name].name, set()).add(cmd.tool_name)
@@ -140,8 +140,8 @@ class BlendbusServer:
                 if tool.plugin is not None:
                     groups.setdefault(tool.plugin, set()).add(tool.name)
             always = {t.name for t in self.builtin.values() if t.plugin is None and t.role == LLM}
-            self._profiles[spec] = toolsets.parse(spec, groups, always, files=files)
-        return self._profiles[spec]
+            self._profiles[spec, files] = toolsets.parse(spec, groups, always, files=files)
+        return self._profiles[spec, files]
 
     def toolset_of(self, ctx: Any) -> Toolset:
         """The caller's tools: the server's profile, narrowed by its token's."""
