@@ -143,7 +143,7 @@ class PeerCore:
                     f"{'outdated' if have else 'missing'}; enable '{p.ACCEPT_HANDLERS_GATE}' to receive it")
                 continue
             try:
-                source = await call(client, "blender_fetch_handler_package",
+                source = await call(client, p.FETCH_PACKAGE,
                                     {"client_uuid": self.uuid, "peer_token": self.link.token, "package": name})
                 handler_sync.install({**source, "package": name, "sha256": sha}, self.handler_root())
                 self.inventory[name] = {**entry, "source": "synced"}

@@ -221,7 +221,7 @@ class PeerLink:
 
     async def _register(self, client: Any) -> None:
         info = self.describe()
-        response = await call(client, "blender_register_client",
+        response = await call(client, p.REGISTER,
                               {"client_uuid": self.uuid, "instance": self.instance, **info})
         self.token = response["peer_token"]
         self.poll_wait_s = min(self.poll_wait_s, float(response.get("poll_wait_s", self.poll_wait_s)))
@@ -250,7 +250,7 @@ class PeerLink:
         try:
             async with asyncio.timeout(5):
                 await self._flush(client)
-                await call(client, "blender_unregister_client", {"client_uuid": self.uuid, "peer_token": self.token})
+                await call(client, p.UNREGISTER, {"client_uuid": self.uuid, "peer_token": self.token})
         except Exception:  # noqa: BLE001 - shutting down either way
             pass
 
@@ -266,7 +266,7 @@ class PeerLink:
             self._poll_open = True
             try:
                 async with asyncio.timeout(self.poll_wait_s + 30):
-                    response = await call(client, "blender_poll_jobs", args)
+                    response = await call(client, p.POLL, args)
             except BaseException:
                 self.outbox.restore(carried)
                 raise
@@ -307,7 +307,7 @@ class PeerLink:
                 self._changes, self._changes_pending = set(), False
             if pending:
                 many = len(names) > p.MAX_CHANGED_NAMES
-                await call(client, "blender_scene_changed", {
+                await call(client, p.SCENE_CHANGED_TOOL, {
                     "client_uuid": self.uuid, "peer_token": self.token,
                     "objects": [] if many else names, "all": many})
             await asyncio.sleep(p.SCENE_EVENT_EVERY_S)
@@ -322,13 +322,13 @@ class PeerLink:
             try:
                 if len(batch) == 1:
                     try:
-                        await call(client, "blender_job_update", {**args, **batch[0]})
+                        await call(client, p.UPDATE, {**args, **batch[0]})
                     except ToolError as exc:
                         if exc.code == "PeerAuthError":
                             raise
                         self._refused_answers([{**batch[0], "error": str(exc)}])
                 else:
-                    response = await call(client, "blender_job_updates", {**args, "updates": batch})
+                    response = await call(client, p.UPDATES, {**args, "updates": batch})
                     self._refused_answers(response["answers"])
             except BaseException:
                 self.outbox.restore(claimed)

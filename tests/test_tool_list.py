@@ -7,10 +7,12 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from blendbus import listing, meta_tools
+from blendbus import protocol as p
 from blendbus.auth import ROLES
 from blendbus.client import ToolError, call, connect
 from blendbus.testing import PythonPeer, call_envelope, make_server, serve_http
@@ -18,14 +20,20 @@ from blendbus.testing import PythonPeer, call_envelope, make_server, serve_http
 from .test_docs import BUNDLED
 
 pytestmark = pytest.mark.anyio
-PEER_TOOLS = {"blender_register_client", "blender_unregister_client", "blender_poll_jobs", "blender_job_update",
-              "blender_job_updates", "blender_fetch_handler_package", "blender_scene_changed"}
+PEER_TOOLS = set(p.PEER_TOOLS)
 LLM_ONLY = {"llm-tok": {"user": "u", "role": "llm"}, "peer-tok": {"user": "u", "role": "peer"}}
 
 
 def bundled_list(profile: str = "all") -> list:
     server = make_server(env={"BLENDBUS_LOAD_PLUGINS": BUNDLED})
     return server.listed(frozenset(ROLES), server.profile(profile), apps=False)
+
+
+def test_the_peers_tools_are_spelled_once_and_documented():
+    server = make_server()
+    assert {name for name, tool in server.builtin.items() if tool.role == "peer"} == PEER_TOOLS
+    documented = (Path(__file__).parents[1] / "docs" / "peer-protocol.md").read_text()
+    assert [name for name in p.PEER_TOOLS if f"`{name}" not in documented] == []
 
 
 def test_the_bundled_list_is_under_6000_tokens():
@@ -149,8 +157,6 @@ async def test_every_envelope_is_the_one_the_instructions_describe(blendbus_serv
     """The envelope is declared once (protocol.ENVELOPE_SCHEMA, in the server's instructions): every
     dispatch result, whatever its status, fits it."""
     import jsonschema
-
-    from blendbus import protocol as p
 
     async with serve_http(blendbus_server) as url, PythonPeer(lambda: connect(url), uuid="p1"), connect(url) as client:
         envelopes = [await call_envelope(client, "blender_test_echo", {"value": [1, {"a": None}]}),

@@ -113,7 +113,7 @@ class BuiltinTools:
         """Every built-in tool, with its schema, role and handler."""
         lim = self.hub.limits
         return [
-            Tool("blender_register_client", "Peer side: join this user's bus as a Blender peer. Returns the"
+            Tool(p.REGISTER, "Peer side: join this user's bus as a Blender peer. Returns the"
                  " peer_token and the command table the peer runs.", _obj({
                      "client_uuid": _PEER["client_uuid"],
                      "client_type": {"type": "string", "default": "blender", "maxLength": 100},
@@ -127,13 +127,13 @@ class BuiltinTools:
                                   "description": "Random per peer process; a new value fails the old one's jobs."},
                  }, ("client_uuid",)),
                  self._register, {"idempotent": True}, role=PEER, max_bytes=lim.max_registration_bytes),
-            Tool("blender_unregister_client", "Peer side: leave the bus.", _obj(_PEER, ("client_uuid", "peer_token")),
+            Tool(p.UNREGISTER, "Peer side: leave the bus.", _obj(_PEER, ("client_uuid", "peer_token")),
                  self._unregister, role=PEER),
-            Tool("blender_fetch_handler_package", "Peer side: the source of one plugin's addon-side package,"
+            Tool(p.FETCH_PACKAGE, "Peer side: the source of one plugin's addon-side package,"
                  " for a peer that lacks it or has another version (live handler sync).",
                  _obj({**_PEER, "package": {"type": "string", "maxLength": 200}},
                       ("client_uuid", "peer_token", "package")), self._fetch_package, {"read_only": True}, role=PEER),
-            Tool("blender_scene_changed", "Peer side: the peer's scene changed (debounced depsgraph updates);"
+            Tool(p.SCENE_CHANGED_TOOL, "Peer side: the peer's scene changed (debounced depsgraph updates);"
                  " resource subscribers are notified.", _obj({
                      **_PEER,
                      "objects": {"type": "array", "items": {"type": "string", "maxLength": 255},
@@ -142,17 +142,17 @@ class BuiltinTools:
                  }, ("client_uuid", "peer_token")), self._scene_changed, role=PEER),
             Tool("blender_list_clients", "List the Blender peers connected to your bus.", _obj({}),
                  self._list_clients, {"read_only": True}),
-            Tool("blender_poll_jobs", "Peer side: long-poll for payloads. Acknowledge what the previous poll"
+            Tool(p.POLL, "Peer side: long-poll for payloads. Acknowledge what the previous poll"
                  " returned in `ack`; unacknowledged payloads are handed out again.", _obj({
                      **_PEER,
                      "ack": {"type": "array", "items": _STR, "maxItems": 10000},
                      "wait_s": {"type": "number", "minimum": 0, "maximum": lim.poll_wait_s},
                      "replies": _UPDATES,
                  }, ("client_uuid", "peer_token")), self._poll, role=PEER),
-            Tool("blender_job_update", "Peer side: report progress or the outcome of a job sent to this peer.",
+            Tool(p.UPDATE, "Peer side: report progress or the outcome of a job sent to this peer.",
                  _obj({**_PEER, **_UPDATE}, ("job_id", "status", "client_uuid", "peer_token")), self._job_update,
                  role=PEER),
-            Tool("blender_job_updates", "Peer side: several job updates in one request (what accumulated while"
+            Tool(p.UPDATES, "Peer side: several job updates in one request (what accumulated while"
                  " the previous one was in flight); each is answered on its own.", _obj({
                      **_PEER,
                      "updates": _UPDATES,
@@ -255,7 +255,7 @@ class BuiltinTools:
             errors = sorted(_ONE_UPDATE.iter_errors(update), key=lambda e: list(e.absolute_path))
             if errors:
                 answers.append({"job_id": str(update.get("job_id"))[:200], "code": p.INVALID,
-                                "error": validation_message("blender_job_update", errors)})
+                                "error": validation_message(p.UPDATE, errors)})
                 continue
             try:
                 answers.append({"job_id": update["job_id"], **await self._job_update(call, {**a, **update})})

@@ -30,6 +30,16 @@ OPERATOR: Final = "operator"
 TOKEN_ROLES: Final = (*ROLES, OPERATOR)
 """Every role a tokens file entry may name."""
 
+# The peers' own tools (docs/peer-protocol.md): the server declares them, the add-on calls them.
+REGISTER: Final = "blender_register_client"
+UNREGISTER: Final = "blender_unregister_client"
+POLL: Final = "blender_poll_jobs"
+UPDATE: Final = "blender_job_update"
+UPDATES: Final = "blender_job_updates"
+FETCH_PACKAGE: Final = "blender_fetch_handler_package"
+SCENE_CHANGED_TOOL: Final = "blender_scene_changed"
+PEER_TOOLS: Final = (REGISTER, UNREGISTER, POLL, UPDATE, UPDATES, FETCH_PACKAGE, SCENE_CHANGED_TOOL)
+
 # Payload kinds a peer receives from `blender_poll_jobs`.
 COMMAND_DISPATCH: Final = "command_dispatch"
 JOB_DISPATCH: Final = "job_dispatch"
