@@ -23,7 +23,7 @@ import jsonschema
 from blendbus import protocol as p
 from blendbus.validation import validation_message
 
-from . import scripts
+from . import job_warnings, scripts
 from .declarations import CommandTable, Declarations, in_package
 from .checkpoints import History
 from .jobqueue import Background, Job, JobCancelled, Until
@@ -198,7 +198,7 @@ class Executor:
             conflict = self._begin(job, payload)
             if conflict is not None:
                 return conflict
-            with job.running():
+            with job.running(), job_warnings.written_to(job):
                 outcome = self._run_script(payload, job) if kind == p.JOB_DISPATCH else self._run_command(payload, job)
         except JobCancelled:
             outcome = _cancelled(job)
@@ -316,7 +316,7 @@ class Executor:
         error = JobCancelled() if job.cancelled else pending.future.exception()
         self.runtime.scene.job_id = job.job_id
         try:
-            with job.running():
+            with job.running(), job_warnings.written_to(job):
                 if error is not None:
                     outcome = self._advance(job, pending.gen, pending.undo_label, pending.neutral, error=error)
                 else:

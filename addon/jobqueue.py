@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterator
 from concurrent.futures import Future
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from blendbus import protocol as p
 
@@ -27,6 +27,12 @@ class JobCancelled(BaseException):
 
     A BaseException, like KeyboardInterrupt, so that a handler's `except Exception` does not swallow
     it; code that must clean up uses `finally`."""
+
+
+class Report(Protocol):
+    """Where a job's progress and log lines go (PeerLink.progress): `level` set makes `message` a log line."""
+
+    def __call__(self, job_id: str, fraction: float | None, message: str | None, level: str | None = None) -> None: ...
 
 
 def _raise_in(thread_id: int, exc: type[BaseException] | None) -> None:
@@ -56,7 +62,7 @@ class Job:
     def __init__(
         self,
         job_id: str,
-        report: Callable[[str, float | None, str | None], None] | None = None,
+        report: Report | None = None,
         settings: Callable[[str], Any] | None = None,
         outputs: OutputFolder | None = None,
         enabling: Callable[[str], str] | None = None,
@@ -132,6 +138,15 @@ class Job:
             fraction = min(1.0, max(0.0, float(fraction)))
         if self._report is not None:
             self._report(self.job_id, fraction, message)
+
+    def log(self, level: str, message: str) -> None:
+        """Tell the calling client something worth knowing that is not the result (a fallback taken, a
+        warning from Blender): an MCP log message (`notifications/message`, logger \"blender\") at `level`,
+        one of protocol.LOG_LEVELS; the client's `logging/setLevel` decides whether it is shown."""
+        if level not in p.LOG_LEVELS:
+            raise ValueError(f"log level {level!r} is not one of {', '.join(p.LOG_LEVELS)}")
+        if self._report is not None:
+            self._report(self.job_id, None, str(message)[:p.MAX_LOG_CHARS], level)
 
 
 class JobQueue:

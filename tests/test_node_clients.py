@@ -90,3 +90,12 @@ async def test_the_typescript_client_sees_the_viewport_app_only_when_it_speaks_m
     assert apps["render"]["ui"]["resourceUri"] == "ui://blendbus/viewport" and "ui://blendbus/viewport" in apps["resources"]
     assert plain["app_mime"] == apps["app_mime"] == "text/html;profile=mcp-app"
     assert "io.modelcontextprotocol/ui" in apps["server_apps"]
+
+
+async def test_the_typescript_client_hears_a_jobs_log_lines_at_its_level(blendbus_server):
+    async with serve_http(blendbus_server) as url:
+        async with PythonPeer(lambda: connect(url)):
+            seen = await run_node("http-logging", url, "warning")
+    assert seen["status"] == "completed" and seen["logging_capability"] == {}
+    assert [line[:2] for line in seen["lines"]] == [["warning", "blender"], ["error", "blender"], ["warning", "blender"]]
+    assert seen["lines"][-1][2].startswith("UserWarning: a thing the caller should know about")

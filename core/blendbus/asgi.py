@@ -182,7 +182,7 @@ def follow_sessions(server: BlendbusServer, per_user: int) -> None:
             counts[user] -= 1
             if not counts[user]:
                 del counts[user]
-        server.changes.session_ended(session_id)
+        server.session_ended(session_id)
         await discard(session_id, transport)
 
     manager._admit_session = admit_counted

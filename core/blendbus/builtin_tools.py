@@ -20,6 +20,7 @@ from .plugins import BUILTIN, PluginSet
 from .sync import HandlerPackages
 from .validation import validation_message
 from .toolsets import EVERYTHING, Toolset
+from .waiter import ProgressFn
 from .waits import TooManyWaits, Waits, while_present
 
 LLM, PEER = ROLES
@@ -33,7 +34,8 @@ class Call:
     """Who is calling, and how to report progress back to them."""
 
     user_id: str
-    progress: Callable[[float | None, str | None], Awaitable[None]] | None = None
+    progress: ProgressFn | None = None
+    """Tells the caller how a job it waits for goes: progress, and the job's log lines (logs.CallerNews)."""
     credential: str = LOCAL_CREDENTIAL
     """The caller's token digest (auth.CREDENTIAL_SCOPE_KEY)."""
     gone: asyncio.Event | None = None
@@ -82,6 +84,8 @@ _UPDATE = {
     "error": {"type": "string"},
     "progress": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
     "message": {"type": ["string", "null"]},
+    p.LEVEL_FIELD: {"type": "string", "enum": list(p.LOG_LEVELS),
+                    "description": "With status running: `message` is a log line for the job's callers, not progress."},
     # Bounded, not picky: a reply the server refused would be posted again and again.
     p.SCENE_FIELD: {"type": "object", "maxProperties": 4, "properties": {
         "revision": {"type": "integer"},
@@ -244,7 +248,7 @@ class BuiltinTools:
         return await self.hub.job_update(
             call.user_id, a["client_uuid"], a["peer_token"], a["job_id"], a["status"],
             result=a.get("result"), error=a.get("error", ""), progress=a.get("progress"), message=a.get("message"),
-            scene=a.get(p.SCENE_FIELD),
+            scene=a.get(p.SCENE_FIELD), level=a.get(p.LEVEL_FIELD),
         )
 
     async def _job_updates(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:

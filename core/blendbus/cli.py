@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from .paging import DEFAULT_INLINE_RESULT_MAX_BYTES
-from .protocol import TOKEN_ROLES
+from .protocol import LOG_LEVELS, TOKEN_ROLES
 
 DEFAULT_URL = "http://127.0.0.1:8765/mcp"
 
@@ -125,6 +125,8 @@ def _parser() -> argparse.ArgumentParser:
     call.add_argument("--server", default=os.environ.get("BLENDBUS_SERVER", DEFAULT_URL), metavar="URL[,URL...]",
                       help="the server's /mcp URL; several replicas' URLs, comma-separated, for failover")
     call.add_argument("--token", default=os.environ.get("BLENDBUS_TOKEN"))
+    call.add_argument("--log-level", default="info", choices=LOG_LEVELS,
+                      help="the job's log lines at or above this level are printed to stderr (default: info)")
     return parser
 
 
@@ -340,16 +342,16 @@ def _call(args: argparse.Namespace) -> int:
         return 2
     from . import eventloop
 
-    return eventloop.run(_call_async(args.server, args.token, args.tool, arguments))
+    return eventloop.run(_call_async(args.server, args.token, args.tool, arguments, args.log_level))
 
 
-async def _call_async(url: str, token: str | None, tool: str, arguments: dict[str, Any]) -> int:
+async def _call_async(url: str, token: str | None, tool: str, arguments: dict[str, Any], log_level: str) -> int:
     from mcp.shared.exceptions import MCPError
 
     from .client import ConnectError, connect, describe_error, root_cause, structured
 
     try:
-        async with connect(url, token) as client:
+        async with connect(url, token, log_level=log_level, logging_callback=_print_log_line) as client:
             result = await client.call_tool(tool, arguments)
     except ConnectError as exc:
         print(f"blendbus call: {exc}", file=sys.stderr)
@@ -363,6 +365,11 @@ async def _call_async(url: str, token: str | None, tool: str, arguments: dict[st
         return 2
     print(json.dumps(structured(result), indent=2))
     return 1 if result.is_error else 0
+
+
+async def _print_log_line(params: Any) -> None:
+    """A job's log line, as `blendbus call` shows it: on stderr, so stdout stays the result's JSON."""
+    print(f"{params.logger or 'server'} {params.level}: {params.data}", file=sys.stderr)
 
 
 def _install(args: argparse.Namespace) -> int:

@@ -63,7 +63,7 @@ def server_urls(spec: str) -> list[str]:
 
 @asynccontextmanager
 async def connect(url: str, token: str | None = None, *, mode: str = "auto",
-                  extensions: Sequence[ClientExtension] = ()) -> AsyncIterator[Client]:
+                  extensions: Sequence[ClientExtension] = (), **options: Any) -> AsyncIterator[Client]:
     """An MCP client on streamable HTTP with a bearer token and no SSE event size limit.
 
     `url` may list several replicas of one service, comma-separated: an unreachable one is skipped
@@ -73,7 +73,8 @@ async def connect(url: str, token: str | None = None, *, mode: str = "auto",
     The SDK drops SSE events over 1 MiB by default; blendbus results can be up to 64 MB, so the
     limit is lifted here. Other MCP clients need the same for large results (docs/limits.md).
     Failing to connect raises ConnectError with the reason (a refused token, a wrong URL, ...).
-    `extensions` are the MCP extensions the client declares (an MCP Apps host's, for one).
+    `extensions` are the MCP extensions the client declares (an MCP Apps host's, for one); `options`
+    go to the SDK's `Client` as they are (`logging_callback`, `log_level`, ...).
     """
     urls = server_urls(url)
     first = _PREFERRED.get(url, 0) % len(urls)
@@ -82,7 +83,7 @@ async def connect(url: str, token: str | None = None, *, mode: str = "auto",
         for index in [*range(first, len(urls)), *range(first)]:
             try:
                 client = await stack.enter_async_context(_connect_one(urls[index], token, mode=mode,
-                                                                      extensions=extensions))
+                                                                      extensions=extensions, options=options))
             except ConnectError as exc:
                 if exc.status is not None or len(urls) == 1:
                     raise
@@ -95,8 +96,8 @@ async def connect(url: str, token: str | None = None, *, mode: str = "auto",
 
 
 @asynccontextmanager
-async def _connect_one(url: str, token: str | None, *, mode: str,
-                       extensions: Sequence[ClientExtension]) -> AsyncIterator[Client]:
+async def _connect_one(url: str, token: str | None, *, mode: str, extensions: Sequence[ClientExtension],
+                       options: dict[str, Any]) -> AsyncIterator[Client]:
     headers = {"Authorization": f"Bearer {token}"} if token else None
     timeout = httpx2.Timeout(30.0, read=300.0)
     refused: list[int] = []
@@ -109,7 +110,8 @@ async def _connect_one(url: str, token: str | None, *, mode: str,
         transport = streamable_http_client(url, http_client=http, max_sse_event_size=None)
         async with AsyncExitStack() as stack:
             try:
-                client = await stack.enter_async_context(Client(transport, mode=mode, extensions=list(extensions)))
+                client = await stack.enter_async_context(Client(transport, mode=mode, extensions=list(extensions),
+                                                                **options))
             except Exception as exc:  # noqa: BLE001 - every failure to connect is explained
                 status = refused[-1] if refused else None
                 raise ConnectError(explain(url, status, exc), status) from exc

@@ -380,15 +380,19 @@ class Hub:
         progress: float | None = None,
         message: str | None = None,
         scene: dict[str, Any] | None = None,
+        level: str | None = None,
     ) -> dict[str, Any]:
-        """A peer's reply (or progress) for one of its jobs; `scene` is its account of its scene."""
+        """A peer's reply (or progress) for one of its jobs; `scene` is its account of its scene; `level`
+        makes a running update's `message` a log line for the job's callers."""
         if status not in p.PEER_REPLY_STATUSES:
             raise ValueError(f"status must be one of {sorted(p.PEER_REPLY_STATUSES)}")
+        if level is not None and (status != p.RUNNING or level not in p.LOG_LEVELS):
+            raise ValueError(f"a log line is a {p.RUNNING} update with {p.LEVEL_FIELD} one of {', '.join(p.LOG_LEVELS)}")
         problem = p.image_problem(result) if status == p.COMPLETED else None
         if problem is not None:
             status, result, error = p.FAILED, None, f"the peer's result was malformed and was not kept: {problem}"
         replied = await self.backend.reply(user_id, uuid, token, job_id, status, result=result, error=error or "",
-                                           progress=progress, message=message, scene=scene)
+                                           progress=progress, message=message, scene=scene, level=level)
         answer: dict[str, Any] = {"accepted": replied.accepted, "status": replied.status}
         if not replied.persisted:
             answer["persisted"] = False

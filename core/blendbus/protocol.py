@@ -72,6 +72,12 @@ VERIFY: Final = "verify"
 """The argument that adds a picture of the scene after a scene-changing call to its result (verify.py)."""
 SCENE_FIELD: Final = "scene"
 """A peer's reply's account of the scene: `{revision, changes?}` (SceneLog.account on the peer)."""
+LOG_LEVELS: Final = ("debug", "info", "notice", "warning", "error", "critical", "alert", "emergency")
+"""MCP's log levels (RFC 5424), least severe first: `job.log(level, message)` on a peer, `logging/setLevel`."""
+LEVEL_FIELD: Final = "level"
+"""A running update's field that makes its `message` a log line for the caller (one of LOG_LEVELS), not progress."""
+MAX_LOG_CHARS: Final = 8192
+"""A log line's message is cut to this many characters: logs inform, results carry the data."""
 
 DISPATCHED: Final = "dispatch"
 """A bus event: a job was queued on a peer."""

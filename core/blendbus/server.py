@@ -33,6 +33,7 @@ from .plugins import PluginSet
 from .suggest import did_you_mean
 from .validation import validation_message
 from .waiter import RisingProgress
+from .logs import CallerNews, ClientLevels
 from .sync import HandlerPackages
 from .builtin_tools import LLM, PEER, WAITS, BuiltinTools, Call
 from .toolsets import Toolset
@@ -94,6 +95,7 @@ class BlendbusServer:
         """The server's tools profile (`serve --tools`); a token's profile narrows it."""
         self._lists: dict[tuple[bool, bool, Toolset], list[types.Tool]] = {}
         self.changes = ChangeFeed(hub, plugins.resources)
+        self.log_levels = ClientLevels()
         self._validators: dict[str, jsonschema.Draft202012Validator] = {}
         self.mcp = Server(
             "blendbus",
@@ -122,6 +124,8 @@ class BlendbusServer:
                                 ("tasks/update", self._tasks_update), ("tasks/result", self._tasks_result)):
             self.mcp.add_request_handler(method, tasks.TaskParams, handler)
         self.mcp.add_request_handler("tasks/list", tasks.TaskListParams, self._tasks_list)
+        # Registered, not passed to Server(): 2026-07-28 deprecates it, session-era clients still use it (logs.py).
+        self.mcp.add_request_handler("logging/setLevel", types.SetLevelRequestParams, self.log_levels.set_level)
 
     def shutting_down(self) -> None:
         """The server is stopping: answer open long polls and bus watches, end change streams, so
@@ -130,6 +134,11 @@ class BlendbusServer:
         self.changes.close()
 
     # ---- tool list -------------------------------------------------------------------------
+    def session_ended(self, session_id: str) -> None:
+        """A session-era client's session ended (DELETE, idle, crash): what was kept for it goes."""
+        self.changes.session_ended(session_id)
+        self.log_levels.session_ended(session_id)
+
     def profile(self, spec: str, *, files: bool = True) -> Toolset:
         """The Toolset a tools profile names (toolsets.py); ValueError says what is wrong with it."""
         if (spec, files) not in self._profiles:
@@ -273,7 +282,8 @@ class BlendbusServer:
         if name not in self._schemas:  # as the spec shows it: a JSON-RPC error, not a tool result
             raise MCPError(code=tasks.INVALID_PARAMS, message=self.validate(name, arguments) or name)
         user_id, roles = self.identity_of(ctx)
-        call = Call(user_id=user_id, progress=RisingProgress(ctx.session.report_progress),
+        call = Call(user_id=user_id, progress=CallerNews(RisingProgress(ctx.session.report_progress),
+                                                          self.log_levels.sender(ctx)),
                     credential=self.credential_of(ctx), gone=gone_event(ctx), toolset=self.toolset_of(ctx))
         needed = self.role_of(name)
         if needed not in roles:

@@ -8,9 +8,16 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Protocol
 
-ProgressFn = Callable[[float | None, str | None], Awaitable[None]]
+
+class ProgressFn(Protocol):
+    """Tells a waiting caller how its job goes: progress (a fraction, a message), or with `level` a log
+    line the job wrote (`message` at one of protocol.LOG_LEVELS)."""
+
+    async def __call__(self, fraction: float | None, message: str | None, level: str | None = None) -> None: ...
+
+
 Key = tuple[str, str]
 
 
@@ -59,17 +66,19 @@ class JobWaiter:
                 fut.set_result(outcome)
         return len(futs)
 
-    def progress_soon(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None:
+    def progress_soon(self, user_id: str, job_id: str, fraction: float | None, message: str | None,
+                      level: str | None = None) -> None:
         """`progress`, without waiting for it (a peer's poll must not wait on callers' streams)."""
         if self._progress.get((user_id, job_id)):
-            task = asyncio.ensure_future(self.progress(user_id, job_id, fraction, message))
+            task = asyncio.ensure_future(self.progress(user_id, job_id, fraction, message, level))
             self._sending.add(task)
             task.add_done_callback(self._sending.discard)
 
-    async def progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None:
+    async def progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None,
+                       level: str | None = None) -> None:
         for fn in list(self._progress.get((user_id, job_id), [])):
             try:
-                await fn(fraction, message)
+                await fn(fraction, message, level)
             except Exception:  # noqa: BLE001 - a caller that went away must not break the peer's reply
                 pass
 

@@ -254,15 +254,17 @@ async def test_the_notifier_counts_calls_and_delivers(backend: Backend) -> None:
     await notifier.release_call("u", "a")
     await notifier.release_call("u", "a")  # twice: harmless
     assert await notifier.acquire("u", "c", 2) and not await notifier.acquire("u", "d", 2)
-    seen: list[tuple[float | None, str | None]] = []
+    seen: list[tuple[float | None, str | None, str | None]] = []
 
-    async def on_progress(fraction: float | None, message: str | None) -> None:
-        seen.append((fraction, message))
+    async def on_progress(fraction: float | None, message: str | None, level: str | None = None) -> None:
+        seen.append((fraction, message, level))
 
     fut = notifier.register("u", "j", on_progress)
     await notifier.progress("u", "j", 0.5, "half")
+    await notifier.progress("u", "j", None, "a log line", "warning")
     await notifier.deliver("u", "j", {"status": "completed"})
-    assert await asyncio.wait_for(fut, 5) == {"status": "completed"} and seen[0] == (0.5, "half")
+    assert await asyncio.wait_for(fut, 5) == {"status": "completed"}
+    assert seen == [(0.5, "half", None), (None, "a log line", "warning")]
     notifier.release("u", "j", fut, on_progress)
 
 

@@ -6,6 +6,7 @@
 //   node clients.mjs http-task-cancel <url> <seconds>   a task cancelled mid-run; the peer takes the next call
 //   node clients.mjs http-progress <url> <seconds>      a call longer than the client's timeout, kept alive by progress
 //   node clients.mjs http-subscribe <url> <uri>         resources/subscribe, then a scene edit: the update arrives
+//   node clients.mjs http-logging <url> <level>         logging/setLevel, then a job's log lines: those at or above it arrive
 //   node clients.mjs http-apps <url> apps|plain         the tools list, with or without the MCP Apps extension
 //   node clients.mjs http-tools <url>                  the tools list and a typed result (validated by the
 //                                                      SDK against its outputSchema), directly or, when only
@@ -16,7 +17,8 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { getDefaultEnvironment, StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { ResourceUpdatedNotificationSchema, TaskStatusNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
+import { LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema, TaskStatusNotificationSchema }
+  from "@modelcontextprotocol/sdk/types.js";
 
 const [scenario, target, size] = process.argv.slice(2);
 
@@ -117,6 +119,18 @@ async function progress(client, seconds) {
            messages: reports.map((p) => p.message), rising: reports.every((p, i) => i === 0 || p.progress > reports[i - 1].progress) };
 }
 
+async function logging(client, level) {
+  // logging/setLevel, then a job that writes lines at every level: only those at or above it arrive.
+  const lines = [];
+  client.setNotificationHandler(LoggingMessageNotificationSchema, (n) => { lines.push(n.params); });
+  await client.setLoggingLevel(level);
+  const levels = ["debug", "info", "notice", "warning", "error"];
+  const result = await client.callTool({ name: "blender_test_log", arguments: {
+    lines: levels.map((l) => [l, `said at ${l}`]) } });
+  return { logging_capability: client.getServerCapabilities()?.logging ?? null, status: result.structuredContent.status,
+           lines: lines.map((l) => [l.level, l.logger, String(l.data)]) };
+}
+
 async function subscribe(client, uri) {
   const updated = [];
   client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => { updated.push(n.params.uri); });
@@ -179,7 +193,7 @@ async function configEntry(entry, call) {
 const scenarios = {
   "stdio-large-result": largeResult, "http-large-result": largeResult, "http-task": taskLife,
   "http-task-cancel": taskCancel, "http-progress": progress, "http-subscribe": subscribe, "http-apps": apps,
-  "http-tools": toolsAndTypedResult,
+  "http-tools": toolsAndTypedResult, "http-logging": logging,
 };
 const APPS = { extensions: { "io.modelcontextprotocol/ui": { mimeTypes: ["text/html;profile=mcp-app"] } } };
 if (scenario === "config-entry") {
@@ -194,7 +208,7 @@ if (scenario === "config-entry") {
     { capabilities: scenario === "http-apps" && size === "apps" ? APPS : {} });
   try {
     await client.connect(transportFor(target));
-    const seen = await scenarios[scenario](client, scenario === "http-subscribe" ? size : Number(size));
+    const seen = await scenarios[scenario](client, ["http-subscribe", "http-logging"].includes(scenario) ? size : Number(size));
     console.log(JSON.stringify(seen));
   } catch (error) {
     console.error(error?.stack ?? String(error));

@@ -316,9 +316,12 @@ class Notifier(Protocol):
     async def deliver(self, user_id: str, job_id: str, outcome: dict[str, Any]) -> None:
         """The job ended: resolve its waiters here with `outcome`, and elsewhere from the store."""
 
-    async def progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None: ...
+    async def progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None,
+                       level: str | None = None) -> None:
+        """Tell the job's callers, wherever they wait, of its progress, or (`level`) a log line it wrote."""
 
-    def progress_soon(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None:
+    def progress_soon(self, user_id: str, job_id: str, fraction: float | None, message: str | None,
+                      level: str | None = None) -> None:
         """`progress` without waiting for it (a peer's poll must not wait on callers' streams)."""
 
     async def acquire(self, user_id: str, job_id: str, limit: int) -> bool:
@@ -465,8 +468,9 @@ class Backend:
 
     async def reply(self, user_id: str, uuid: str, token: str, job_id: str, status: str, *, result: Any = None,
                     error: str = "", progress: float | None = None, message: str | None = None,
-                    scene: dict[str, Any] | None = None) -> Replied:
-        """A peer's word on one of its own jobs: progress (`running`), or its end, which moves the job
+                    scene: dict[str, Any] | None = None, level: str | None = None) -> Replied:
+        """A peer's word on one of its own jobs: progress (`running`; with `level`, a log line for its
+        callers, which is passed on and not kept), or its end, which moves the job
         forward only and answers whoever waits for it, with a `job_update` event. PeerAuthError for a
         wrong token, LookupError for a job not sent on this bus, PermissionError for another peer's job."""
         await self.peers.authenticate(user_id, uuid, token, touch=True)
@@ -476,8 +480,9 @@ class Backend:
         if job.target_uuid != uuid:
             raise others_job(job_id)
         if status == RUNNING:
-            await self.jobs.set_progress(user_id, job_id, progress, message)
-            await self.notifier.progress(user_id, job_id, progress, message)
+            if level is None:
+                await self.jobs.set_progress(user_id, job_id, progress, message)
+            await self.notifier.progress(user_id, job_id, progress, message, level)
             return Replied(True, job.status)
         try:
             moved = await self.jobs.advance(user_id, job_id, status, result=result, error=error, scene=scene)

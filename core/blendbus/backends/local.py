@@ -258,11 +258,13 @@ class LocalNotifier:
         self._calls.discard(user_id, job_id)  # the job ended: its call no longer counts
         self.waiter.deliver(user_id, job_id, outcome)
 
-    async def progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None:
-        await self.waiter.progress(user_id, job_id, fraction, message)
+    async def progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None,
+                       level: str | None = None) -> None:
+        await self.waiter.progress(user_id, job_id, fraction, message, level)
 
-    def progress_soon(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None:
-        self.waiter.progress_soon(user_id, job_id, fraction, message)
+    def progress_soon(self, user_id: str, job_id: str, fraction: float | None, message: str | None,
+                      level: str | None = None) -> None:
+        self.waiter.progress_soon(user_id, job_id, fraction, message, level)
 
     async def acquire(self, user_id: str, job_id: str, limit: int) -> bool:
         if self._calls.count(user_id) >= limit:

@@ -25,6 +25,17 @@ def sleep(seconds: float, job: Any, steps: int = 0) -> float:
     return seconds
 
 
+def log(lines: list[list[str]], job: Any) -> int:
+    """Write each [level, message] to the job's log, then raise one Python warning (written there too),
+    afresh each call: Python would otherwise show a warning from one place in a module once."""
+    import warnings
+
+    for level, message in lines:
+        job.log(level, message)
+    warnings.warn_explicit("a thing the caller should know about", UserWarning, __file__, 1, registry=None)
+    return len(lines)
+
+
 def fail(message: str) -> None:
     raise RuntimeError(message)
 

@@ -26,6 +26,10 @@ class Fail(BaseModel):
     message: str = Field(description="The error the handler raises")
 
 
+class Log(BaseModel):
+    lines: list[tuple[str, str]] = Field(max_length=50, description="[level, message] pairs the handler logs")
+
+
 class Size(BaseModel):
     nbytes: int = Field(ge=0, description="Length of the string returned")
 
@@ -53,6 +57,7 @@ def register_commands(register: Callable[[Command], None]) -> None:
     register(Command("test_echo", "Return the value given.", f"{HANDLERS}:echo", params=Echo))
     register(Command("test_sleep", "Sleep, reporting progress.", f"{HANDLERS}:sleep", params=Sleep, timeout=30))
     register(Command("test_fail", "Raise an error.", f"{HANDLERS}:fail", params=Fail))
+    register(Command("test_log", "Write log lines, then raise a Python warning.", f"{HANDLERS}:log", params=Log))
     register(Command("test_size", "Return a string of a given length.", f"{HANDLERS}:size", params=Size))
     register(Command("test_background", "Sleep on a worker thread, then answer on the main thread.",
                      f"{HANDLERS}:background", params=Sleep, timeout=30))

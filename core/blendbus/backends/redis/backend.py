@@ -70,7 +70,8 @@ class RedisBackend(Backend):
 
     @store_errors
     async def _reply(self, user_id: str, uuid: str, token: str, job_id: str, status: str, result: Any, error: str,
-                     progress: float | None, message: str | None, scene: dict[str, Any] | None) -> list[Any]:
+                     progress: float | None, message: str | None, scene: dict[str, Any] | None,
+                     level: str | None) -> list[Any]:
         link, keys, jobs = self.link, self.jobs.keys, self.jobs
         how = await jobs.result_args(user_id, job_id, result) if status != RUNNING else ["0", "", ""]
         now = time.time()
@@ -78,14 +79,15 @@ class RedisBackend(Backend):
             keys.user(user_id), user_id, uuid, token, job_id, status, now, *how, error,
             repr(progress) if progress is not None else "", int(message is not None), message or "",
             jobs.max_jobs_per_user, jobs.max_bytes_per_user, link.replica, keys.channel, EVENTS_KEPT,
-            scene_text(scene), *lower_than(status)], also=self.peers.alive_until(user_id, uuid, now + link.grace_s))
+            scene_text(scene), level or "", *lower_than(status)], also=self.peers.alive_until(user_id, uuid, now + link.grace_s))
 
     async def reply(self, user_id: str, uuid: str, token: str, job_id: str, status: str, *, result: Any = None,
                     error: str = "", progress: float | None = None, message: str | None = None,
-                    scene: dict[str, Any] | None = None) -> Replied:
+                    scene: dict[str, Any] | None = None, level: str | None = None) -> Replied:
         ending = status != RUNNING
         try:
-            answer = await self._reply(user_id, uuid, token, job_id, status, result, error, progress, message, scene)
+            answer = await self._reply(user_id, uuid, token, job_id, status, result, error, progress, message, scene,
+                                       level)
         except JobStoreError as exc:
             if not ending:
                 raise
@@ -102,7 +104,7 @@ class RedisBackend(Backend):
                 return Replied(False, answer[1].decode())
         job = self.jobs.job(user_id, job_id, pairs(answer[1:]))
         if not ending:
-            self.notifier.progress_here(user_id, job_id, progress, message)
+            self.notifier.progress_here(user_id, job_id, progress, message, level)
             return Replied(True, job.status)
         self.notifier.here(user_id, job_id, job.envelope(result=result))
         return Replied(True, status)

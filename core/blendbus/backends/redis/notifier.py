@@ -49,7 +49,7 @@ class RedisNotifier:
         if kind == "done" and rest[2] != self.link.replica and self.waiter.waiting_on(rest[0], rest[1]):
             self._soon(self._fetch(rest[0], rest[1]))
         elif kind == "progress" and rest[2] != self.link.replica:
-            self.waiter.progress_soon(rest[0], rest[1], rest[3], rest[4])
+            self.waiter.progress_soon(rest[0], rest[1], rest[3], rest[4], rest[5])
 
     def _soon(self, work: Any) -> None:
         task = asyncio.ensure_future(work)
@@ -90,16 +90,19 @@ class RedisNotifier:
         self.waiter.deliver(user_id, job_id, outcome)
 
     @store_errors
-    async def progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None:
-        await self.link.notify("progress", user_id, job_id, self.link.replica, fraction, message)
-        await self.waiter.progress(user_id, job_id, fraction, message)
+    async def progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None,
+                       level: str | None = None) -> None:
+        await self.link.notify("progress", user_id, job_id, self.link.replica, fraction, message, level)
+        await self.waiter.progress(user_id, job_id, fraction, message, level)
 
-    def progress_soon(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None:
-        self._soon(self.progress(user_id, job_id, fraction, message))
+    def progress_soon(self, user_id: str, job_id: str, fraction: float | None, message: str | None,
+                      level: str | None = None) -> None:
+        self._soon(self.progress(user_id, job_id, fraction, message, level))
 
-    def progress_here(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None:
+    def progress_here(self, user_id: str, job_id: str, fraction: float | None, message: str | None,
+                      level: str | None = None) -> None:
         """Progress whose callers elsewhere were told already: tell the ones here, without waiting for them."""
-        self.waiter.progress_soon(user_id, job_id, fraction, message)
+        self.waiter.progress_soon(user_id, job_id, fraction, message, level)
 
     # ---- calls in flight ---------------------------------------------------------------------
     @store_errors

@@ -4,7 +4,8 @@
 -- KEYS[1]: the job's hash
 -- ARGV: base, user, uuid, token, job id, status, now, how ('0' no result, '1' inline, '2' staged),
 --       result text, format, error, progress fraction ('' none), '1' if a message, message,
---       max jobs, max bytes, replica, channel, events kept, scene account ('' none), statuses it may move from...
+--       max jobs, max bytes, replica, channel, events kept, scene account ('' none), log level ('' none: the
+--       message is progress, kept; else a log line, passed on only), statuses it may move from...
 -- Returns {'auth'} | {'nojob'} | {'other'} | {'stale', status} | {'ok', the job's fields...}
 local user, uuid, id, status, now, replica, channel = ARGV[2], ARGV[3], ARGV[5], ARGV[6], ARGV[7], ARGV[17], ARGV[18]
 local max_jobs, max_bytes = tonumber(ARGV[15]), tonumber(ARGV[16])
@@ -23,16 +24,18 @@ if target ~= uuid then
   return {'other'}
 end
 if status == RUNNING then
-  note_progress(id, ARGV[12], ARGV[13] == '1' and ARGV[14] or nil, now, max_jobs, max_bytes)
+  local level = ARGV[21]
+  if level == '' then note_progress(id, ARGV[12], ARGV[13] == '1' and ARGV[14] or nil, now, max_jobs, max_bytes) end
   if waited_elsewhere(key, replica) then
     local fraction = ARGV[12] ~= '' and tonumber(ARGV[12]) or cjson.null
     local message = ARGV[13] == '1' and ARGV[14] or cjson.null
-    redis.call('PUBLISH', channel, cjson.encode({'progress', user, id, replica, fraction, message}))
+    redis.call('PUBLISH', channel, cjson.encode({'progress', user, id, replica, fraction, message,
+                                                 level ~= '' and level or cjson.null}))
   end
   return {'ok', unpack(redis.call('HGETALL', key))}
 end
 local lower = {}
-for i = 21, #ARGV do lower[#lower + 1] = ARGV[i] end
+for i = 22, #ARGV do lower[#lower + 1] = ARGV[i] end
 if not forward(key, lower) then
   redis.call('DEL', key .. ':result:new')
   return {'stale', redis.call('HGET', key, 'status')}

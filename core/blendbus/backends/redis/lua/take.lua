@@ -24,7 +24,7 @@ for _, id in ipairs(ARGV[8] ~= '' and fresh or {}) do
     redis.call('HSET', key, 'status', RUNNING, 'updated', now)
     redis.call('ZREM', base .. 'jobs:queued', id)
     if waited_elsewhere(key, replica) then
-      redis.call('PUBLISH', ARGV[7], cjson.encode({'progress', user, id, replica, cjson.null, ARGV[8]}))
+      redis.call('PUBLISH', ARGV[7], cjson.encode({'progress', user, id, replica, cjson.null, ARGV[8], cjson.null}))
     end
   end
 end
