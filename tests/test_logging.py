@@ -120,7 +120,7 @@ async def test_blendbus_call_prints_the_jobs_log_lines_on_stderr(blendbus_server
 
 
 def test_the_log_levels_are_mcps_in_its_order():
-    """The add-on ships without the SDK, so protocol.py spells the levels; they are held to the SDK's here."""
+    """protocol.py is stdlib-only (it ships inside the Blender extension), so it spells the levels: held to the SDK's here."""
     from typing import get_args
 
     import mcp_types
