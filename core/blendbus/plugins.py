@@ -308,4 +308,12 @@ def _dangling(info: PluginInfo, commands: dict[str, Command], preferences: dict[
     for res in info.resources:
         if res.command not in commands:
             return f"resource {res.uri!r}: command {res.command!r} is not loaded"
+    sources = [(f"resource {r.uri!r}", c) for r in info.resources for c in r.complete.values()]
+    sources += [(f"prompt {pr.name!r}", a.complete) for pr in info.prompts for a in pr.arguments if a.complete]
+    for where, source in sources:
+        cmd = commands.get(source.command)
+        if cmd is None:
+            return f"{where}: completion command {source.command!r} is not loaded"
+        if cmd.annotations.get("read_only") is not True:
+            return f"{where}: completion command {source.command!r} must be read_only (it runs as the user types)"
     return None

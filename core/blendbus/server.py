@@ -34,6 +34,7 @@ from .suggest import did_you_mean
 from .validation import validation_message
 from .waiter import RisingProgress
 from .logs import CallerNews, ClientLevels
+from .completions import Completer
 from .sync import HandlerPackages
 from .builtin_tools import LLM, PEER, WAITS, BuiltinTools, Call
 from .toolsets import Toolset
@@ -96,6 +97,8 @@ class BlendbusServer:
         self._lists: dict[tuple[bool, bool, Toolset], list[types.Tool]] = {}
         self.changes = ChangeFeed(hub, plugins.resources)
         self.log_levels = ClientLevels()
+        self.completer = Completer(plugins, lambda user_id, cmd, arguments, timeout: self.run_command(
+            Call(user_id=user_id), cmd, arguments, timeout=timeout))
         self._validators: dict[str, jsonschema.Draft202012Validator] = {}
         self.mcp = Server(
             "blendbus",
@@ -113,6 +116,7 @@ class BlendbusServer:
             on_subscriptions_listen=self._listen,
             on_list_prompts=self._list_prompts,
             on_get_prompt=self._get_prompt,
+            on_completion=self._complete,
             cache_hints={method: CacheHint(LIST_TTL_MS, "private") for method in
                          ("tools/list", "resources/list", "resources/templates/list", "prompts/list")},
         )
@@ -595,6 +599,10 @@ class BlendbusServer:
         """2026-07-28 `subscriptions/listen`: a stream of the caller's own change notifications."""
         self._ensure_started()
         return await self.changes.listen(self.identity_of(ctx)[0], ctx, params, self.task_ttl_ms, self.result)
+
+    async def _complete(self, ctx: Any, params: types.CompleteRequestParams) -> types.CompleteResult:
+        self._ensure_started()
+        return await self.completer.complete(self.identity_of(ctx)[0], params)
 
     # ---- prompts -----------------------------------------------------------------------------
     async def _list_prompts(self, ctx: Any, params: Any) -> types.ListPromptsResult:

@@ -7,6 +7,7 @@
 //   node clients.mjs http-progress <url> <seconds>      a call longer than the client's timeout, kept alive by progress
 //   node clients.mjs http-subscribe <url> <uri>         resources/subscribe, then a scene edit: the update arrives
 //   node clients.mjs http-logging <url> <level>         logging/setLevel, then a job's log lines: those at or above it arrive
+//   node clients.mjs http-complete <url> <template>    completion/complete of a template's {name}, as the user types
 //   node clients.mjs http-apps <url> apps|plain         the tools list, with or without the MCP Apps extension
 //   node clients.mjs http-tools <url>                  the tools list and a typed result (validated by the
 //                                                      SDK against its outputSchema), directly or, when only
@@ -131,6 +132,16 @@ async function logging(client, level) {
            lines: lines.map((l) => [l.level, l.logger, String(l.data)]) };
 }
 
+async function complete(client, uri) {
+  // completion/complete on a resource template's variable, as a host's autocomplete asks while the user types.
+  const answers = {};
+  for (const value of ["c", "CU", ""]) {
+    const got = await client.complete({ ref: { type: "ref/resource", uri }, argument: { name: "name", value } });
+    answers[value] = got.completion;
+  }
+  return { completions_capability: client.getServerCapabilities()?.completions ?? null, answers };
+}
+
 async function subscribe(client, uri) {
   const updated = [];
   client.setNotificationHandler(ResourceUpdatedNotificationSchema, (n) => { updated.push(n.params.uri); });
@@ -194,6 +205,7 @@ const scenarios = {
   "stdio-large-result": largeResult, "http-large-result": largeResult, "http-task": taskLife,
   "http-task-cancel": taskCancel, "http-progress": progress, "http-subscribe": subscribe, "http-apps": apps,
   "http-tools": toolsAndTypedResult, "http-logging": logging,
+  "http-complete": complete,
 };
 const APPS = { extensions: { "io.modelcontextprotocol/ui": { mimeTypes: ["text/html;profile=mcp-app"] } } };
 if (scenario === "config-entry") {
@@ -208,7 +220,7 @@ if (scenario === "config-entry") {
     { capabilities: scenario === "http-apps" && size === "apps" ? APPS : {} });
   try {
     await client.connect(transportFor(target));
-    const seen = await scenarios[scenario](client, ["http-subscribe", "http-logging"].includes(scenario) ? size : Number(size));
+    const seen = await scenarios[scenario](client, ["http-subscribe", "http-logging", "http-complete"].includes(scenario) ? size : Number(size));
     console.log(JSON.stringify(seen));
   } catch (error) {
     console.error(error?.stack ?? String(error));

@@ -36,6 +36,11 @@ def log(lines: list[list[str]], job: Any) -> int:
     return len(lines)
 
 
+def names(names: list[str]) -> dict[str, Any]:
+    """Names as a scene listing shapes them, for completion sources."""
+    return {"items": [{"name": name} for name in names]}
+
+
 def fail(message: str) -> None:
     raise RuntimeError(message)
 

@@ -30,6 +30,10 @@ class Log(BaseModel):
     lines: list[tuple[str, str]] = Field(max_length=50, description="[level, message] pairs the handler logs")
 
 
+class Names(BaseModel):
+    names: list[str] = Field(max_length=2000, description="The names listed")
+
+
 class Size(BaseModel):
     nbytes: int = Field(ge=0, description="Length of the string returned")
 
@@ -58,6 +62,8 @@ def register_commands(register: Callable[[Command], None]) -> None:
     register(Command("test_sleep", "Sleep, reporting progress.", f"{HANDLERS}:sleep", params=Sleep, timeout=30))
     register(Command("test_fail", "Raise an error.", f"{HANDLERS}:fail", params=Fail))
     register(Command("test_log", "Write log lines, then raise a Python warning.", f"{HANDLERS}:log", params=Log))
+    register(Command("test_names", "List the names given, as a scene listing would.", f"{HANDLERS}:names",
+                     params=Names, annotations={"read_only": True}))
     register(Command("test_size", "Return a string of a given length.", f"{HANDLERS}:size", params=Size))
     register(Command("test_background", "Sleep on a worker thread, then answer on the main thread.",
                      f"{HANDLERS}:background", params=Sleep, timeout=30))

@@ -8,14 +8,21 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from blendbus import App, Command, Resource, hookimpl
+from blendbus import App, Command, Completion, Prompt, PromptArgument, Resource, hookimpl
 
-__version__ = "0.4.1"
+__version__ = "0.5.0"
 HANDLERS = "blendbus_scene.addon.handlers"
 ADDON = "blendbus_scene.addon"
 READ_ONLY = {"read_only": True, "destructive": False, "idempotent": True, "open_world": False}
 VIEWPORT = "ui://blendbus/viewport"
 """The MCP App that shows screenshots and renders, and lets the user pick objects in them."""
+NAMES_AT_MOST = 1000
+"""Names a completion offers from one kind of data (the host shows the first hundred that match)."""
+
+
+def names_of(kind: str) -> Completion:
+    """The names of the scene's `kind` (objects, materials, collections), for a host's autocomplete."""
+    return Completion("browse_data", {"path": kind, "limit": NAMES_AT_MOST})
 
 
 class SceneInfo(BaseModel):
@@ -144,7 +151,35 @@ def register_resources(register: Callable[[Resource], None]) -> None:
     register(Resource("blender://scene/info", "scene-info", "get_scene_info", "The scene summary (get_scene_info)"))
     register(Resource("blender://scene/objects", "scene-objects", "list_objects", "The scene's objects",
                       params={"limit": 1000}))
-    register(Resource("blender://scene/object/{name}", "scene-object", "get_object_info", "One object in detail"))
+    register(Resource("blender://scene/object/{name}", "scene-object", "get_object_info", "One object in detail",
+                      complete={"name": names_of("objects")}))
+
+
+RESTYLE_MATERIAL = """Change the material "{material}" so that it looks {look}.
+
+1. Read it: blender_browse_data(path="materials/{material}"), then its node tree
+   (path="materials/{material}/node_tree/nodes"); blender_describe_node_type tells what a node takes.
+2. Look at an object that uses it with blender_render (materials show in renders, not in the viewport).
+3. Change one thing at a time with blender_execute_code, render again, and say what you changed.
+"""
+TIDY_COLLECTION = """Tidy the collection "{collection}": name its objects by what they are, parent what belongs
+together, and apply or drop leftover transforms. Start with blender_browse_data(path="collections/{collection}/objects"),
+change nothing outside it, and list what you changed at the end.
+"""
+
+
+@hookimpl
+def register_prompts(register: Callable[[Prompt], None]) -> None:
+    register(Prompt("restyle_material", "Change how one material looks, checking each step in a render.",
+                    RESTYLE_MATERIAL, (
+                        PromptArgument("material", "The material to change", required=True,
+                                       complete=names_of("materials")),
+                        PromptArgument("look", "How it should look, e.g. 'like brushed steel'", required=True)),
+                    title="Restyle a material"))
+    register(Prompt("tidy_collection", "Name, parent and clean up the objects of one collection.", TIDY_COLLECTION,
+                    (PromptArgument("collection", "The collection to tidy", required=True,
+                                    complete=names_of("collections")),),
+                    title="Tidy a collection"))
 
 
 @hookimpl
