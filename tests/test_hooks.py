@@ -9,7 +9,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from blendbus import App, Command, DeclarationError, Preference, Prompt, PromptArgument, Resource, hookimpl, hookspecs
+from blendbus import (App, Command, Completion, DeclarationError, Preference, Prompt, PromptArgument, Resource, hookimpl,
+                      hookspecs)
 from blendbus.plugins import PluginInfo, collect
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "plugins" / "hooks.md"
@@ -126,3 +127,16 @@ def test_registering_the_wrong_kind_fails_only_that_plugin():
 
     found = collect([plugin(register_commands=register_commands)])
     assert "expected Command" in found.plugins[0].error and not found.commands
+
+
+@pytest.mark.parametrize("declaration", [Command, Preference, Resource, Prompt, Completion, App],
+                         ids=lambda cls: cls.__name__)
+def test_every_declaration_field_is_documented(declaration):
+    """docs/plugins/command.md has a table per declaration with a row for each of its fields."""
+    import dataclasses
+
+    text = (Path(__file__).parent.parent / "docs" / "plugins" / "command.md").read_text()
+    section = re.search(rf"^## {declaration.__name__}\n(.*?)(?=^## |\Z)", text, re.S | re.M)
+    assert section, f"docs/plugins/command.md has no '## {declaration.__name__}' section"
+    missing = [f.name for f in dataclasses.fields(declaration) if f"| `{f.name}` |" not in section.group(1)]
+    assert not missing, f"docs/plugins/command.md, {declaration.__name__}: document {missing}"
