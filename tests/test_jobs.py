@@ -4,7 +4,8 @@ import json
 import sqlite3
 
 from blendbus import protocol as p
-from blendbus.jobs import _SCHEMA, LARGE_RESULT_BYTES, DuplicateJob, JobStore
+from blendbus.backends.base import DuplicateJob
+from blendbus.backends.sqlite import _SCHEMA, LARGE_RESULT_BYTES, JobStore
 
 import pytest
 

@@ -27,7 +27,7 @@ from . import protocol as p
 from .command import ANNOTATION_KEYS, Command, Resource
 from .dispatch import LOCAL_CREDENTIAL, Hub, PeerAuthError
 from .encoding import encodes_over
-from .jobs import DuplicateJob, JobStoreError
+from .backends.base import DuplicateJob, JobStoreError
 from .auth import CREDENTIAL_SCOPE_KEY, ROLES, ROLES_SCOPE_KEY, TOOLS_SCOPE_KEY, USER_SCOPE_KEY
 from .plugins import PluginSet
 from .suggest import did_you_mean

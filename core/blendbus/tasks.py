@@ -24,7 +24,7 @@ from mcp.shared.exceptions import MCPError
 from pydantic import ConfigDict, Field
 
 from . import protocol as p
-from .jobs import Job
+from .backends.base import Job
 
 EXTENSION = "io.modelcontextprotocol/tasks"
 MISSING_CLIENT_CAPABILITY = -32021

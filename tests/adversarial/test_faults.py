@@ -13,7 +13,7 @@ import pytest
 
 from blendbus import protocol as p
 from blendbus.client import ToolError, call, connect
-from blendbus.jobs import JobStoreError
+from blendbus.backends.base import JobStoreError
 from blendbus.testing import call_envelope, serve_http
 from blendbus.testing.blender import blender_peer, needs_bpy
 

@@ -23,9 +23,8 @@ PNG = b"\x89PNG\r\n\x1a\n" + b"\0" * 32
 
 
 @needs_bpy
-async def test_the_screenshot_tool_reads_and_writes_only_inside_the_output_folder(blendbus_bpy_client, blendbus_call,
-                                                                                   tmp_path):
-    client, call = blendbus_bpy_client, blendbus_call
+async def test_the_screenshot_tool_reads_and_writes_only_inside_the_output_folder(blendbus_bpy_client, tmp_path):
+    client = blendbus_bpy_client
     folder = tmp_path / "peer-bpy-peer" / "output" / "bpy-peer"
     outside = tmp_path / "outside"
     outside.mkdir()

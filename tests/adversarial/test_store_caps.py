@@ -18,7 +18,7 @@ from mcp import Client
 from blendbus import protocol as p
 from blendbus.backends import open_backend
 from blendbus.dispatch import Hub, Limits
-from blendbus.jobs import JobStore
+from blendbus.backends.sqlite import JobStore
 from blendbus.plugins import load_plugins
 from blendbus.server import BlendbusServer
 from blendbus.testing import call_envelope

@@ -17,10 +17,10 @@ SCHEMES = ("sqlite", "redis://", "rediss://", "unix://")
 
 def open_backend(url: str | None, *, state_dir: Path | None, grace_s: float, **retention: Any) -> Backend:
     """The backend named by `url`; `state_dir` holds the SQLite store (None: in memory), `grace_s` is how
-    long a silent peer stays registered, `retention` the job store's caps (jobs.JobStore's keywords)."""
+    long a silent peer stays registered, `retention` the job store's caps (sqlite.JobStore's keywords)."""
     url = url or DEFAULT_BACKEND
     if url == "sqlite" or url.startswith("sqlite:"):
-        from ..jobs import JobStore
+        from .sqlite import JobStore
         from .local import local_backend
 
         return local_backend(JobStore(state_dir / "jobs.sqlite3" if state_dir else ":memory:", **retention), grace_s)

@@ -27,6 +27,14 @@ UNSET: Any = object()
 """`result` not given (a status change that keeps the stored result)."""
 
 
+DEFAULT_MAX_AGE_S = 7 * 24 * 3600
+"""How long a finished job is kept, on every backend (`serve --limit`s of the store)."""
+DEFAULT_MAX_JOBS_PER_USER = 10_000
+DEFAULT_MAX_BYTES_PER_USER = 512 * 1024**2
+ROW_OVERHEAD_BYTES = 64
+"""Counted for every job besides its text, by every backend alike: its numbers, and the store's bookkeeping."""
+
+
 class JobStoreError(RuntimeError):
     """The store could not record a job (disk full, read-only state dir, Redis unreachable, ...)."""
 

@@ -14,57 +14,10 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..jobs import Job, JobStore
 from ..protocol import CANCEL
 from ..waiter import JobWaiter
-from .base import UNSET, Backend, BusEvent, Calls, PeerAuthError, PeerRecord, ProgressFn, Route, route
-
-
-class SqliteJobs:
-    """`Jobs` over the SQLite `JobStore` (its calls are quick and local: no thread needed)."""
-
-    def __init__(self, store: JobStore) -> None:
-        self.store = store
-        self.max_age_s = store.max_age_s
-
-    async def create(self, user_id: str, job_id: str, *, kind: str, command: str, target_uuid: str | None,
-                     payload_bytes: int = 0) -> None:
-        self.store.create(user_id, job_id, kind=kind, command=command, target_uuid=target_uuid,
-                          payload_bytes=payload_bytes)
-
-    async def advance(self, user_id: str, job_id: str, status: str, *, result: Any = UNSET,
-                      error: str | None = None, scene: dict[str, Any] | None = None) -> bool:
-        return self.store.advance(user_id, job_id, status, result=result, error=error, scene=scene)
-
-    async def set_progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None:
-        self.store.set_progress(user_id, job_id, fraction, message)
-
-    async def get(self, user_id: str, job_id: str, *, result: bool = True) -> Job | None:
-        return self.store.get(user_id, job_id, result=result)
-
-    async def read_result(self, user_id: str, job_id: str, offset: int, length: int) -> tuple[bytes, int, str] | None:
-        return self.store.read_result(user_id, job_id, offset, length)
-
-    async def recent(self, user_id: str, limit: int, before: float | None = None) -> list[Job]:
-        return self.store.recent(user_id, limit, before)
-
-    async def in_flight(self, user_id: str, target_uuid: str) -> list[str]:
-        return self.store.in_flight(user_id, target_uuid)
-
-    async def recover(self) -> int:
-        return self.store.recover()
-
-    async def prune(self) -> int:
-        return self.store.prune()
-
-    async def usage(self, user_id: str) -> tuple[int, int]:
-        return self.store.usage(user_id)
-
-    async def users(self) -> list[str]:
-        return self.store.users()
-
-    async def close(self) -> None:
-        self.store.close()
+from .base import Backend, BusEvent, Calls, PeerAuthError, PeerRecord, ProgressFn, Route, route
+from .sqlite import JobStore, SqliteJobs
 
 
 @dataclass

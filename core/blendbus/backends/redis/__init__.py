@@ -4,7 +4,7 @@ Every piece of shared state lives in Redis, under a key prefix (`keys.py`; docs/
 the keys), changed by Lua scripts (`lua/`) that each run atomically in one round trip:
 
 - a job is a hash; its status moves forward in a script (an atomic compare-and-set), which also
-  keeps the user's usage counters and retention caps (`jobs.py`);
+  keeps the user's usage counters and retention caps (`backends/sqlite.py`);
 - a peer's queue is a list of job ids plus a hash of payloads, handed out until acknowledged;
   liveness is a sorted set of deadlines any replica's reaper claims atomically; the `_message_bus`
   feed is a stream per user (`peers.py`);

@@ -8,10 +8,10 @@ import time
 from typing import Any
 
 from ...encoding import encodes_over, text_pieces
-from ...jobs import DEFAULT_MAX_AGE_S, DEFAULT_MAX_BYTES_PER_USER, DEFAULT_MAX_JOBS_PER_USER, ROW_OVERHEAD_BYTES
 from ...paging import JSON, result_format
 from ...protocol import OPEN_STATUSES, STATUS_RANK
-from ..base import UNSET, DuplicateJob, Job, OverQuota
+from ..base import (DEFAULT_MAX_AGE_S, DEFAULT_MAX_BYTES_PER_USER, DEFAULT_MAX_JOBS_PER_USER, ROW_OVERHEAD_BYTES,
+                    UNSET, DuplicateJob, Job, OverQuota)
 from .connection import Connection, store_errors
 from .keys import decoded
 

@@ -1,9 +1,12 @@
-"""The in-process backend's job store: SQLite in WAL mode under the state dir.
+"""The in-process backend's job store: SQLite in WAL mode under the state dir, and its `Jobs` face.
 
 A row is written before a job is routed, so a job that reached a peer can always be looked up
 again, including after a server restart. Status only moves forward (protocol.STATUS_RANK), which
 makes duplicate or late replies harmless: they can complete a timed-out job but never undo a
 completed one.
+
+One module on purpose: the schema, the SQL that reads and writes it, and the retention that prunes
+it must change together.
 """
 
 from __future__ import annotations
@@ -14,21 +17,16 @@ import time
 from pathlib import Path
 from typing import Any
 
-from .encoding import encodes_over, text_pieces, text_size
-from .backends.base import UNSET as _UNSET
-from .backends.base import DuplicateJob, Job, JobStoreError, OverQuota
-from .paging import result_format
-from .protocol import LOST, OPEN_STATUSES, QUEUED, STATUS_RANK
+from ..encoding import encodes_over, text_pieces, text_size
+from ..paging import result_format
+from ..protocol import LOST, OPEN_STATUSES, QUEUED, STATUS_RANK
+from .base import UNSET as _UNSET
+from .base import (DEFAULT_MAX_AGE_S, DEFAULT_MAX_BYTES_PER_USER, DEFAULT_MAX_JOBS_PER_USER, ROW_OVERHEAD_BYTES,
+                   DuplicateJob, Job, JobStoreError, OverQuota)
 
-__all__ = ["DuplicateJob", "Job", "JobStore", "JobStoreError", "OverQuota"]
-
-DEFAULT_MAX_AGE_S = 7 * 24 * 3600
 DEFAULT_MAX_JOBS = 50_000
+"""Jobs the store keeps across all users (one process owns it; Redis has no global cap)."""
 DEFAULT_MAX_BYTES = 2 * 1024**3
-DEFAULT_MAX_JOBS_PER_USER = 10_000
-DEFAULT_MAX_BYTES_PER_USER = 512 * 1024**2
-ROW_OVERHEAD_BYTES = 64
-"""Counted for every row besides its text: its numbers, and SQLite's own bookkeeping."""
 LARGE_RESULT_BYTES = 1024 * 1024
 """Results whose text is longer than this go to the `large` column, written in pieces of this size
 and read back a page at a time (blob I/O). It is the table's last column: only there does SQLite
@@ -386,3 +384,50 @@ def _job(row: tuple[Any, ...]) -> Job:
     """A job from a row of `_COLUMNS` and `_META` (its scene account is stored as JSON)."""
     *fields, scene = row
     return Job(*fields, scene=json.loads(scene) if scene else None)
+
+
+class SqliteJobs:
+    """`Jobs` over a `JobStore`: its calls are quick and local, so they run on the loop, with no thread."""
+
+    def __init__(self, store: JobStore) -> None:
+        self.store = store
+        self.max_age_s = store.max_age_s
+
+    async def create(self, user_id: str, job_id: str, *, kind: str, command: str, target_uuid: str | None,
+                     payload_bytes: int = 0) -> None:
+        self.store.create(user_id, job_id, kind=kind, command=command, target_uuid=target_uuid,
+                          payload_bytes=payload_bytes)
+
+    async def advance(self, user_id: str, job_id: str, status: str, *, result: Any = _UNSET,
+                      error: str | None = None, scene: dict[str, Any] | None = None) -> bool:
+        return self.store.advance(user_id, job_id, status, result=result, error=error, scene=scene)
+
+    async def set_progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None:
+        self.store.set_progress(user_id, job_id, fraction, message)
+
+    async def get(self, user_id: str, job_id: str, *, result: bool = True) -> Job | None:
+        return self.store.get(user_id, job_id, result=result)
+
+    async def read_result(self, user_id: str, job_id: str, offset: int, length: int) -> tuple[bytes, int, str] | None:
+        return self.store.read_result(user_id, job_id, offset, length)
+
+    async def recent(self, user_id: str, limit: int, before: float | None = None) -> list[Job]:
+        return self.store.recent(user_id, limit, before)
+
+    async def in_flight(self, user_id: str, target_uuid: str) -> list[str]:
+        return self.store.in_flight(user_id, target_uuid)
+
+    async def recover(self) -> int:
+        return self.store.recover()
+
+    async def prune(self) -> int:
+        return self.store.prune()
+
+    async def usage(self, user_id: str) -> tuple[int, int]:
+        return self.store.usage(user_id)
+
+    async def users(self) -> list[str]:
+        return self.store.users()
+
+    async def close(self) -> None:
+        self.store.close()
