@@ -10,11 +10,12 @@ from __future__ import annotations
 import sys
 
 # Read by Blender when the package is enabled as a legacy add-on (the headless peer does this);
-# as an extension, blender_manifest.toml is used instead.
+# as an extension, blender_manifest.toml is used instead. Blender reads both without running any
+# code, so each spells the version: tests/test_extension.py holds them to blendbus.__version__.
 bl_info = {
     "name": "blendbus",
     "author": "blendbus",
-    "version": (0, 2, 0),
+    "version": (0, 4, 1),
     "blender": (4, 2, 0),
     "location": "View3D > Sidebar > blendbus",
     "description": "Connect Blender to a blendbus MCP server so LLMs can drive it",

@@ -171,3 +171,16 @@ def _top_level(wheel: bytes) -> set[str]:
     with zipfile.ZipFile(io.BytesIO(wheel)) as zf:
         names = [n for n in zf.namelist() if ".dist-info/" not in n and ".data/" not in n]
     return {n.split("/")[0].removesuffix(".py").split(".")[0] for n in names}
+
+
+def test_the_addon_spells_the_one_version():
+    """Blender reads bl_info and blender_manifest.toml without running code, so both spell the version;
+    they are blendbus.__version__, the one declaration."""
+    import ast
+
+    addon = Path(__file__).parent.parent / "addon"
+    tree = ast.parse((addon / "__init__.py").read_text())
+    bl_info = next(ast.literal_eval(node.value) for node in tree.body
+                   if isinstance(node, ast.Assign) and getattr(node.targets[0], "id", None) == "bl_info")
+    assert bl_info["version"] == tuple(int(part) for part in __version__.split("."))
+    assert tomllib.loads((addon / "blender_manifest.toml").read_text())["version"] == __version__

@@ -336,7 +336,7 @@ def _pip_download(specs: list[str], target: Platform, cache: Path) -> list[Path]
 
 
 def _write_zip(out: Path, target: Platform, plugins: PluginSet, addon_dir: Path, wheels: list[Path]) -> None:
-    manifest = (addon_dir / "blender_manifest.toml").read_text().replace('version = "0.1.0"', f'version = "{__version__}"')
+    manifest = (addon_dir / "blender_manifest.toml").read_text()
     extra = "wheels = [\n" + "".join(f'  "./wheels/{w.name}",\n' for w in wheels) + "]\n"
     extra += f'platforms = ["{target.name}"]\n'
     head, table, tail = manifest.partition("\n[")  # top-level keys must precede the first table
