@@ -20,6 +20,7 @@ from starlette.datastructures import Headers
 from starlette.responses import Response
 
 from .auth import ROLES_SCOPE_KEY, USER_SCOPE_KEY
+from .resumption import RETRY_MS, SessionEvents
 from .waits import GONE_KEY
 
 if TYPE_CHECKING:
@@ -172,6 +173,7 @@ def follow_sessions(server: BlendbusServer, per_user: int) -> None:
             return None
         transport = admit(requestor)
         if transport is not None:
+            resumable(transport)
             owners[transport.mcp_session_id] = user
             counts[user] = counts.get(user, 0) + 1
         return transport
@@ -187,6 +189,16 @@ def follow_sessions(server: BlendbusServer, per_user: int) -> None:
 
     manager._admit_session = admit_counted
     manager._discard_session = discard_counted
+
+
+def resumable(transport: Any) -> None:
+    """Give a new session's transport its own event store (resumption.py), so its POST streams are primed
+    and a broken one resumes. The SDK's manager hands every session one shared store, keyed by request
+    id, where one client's `Last-Event-ID` could replay another's events; each session gets its own."""
+    if not hasattr(transport, "_event_store") or not hasattr(transport, "_retry_interval"):
+        raise RuntimeError("this mcp SDK keeps a transport's event store differently; blendbus cannot resume streams")
+    transport._event_store = SessionEvents()
+    transport._retry_interval = RETRY_MS
 
 
 class PerUserRequests:

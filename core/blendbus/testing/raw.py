@@ -22,8 +22,8 @@ _ids = itertools.count(1)
 
 
 def frames(text: str) -> list[dict[str, Any]]:
-    """The JSON-RPC messages of an SSE body."""
-    return [json.loads(line[5:]) for line in text.splitlines() if line.startswith("data:")]
+    """The JSON-RPC messages of an SSE body (a priming event, an id with empty data, carries none)."""
+    return [json.loads(line[5:]) for line in text.splitlines() if line.startswith("data:") and line[5:].strip()]
 
 
 def _answer(response: httpx2.Response, request_id: int) -> dict[str, Any]:
