@@ -39,18 +39,18 @@ def lists() -> dict[str, Any]:
     """The default list per plugin, and each profile's whole list."""
     server = make_server()
     llm = frozenset(ROLES)
-    default = server.listed(llm, server.profile("all"), apps=False)
+    default = server.tools.listed(llm, server.tools.profile("all"), apps=False)
     per_plugin: dict[str, list[Any]] = {}
     for tool in default:
         cmd = server.plugins.by_tool(tool.name)
-        owner = server.plugins.owner[cmd.name].name if cmd else server.builtin[tool.name].plugin or "bus"
+        owner = server.plugins.owner[cmd.name].name if cmd else server.tools.builtin[tool.name].plugin or "bus"
         per_plugin.setdefault(owner, []).append(tool)
     return {
         "plugins": [{"plugin": name, "tools": len(tools), "bytes": wire_bytes(tools)}
                     for name, tools in sorted(per_plugin.items())],
         "profiles": [{"profile": spec, "tools": len(listed), "bytes": wire_bytes(listed)}
                      for spec in ("all", "core", "compact")
-                     for listed in [server.listed(llm, server.profile(spec), apps=False)]],
+                     for listed in [server.tools.listed(llm, server.tools.profile(spec), apps=False)]],
     }
 
 

@@ -313,7 +313,7 @@ async def test_a_restarted_peer_with_the_same_uuid_fails_the_old_ones_jobs(blend
 async def test_small_replies_ride_on_polls_and_large_ones_travel_alone(blendbus_server, blendbus_peer_factory,
                                                                       blendbus_client, monkeypatch):
     carried, alone = [], []
-    poll, update = blendbus_server.builtin["blender_poll_jobs"], blendbus_server.builtin["blender_job_update"]
+    poll, update = blendbus_server.tools.builtin["blender_poll_jobs"], blendbus_server.tools.builtin["blender_job_update"]
     poll_fn, update_fn = poll.fn, update.fn
 
     async def counting_poll(call, a):

@@ -21,7 +21,7 @@ def generate() -> str:
 
     server = make_server(env={"BLENDBUS_LOAD_PLUGINS": BUNDLED})
     rows = ["| tool | gate | description |", "|---|---|---|"]
-    for tool in sorted(server.app_tools, key=lambda t: t.name):
+    for tool in sorted(server.tools.app_tools, key=lambda t: t.name):
         cmd = server.plugins.by_tool(tool.name)
         gate = f"`{cmd.gate}`" if cmd and cmd.gate else ""
         only = f" (MCP Apps: called by the `{cmd.app}` view only)" if cmd and cmd.app_only else ""

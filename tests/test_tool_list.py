@@ -26,12 +26,12 @@ LLM_ONLY = {"llm-tok": {"user": "u", "role": "llm"}, "peer-tok": {"user": "u", "
 
 def bundled_list(profile: str = "all") -> list:
     server = make_server(env={"BLENDBUS_LOAD_PLUGINS": BUNDLED})
-    return server.listed(frozenset(ROLES), server.profile(profile), apps=False)
+    return server.tools.listed(frozenset(ROLES), server.tools.profile(profile), apps=False)
 
 
 def test_the_peers_tools_are_spelled_once_and_documented():
     server = make_server()
-    assert {name for name, tool in server.builtin.items() if tool.role == "peer"} == PEER_TOOLS
+    assert {name for name, tool in server.tools.builtin.items() if tool.role == "peer"} == PEER_TOOLS
     documented = (Path(__file__).parents[1] / "docs" / "peer-protocol.md").read_text()
     assert [name for name in p.PEER_TOOLS if f"`{name}" not in documented] == []
 
@@ -66,11 +66,11 @@ def test_lean_schemas_drop_only_what_tells_a_model_nothing():
 def test_listed_lean_validated_whole(blendbus_server):
     """An explicit null for an optional argument is accepted as before, and a guard the list leaves
     out still refuses, by name."""
-    error = blendbus_server.validate("blender_get_viewport_screenshot", {"filepath": None})
+    error = blendbus_server.tools.validate("blender_get_viewport_screenshot", {"filepath": None})
     assert error is None
-    listed = blendbus_server.listed(frozenset(ROLES), blendbus_server.toolset, apps=False)
+    listed = blendbus_server.tools.listed(frozenset(ROLES), blendbus_server.tools.toolset, apps=False)
     assert "maxLength" not in "".join(listing.wire_json(t) for t in listed)
-    assert "argument 'filepath'" in blendbus_server.validate("blender_get_viewport_screenshot", {"filepath": "x" * 5000})
+    assert "argument 'filepath'" in blendbus_server.tools.validate("blender_get_viewport_screenshot", {"filepath": "x" * 5000})
 
 
 async def test_peer_tools_are_listed_to_peers_only_and_still_work(blendbus_server):

@@ -244,7 +244,7 @@ async def _serve(opts: ServeOptions, tokens: TokenTable | None, sock: socket.soc
     server = BlendbusServer(plugins, Hub(backend, opts.limits), tools=opts.tools)
     for profile in tokens.profiles() if tokens is not None else ():
         try:
-            server.profile(profile, files=False)
+            server.tools.profile(profile, files=False)
         except ValueError as exc:
             raise ValueError(f"tokens file: {exc}") from None
     embedded_token = None

@@ -284,11 +284,11 @@ def _tools(args: argparse.Namespace) -> int:
 
     server = make_server()
     try:
-        toolset = server.profile(args.tools)
+        toolset = server.tools.profile(args.tools)
     except ValueError as exc:
         print(f"blendbus tools: {exc}", file=sys.stderr)
         return 2
-    listed = server.listed(frozenset(ROLES), toolset, apps=False)
+    listed = server.tools.listed(frozenset(ROLES), toolset, apps=False)
     tools = sorted(listed, key=lambda t: t.name)
     if args.json:
         print(json.dumps([t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in tools], indent=2))
@@ -297,7 +297,7 @@ def _tools(args: argparse.Namespace) -> int:
         cmd = server.plugins.by_tool(tool.name)
         gate = f"  [gate: {cmd.gate}]" if cmd and cmd.gate else ""
         print(f"{tool.name}{gate}\n    {(tool.description or '').splitlines()[0]}")
-    size, peers = wire_bytes(listed), len(server.listed(frozenset({PEER}), toolset, apps=False))
+    size, peers = wire_bytes(listed), len(server.tools.listed(frozenset({PEER}), toolset, apps=False))
     print(f"\n{len(listed)} tools listed to an LLM client with --tools {args.tools}: {size:,} bytes of JSON,"
           f" about {tokens(size):,} tokens (and {peers} peer tools, listed to peer tokens only)", file=sys.stderr)
     return 0

@@ -51,7 +51,7 @@ async def test_handlers_outside_the_peers_own_packages_are_refused(tmp_path):
 async def test_a_doctored_command_table_cannot_lift_a_gate(tmp_path, monkeypatch):
     marker = tmp_path / "pwned"
     server = make_server([("testing", testing_plugin)])
-    register = server.builtin["blender_register_client"]
+    register = server.tools.builtin["blender_register_client"]
     real = register.fn
 
     async def doctored(call, a):

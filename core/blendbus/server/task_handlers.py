@@ -1,0 +1,185 @@
+"""MCP tasks, both eras, over the job store: a task is a job (tasks.py shapes it for the wire).
+
+2026-07-28 clients declare the tasks extension per request, get a task handle from `tools/call` when
+the job outlives `Limits.task_after_s` (at once for a long-running Command), and follow it with
+tasks/get, tasks/cancel, tasks/update and tasks/list. 2025-11-25 clients negotiated
+`capabilities.tasks` in the handshake, ask with `params.task` and wait with tasks/result.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import TYPE_CHECKING, Any
+
+import mcp_types as types
+from mcp.shared.exceptions import MCPError
+from mcp_types.version import MODERN_PROTOCOL_VERSIONS
+
+from .. import mcp_apps, tasks
+from .. import protocol as p
+from ..backends.base import JobStoreError
+from ..builtin_tools import WAITS, Call
+from ..command import Command
+from ..waits import CallerGone, TooManyWaits, gone_event, while_present
+
+if TYPE_CHECKING:
+    from . import BlendbusServer
+
+log = logging.getLogger(__name__)
+TASK_REFUSED = -32000
+"""JSON-RPC error code for a task request that cannot be served now: a task-augmented call that could
+not be queued (no peer, several, busy; `data` is the envelope, with its status), or a `tasks/result`
+beyond the caller's waits or its time bound (call it again later)."""
+
+
+def session_era(ctx: Any) -> bool:
+    """Whether the request comes from a 2025-11-25 (handshake) client rather than a 2026-07-28 one."""
+    return ctx.protocol_version not in MODERN_PROTOCOL_VERSIONS
+
+
+class TaskHandlers:
+    """The tasks methods, and the task-augmented `tools/call` of both eras, for one server."""
+
+    def __init__(self, server: BlendbusServer) -> None:
+        self.server = server
+
+    async def call(self, call: Call, cmd: Command, arguments: dict[str, Any]) -> Any:
+        """For a client that declared the tasks extension: the result if the job ends within the grace,
+        else (or at once, for a long-running Command) a task handle on the job."""
+        grace = self.server.hub.limits.task_after_s
+        if cmd.long_running or grace <= 0:
+            env = await self.server.run_command(call, cmd, arguments, wait=False)
+        else:
+            env = await self.server.run_command(call, cmd, arguments, timeout=grace)
+        job = await self.server.hub.jobs.get(call.user_id, env["job_id"]) if env["job_id"] else None
+        if job is None or env["status"] not in (p.TIMEOUT, p.QUEUED):
+            return self.server.result(env)
+        return tasks.created(job, self.ttl_ms)
+
+    @property
+    def ttl_ms(self) -> int:
+        """Tasks live as long as their jobs are kept."""
+        return int(self.server.hub.jobs.max_age_s * 1000)
+
+    async def _task_job(self, ctx: Any, params: tasks.TaskParams, method: str) -> Any:
+        """The caller's job behind a task id. The 2026-07-28 era requires the extension on each request;
+        2025-11-25 clients negotiated `capabilities.tasks` once, in the handshake."""
+        if not session_era(ctx):
+            tasks.require_extension(ctx.meta, method)
+        job = await self.server.hub.jobs.get(self.server.identity_of(ctx)[0], params.task_id)
+        if job is None:
+            raise tasks.unknown(params.task_id)
+        return job
+
+    async def get(self, ctx: Any, params: tasks.TaskParams) -> dict[str, Any]:
+        job = await self._task_job(ctx, params, "tasks/get")
+        if session_era(ctx):
+            return tasks.legacy_task(job, self.ttl_ms)
+        return tasks.detailed(job, self.ttl_ms, self.server.result)
+
+    async def cancel(self, ctx: Any, params: tasks.TaskParams) -> dict[str, Any]:
+        job = await self._task_job(ctx, params, "tasks/cancel")
+        if job.status in p.OPEN_STATUSES:
+            await self.server.hub.cancel_job(job.user_id, job.job_id)
+        elif session_era(ctx):
+            raise MCPError(code=tasks.INVALID_PARAMS, message=f"task {job.job_id!r} is already {tasks.status_of(job)}")
+        if session_era(ctx):
+            return tasks.legacy_task(await self.server.hub.jobs.get(job.user_id, job.job_id) or job, self.ttl_ms)
+        return {}
+
+    async def update(self, ctx: Any, params: tasks.TaskParams) -> dict[str, Any]:
+        await self._task_job(ctx, params, "tasks/update")
+        return {}  # no blendbus job asks for input: there is nothing to update
+
+    async def result(self, ctx: Any, params: tasks.TaskParams) -> dict[str, Any]:
+        """2025-11-25: wait until the task is terminal, then its CallToolResult (told first, as
+        notifications/tasks/status, that it ended). The wait is one of the caller's long waits: capped,
+        bounded by `max_task_result_wait_s`, and over when its client hangs up or its session ends."""
+        job = await self._task_job(ctx, params, "tasks/result")
+        bound = self.server.hub.limits.max_task_result_wait_s
+        try:
+            with self.server.waits.hold(job.user_id, WAITS, self.server.hub.limits.max_waits_per_user):
+                env = await while_present(gone_event(ctx), self._until_ended(job.user_id, job.job_id, bound))
+        except (TooManyWaits, CallerGone) as exc:
+            raise MCPError(code=TASK_REFUSED, message=str(exc)) from None
+        if env["status"] in p.OPEN_STATUSES:
+            raise MCPError(code=TASK_REFUSED, message=f"task {job.job_id!r} is still working after {bound:g}s;"
+                           " call tasks/result again, or poll tasks/get")
+        final = await self.server.hub.jobs.get(job.user_id, job.job_id) or job
+        await self._tell_status(ctx, tasks.legacy_task(final, self.ttl_ms))
+        result = self.server.result(env).model_dump(by_alias=True, mode="json", exclude_none=True)
+        result["_meta"] = {**result.get("_meta", {}), tasks.RELATED_TASK_META: {"taskId": job.job_id}}
+        return result
+
+    async def _until_ended(self, user_id: str, job_id: str, bound_s: float) -> dict[str, Any]:
+        """The job's envelope once it ended, or as it stands after `bound_s`."""
+        deadline = time.monotonic() + bound_s
+        env = await self.server.hub.get_job(user_id, job_id)
+        while env["status"] in p.OPEN_STATUSES and (remaining := deadline - time.monotonic()) > 0:
+            wait_s = min(remaining, self.server.hub.limits.max_wait_s)
+            env = await self.server.hub.get_job(user_id, job_id, wait_s=wait_s)
+        return env
+
+    async def list_tasks(self, ctx: Any, params: tasks.TaskListParams) -> dict[str, Any]:
+        """The caller's own tasks (every job is one), newest first, a page at a time."""
+        if not session_era(ctx):
+            tasks.require_extension(ctx.meta, "tasks/list")
+        user_id = self.server.identity_of(ctx)[0]
+        jobs = await self.server.hub.jobs.recent(user_id, tasks.LIST_PAGE, tasks.cursor_time(params.cursor))
+        shape = tasks.legacy_task if session_era(ctx) else tasks.task
+        listed: dict[str, Any] = {"tasks": [shape(job, self.ttl_ms) for job in jobs]}
+        if (cursor := tasks.page_cursor(jobs)) is not None:
+            listed["nextCursor"] = cursor
+        return listed
+
+    async def _tell_status(self, ctx: Any, task: dict[str, Any]) -> None:
+        """notifications/tasks/status on the request's stream; a client that cannot take it loses nothing."""
+        try:
+            await ctx.session.send_notification(types.TaskStatusNotification(
+                params=types.TaskStatusNotificationParams.model_validate(task)), related_request_id=ctx.request_id)
+        except Exception as exc:  # noqa: BLE001 - the status is also in tasks/get; the result must still go out
+            log.debug("notifications/tasks/status not sent: %s", exc)
+
+    async def handshake_era(self, ctx: Any, call_next: Any) -> Any:
+        """Server middleware for 2025-11-25 tasks: advertise `capabilities.tasks` (and the MCP Apps
+        extension) in the handshake, and answer a task-augmented tools/call with a CreateTaskResult.
+        That answer is made here, not in the tools/call handler, because the SDK sieves a handler's
+        tools/call result to a CallToolResult on handshake-era connections; a middleware's own result
+        goes out as it is."""
+        if ctx.method == "initialize":
+            result = await call_next(ctx)
+            if isinstance(result, dict) and result.get("protocolVersion") == tasks.LEGACY_VERSION:
+                capabilities = result.get("capabilities", {})
+                # MCP Apps is negotiated through `extensions` in this handshake too (SEP-1724).
+                extensions = {**capabilities.get("extensions", {}), mcp_apps.EXTENSION_ID: {}}
+                result["capabilities"] = {**capabilities, "tasks": tasks.LEGACY_CAPABILITY, "extensions": extensions}
+            return result
+        if (ctx.method == "tools/call" and session_era(ctx) and isinstance(ctx.params, dict)
+                and ctx.params.get("task") is not None):
+            return await self._call_as_legacy_task(ctx)
+        return await call_next(ctx)
+
+    async def _call_as_legacy_task(self, ctx: Any) -> dict[str, Any]:
+        """A 2025-11-25 task-augmented tools/call: the job is queued and its task returned at once."""
+        self.server.ensure_started()
+        try:
+            params = types.CallToolRequestParams.model_validate(ctx.params, by_name=False)
+        except ValueError as exc:
+            raise MCPError(code=tasks.INVALID_PARAMS, message=f"invalid tools/call params: {exc}") from None
+        name, arguments = params.name, dict(params.arguments or {})
+        cmd = self.server.plugins.by_tool(name)
+        if cmd is None:
+            raise MCPError(code=tasks.INVALID_PARAMS, message=f"{name} does not run as a task (its"
+                           " execution.taskSupport is not set); call it without `task`")
+        call, refusal = self.server.admit(ctx, name, arguments)
+        if refusal is not None:
+            raise MCPError(code=tasks.INVALID_PARAMS, message=str((refusal.structured_content or {}).get("error")))
+        try:
+            env = await self.server.run_command(call, cmd, arguments, wait=False)
+        except (PermissionError, LookupError, ValueError, JobStoreError) as exc:
+            raise MCPError(code=TASK_REFUSED, message=str(exc)) from None
+        job = await self.server.hub.jobs.get(call.user_id, env["job_id"]) if env["job_id"] else None
+        if job is None:  # nothing was queued: no peer, several, busy
+            raise MCPError(code=TASK_REFUSED, message=f"{env['status']}: {env['error']}", data=env)
+        return tasks.legacy_created(job, self.ttl_ms)
