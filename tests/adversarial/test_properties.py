@@ -21,10 +21,10 @@ SERVER = make_server([("testing", testing_plugin)])
 
 
 @settings(max_examples=300, deadline=None)
-@given(tool=st.sampled_from(sorted(t.name for t in SERVER.app_tools)), arguments=st.dictionaries(
+@given(tool=st.sampled_from(sorted(t.name for t in SERVER.tools.app_tools)), arguments=st.dictionaries(
     st.text(max_size=12), json_values, max_size=5))
 def test_validation_answers_every_input_with_none_or_a_message(tool, arguments):
-    verdict = SERVER.validate(tool, arguments)
+    verdict = SERVER.tools.validate(tool, arguments)
     assert verdict is None or (isinstance(verdict, str) and tool in verdict)
 
 
