@@ -143,3 +143,24 @@ def test_uvx_runs_the_built_wheel(dist, tmp_path):
                           text=True, timeout=900, env={**os.environ, "UV_CACHE_DIR": str(tmp_path / "uv-cache")})
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout)["mcpServers"]["blender"]["args"] == ["serve", "--stdio", "--embedded-blender"]
+
+
+def test_every_package_of_the_tree_ships_and_the_all_extra_takes_every_plugins_version():
+    """setuptools ships only the packages pyproject.toml lists, and `blendbus[all]` pins each bundled
+    plugin to a range: a package added to the tree, or a plugin's new version, must be there too."""
+    import tomllib
+
+    from packaging.requirements import Requirement
+
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    listed = set(project["tool"]["setuptools"]["packages"])
+    for root, name in ((ROOT / "core" / "blendbus", "blendbus"), (ROOT / "addon", "blendbus_addon")):
+        for init in root.rglob("__init__.py"):
+            if "templates" not in init.parts:
+                package = ".".join([name, *init.parent.relative_to(root).parts])
+                assert package in listed, f"pyproject.toml [tool.setuptools] packages lacks {package}"
+    pins = {Requirement(r).name: Requirement(r).specifier for r in project["project"]["optional-dependencies"]["all"]}
+    for plugin in (ROOT / "plugins").iterdir():
+        version = re.search(r'^__version__ = "(.+)"', next(plugin.glob("blendbus_*/__init__.py")).read_text(), re.M)
+        dist = f"blendbus-{plugin.name}"
+        assert dist in pins and version and pins[dist].contains(version.group(1)), (dist, version, pins.get(dist))
