@@ -12,7 +12,7 @@ import pytest
 
 from blendbus import protocol as p
 from blendbus.client import connect
-from blendbus.resumption import KEPT_ANSWER_BYTES, KEPT_STREAMS, NOT_KEPT, RETRY_MS, SessionEvents
+from blendbus.resumption import KEPT_ANSWER_BYTES, KEPT_BYTES, KEPT_STREAMS, NOT_KEPT, RETRY_MS, SessionEvents
 from blendbus.testing import PythonPeer, serve_http
 
 pytestmark = pytest.mark.anyio
@@ -89,3 +89,12 @@ async def test_what_a_session_keeps_is_bounded():
         await store.store_event(f"s{n}", None)
     assert await store.replay_events_after(first, send) is None  # the oldest streams went
     assert await store.replay_events_after("no-such-event", send) is None
+
+    store, primed = SessionEvents(), {}
+    answer = KEPT_BYTES * 3 // 8  # three of them are over the session's bytes
+    for stream in ("a", "b", "c"):
+        primed[stream] = await store.store_event(stream, None)
+        await store.store_event(stream, types.JSONRPCResponse(jsonrpc="2.0", id=stream, result={"text": "x" * answer}))
+    replayed.clear()
+    assert await store.replay_events_after(primed["a"], send) is None  # the oldest went to make room
+    assert await store.replay_events_after(primed["b"], send) == "b" and len(replayed[0].result["text"]) == answer

@@ -18,6 +18,12 @@ _dumps = partial(json.dumps, separators=(",", ":"))
 def encodes_over(value: Any, limit: int) -> bool:
     """Whether `value` would encode to more than about `limit` bytes. Stops counting once it does,
     so it costs little next to encoding."""
+    return encoded_size(value, limit) > limit
+
+
+def encoded_size(value: Any, limit: int) -> int:
+    """About how many bytes `value` encodes to, counted only until that passes `limit` (then some
+    number above it): a size, at no more cost than `limit` bytes of encoding."""
     stack, total = [value], 0
     while stack:
         item = stack.pop()
@@ -33,8 +39,8 @@ def encodes_over(value: Any, limit: int) -> bool:
         else:
             total += 8
         if total > limit:
-            return True
-    return False
+            return total
+    return total
 
 
 def json_pieces(value: Any, size: int) -> Iterator[str]:

@@ -7,9 +7,9 @@ for an answer that already went out on the dead stream.
 
 The events are kept per session, in the process that serves it (a session lives on one replica),
 so one client's events can only ever be replayed to that client. What is kept is bounded: the last
-KEPT_STREAMS streams of a session, each for KEPT_S after its last event, and answers up to
-KEPT_ANSWER_BYTES (a page of a result and a picture or two). A larger answer is replayed as an
-error that says how to get it.
+KEPT_STREAMS streams of a session, each for KEPT_S after its last event, KEPT_BYTES of them in all
+(the oldest go first), and answers up to KEPT_ANSWER_BYTES (a page of a result and a picture or
+two). A larger answer is replayed as an error that says how to get it.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from mcp.server.streamable_http import EventCallback, EventId, EventMessage, EventStore, StreamId
 from mcp_types import ErrorData, JSONRPCError, JSONRPCMessage, JSONRPCResponse
 
-from .encoding import encodes_over
+from .encoding import encoded_size
 
 RETRY_MS = 2000
 """How long a client waits before it reconnects a broken stream (the SSE `retry` field)."""
@@ -33,6 +33,10 @@ KEPT_STREAMS = 32
 """Streams one session keeps at most (the newest)."""
 KEPT_ANSWER_BYTES = 2 * 1024 * 1024
 """An answer larger than this is not kept whole: its replay says how to fetch it."""
+KEPT_BYTES = 4 * 1024 * 1024
+"""What one session keeps in all, about: older streams go first (never the one being written)."""
+EVENT_BYTES = 512
+"""What a kept event other than an answer is counted as (a notification, a priming event)."""
 NOT_KEPT = -32000
 
 
@@ -41,6 +45,7 @@ class _Stream:
     events: list[tuple[EventId, JSONRPCMessage | None]] = field(default_factory=list)
     last: float = field(default_factory=time.monotonic)
     answered: bool = False
+    size: int = 0
 
 
 class SessionEvents(EventStore):
@@ -49,6 +54,7 @@ class SessionEvents(EventStore):
     def __init__(self) -> None:
         self._streams: OrderedDict[StreamId, _Stream] = OrderedDict()
         self._where: dict[EventId, StreamId] = {}
+        self._size = 0
 
     async def store_event(self, stream_id: StreamId, message: JSONRPCMessage | None) -> EventId:
         now = time.monotonic()
@@ -60,16 +66,22 @@ class SessionEvents(EventStore):
         self._streams.move_to_end(stream_id)
         while len(self._streams) > KEPT_STREAMS:
             self._drop(next(iter(self._streams)))
+        size = EVENT_BYTES
         if isinstance(message, JSONRPCResponse | JSONRPCError):
             stream.answered = True
-            if isinstance(message, JSONRPCResponse) and encodes_over(message.result, KEPT_ANSWER_BYTES):
+            if isinstance(message, JSONRPCResponse):
+                size = encoded_size(message.result, KEPT_ANSWER_BYTES)
+            if size > KEPT_ANSWER_BYTES:
+                size = EVENT_BYTES
                 message = JSONRPCError(jsonrpc="2.0", id=message.id, error=ErrorData(code=NOT_KEPT, message=(
                     f"the answer was sent while this stream was broken, and at over {KEPT_ANSWER_BYTES} bytes"
                     " it was not kept to send again: a Blender tool's result is its job's (tasks/list lists"
                     " your recent jobs; blender_get_job(job_id) fetches one)")))
         event_id = secrets.token_hex(12)
         stream.events.append((event_id, message))
-        stream.last = now
+        stream.last, stream.size, self._size = now, stream.size + size, self._size + size
+        while self._size > KEPT_BYTES and next(iter(self._streams)) != stream_id:
+            self._drop(next(iter(self._streams)))
         self._where[event_id] = stream_id
         return event_id
 
@@ -90,5 +102,8 @@ class SessionEvents(EventStore):
 
     def _drop(self, stream_id: StreamId) -> None:
         stream = self._streams.pop(stream_id, None)
-        for event_id, _ in stream.events if stream else ():
+        if stream is None:
+            return
+        self._size -= stream.size
+        for event_id, _ in stream.events:
             self._where.pop(event_id, None)
