@@ -27,6 +27,7 @@ from starlette.routing import Route
 from .addresses import allowed_hosts, is_loopback, own_origins
 from .asgi import BodyLimits, PerUserRequests, follow_sessions, hold_bodies_once, space_keepalive_pings
 from .auth import BearerAuth, Identity, TokenTable, new_token
+from .oauth import ProtectedResource, protected_resource
 from .connections import ConnectionGuard, ConnectionLimits
 from .dispatch import Hub, Limits
 from .embedded import EmbeddedBlender
@@ -65,12 +66,23 @@ class ServeOptions:
     """Addresses of proxies in front of this server: exempt from the per-address connection caps."""
     tools: str = "all"
     """The tools profile LLM clients get (toolsets.py)."""
+    oauth: str | None = None
+    """The issuer whose OAuth access tokens are accepted, besides the tokens file (oauth/)."""
+    public_url: str | None = None
+    """Where clients reach this server, behind any proxy; OAuth tokens are minted for it."""
+    oauth_user_claim: str = "sub"
+    oauth_audiences: list[str] = field(default_factory=list)
+    """Audiences besides URL/mcp that name this server in tokens (an issuer's own name for it)."""
+    oauth_client_id: str | None = None
+    """This server's client id at the issuer, for introspection (secret: BLENDBUS_OAUTH_CLIENT_SECRET)."""
 
 
 def build_app(server: BlendbusServer, host: str, tokens: TokenTable | None, *,
-              hosts: list[str] | None = None, origins: list[str] | None = None, port: int | None = None) -> Starlette:
+              hosts: list[str] | None = None, origins: list[str] | None = None, port: int | None = None,
+              oauth: ProtectedResource | None = None) -> Starlette:
     """The streamable-HTTP app at /mcp (bearer auth, Host/Origin checks), /healthz, and the status
-    page at / (its API behind the same auth). `port`: where it is served, so its own origins pass."""
+    page at / (its API behind the same auth). `port`: where it is served, so its own origins pass.
+    `oauth`: OAuth access tokens are accepted too, and the resource metadata is served."""
     space_keepalive_pings()
     answered = allowed_hosts(host, hosts or [])
     security = TransportSecuritySettings(
@@ -92,12 +104,13 @@ def build_app(server: BlendbusServer, host: str, tokens: TokenTable | None, *,
         host=host,
         transport_security=security,
         max_request_body_size=bodies.peer_bytes,
-        custom_starlette_routes=[Route("/healthz", healthz), *status_routes(server.hub, security, server.waits)],
+        custom_starlette_routes=[Route("/healthz", healthz), *status_routes(server.hub, security, server.waits),
+                                 *(oauth.routes() if oauth is not None else ())],
     )
     hold_bodies_once(server, bodies)
     follow_sessions(server, lim.max_sessions_per_user)
     return BearerAuth(PerUserRequests(app, lim.max_requests_per_user), tokens,  # type: ignore[return-value]
-                      paths=("/mcp", STATUS_API))
+                      paths=("/mcp", STATUS_API), oauth=oauth)
 
 
 ENVELOPE_SLACK_BYTES = 1024 * 1024
@@ -153,9 +166,10 @@ def _survive_reraised_signals() -> None:
 
 
 async def serve(opts: ServeOptions) -> None:
-    if opts.tokens is None and not is_loopback(opts.host):
-        raise SystemExit(f"refusing to serve on {opts.host} without --tokens: only loopback binds may skip auth")
-    tokens = TokenTable.load(opts.tokens) if opts.tokens else None
+    if opts.tokens is None and opts.oauth is None and not is_loopback(opts.host):
+        raise SystemExit(f"refusing to serve on {opts.host} without --tokens or --oauth: only loopback binds may"
+                         " skip auth")
+    tokens = TokenTable.load(opts.tokens) if opts.tokens else TokenTable({}) if opts.oauth else None
     try:
         sock = listening_socket(opts.host, opts.port)
     except OSError as exc:
@@ -164,7 +178,7 @@ async def serve(opts: ServeOptions) -> None:
         await _serve_stdio_elsewhere(opts, str(exc.strerror or exc))
         return
     try:
-        await _serve(opts, tokens, sock)
+        await _serve(opts, tokens, sock, oauth_resource(opts, sock.getsockname()[1]))
     finally:
         sock.close()
 
@@ -184,7 +198,8 @@ async def _serve_stdio_elsewhere(opts: ServeOptions, why: str) -> None:
         await relay.refuse(reason)
 
 
-async def _serve(opts: ServeOptions, tokens: TokenTable | None, sock: socket.socket) -> None:
+async def _serve(opts: ServeOptions, tokens: TokenTable | None, sock: socket.socket,
+                 oauth: ProtectedResource | None) -> None:
     state_dir, held = claim_state_dir(opts.state_dir)
     opts = replace(opts, state_dir=state_dir)
     backend = open_backend(opts.backend, state_dir=opts.state_dir, grace_s=opts.limits.peer_grace_s)
@@ -206,7 +221,7 @@ async def _serve(opts: ServeOptions, tokens: TokenTable | None, sock: socket.soc
         embedded_token = new_token()
         tokens.add(embedded_token, Identity("local"))
     app = build_app(server, opts.host, tokens, hosts=opts.allowed_hosts, origins=opts.allowed_origins,
-                    port=sock.getsockname()[1])
+                    port=sock.getsockname()[1], oauth=oauth)
     raise_open_files_limit()
 
     port = sock.getsockname()[1]
@@ -219,7 +234,7 @@ async def _serve(opts: ServeOptions, tokens: TokenTable | None, sock: socket.soc
     async def announce() -> None:
         while not web.started:
             await asyncio.sleep(0.01)
-        for line in startup_lines(opts, url, backend.name, recovered, tokens is not None):
+        for line in startup_lines(opts, url, backend.name, recovered, tokens is not None, oauth):
             print(line, file=sys.stderr, flush=True)
         if embedded is not None:
             await embedded.run()
@@ -246,7 +261,25 @@ async def _serve(opts: ServeOptions, tokens: TokenTable | None, sock: socket.soc
         held.release()
 
 
-def startup_lines(opts: ServeOptions, url: str, backend: str, recovered: int, tokens: bool) -> list[str]:
+def oauth_resource(opts: ServeOptions, port: int) -> ProtectedResource | None:
+    """This server as an OAuth protected resource, when --oauth names an issuer."""
+    if opts.oauth is None:
+        return None
+    if opts.oauth == "builtin":
+        raise ValueError("--oauth builtin: this version has no built-in authorization server; pass your identity"
+                         " provider's issuer URL (docs/auth.md)")
+    public = opts.public_url
+    if public is None:
+        if not is_loopback(opts.host):
+            raise ValueError("--oauth needs --public-url: the https URL clients reach this server at")
+        public = f"http://{opts.host if ':' not in opts.host else f'[{opts.host}]'}:{port}"
+    return protected_resource(opts.oauth, public, user_claim=opts.oauth_user_claim, client_id=opts.oauth_client_id,
+                              client_secret=os.environ.get("BLENDBUS_OAUTH_CLIENT_SECRET"),
+                              audiences=opts.oauth_audiences)
+
+
+def startup_lines(opts: ServeOptions, url: str, backend: str, recovered: int, tokens: bool,
+                  oauth: ProtectedResource | None = None) -> list[str]:
     """What `blendbus serve` says when it is ready: where to connect, where the status page is, where
     the jobs are kept, and who may call it, in words."""
     page = url.removesuffix("/mcp") + "/"
@@ -260,6 +293,9 @@ def startup_lines(opts: ServeOptions, url: str, backend: str, recovered: int, to
     lines.append(f"blendbus: Host headers allowed: {', '.join(allowed_hosts(opts.host, opts.allowed_hosts))};"
                  " Origins allowed: this server's own pages"
                  f"{''.join(', ' + o for o in opts.allowed_origins) or ' (no other web page can call this server)'}")
+    if oauth is not None:
+        lines.append(f"blendbus: OAuth sign-in through {oauth.tokens.issuer.url}; tokens must be minted for"
+                     f" {oauth.resource} (resource metadata at {oauth.metadata_url})")
     return lines
 
 

@@ -22,6 +22,7 @@ from mcp.server.auth.provider import AccessToken
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from .oauth import ProtectedResource, Refusal
 from .protocol import OPERATOR, ROLES, TOKEN_ROLES
 
 __all__ = ["OPERATOR", "ROLES", "TOKEN_ROLES", "BearerAuth", "Identity", "TokenTable", "add_token", "hash_token",
@@ -130,18 +131,19 @@ def _modern(scope: Scope) -> bool:
 
 
 class BearerAuth:
-    """ASGI middleware: attaches the caller's identity to the scope, or answers 401."""
+    """ASGI middleware: attaches the caller's identity to the scope, or answers 401 (403 for an OAuth
+    token without a scope of this server's). A token is looked up in the tokens file first, then, with
+    `oauth`, checked as an OAuth access token."""
 
-    def __init__(self, app: ASGIApp, tokens: TokenTable | None, paths: tuple[str, ...] = ("/mcp",)) -> None:
-        self.app, self.tokens, self.paths = app, tokens, paths
+    def __init__(self, app: ASGIApp, tokens: TokenTable | None, paths: tuple[str, ...] = ("/mcp",),
+                 oauth: ProtectedResource | None = None) -> None:
+        self.app, self.tokens, self.paths, self.oauth = app, tokens, paths, oauth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["path"].startswith(self.paths):
-            ident = LOCAL if self.tokens is None else self._identify(scope)
-            if ident is None:
-                await send({"type": "http.response.start", "status": 401, "headers": [
-                    (b"content-type", b"application/json"), (b"www-authenticate", b"Bearer")]})
-                await send({"type": "http.response.body", "body": b'{"error":"unauthorized"}'})
+            ident = LOCAL if self.tokens is None and self.oauth is None else await self._identify(scope)
+            if not isinstance(ident, Identity):
+                await self._refuse(send, ident)
                 return
             scope[USER_SCOPE_KEY] = ident.user_id
             scope[ROLES_SCOPE_KEY] = ident.roles
@@ -155,11 +157,35 @@ class BearerAuth:
                                                               scopes=sorted(ident.roles), subject=ident.credential))
         await self.app(scope, receive, send)
 
-    def _identify(self, scope: Scope) -> Identity | None:
-        assert self.tokens is not None
-        for name, value in scope.get("headers", []):
-            if name == b"authorization":
-                scheme, _, token = value.decode("latin-1").partition(" ")
-                if scheme.lower() == "bearer" and token:
-                    return self.tokens.lookup(token.strip())
-        return None
+    async def _identify(self, scope: Scope) -> Identity | Refusal | None:
+        """Who presents the request's bearer token; None without a token (or with an unknown one and no
+        OAuth); the refusal when OAuth refuses it."""
+        token = _bearer(scope)
+        if token is None:
+            return None
+        ident = self.tokens.lookup(token) if self.tokens is not None else None
+        if ident is not None or self.oauth is None:
+            return ident
+        try:
+            grant = await self.oauth.tokens.grant(token)
+        except Refusal as refusal:
+            return refusal
+        return Identity(grant.user_id, grant.roles, credential=grant.principal)
+
+    async def _refuse(self, send: Send, refusal: Refusal | None) -> None:
+        error = refusal.error if refusal is not None else "unauthorized"
+        body = {"error": error, **({"error_description": refusal.description} if refusal is not None else {})}
+        challenge = self.oauth.challenge(refusal) if self.oauth is not None else "Bearer"
+        await send({"type": "http.response.start", "status": refusal.status if refusal is not None else 401,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"www-authenticate", challenge.encode("latin-1"))]})
+        await send({"type": "http.response.body", "body": json.dumps(body).encode()})
+
+
+def _bearer(scope: Scope) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin-1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None

@@ -51,6 +51,20 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--trusted-proxies", type=_names, default=[], metavar="A1,A2",
                        help="addresses of proxies in front of the server (nginx): the per-address connection caps"
                             " do not apply to them, the per-user caps do")
+    serve.add_argument("--oauth", metavar="ISSUER", default=os.environ.get("BLENDBUS_OAUTH"),
+                       help="accept OAuth access tokens from this issuer (an OpenID provider's URL), besides --tokens"
+                            " (docs/auth.md)")
+    serve.add_argument("--public-url", metavar="URL", default=os.environ.get("BLENDBUS_PUBLIC_URL"),
+                       help="the URL clients reach this server at, behind any proxy (https://bus.example); OAuth"
+                            " tokens must be minted for URL/mcp (default: http://HOST:PORT on loopback)")
+    serve.add_argument("--oauth-audience", dest="oauth_audiences", action="append", default=[], metavar="AUD",
+                       help="another audience that names this server in tokens, for issuers that cannot put"
+                            " URL/mcp in aud (Entra ID's application id) (repeatable)")
+    serve.add_argument("--oauth-user-claim", metavar="CLAIM", default="sub",
+                       help="the access-token claim that names the blendbus user (default sub; e.g. email)")
+    serve.add_argument("--oauth-client-id", metavar="ID", default=os.environ.get("BLENDBUS_OAUTH_CLIENT_ID"),
+                       help="this server's client id at the issuer, to introspect opaque tokens (RFC 7662); the"
+                            " secret is read from BLENDBUS_OAUTH_CLIENT_SECRET")
 
     peer = sub.add_parser("peer", help="run a headless Blender peer (bpy module) connected to a server")
     peer.add_argument("--server", default=os.environ.get("BLENDBUS_SERVER", DEFAULT_URL), metavar="URL[,URL...]",
@@ -164,7 +178,8 @@ def _serve(args: argparse.Namespace) -> int:
         state_dir=args.state_dir or default_state_dir(), backend=args.backend,
         embedded_blender=args.embedded_blender, embedded_settings=args.embedded_set, limits=limits,
         allowed_hosts=args.allowed_hosts, allowed_origins=args.allowed_origins, trusted_proxies=args.trusted_proxies,
-        tools=args.tools,
+        tools=args.tools, oauth=args.oauth, public_url=args.public_url, oauth_user_claim=args.oauth_user_claim,
+        oauth_client_id=args.oauth_client_id, oauth_audiences=args.oauth_audiences,
     )
     from .backends.base import JobStoreError
 

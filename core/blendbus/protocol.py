@@ -29,6 +29,11 @@ OPERATOR: Final = "operator"
 """Sees every user's bus on the status page, and nothing else (no tool, no MCP method but the open ones)."""
 TOKEN_ROLES: Final = (*ROLES, OPERATOR)
 """Every role a tokens file entry may name."""
+SCOPE_ROLES: Final = {"blendbus": ROLES[0], "blendbus:peer": ROLES[1], "blendbus:operator": OPERATOR}
+"""The OAuth scopes (docs/auth.md) and the role each grants: an OAuth access token plays the roles of its
+scopes, as a tokens file entry plays the role it names."""
+BASE_SCOPE: Final = "blendbus"
+"""The scope an MCP host asks for: the LLM role."""
 
 # The peers' own tools (docs/peer-protocol.md): the server declares them, the add-on calls them.
 REGISTER: Final = "blender_register_client"
