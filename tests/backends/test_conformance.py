@@ -341,3 +341,20 @@ async def test_a_call_end_to_end(backend_url: str, blendbus_extra_plugins) -> No
         await peer.kill()
         await server.hub.stop()
         await server.hub.jobs.close()
+
+
+async def test_records_expire_and_are_taken_once(backend: Backend) -> None:
+    """The built-in authorization server's records: a code is redeemed once, even by two replicas at
+    the same moment; a record lives its ttl; the signing key is chosen once."""
+    records = backend.records
+    assert records is not None
+    await records.put("code", "c1", {"user": "alice"}, ttl_s=60)
+    assert await records.get("code", "c1") == {"user": "alice"}
+    taken = await asyncio.gather(*(records.take("code", "c1") for _ in range(5)))
+    assert taken.count({"user": "alice"}) == 1 and taken.count(None) == 4
+    await records.put("code", "brief", {"n": 1}, ttl_s=0.05)
+    await asyncio.sleep(0.2)
+    assert await records.get("code", "brief") is None and await records.take("code", "brief") is None
+    first = await records.put_first("key", "signing", {"pem": "one"})
+    second = await records.put_first("key", "signing", {"pem": "two"})
+    assert first == second == {"pem": "one"}

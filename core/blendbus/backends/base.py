@@ -406,6 +406,25 @@ def unstored(status: str, job_id: str, uuid: str, result: Any, error: str, probl
     return env
 
 
+class Records(Protocol):
+    """Small expiring records the built-in authorization server keeps (oauth/server.py): registered
+    clients, sign-ins in progress, codes, refresh tokens, its signing key. Shared by the replicas of a
+    shared backend, so a sign-in begun on one completes on another. Values are JSON objects; `kind`
+    and `key` are plain strings."""
+
+    async def put(self, kind: str, key: str, value: dict[str, Any], ttl_s: float | None = None) -> None: ...
+
+    async def get(self, kind: str, key: str) -> dict[str, Any] | None: ...
+
+    async def take(self, kind: str, key: str) -> dict[str, Any] | None:
+        """Get and delete, atomically: of two replicas redeeming one code, only one gets it."""
+        ...
+
+    async def put_first(self, kind: str, key: str, value: dict[str, Any]) -> dict[str, Any]:
+        """Store `value` unless the key holds one already; what the key holds after."""
+        ...
+
+
 @dataclass
 class Backend:
     """The three stateful parts of a server, built together by `open_backend`, and the operations of a
@@ -420,6 +439,8 @@ class Backend:
     """True when other processes share this state (replicas): a restart must not fail their jobs."""
     start: Callable[[], Awaitable[None]] | None = None
     """Connect and listen before serving (a backend also starts itself on first use)."""
+    records: Records | None = None
+    """Where the built-in authorization server keeps its state (every backend `open_backend` builds has it)."""
 
     async def enqueue(self, user_id: str, payload: dict[str, Any], *, command: str, target_uuid: str | None,
                       max_calls: int, max_queued: int, counted: bool) -> Enqueued:

@@ -17,6 +17,7 @@ from typing import Any
 from ..protocol import CANCEL
 from ..waiter import JobWaiter
 from .base import Backend, BusEvent, Calls, PeerAuthError, PeerRecord, ProgressFn, Route, route
+from .records import SqliteRecords
 from .sqlite import JobStore, SqliteJobs
 
 
@@ -231,4 +232,5 @@ class LocalNotifier:
 
 def local_backend(store: JobStore, grace_s: float) -> Backend:
     """The in-process backend over `store`."""
-    return Backend(jobs=SqliteJobs(store), peers=LocalPeers(grace_s), notifier=LocalNotifier(), name="sqlite")
+    return Backend(jobs=SqliteJobs(store), peers=LocalPeers(grace_s), notifier=LocalNotifier(), name="sqlite",
+                   records=SqliteRecords(store.path))

@@ -28,6 +28,7 @@ from .jobs import RedisJobs
 from .keys import parse_url
 from .notifier import RedisNotifier
 from .peers import RedisPeers
+from .records import RedisRecords
 
 
 def redis_backend(url: str, grace_s: float, **retention: Any) -> RedisBackend:
@@ -35,7 +36,7 @@ def redis_backend(url: str, grace_s: float, **retention: Any) -> RedisBackend:
     link = Connection(url, grace_s)
     jobs = RedisJobs(link, **retention)
     return RedisBackend(jobs=jobs, peers=RedisPeers(link), notifier=RedisNotifier(link, jobs), name="redis",
-                        shared=True, start=link.ready)
+                        shared=True, start=link.ready, records=RedisRecords(link))
 
 
 __all__ = ["RedisBackend", "parse_url", "redis_backend"]

@@ -33,6 +33,10 @@ class Keys:
 
     prefix: str
 
+    def record(self, kind: str, key: str) -> str:
+        """One of the built-in authorization server's records (records.py): shared by all users."""
+        return f"{self.prefix}:oauth:{kind}:{key}"
+
     def user(self, user_id: str) -> str:
         """The key base of one user (`<prefix>:{<user>}:`): every key of theirs starts with it."""
         return f"{self.prefix}:{{{quote(user_id, safe='')}}}:"
