@@ -27,11 +27,13 @@ from starlette.routing import Route
 from .addresses import allowed_hosts, is_loopback, own_origins
 from .asgi import BodyLimits, PerUserRequests, follow_sessions, hold_bodies_once, space_keepalive_pings
 from .auth import BearerAuth, Identity, TokenTable, new_token
-from .oauth import ProtectedResource, protected_resource
+from .oauth.resource import BUILTIN, ProtectedResource, builtin_resource, protected_resource
+from .oauth.server import Lifetimes
 from .connections import ConnectionGuard, ConnectionLimits
 from .dispatch import Hub, Limits
 from .embedded import EmbeddedBlender
 from .backends import open_backend
+from .backends.base import Backend
 from .status import API_PATH as STATUS_API
 from .status import status_routes
 from . import __version__, relay
@@ -178,7 +180,7 @@ async def serve(opts: ServeOptions) -> None:
         await _serve_stdio_elsewhere(opts, str(exc.strerror or exc))
         return
     try:
-        await _serve(opts, tokens, sock, oauth_resource(opts, sock.getsockname()[1]))
+        await _serve(opts, tokens, sock)
     finally:
         sock.close()
 
@@ -198,8 +200,7 @@ async def _serve_stdio_elsewhere(opts: ServeOptions, why: str) -> None:
         await relay.refuse(reason)
 
 
-async def _serve(opts: ServeOptions, tokens: TokenTable | None, sock: socket.socket,
-                 oauth: ProtectedResource | None) -> None:
+async def _serve(opts: ServeOptions, tokens: TokenTable | None, sock: socket.socket) -> None:
     state_dir, held = claim_state_dir(opts.state_dir)
     opts = replace(opts, state_dir=state_dir)
     backend = open_backend(opts.backend, state_dir=opts.state_dir, grace_s=opts.limits.peer_grace_s)
@@ -216,6 +217,7 @@ async def _serve(opts: ServeOptions, tokens: TokenTable | None, sock: socket.soc
             server.tools.profile(profile, files=False)
         except ValueError as exc:
             raise ValueError(f"tokens file: {exc}") from None
+    oauth = oauth_resource(opts, sock.getsockname()[1], backend, tokens)
     embedded_token = None
     if opts.embedded_blender and tokens is not None:
         embedded_token = new_token()
@@ -261,18 +263,23 @@ async def _serve(opts: ServeOptions, tokens: TokenTable | None, sock: socket.soc
         held.release()
 
 
-def oauth_resource(opts: ServeOptions, port: int) -> ProtectedResource | None:
-    """This server as an OAuth protected resource, when --oauth names an issuer."""
+def oauth_resource(opts: ServeOptions, port: int, backend: Backend, people: TokenTable | None
+                   ) -> ProtectedResource | None:
+    """This server as an OAuth protected resource, when --oauth names an issuer or `builtin`."""
     if opts.oauth is None:
         return None
-    if opts.oauth == "builtin":
-        raise ValueError("--oauth builtin: this version has no built-in authorization server; pass your identity"
-                         " provider's issuer URL (docs/auth.md)")
     public = opts.public_url
     if public is None:
         if not is_loopback(opts.host):
             raise ValueError("--oauth needs --public-url: the https URL clients reach this server at")
         public = f"http://{opts.host if ':' not in opts.host else f'[{opts.host}]'}:{port}"
+    if opts.oauth == BUILTIN:
+        if opts.tokens is None or people is None or backend.records is None:
+            raise ValueError("--oauth builtin signs people in with their personal tokens: pass --tokens FILE"
+                             " (blendbus token new USER adds one)")
+        lim = opts.limits
+        return builtin_resource(public, backend.records, people,
+                                Lifetimes(access_s=lim.oauth_access_token_s, refresh_s=lim.oauth_refresh_token_s))
     return protected_resource(opts.oauth, public, user_claim=opts.oauth_user_claim, client_id=opts.oauth_client_id,
                               client_secret=os.environ.get("BLENDBUS_OAUTH_CLIENT_SECRET"),
                               audiences=opts.oauth_audiences)

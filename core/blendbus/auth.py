@@ -15,15 +15,18 @@ import json
 import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .oauth import ProtectedResource, Refusal
+from .oauth.access import Refusal
 from .protocol import OPERATOR, ROLES, TOKEN_ROLES
+
+if TYPE_CHECKING:
+    from .oauth.resource import ProtectedResource
 
 __all__ = ["OPERATOR", "ROLES", "TOKEN_ROLES", "BearerAuth", "Identity", "TokenTable", "add_token", "hash_token",
            "new_token"]

@@ -51,9 +51,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--trusted-proxies", type=_names, default=[], metavar="A1,A2",
                        help="addresses of proxies in front of the server (nginx): the per-address connection caps"
                             " do not apply to them, the per-user caps do")
-    serve.add_argument("--oauth", metavar="ISSUER", default=os.environ.get("BLENDBUS_OAUTH"),
-                       help="accept OAuth access tokens from this issuer (an OpenID provider's URL), besides --tokens"
-                            " (docs/auth.md)")
+    serve.add_argument("--oauth", metavar="builtin|ISSUER", default=os.environ.get("BLENDBUS_OAUTH"),
+                       help="let MCP hosts sign people in with OAuth, besides --tokens: builtin (this server signs"
+                            " them in with their personal tokens) or an OpenID provider's issuer URL (docs/auth.md)")
     serve.add_argument("--public-url", metavar="URL", default=os.environ.get("BLENDBUS_PUBLIC_URL"),
                        help="the URL clients reach this server at, behind any proxy (https://bus.example); OAuth"
                             " tokens must be minted for URL/mcp (default: http://HOST:PORT on loopback)")

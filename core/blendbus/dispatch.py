@@ -95,6 +95,11 @@ class Limits:
     """None: a tool result repeats the whole envelope as JSON text beside structuredContent. A size:
     results larger than that are sent once, in structuredContent, and the text names them instead;
     a 64 MiB result then costs the server half the memory to send (docs/performance.md)."""
+    oauth_access_token_s: float = 3600.0
+    """How long an access token of the built-in authorization server (--oauth builtin) lasts; a revoked
+    sign-in keeps working at most this long (its refresh token stops at once)."""
+    oauth_refresh_token_s: float = 30 * 86400.0
+    """How long a refresh token of the built-in authorization server lasts unused (each use rotates it)."""
 
 
 LOCAL_CREDENTIAL = "local"

@@ -1,12 +1,12 @@
 """OAuth 2.1 for the hosted bus (docs/auth.md): MCP hosts sign their users in with an authorization
 server, and blendbus accepts the access tokens it mints for this server.
 
-- `issuer.py`: the trusted issuer, found by discovery: its metadata, keys and introspection.
+- `issuer.py`: a trusted issuer, found by discovery: its metadata, keys and introspection.
 - `access.py`: checking one access token, to a `Grant` (user, roles) or a `Refusal`.
 - `resource.py`: this server as a protected resource: its URI, metadata and challenges.
+- `server.py`: the built-in authorization server (`--oauth builtin`); `clients.py`, who may use it;
+  `consent.py`, the page where a person allows an app.
+
+Import the modules themselves: this package imports nothing, so `auth.py` can use `access.py`
+while `server.py` uses `auth.py`.
 """
-
-from .access import Grant, Refusal
-from .resource import ProtectedResource, protected_resource
-
-__all__ = ["Grant", "ProtectedResource", "Refusal", "protected_resource"]

@@ -60,10 +60,11 @@ class AccessTokens:
     """Turns a presented access token into a `Grant`, or raises `Refusal`."""
 
     def __init__(self, issuer: Issuer, audiences: tuple[str, ...], *, user_claim: str = "sub",
-                 client_id: str | None = None, client_secret: str | None = None) -> None:
+                 client_id: str | None = None, client_secret: str | None = None, skew_s: float = SKEW_S) -> None:
         """`audiences`: the resource identifiers that name this server (RFC 8707), the canonical one first;
-        a token's `aud` must name one of them."""
-        self.issuer, self.audiences, self.user_claim = issuer, audiences, user_claim
+        a token's `aud` must name one of them. `skew_s`: the clock difference tolerated (0 when this
+        server is the issuer)."""
+        self.issuer, self.audiences, self.user_claim, self.skew_s = issuer, audiences, user_claim, skew_s
         self._client = (client_id, client_secret) if client_id and client_secret else None
         self._cache: OrderedDict[str, tuple[float, Grant]] = OrderedDict()
 
@@ -91,7 +92,7 @@ class AccessTokens:
                           f"{' for ' + key.alg if key.alg else ''}")
         try:
             return jwt.decode(token, key.key, algorithms=[alg], audience=list(self.audiences),
-                              issuer=self.issuer.url, leeway=SKEW_S,
+                              issuer=self.issuer.url, leeway=self.skew_s,
                               options={"require": ["exp", "iss", "aud"], "verify_signature": True})
         except jwt.ExpiredSignatureError:
             raise Refusal("the token has expired") from None
@@ -129,7 +130,7 @@ class AccessTokens:
             raise Refusal(f"the token was issued for another resource; this one is {self.audiences[0]}"
                           " (RFC 8707)")
         exp = answer.get("exp")
-        if isinstance(exp, (int, float)) and exp + SKEW_S < time.time():
+        if isinstance(exp, (int, float)) and exp + self.skew_s < time.time():
             raise Refusal("the token has expired")
         grant = self._grant(answer)
         keep = INTROSPECTION_CACHE_S if not isinstance(exp, (int, float)) else min(INTROSPECTION_CACHE_S,

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -68,8 +69,10 @@ def discovery_urls(issuer: str) -> list[str]:
 class Issuer:
     """One trusted issuer: its metadata (fetched on first use, again after a failure) and its keys."""
 
-    def __init__(self, url: str, http: httpx2.AsyncClient | None = None, refetch_s: float = REFETCH_S) -> None:
-        self.url, self.refetch_s = check_issuer_url(url), refetch_s
+    def __init__(self, url: str, http: httpx2.AsyncClient | None = None, refetch_s: float = REFETCH_S,
+                 jwks: Callable[[], Awaitable[list[dict[str, Any]]]] | None = None) -> None:
+        """`jwks`: where the keys come from instead of the issuer's `jwks_uri` (this server's own issuer)."""
+        self.url, self.refetch_s, self._jwks = check_issuer_url(url), refetch_s, jwks
         self._http = http or httpx2.AsyncClient(timeout=HTTP_TIMEOUT_S, follow_redirects=False)
         self._metadata: dict[str, Any] | None = None
         self._keys: dict[str, SigningKey] = {}
@@ -123,20 +126,10 @@ class Issuer:
 
     async def _fetch_keys(self) -> None:
         self._fetched_at = time.monotonic()
-        metadata = self._metadata or await self._discover()
-        self._metadata = metadata
-        uri = metadata.get("jwks_uri")
-        if not isinstance(uri, str):
-            raise IssuerError(f"the issuer {self.url} publishes no jwks_uri, so it cannot sign JWT access tokens")
-        try:
-            answer = await self._http.get(uri, headers={"accept": "application/json"})
-        except httpx2.HTTPError as exc:
-            raise IssuerError(f"cannot fetch the issuer's keys from {uri}: {exc}") from None
-        if answer.status_code != 200:
-            raise IssuerError(f"the issuer's keys at {uri} answered {answer.status_code}")
+        entries = await self._jwks() if self._jwks is not None else await self._fetch_jwks()
         keys: dict[str, SigningKey] = {}
         unnamed: list[SigningKey] = []
-        for entry in _json_object(answer, uri).get("keys") or []:
+        for entry in entries:
             # Only public signing keys: a symmetric key published by mistake is never one to verify with.
             if not isinstance(entry, dict) or entry.get("use", "sig") != "sig" or entry.get("kty") == "oct":
                 continue
@@ -149,6 +142,21 @@ class Issuer:
             else:
                 unnamed.append(key)
         self._keys, self._unnamed = keys, unnamed
+
+    async def _fetch_jwks(self) -> list[Any]:
+        metadata = self._metadata or await self._discover()
+        self._metadata = metadata
+        uri = metadata.get("jwks_uri")
+        if not isinstance(uri, str):
+            raise IssuerError(f"the issuer {self.url} publishes no jwks_uri, so it cannot sign JWT access tokens")
+        try:
+            answer = await self._http.get(uri, headers={"accept": "application/json"})
+        except httpx2.HTTPError as exc:
+            raise IssuerError(f"cannot fetch the issuer's keys from {uri}: {exc}") from None
+        if answer.status_code != 200:
+            raise IssuerError(f"the issuer's keys at {uri} answered {answer.status_code}")
+        entries = _json_object(answer, uri).get("keys")
+        return entries if isinstance(entries, list) else []
 
     async def introspect(self, token: str, client_id: str, client_secret: str) -> dict[str, Any]:
         """RFC 7662: what the issuer says of an opaque token, asked as client `client_id`."""

@@ -14,11 +14,16 @@ from pydantic import AnyHttpUrl
 from starlette.routing import Route
 
 from ..addresses import is_loopback
+from ..auth import TokenTable
+from ..backends.base import Records
 from ..protocol import BASE_SCOPE, SCOPE_ROLES
 from .access import AccessTokens, Refusal
 from .issuer import Issuer
+from .server import BuiltinAuthorizationServer, Lifetimes
 
 MCP_PATH = "/mcp"
+BUILTIN = "builtin"
+"""`--oauth builtin`: this server is its own authorization server."""
 WELL_KNOWN = "/.well-known/oauth-protected-resource"
 
 
@@ -40,6 +45,8 @@ class ProtectedResource:
 
     public_url: str
     tokens: AccessTokens
+    authorization: BuiltinAuthorizationServer | None = None
+    """This server as its own authorization server (`--oauth builtin`), or None: another issuer."""
 
     @property
     def resource(self) -> str:
@@ -57,7 +64,9 @@ class ProtectedResource:
             resource=self.resource, authorization_servers=[self.tokens.issuer.url],  # as strings: kept exactly
             scopes_supported=list(SCOPE_ROLES), resource_name="blendbus")
         handler = cors_middleware(ProtectedResourceMetadataHandler(metadata).handle, ["GET", "OPTIONS"])
-        return [Route(path, endpoint=handler, methods=["GET", "OPTIONS"]) for path in (WELL_KNOWN + MCP_PATH, WELL_KNOWN)]
+        own = self.authorization.routes() if self.authorization is not None else []
+        return [*(Route(path, endpoint=handler, methods=["GET", "OPTIONS"]) for path in (WELL_KNOWN + MCP_PATH, WELL_KNOWN)),
+                *own]
 
     def challenge(self, refusal: Refusal | None) -> str:
         """The `WWW-Authenticate` value for a request without a token (None) or with a refused one."""
@@ -84,3 +93,13 @@ def protected_resource(issuer: str, public_url: str, *, user_claim: str = "sub",
     accepted = (base + MCP_PATH, base, base + "/", *(audiences or ()))
     return ProtectedResource(base, AccessTokens(Issuer(issuer), accepted, user_claim=user_claim,
                                                 client_id=client_id, client_secret=client_secret))
+
+
+def builtin_resource(public_url: str, records: Records, people: TokenTable, lifetimes: Lifetimes) -> ProtectedResource:
+    """This server, signing people in itself (`--oauth builtin`): they prove who they are with a token of
+    `people`, and the access tokens it mints are checked against its own key."""
+    base = check_public_url(public_url)
+    local = is_loopback(urlsplit(base).hostname or "")
+    authorization = BuiltinAuthorizationServer(base, base + MCP_PATH, records, people, lifetimes, local_documents=local)
+    tokens = AccessTokens(Issuer(base, jwks=authorization.public_keys), (base + MCP_PATH,), skew_s=0)
+    return ProtectedResource(base, tokens, authorization)

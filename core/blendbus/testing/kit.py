@@ -94,25 +94,34 @@ async def call_whole(client: Client, tool: str, arguments: dict[str, Any] | None
 async def serve_http(
     server: BlendbusServer, *, tokens: dict[str, Any] | None = None, port: int = 0,
     origins: list[str] | None = None, oauth: str | None = None, oauth_user_claim: str = "sub",
-    oauth_client: tuple[str, str] | None = None,
+    oauth_client: tuple[str, str] | None = None, public_url: str | None = None,
 ) -> AsyncIterator[str]:
     """Serve `server` over real streamable HTTP on 127.0.0.1, as `blendbus serve` does; yields the /mcp URL.
     `oauth`: an issuer whose access tokens are accepted too (`blendbus serve --oauth`), with
-    `oauth_client` (id, secret) to introspect its opaque tokens."""
+    `oauth_client` (id, secret) to introspect its opaque tokens; or `builtin`, the server signing
+    people in itself with the tokens of `tokens`. `public_url`: where clients reach it (default: this
+    server's own address), as replicas behind one proxy share one."""
     import asyncio
 
     import uvicorn
 
     from ..app import build_app, listening_socket, uvicorn_config
     from ..auth import TokenTable
-    from ..oauth import protected_resource
+    from ..oauth.resource import BUILTIN, builtin_resource, protected_resource
+    from ..oauth.server import Lifetimes
 
     sock = listening_socket("127.0.0.1", port)
-    public = f"http://127.0.0.1:{sock.getsockname()[1]}"
-    resource = None if oauth is None else protected_resource(
-        oauth, public, user_claim=oauth_user_claim, client_id=oauth_client and oauth_client[0],
-        client_secret=oauth_client and oauth_client[1])
+    public = public_url or f"http://127.0.0.1:{sock.getsockname()[1]}"
     table = TokenTable(tokens) if tokens is not None else TokenTable({}) if oauth is not None else None
+    lim = server.hub.limits
+    if oauth == BUILTIN:
+        assert table is not None and server.hub.backend.records is not None
+        resource = builtin_resource(public, server.hub.backend.records, table,
+                                    Lifetimes(lim.oauth_access_token_s, lim.oauth_refresh_token_s))
+    else:
+        resource = None if oauth is None else protected_resource(
+            oauth, public, user_claim=oauth_user_claim, client_id=oauth_client and oauth_client[0],
+            client_secret=oauth_client and oauth_client[1])
     app = build_app(server, "127.0.0.1", table, origins=origins, port=sock.getsockname()[1], oauth=resource)
     web = uvicorn.Server(uvicorn_config(app, server.hub.limits, graceful_s=1))
     task = asyncio.ensure_future(web.serve(sockets=[sock]))
