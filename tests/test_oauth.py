@@ -155,3 +155,32 @@ async def test_the_typescript_client_signs_in_from_the_401(blendbus_server):
         assert requests[0] == "POST /mcp 401"
         assert "GET /.well-known/oauth-protected-resource/mcp 200" in requests
         assert "POST /token 200" in requests
+
+
+async def test_the_typescript_client_signs_a_person_in_at_the_provider(blendbus_server):
+    """A host signs Alice in at the OpenID provider (its own login and consent pages, in Chromium);
+    her Blender, connected with a static peer token, is on the bus she reaches."""
+    import asyncio
+
+    from blendbus.testing.browser import browser_page
+
+    async with openid_provider(CLIENTS) as provider, \
+            serve_http(blendbus_server, tokens={"peer-tok": {"user": "alice", "role": "peer"}},
+                       oauth=provider.issuer) as url, \
+            PythonPeer(lambda: connect(url, "peer-tok"), uuid="alice-blender"), browser_page() as page:
+        proc = await asyncio.create_subprocess_exec(
+            str(NODE22), str(NODE_DIR / "oauth.mjs"), "authorization-code", url, json.dumps({}),
+            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+        assert proc.stdout is not None
+        authorize = json.loads(await asyncio.wait_for(proc.stdout.readline(), 120))["authorize"]
+        assert authorize.startswith(provider.issuer)
+        await page.goto(authorize)
+        await page.fill("input[name=login]", "alice")
+        await page.fill("input[name=password]", "any")
+        await page.click("button[type=submit]")
+        await page.click("button[type=submit]")  # the provider's consent page
+        out, err = await asyncio.wait_for(proc.communicate(), 120)
+        assert proc.returncode == 0, err.decode()[-4000:]
+        seen = json.loads(out.decode().splitlines()[-1])
+        assert seen["registered"] and seen["tools"] > 10
+        assert [c["client_uuid"] for c in seen["clients"]] == ["alice-blender"]

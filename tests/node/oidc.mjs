@@ -3,8 +3,9 @@
 //   node oidc.mjs <port> '<config JSON>'
 // config: {"keys": [private signing JWKs], "clients": [client metadata], "ttl": access-token seconds}
 // A client whose id starts with "opaque" gets opaque access tokens (checked by introspection); every
-// other client gets JWT access tokens (RFC 9068) for the resource it names. Prints {"issuer": URL}
-// once it listens; runs until killed.
+// other client gets JWT access tokens (RFC 9068) for the resource it names. Hosts may register
+// themselves (RFC 7591); people sign in on the provider's development login and consent pages, as
+// any name (the name is the subject). Prints {"issuer": URL} once it listens; runs until killed.
 import Provider from "oidc-provider";
 
 const [port, configJson] = process.argv.slice(2);
@@ -20,6 +21,7 @@ const provider = new Provider(issuer, {
     clientCredentials: { enabled: true },
     introspection: { enabled: true },
     revocation: { enabled: true },
+    registration: { enabled: true },
     resourceIndicators: {
       enabled: true,
       defaultResource: (ctx, client, oneOf) => oneOf,
