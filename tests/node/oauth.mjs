@@ -4,7 +4,7 @@
 //     The SDK's own machine-to-machine provider: from the server's 401 it finds the resource metadata,
 //     then the issuer's metadata, gets a token for the resource (client_credentials, RFC 8707
 //     resource indicator), and lists and calls tools with it.
-//   node oauth.mjs authorization-code <mcp url> '<{"waitForExpiry": seconds}>'
+//   node oauth.mjs authorization-code <mcp url> '<{"waitForExpiry": seconds, "call": {name, arguments}}>'
 //     A host signing a person in: from the 401 to the metadata, dynamic client registration, PKCE, and
 //     the authorization URL printed as {"authorize": URL} for the test to open in a browser; the code
 //     comes back to a loopback callback; then tools are listed and called, and called again after
@@ -93,10 +93,11 @@ async function authorizationCode() {
     const call = await client.callTool({ name: "blender_list_clients", arguments: {} });
     await new Promise((resolve) => setTimeout(resolve, (options.waitForExpiry ?? 0) * 1000));
     const later = await client.callTool({ name: "blender_list_clients", arguments: {} });
+    const called = options.call ? await client.callTool(options.call, undefined, { timeout: 300_000 }) : null;
     return {
       registered: Boolean(state.client?.client_id), tools: tools.tools.length,
       clients: call.structuredContent?.clients ?? null, after_expiry: later.structuredContent?.clients ?? null,
-      tokens_saved: state.saved, scope: state.tokens?.scope ?? null,
+      tokens_saved: state.saved, scope: state.tokens?.scope ?? null, called: called?.structuredContent ?? null,
     };
   } finally {
     await client.close();

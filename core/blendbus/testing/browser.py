@@ -18,14 +18,15 @@ def chromium_binary() -> str:
 
 
 @asynccontextmanager
-async def browser_page(width: int = 1100, height: int = 600) -> AsyncIterator[Any]:
-    """A fresh page (a Playwright `Page`) in a headless chromium that is closed afterwards."""
+async def browser_page(width: int = 1100, height: int = 600, **options: Any) -> AsyncIterator[Any]:
+    """A fresh page (a Playwright `Page`) in a headless chromium that is closed afterwards; `options` go to
+    Playwright's `new_page` (`bypass_csp=True` lets a test inject its checkers into a strict page)."""
     from playwright.async_api import async_playwright
 
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(executable_path=chromium_binary(),
                                                    args=["--no-sandbox", "--disable-gpu"])
         try:
-            yield await browser.new_page(viewport={"width": width, "height": height})
+            yield await browser.new_page(viewport={"width": width, "height": height}, **options)
         finally:
             await browser.close()
