@@ -20,6 +20,7 @@ from blendbus.client import connect
 from blendbus.oauth.access import AccessTokens, Refusal
 from blendbus.oauth.issuer import Issuer
 from blendbus.testing import PythonPeer, call_envelope, serve_http
+from blendbus.testing.raw import ModernClient
 from tests.nodeclients import NODE_DIR
 from tests.openid import NODE22, SECRET, SigningKey, client, openid_provider
 
@@ -71,6 +72,10 @@ async def test_tokens_the_provider_mints_reach_their_users_bus(blendbus_server):
             assert (await call_envelope(other, "blender_test_echo", {"value": 1}))["status"] == p.NO_CLIENT
             # The LLM scope does not make a peer: the peer tools stay hidden from it.
             assert p.REGISTER not in {t.name for t in (await llm.list_tools()).tools}
+            async with httpx2.AsyncClient(timeout=30) as http:  # nor are Alice's tasks Bob's
+                task = await ModernClient(http, url, alice).call("blender_test_sleep", {"seconds": 1.5})
+                snoop = (await ModernClient(http, url, bob)("tasks/get", {"taskId": task["taskId"]}))["error"]
+                assert snoop["code"] == -32602 and "not yours" in snoop["message"]
 
 
 async def test_forged_and_misdirected_tokens_are_refused(blendbus_server):
