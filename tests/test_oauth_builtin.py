@@ -240,3 +240,18 @@ async def test_the_typescript_client_signs_in_through_the_consent_page(tmp_path)
         seen = json.loads(out.decode().splitlines()[-1])
         assert seen["registered"] and seen["tools"] > 10 and seen["clients"] == []
         assert seen["after_expiry"] == [] and seen["tokens_saved"] >= 2  # the expired token was refreshed
+
+
+async def test_the_open_endpoints_are_paced(tmp_path):
+    """Registration, authorization and the token endpoint answer anyone: one address gets so many
+    requests a minute, then 429 with the time to wait."""
+    server = make_server(state_dir=tmp_path, limits=Limits(oauth_requests_per_minute=5))
+    async with serve_http(server, tokens=PEOPLE, oauth="builtin") as url, httpx2.AsyncClient(timeout=30) as http:
+        origin = url.removesuffix("/mcp")
+        for _ in range(5):
+            await _register(http, origin)
+        refused = await http.post(f"{origin}/register", json={"redirect_uris": [CALLBACK]})
+        assert refused.status_code == 429 and 0 < int(refused.headers["retry-after"]) <= 60
+        assert refused.json()["error"] == "slow_down"
+        assert (await http.post(f"{origin}/token", data={"grant_type": "authorization_code"})).status_code == 429
+        assert (await http.post(url, json={})).status_code == 401  # the MCP endpoint is not paced by this

@@ -28,7 +28,6 @@ from .addresses import allowed_hosts, is_loopback, own_origins
 from .asgi import BodyLimits, PerUserRequests, follow_sessions, hold_bodies_once, space_keepalive_pings
 from .auth import BearerAuth, Identity, TokenTable, new_token
 from .oauth.resource import BUILTIN, ProtectedResource, builtin_resource, protected_resource
-from .oauth.server import Lifetimes
 from .connections import ConnectionGuard, ConnectionLimits
 from .dispatch import Hub, Limits
 from .embedded import EmbeddedBlender
@@ -277,9 +276,7 @@ def oauth_resource(opts: ServeOptions, port: int, backend: Backend, people: Toke
         if opts.tokens is None or people is None or backend.records is None:
             raise ValueError("--oauth builtin signs people in with their personal tokens: pass --tokens FILE"
                              " (blendbus token new USER adds one)")
-        lim = opts.limits
-        return builtin_resource(public, backend.records, people,
-                                Lifetimes(access_s=lim.oauth_access_token_s, refresh_s=lim.oauth_refresh_token_s))
+        return builtin_resource(public, backend.records, people, opts.limits)
     return protected_resource(opts.oauth, public, user_claim=opts.oauth_user_claim, client_id=opts.oauth_client_id,
                               client_secret=os.environ.get("BLENDBUS_OAUTH_CLIENT_SECRET"),
                               audiences=opts.oauth_audiences)

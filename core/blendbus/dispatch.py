@@ -100,6 +100,8 @@ class Limits:
     sign-in keeps working at most this long (its refresh token stops at once)."""
     oauth_refresh_token_s: float = 30 * 86400.0
     """How long a refresh token of the built-in authorization server lasts unused (each use rotates it)."""
+    oauth_requests_per_minute: int = 120
+    """Requests one address may make a minute to the built-in authorization server's open endpoints."""
 
 
 LOCAL_CREDENTIAL = "local"

@@ -25,6 +25,8 @@ from ..protocol import SCOPE_ROLES
 
 DOCUMENT_MAX_BYTES = 64 * 1024
 DOCUMENT_TTL_S = 600.0
+REGISTRATION_TTL_S = 180 * 86400.0
+"""A registered client is forgotten after this long (it registers again), so registrations cannot pile up."""
 """How long a fetched client metadata document is kept before it is fetched again."""
 REGISTERED, DOCUMENTS = "client", "client-document"
 
@@ -63,7 +65,8 @@ class Clients:
         return Client.model_validate(held) if held is not None else None
 
     async def register(self, info: OAuthClientInformationFull) -> None:
-        await self.records.put(REGISTERED, info.client_id or "", info.model_dump(mode="json", exclude_none=True))
+        await self.records.put(REGISTERED, info.client_id or "", info.model_dump(mode="json", exclude_none=True),
+                               ttl_s=REGISTRATION_TTL_S)
 
     async def _document(self, url: str) -> Client | None:
         held = await self.records.get(DOCUMENTS, url)

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from ..addresses import is_loopback
 from ..auth import TokenTable
 from ..backends.base import Records
+from ..dispatch import Limits
 from ..protocol import BASE_SCOPE, SCOPE_ROLES
 from .access import AccessTokens, Refusal
 from .issuer import Issuer
@@ -95,11 +96,12 @@ def protected_resource(issuer: str, public_url: str, *, user_claim: str = "sub",
                                                 client_id=client_id, client_secret=client_secret))
 
 
-def builtin_resource(public_url: str, records: Records, people: TokenTable, lifetimes: Lifetimes) -> ProtectedResource:
+def builtin_resource(public_url: str, records: Records, people: TokenTable, limits: Limits) -> ProtectedResource:
     """This server, signing people in itself (`--oauth builtin`): they prove who they are with a token of
     `people`, and the access tokens it mints are checked against its own key."""
     base = check_public_url(public_url)
     local = is_loopback(urlsplit(base).hostname or "")
+    lifetimes = Lifetimes(limits.oauth_access_token_s, limits.oauth_refresh_token_s, limits.oauth_requests_per_minute)
     authorization = BuiltinAuthorizationServer(base, base + MCP_PATH, records, people, lifetimes, local_documents=local)
     tokens = AccessTokens(Issuer(base, jwks=authorization.public_keys), (base + MCP_PATH,), skew_s=0)
     return ProtectedResource(base, tokens, authorization)

@@ -38,6 +38,7 @@ from ..auth import Identity, TokenTable
 from ..backends.base import Records
 from ..protocol import BASE_SCOPE, SCOPE_ROLES
 from .clients import Client, Clients
+from .throttle import Throttle
 
 CODE_TTL_S = 300.0
 CONSENT_TTL_S = 600.0
@@ -48,8 +49,11 @@ PENDING, CODE, REFRESH, KEY = "consent", "code", "refresh", "key"
 
 @dataclass(frozen=True)
 class Lifetimes:
+    """The built-in server's settings from `Limits`: how long its tokens last, how fast it answers one address."""
+
     access_s: float
     refresh_s: float
+    requests_per_minute: int = 120
 
 
 def _digest(secret: str) -> str:
@@ -64,6 +68,7 @@ class BuiltinAuthorizationServer:
                  *, local_documents: bool) -> None:
         self.issuer, self.resource, self.records, self.people = issuer, resource, records, people
         self.lifetimes = lifetimes
+        self.throttle = Throttle(lifetimes.requests_per_minute)
         self.clients = Clients(records, local_documents=local_documents)
         self._key: tuple[str, ec.EllipticCurvePrivateKey] | None = None
 
@@ -203,8 +208,9 @@ class BuiltinAuthorizationServer:
                                     revocation_options=revocation)
         handler = cors_middleware(MetadataHandler(metadata).handle, ["GET", "OPTIONS"])
         replaced = {"/.well-known/oauth-authorization-server": handler, REVOCATION_PATH: self._revoke_endpoint()}
-        return [Route(r.path, endpoint=replaced[r.path], methods=["GET", "POST", "OPTIONS"]) if r.path in replaced
-                else r for r in routes if isinstance(r, Route)] + consent_routes(self)
+        every = [Route(r.path, endpoint=replaced[r.path], methods=["GET", "POST", "OPTIONS"]) if r.path in replaced
+                 else r for r in routes if isinstance(r, Route)] + consent_routes(self)
+        return [Route(r.path, endpoint=self.throttle.guard(r.app), methods=sorted(r.methods or ())) for r in every]
 
     def _revoke_endpoint(self) -> ASGIApp:
         """RFC 7009 revocation. Stands in for the SDK's handler, which requires a `client_secret` field

@@ -108,16 +108,13 @@ async def serve_http(
     from ..app import build_app, listening_socket, uvicorn_config
     from ..auth import TokenTable
     from ..oauth.resource import BUILTIN, builtin_resource, protected_resource
-    from ..oauth.server import Lifetimes
 
     sock = listening_socket("127.0.0.1", port)
     public = public_url or f"http://127.0.0.1:{sock.getsockname()[1]}"
     table = TokenTable(tokens) if tokens is not None else TokenTable({}) if oauth is not None else None
-    lim = server.hub.limits
     if oauth == BUILTIN:
         assert table is not None and server.hub.backend.records is not None
-        resource = builtin_resource(public, server.hub.backend.records, table,
-                                    Lifetimes(lim.oauth_access_token_s, lim.oauth_refresh_token_s))
+        resource = builtin_resource(public, server.hub.backend.records, table, server.hub.limits)
     else:
         resource = None if oauth is None else protected_resource(
             oauth, public, user_claim=oauth_user_claim, client_id=oauth_client and oauth_client[0],
