@@ -17,7 +17,8 @@ from cryptography.hazmat.primitives import serialization
 
 from blendbus import protocol as p
 from blendbus.client import connect
-from blendbus.oauth.access import AccessTokens, Refusal
+from blendbus.auth import Refusal
+from blendbus.oauth.access import AccessTokens
 from blendbus.oauth.issuer import Issuer
 from blendbus.testing import PythonPeer, call_envelope, serve_http
 from blendbus.testing.raw import ModernClient

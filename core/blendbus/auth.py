@@ -15,18 +15,14 @@ import json
 import secrets
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from mcp.server.auth.middleware.bearer_auth import AuthenticatedUser
 from mcp.server.auth.provider import AccessToken
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from .oauth.access import Refusal
 from .protocol import OPERATOR, ROLES, TOKEN_ROLES
-
-if TYPE_CHECKING:
-    from .oauth.resource import ProtectedResource
 
 __all__ = ["OPERATOR", "ROLES", "TOKEN_ROLES", "BearerAuth", "Identity", "TokenTable", "add_token", "hash_token",
            "new_token"]
@@ -133,13 +129,33 @@ def _modern(scope: Scope) -> bool:
     return False
 
 
+@dataclass(frozen=True)
+class Refusal(Exception):
+    """Why a token is not accepted, as RFC 6750 §3 says it: 401 `invalid_token`, or 403
+    `insufficient_scope` naming the scope that is needed."""
+
+    description: str
+    status: int = 401
+    error: str = "invalid_token"
+    scope: str | None = None
+
+
+class OAuthGate(Protocol):
+    """What the middleware needs of OAuth (oauth/resource.py `ProtectedResource`): who a token is, or
+    the refusal; and the challenge that tells a client where to sign in."""
+
+    async def grant(self, token: str) -> Identity: ...
+
+    def challenge(self, refusal: Refusal | None) -> str: ...
+
+
 class BearerAuth:
     """ASGI middleware: attaches the caller's identity to the scope, or answers 401 (403 for an OAuth
     token without a scope of this server's). A token is looked up in the tokens file first, then, with
     `oauth`, checked as an OAuth access token."""
 
     def __init__(self, app: ASGIApp, tokens: TokenTable | None, paths: tuple[str, ...] = ("/mcp",),
-                 oauth: ProtectedResource | None = None) -> None:
+                 oauth: OAuthGate | None = None) -> None:
         self.app, self.tokens, self.paths, self.oauth = app, tokens, paths, oauth
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -170,10 +186,9 @@ class BearerAuth:
         if ident is not None or self.oauth is None:
             return ident
         try:
-            grant = await self.oauth.tokens.grant(token)
+            return await self.oauth.grant(token)
         except Refusal as refusal:
             return refusal
-        return Identity(grant.user_id, grant.roles, credential=grant.principal)
 
     async def _refuse(self, send: Send, refusal: Refusal | None) -> None:
         error = refusal.error if refusal is not None else "unauthorized"

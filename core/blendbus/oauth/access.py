@@ -14,11 +14,11 @@ from __future__ import annotations
 import hashlib
 import time
 from collections import OrderedDict
-from dataclasses import dataclass
 from typing import Any
 
 import jwt
 
+from ..auth import Identity, Refusal
 from ..protocol import BASE_SCOPE, SCOPE_ROLES
 from .issuer import Issuer, IssuerError, UnknownKey
 
@@ -34,30 +34,8 @@ INTROSPECTION_CACHE_S = 30.0
 INTROSPECTION_CACHE_SIZE = 10_000
 
 
-@dataclass(frozen=True)
-class Refusal(Exception):
-    """Why a token is not accepted, as RFC 6750 §3 says it: 401 `invalid_token`, or 403
-    `insufficient_scope` naming the scope that is needed."""
-
-    description: str
-    status: int = 401
-    error: str = "invalid_token"
-    scope: str | None = None
-
-
-@dataclass(frozen=True)
-class Grant:
-    """A token accepted: for whom, with which roles, and a stable id of the sign-in (issuer, subject,
-    client) that binds sessions and peers to it across token refreshes."""
-
-    user_id: str
-    roles: frozenset[str]
-    principal: str
-    expires_at: float | None
-
-
 class AccessTokens:
-    """Turns a presented access token into a `Grant`, or raises `Refusal`."""
+    """Turns a presented access token into an `Identity`, or raises `Refusal`."""
 
     def __init__(self, issuer: Issuer, audiences: tuple[str, ...], *, user_claim: str = "sub",
                  client_id: str | None = None, client_secret: str | None = None, skew_s: float = SKEW_S) -> None:
@@ -66,9 +44,11 @@ class AccessTokens:
         server is the issuer)."""
         self.issuer, self.audiences, self.user_claim, self.skew_s = issuer, audiences, user_claim, skew_s
         self._client = (client_id, client_secret) if client_id and client_secret else None
-        self._cache: OrderedDict[str, tuple[float, Grant]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[float, Identity]] = OrderedDict()
 
-    async def grant(self, token: str) -> Grant:
+    async def grant(self, token: str) -> Identity:
+        """Who presents `token`: its user, the roles of its scopes, and a stable id of the sign-in
+        (issuer, subject, client) as the credential that binds sessions and peers, across refreshes."""
         if token.count(".") == 2:
             return self._grant(await self._verified_jwt(token))
         return await self._introspected(token)
@@ -108,7 +88,7 @@ class AccessTokens:
         except jwt.InvalidTokenError as exc:
             raise Refusal(f"the token is invalid: {exc}") from None
 
-    async def _introspected(self, token: str) -> Grant:
+    async def _introspected(self, token: str) -> Identity:
         digest = hashlib.sha256(token.encode()).hexdigest()
         cached = self._cache.get(digest)
         if cached is not None and cached[0] > time.monotonic():
@@ -141,7 +121,7 @@ class AccessTokens:
                 self._cache.popitem(last=False)
         return grant
 
-    def _grant(self, claims: dict[str, Any]) -> Grant:
+    def _grant(self, claims: dict[str, Any]) -> Identity:
         user = claims.get(self.user_claim)
         if user is None and self.user_claim == "sub":
             user = claims.get("client_id")  # a machine client's token acting as itself (RFC 9068 §2.2)
@@ -153,8 +133,7 @@ class AccessTokens:
                           error="insufficient_scope", scope=BASE_SCOPE)
         client = claims.get("client_id") or claims.get("azp") or ""
         principal = hashlib.sha256(f"{self.issuer.url}\n{claims.get('sub', user)}\n{client}".encode()).hexdigest()
-        exp = claims.get("exp")
-        return Grant(user, roles, principal, float(exp) if isinstance(exp, (int, float)) else None)
+        return Identity(user, roles, credential=principal)
 
 
 def unavailable(exc: IssuerError) -> Refusal:

@@ -11,18 +11,17 @@ from __future__ import annotations
 
 import hmac
 from html import escape
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import Route
 
+from ..auth import Identity
 from ..protocol import SCOPE_ROLES
 
-if TYPE_CHECKING:
-    from .server import BuiltinAuthorizationServer
-
+CONSENT_PATH = "/oauth/consent"
 COOKIE = "blendbus_consent"
 FORM_MAX_BYTES = 16 * 1024
 HEADERS = {
@@ -81,9 +80,19 @@ def _problem(message: str, status: int) -> HTMLResponse:
                         "</body></html>", status_code=status, headers=HEADERS)
 
 
-def consent_routes(server: BuiltinAuthorizationServer) -> list[Route]:
-    from .server import CONSENT_PATH
+class Decider(Protocol):
+    """What the page asks of the authorization server (server.py)."""
 
+    issuer: str
+
+    async def pending(self, request: str) -> dict[str, Any] | None: ...
+
+    def person(self, token: str) -> Identity | None: ...
+
+    async def decide(self, request: str, person: Identity | None) -> str: ...
+
+
+def consent_routes(server: Decider) -> list[Route]:
     action = server.issuer + CONSENT_PATH
 
     async def show(request: Request) -> Response:

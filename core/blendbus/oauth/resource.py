@@ -14,11 +14,11 @@ from pydantic import AnyHttpUrl
 from starlette.routing import Route
 
 from ..addresses import is_loopback
-from ..auth import TokenTable
+from ..auth import Identity, Refusal, TokenTable
 from ..backends.base import Records
 from ..dispatch import Limits
 from ..protocol import BASE_SCOPE, SCOPE_ROLES
-from .access import AccessTokens, Refusal
+from .access import AccessTokens
 from .issuer import Issuer
 from .server import BuiltinAuthorizationServer, Lifetimes
 
@@ -68,6 +68,9 @@ class ProtectedResource:
         own = self.authorization.routes() if self.authorization is not None else []
         return [*(Route(path, endpoint=handler, methods=["GET", "OPTIONS"]) for path in (WELL_KNOWN + MCP_PATH, WELL_KNOWN)),
                 *own]
+
+    async def grant(self, token: str) -> Identity:
+        return await self.tokens.grant(token)
 
     def challenge(self, refusal: Refusal | None) -> str:
         """The `WWW-Authenticate` value for a request without a token (None) or with a refused one."""

@@ -38,12 +38,12 @@ from ..auth import Identity, TokenTable
 from ..backends.base import Records
 from ..protocol import BASE_SCOPE, SCOPE_ROLES
 from .clients import Client, Clients
+from .consent import CONSENT_PATH, consent_routes
 from .throttle import Throttle
 
 CODE_TTL_S = 300.0
 CONSENT_TTL_S = 600.0
 """How long a person has to approve a sign-in on the consent page."""
-CONSENT_PATH = "/oauth/consent"
 PENDING, CODE, REFRESH, KEY = "consent", "code", "refresh", "key"
 
 
@@ -195,8 +195,6 @@ class BuiltinAuthorizationServer:
     def routes(self) -> list[Route]:
         """The SDK's authorization-server routes over this provider, with metadata that names the issuer
         exactly and says client metadata documents are accepted; and the consent page."""
-        from .consent import consent_routes
-
         options = ClientRegistrationOptions(enabled=True, valid_scopes=list(SCOPE_ROLES), default_scopes=[BASE_SCOPE])
         revocation = RevocationOptions(enabled=True)
         base = build_metadata(AnyHttpUrl(self.issuer), None, options, revocation)
