@@ -17,6 +17,7 @@ from typing import Any, Iterator
 
 import bpy
 
+from blendbus import protocol as p
 from blendbus.client import connect as http_connect
 from blendbus.suggest import did_you_mean
 
@@ -67,6 +68,10 @@ def _property(decl: dict[str, Any]) -> Any:
         return bpy.props.IntProperty(name=name, description=desc, default=int(default or 0))
     if kind == "float":
         return bpy.props.FloatProperty(name=name, description=desc, default=float(default or 0.0))
+    if kind == "gate":
+        items = [("false", "Off", "Refuse"), (p.GATE_ASK, "Ask first", "Show each job to the person, who approves it"),
+                 ("true", "On", "Allow without asking")]
+        return bpy.props.EnumProperty(name=name, description=desc, items=items, default=str(default).lower())
     if kind == "enum":
         items = [(c, c, "") for c in decl.get("choices", [])]
         return bpy.props.EnumProperty(name=name, description=desc, items=items, default=str(default))
@@ -204,7 +209,8 @@ def set_setting(key: str, value: str) -> None:
     if decl is not None:
         from blendbus.command import Preference
 
-        setattr(prefs, name, Preference(**{**decl, "choices": tuple(decl.get("choices", []))}).coerce(value))
+        typed = Preference(**{**decl, "choices": tuple(decl.get("choices", []))}).coerce(value)
+        setattr(prefs, name, str(typed).lower() if decl["type"] == "gate" else typed)  # the menu's item ids
         return
     if name in CONNECTION_SETTINGS:
         setattr(prefs, name, value)

@@ -112,6 +112,21 @@ class Pending:
         return self.future.done() or self.job.cancelled
 
 
+@dataclass(frozen=True)
+class Approved:
+    """The person approved a gated job (`gate = ask`): run its payload."""
+
+    payload: dict[str, Any]
+
+
+APPROVAL_SCHEMA: dict[str, Any] = {"type": "object", "required": ["approve"], "properties": {
+    "approve": {"type": "boolean", "title": "Run it", "default": True,
+                "description": "Run this in your Blender now"}}}
+"""What the person answers about a gated job (MCP elicitation's form: a flat object schema)."""
+APPROVAL_SHOWN_CHARS = 6000
+"""How much of a script the question shows (the rest is marked as cut)."""
+
+
 @dataclass
 class Reply:
     job_id: str
@@ -194,6 +209,9 @@ class Executor:
         kind = payload.get("message_type")
         if kind not in p.PAYLOAD_KINDS:
             return Reply(job.job_id, p.FAILED, error=f"unknown message_type {kind!r}")
+        gate = p.CODE_GATE if kind == p.JOB_DISPATCH else (self.commands.get(payload.get("command", "")) or {}).get("gate")
+        if gate is not None and not job.approved and p.gate_state(self.runtime.setting(gate)) == p.GATE_ASK:
+            return self._advance(job, self._approval(job, payload, gate), None, True)
         try:
             conflict = self._begin(job, payload)
             if conflict is not None:
@@ -244,13 +262,35 @@ class Executor:
             outcome.scene = self.runtime.scene.account(since=began)
         return outcome
 
-    def _gate_closed(self, gate: str | None, what: str) -> str | None:
-        if gate is None or self.runtime.setting(gate) is True:
+    def _gate_closed(self, gate: str | None, what: str, job: Job) -> str | None:
+        state = p.gate_state(self.runtime.setting(gate)) if gate is not None else "open"
+        if state == "open" or (state == p.GATE_ASK and job.approved):
             return None
         return f"{what} is disabled on this Blender peer (preference '{gate}'): {self.runtime.how_to_enable(gate)}"
 
+    def _approval(self, job: Job, payload: dict[str, Any], gate: str) -> Generator[Any, Any, Reply | Approved]:
+        """A gated job under `gate = ask`: the person sees what would run and approves it (then it runs
+        as if the gate were open) or not (`cancelled`, nothing ran). A caller that cannot ask fails it,
+        naming the preference that runs it without asking."""
+        if payload.get("message_type") == p.JOB_DISPATCH:
+            what, shown = "a Python script", str(payload.get("script", ""))
+        else:
+            what = f"the command {payload.get('command')!r}"
+            shown = "\n".join(f"{name}:\n{value}" if isinstance(value, str) else f"{name}: {json.dumps(value)}"
+                              for name, value in (payload.get("params") or {}).items())  # a script reads as one
+        answer = yield job.ask(f"An assistant wants to run {what} in your Blender:\n\n{shown[:APPROVAL_SHOWN_CHARS]}"
+                               f"{' [...]' if len(shown) > APPROVAL_SHOWN_CHARS else ''}\n\nRun it?", APPROVAL_SCHEMA)
+        if answer.accepted and (answer.content or {}).get("approve", True) is True:
+            job.approved = True
+            return Approved(payload)
+        if answer.action == "cancel" and answer.reason:
+            return Reply(job.job_id, p.FAILED, error=(
+                f"{what} needs the person's approval here (preference '{gate}' is ask), but {answer.reason}."
+                f" To run it without asking: {self.runtime.how_to_enable(gate)}"))
+        return Reply(job.job_id, p.CANCELLED, error=f"the person did not approve {what}; nothing ran")
+
     def _run_script(self, payload: dict[str, Any], job: Job) -> Reply:
-        closed = self._gate_closed(p.CODE_GATE, "running scripts (job_dispatch)")
+        closed = self._gate_closed(p.CODE_GATE, "running scripts (job_dispatch)", job)
         if closed:
             return Reply(job.job_id, p.FAILED, error=closed)
         script = payload.get("script")
@@ -269,7 +309,7 @@ class Executor:
         if cmd is None:
             return Reply(job.job_id, p.FAILED, error=self.table.refused.get(
                 name, f"this peer has no command {name!r}; is the plugin loaded?"))
-        closed = self._gate_closed(cmd.get("gate"), f"command {name!r}")
+        closed = self._gate_closed(cmd.get("gate"), f"command {name!r}", job)
         if closed:
             return Reply(job.job_id, p.FAILED, error=closed)
         params = payload.get("params") or {}
@@ -336,6 +376,10 @@ class Executor:
             with self._observed(neutral):
                 step = gen.throw(error) if error is not None else gen.send(send)
         except StopIteration as done:
+            if isinstance(done.value, Reply):
+                return done.value
+            if isinstance(done.value, Approved):  # the person approved: now the job runs, observed
+                return self.run(done.value.payload, job)
             if undo_label:  # one undo step for the whole command, however many slices it ran in
                 with self.runtime.undo_step(undo_label):
                     pass

@@ -56,8 +56,27 @@ class Until:
     future: Future[Any]
 
 
+@dataclass(frozen=True)
+class Answer:
+    """How the person answered a job's question (`answer = yield job.ask(...)`): `accept` with `content`
+    (the fields the schema asked for), `decline`, or `cancel` (dismissed, or nobody could be asked:
+    `reason` says why)."""
+
+    action: str
+    content: dict[str, Any] | None = None
+    reason: str = ""
+
+    @property
+    def accepted(self) -> bool:
+        return self.action == "accept"
+
+
+Asker = Callable[[str, dict[str, Any]], None]
+"""Sends a job's question to its callers (PeerLink.ask): the job id, then `{id, message, schema}`."""
+
+
 class Job:
-    """What a handler sees of its own job: progress reporting and cooperative cancellation."""
+    """What a handler sees of its own job: progress reporting, questions, cooperative cancellation."""
 
     def __init__(
         self,
@@ -67,6 +86,7 @@ class Job:
         outputs: OutputFolder | None = None,
         enabling: Callable[[str], str] | None = None,
         history: Any = None,
+        asker: Asker | None = None,
     ) -> None:
         self.job_id = job_id
         self.cancelled = False
@@ -79,6 +99,10 @@ class Job:
         self._enabling = enabling
         self.history = history
         """The peer's checkpoints and scene log (checkpoints.History), for undo and the audit trail."""
+        self._asker = asker
+        self._questions: dict[str, Future[Answer]] = {}
+        self.approved = False
+        """The person approved this job under a gate set to ask (executor.py)."""
 
     @property
     def outputs(self) -> OutputFolder:
@@ -123,6 +147,27 @@ class Job:
         resumes it at once, with JobCancelled at the `yield`."""
         return Until(future)
 
+    def ask(self, message: str, schema: dict[str, Any]) -> Until:
+        """Yield this from a handler to ask the person behind the calling client (MCP elicitation, form
+        mode): `answer = yield job.ask("Overwrite it?", {"type": "object", "properties": {...}})`.
+        The handler resumes with an `Answer`; no thread is held meanwhile. A caller that cannot ask its
+        user answers `cancel` at once, with the reason."""
+        question: Future[Answer] = Future()
+        if self._asker is None:
+            question.set_result(Answer("cancel", reason="this job has no caller to ask"))
+            return Until(question)
+        ask_id = f"q{len(self._questions) + 1}"
+        self._questions[ask_id] = question
+        self._asker(self.job_id, {"id": ask_id, "message": str(message)[:p.MAX_LOG_CHARS], "schema": schema})
+        return Until(question)
+
+    def answered(self, ask_id: str, action: str, content: Any, reason: str = "") -> None:
+        """The answer to question `ask_id` arrived (from the transport's thread); the first one counts."""
+        question = self._questions.get(ask_id)
+        if question is not None and not question.done():
+            question.set_result(Answer(action if action in p.ASK_ACTIONS else "cancel",
+                                       content if isinstance(content, dict) else None, str(reason or "")))
+
     def how_to_enable(self, key: str) -> str:
         """How this peer's user turns the preference `key` on: the add-on's preferences in a GUI Blender,
         `--set` for `blendbus peer`, `--embedded-set` for the server's embedded Blender."""
@@ -162,6 +207,12 @@ class JobQueue:
         (a cancel for a job still queued here), else None."""
         job_id = payload.get("job_id", "")
         with self._cond:
+            if payload.get("message_type") == p.ANSWER:
+                asking = self._running.get(job_id)
+                if asking is not None:
+                    asking.answered(str(payload.get("ask_id", "")), str(payload.get("action", "")),
+                                    payload.get("content"), str(payload.get("reason", "")))
+                return None
             if payload.get("message_type") == p.CANCEL:
                 if self._items.pop(job_id, None) is not None:
                     return job_id

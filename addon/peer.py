@@ -104,7 +104,8 @@ class PeerCore:
         gates = {}
         for cmd in self.executor.commands.values():
             if cmd.get("gate"):
-                gates[cmd["gate"]] = self.runtime.setting(cmd["gate"]) is True
+                state = p.gate_state(self.runtime.setting(cmd["gate"]))
+                gates[cmd["gate"]] = p.GATE_ASK if state == p.GATE_ASK else state == "open"
         info = {
             "client_type": self.client_type,
             "is_persistent": False,
@@ -163,7 +164,7 @@ class PeerCore:
         thread may simply block).
         """
         job = Job(payload.get("job_id", ""), self.link.progress, self.runtime.setting, self.outputs,
-                  self.runtime.how_to_enable, self.executor.history)
+                  self.runtime.how_to_enable, self.executor.history, self.link.ask)
         self.queue.started(job)
         outcome = self.executor.run(payload, job)
         while wait and isinstance(outcome, Pending):

@@ -161,6 +161,10 @@ class PeerLink:
             update[p.LEVEL_FIELD] = level
         self.outbox.put(update)
 
+    def ask(self, job_id: str, question: dict[str, Any]) -> None:
+        """A running job's question for the person behind its callers (jobqueue.Asker)."""
+        self.outbox.put({"job_id": job_id, "status": p.RUNNING, p.ASK_FIELD: question})
+
     def scene_changed(self, names: set[str]) -> None:
         """The scene changed (these objects): tell the server, which notifies resource subscribers."""
         with self._changes_lock:

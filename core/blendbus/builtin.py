@@ -9,7 +9,7 @@ from pydantic import BaseModel, Field
 
 from .command import Command, Preference, Prompt, PromptArgument
 from .hookspecs import hookimpl
-from .protocol import ACCEPT_HANDLERS_GATE, CODE_GATE, OUTPUT_DIR, UNDO_CHECKPOINTS
+from .protocol import ACCEPT_HANDLERS_GATE, CODE_GATE, GATE_ASK, OUTPUT_DIR, UNDO_CHECKPOINTS
 
 
 class ExecuteCode(BaseModel):
@@ -28,8 +28,9 @@ class ListChanges(BaseModel):
 @hookimpl
 def register_preferences(register: Callable[[Preference], None]) -> None:
     register(Preference(
-        CODE_GATE, "bool", False,
-        "Let LLMs run arbitrary Python in this Blender (blender_execute_code, blender_send_message scripts).",
+        CODE_GATE, "gate", GATE_ASK,
+        "Let LLMs run arbitrary Python in this Blender (blender_execute_code, blender_send_message scripts):"
+        " true, false, or ask (the person sees each script and approves it first).",
     ))
     register(Preference(
         ACCEPT_HANDLERS_GATE, "bool", False,

@@ -86,6 +86,11 @@ _UPDATE = {
     "message": {"type": ["string", "null"]},
     p.LEVEL_FIELD: {"type": "string", "enum": list(p.LOG_LEVELS),
                     "description": "With status running: `message` is a log line for the job's callers, not progress."},
+    p.ASK_FIELD: {"type": "object", "required": ["id", "message", "schema"], "additionalProperties": False,
+                  "description": "With status running: a question for the person behind the job's callers (job.ask).",
+                  "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 64},
+                                 "message": {"type": "string", "maxLength": p.MAX_LOG_CHARS},
+                                 "schema": {"type": "object", "maxProperties": 8}}},
     # Bounded, not picky: a reply the server refused would be posted again and again.
     p.SCENE_FIELD: {"type": "object", "maxProperties": 4, "properties": {
         "revision": {"type": "integer"},
@@ -126,7 +131,8 @@ class BuiltinTools:
                      "blender_version": {"type": "string", "maxLength": 100},
                      "handlers": {"type": "array", "items": {"type": "object", "maxProperties": 20}, "maxItems": 500,
                                   "description": "Handler packages the peer has: [{package, version, sha256}]."},
-                     "gates": {"type": "object", "additionalProperties": {"type": "boolean"}, "maxProperties": 1000},
+                     "gates": {"type": "object", "maxProperties": 1000, "additionalProperties": {
+                         "anyOf": [{"type": "boolean"}, {"const": p.GATE_ASK}]}},
                      "instance": {"type": "string", "maxLength": 100,
                                   "description": "Random per peer process; a new value fails the old one's jobs."},
                  }, ("client_uuid",)),
@@ -248,7 +254,7 @@ class BuiltinTools:
         return await self.hub.job_update(
             call.user_id, a["client_uuid"], a["peer_token"], a["job_id"], a["status"],
             result=a.get("result"), error=a.get("error", ""), progress=a.get("progress"), message=a.get("message"),
-            scene=a.get(p.SCENE_FIELD), level=a.get(p.LEVEL_FIELD),
+            scene=a.get(p.SCENE_FIELD), level=a.get(p.LEVEL_FIELD), ask=a.get(p.ASK_FIELD),
         )
 
     async def _job_updates(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:

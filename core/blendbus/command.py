@@ -17,7 +17,7 @@ from typing import Any, Literal
 import jsonschema
 from pydantic import BaseModel
 
-from .protocol import EXPECT_REVISION, TOOL_PREFIX, VERIFY
+from .protocol import EXPECT_REVISION, GATE_ASK, TOOL_PREFIX, VERIFY
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 HANDLER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
@@ -166,7 +166,7 @@ class Command:
         }
 
 
-PreferenceType = Literal["bool", "str", "int", "float", "enum"]
+PreferenceType = Literal["bool", "str", "int", "float", "enum", "gate"]
 
 
 @dataclass(frozen=True)
@@ -183,7 +183,7 @@ class Preference:
     def __post_init__(self) -> None:
         if not PREFERENCE_KEY_RE.match(self.key):
             raise DeclarationError(f"preference {self.key!r}: key must look like 'plugin.field'")
-        if self.type not in ("bool", "str", "int", "float", "enum"):
+        if self.type not in ("bool", "str", "int", "float", "enum", "gate"):
             raise DeclarationError(f"preference {self.key!r}: unknown type {self.type!r}")
         if self.type == "enum" and self.default not in self.choices:
             raise DeclarationError(f"preference {self.key!r}: default {self.default!r} is not one of {self.choices}")
@@ -193,8 +193,9 @@ class Preference:
             raise DeclarationError(f"preference {self.key!r}: bad default: {exc}") from None
 
     def coerce(self, value: Any) -> Any:
-        """Turn a value from the command line or a JSON payload into this preference's type."""
-        if self.type == "bool":
+        """Turn a value from the command line or a JSON payload into this preference's type. A `gate`
+        is a bool with a third value, `ask` (the person decides each time: protocol.gate_state)."""
+        if self.type in ("bool", "gate"):
             if isinstance(value, bool):
                 return value
             text = str(value).strip().lower()
@@ -202,7 +203,9 @@ class Preference:
                 return True
             if text in ("0", "false", "no", "off"):
                 return False
-            raise ValueError(f"{self.key} takes true or false, not {value!r}")
+            if self.type == "gate" and text == GATE_ASK:
+                return GATE_ASK
+            raise ValueError(f"{self.key} takes true{', ask' if self.type == 'gate' else ''} or false, not {value!r}")
         if self.type == "int":
             return int(value)
         if self.type == "float":

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import json
 import logging
 import time
 from dataclasses import dataclass
@@ -388,13 +389,19 @@ class Hub:
         message: str | None = None,
         scene: dict[str, Any] | None = None,
         level: str | None = None,
+        ask: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """A peer's reply (or progress) for one of its jobs; `scene` is its account of its scene; `level`
-        makes a running update's `message` a log line for the job's callers."""
+        makes a running update's `message` a log line for the job's callers, `ask` a question for the
+        person behind them (`job.ask`), carried to them as a note of kind ASK_NOTE."""
         if status not in p.PEER_REPLY_STATUSES:
             raise ValueError(f"status must be one of {sorted(p.PEER_REPLY_STATUSES)}")
         if level is not None and (status != p.RUNNING or level not in p.LOG_LEVELS):
             raise ValueError(f"a log line is a {p.RUNNING} update with {p.LEVEL_FIELD} one of {', '.join(p.LOG_LEVELS)}")
+        if ask is not None:
+            if status != p.RUNNING or level is not None:
+                raise ValueError(f"a question is a {p.RUNNING} update with {p.ASK_FIELD} and no {p.LEVEL_FIELD}")
+            level, message = p.ASK_NOTE, json.dumps({**ask, "job_id": job_id})
         problem = p.image_problem(result) if status == p.COMPLETED else None
         if problem is not None:
             status, result, error = p.FAILED, None, f"the peer's result was malformed and was not kept: {problem}"
@@ -404,6 +411,15 @@ class Hub:
         if not replied.persisted:
             answer["persisted"] = False
         return answer
+
+    async def answer(self, user_id: str, job_id: str, ask_id: str, action: str, content: dict[str, Any] | None,
+                     reason: str = "") -> None:
+        """Bring a running job the answer to its question (LookupError: the job is over, or its peer gone)."""
+        job = await self.jobs.get(user_id, job_id, result=False)
+        if job is None or job.status not in (p.DISPATCHED, p.RUNNING) or job.target_uuid is None:
+            raise LookupError(f"job {job_id!r} is not running: nobody is waiting for this answer")
+        payload = p.answer(job_id, ask_id, action, content, reason)
+        await self.peers.push(user_id, job.target_uuid, p.ack_key(payload), payload)
 
     async def scene_changed(self, user_id: str, uuid: str, token: str, objects: list[str], whole: bool) -> None:
         """The peer's scene changed: an event on the user's feed, which change notifications follow."""

@@ -69,13 +69,16 @@ class ClientLevels:
 
 class CallerNews:
     """What a waiting caller hears of its job (a waiter.ProgressFn): progress as MCP progress that
-    rises, log lines as MCP log messages."""
+    rises, log lines as MCP log messages, questions put to its user (questions.py)."""
 
-    def __init__(self, progress: RisingProgress, log: LogFn) -> None:
-        self.progress, self.log = progress, log
+    def __init__(self, progress: RisingProgress, log: LogFn, ask: Callable[[str], Awaitable[None]] | None = None) -> None:
+        self.progress, self.log, self.ask = progress, log, ask
 
     async def __call__(self, fraction: float | None, message: str | None, level: str | None = None) -> None:
         if level is None:
             await self.progress(fraction, message)
+        elif level == p.ASK_NOTE:
+            if self.ask is not None:
+                await self.ask(message or "{}")
         else:
             await self.log(level, message or "")

@@ -303,8 +303,8 @@ def _dangling(info: PluginInfo, commands: dict[str, Command], preferences: dict[
                     f"{did_you_mean(cmd.app, apps)}")
         if cmd.gate is not None and cmd.gate not in preferences:
             return f"command {cmd.name!r}: gate {cmd.gate!r} is not a declared preference"
-        if cmd.gate is not None and preferences[cmd.gate].type != "bool":
-            return f"command {cmd.name!r}: gate {cmd.gate!r} must be a bool preference"
+        if cmd.gate is not None and preferences[cmd.gate].type not in ("bool", "gate"):
+            return f"command {cmd.name!r}: gate {cmd.gate!r} must be a bool or gate preference"
     for res in info.resources:
         if res.command not in commands:
             return f"resource {res.uri!r}: command {res.command!r} is not loaded"

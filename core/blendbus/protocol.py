@@ -16,6 +16,16 @@ TOOL_PREFIX: Final = "blender_"
 CODE_GATE: Final = "allow_code_execution"
 """Lets LLMs run arbitrary Python in this Blender (blender_execute_code, job_dispatch scripts)."""
 ACCEPT_HANDLERS_GATE: Final = "accept_plugin_handlers_from_server"
+GATE_ASK: Final = "ask"
+"""A gate's third value, besides true and false: ask the person before each gated job runs."""
+
+
+def gate_state(value: Any) -> str:
+    """A gate preference's value as `"open"`, `GATE_ASK` or `"closed"`, however it is stored (True from
+    --set, "true" from the add-on's menu)."""
+    if value is True or str(value).lower() == "true":
+        return "open"
+    return GATE_ASK if str(value).lower() == GATE_ASK else "closed"
 """Lets the peer load plugin handler packages the server sends (live sync)."""
 OUTPUT_DIR: Final = "output_dir"
 """The peer's output folder: every path an LLM passes must resolve inside it (empty: the default)."""
@@ -49,7 +59,11 @@ PEER_TOOLS: Final = (REGISTER, UNREGISTER, POLL, UPDATE, UPDATES, FETCH_PACKAGE,
 COMMAND_DISPATCH: Final = "command_dispatch"
 JOB_DISPATCH: Final = "job_dispatch"
 CANCEL: Final = "cancel"
+ANSWER: Final = "answer"
+"""The caller's answer to a question a running job asked (`job.ask`): `{job_id, ask_id, action, content}`."""
 PAYLOAD_KINDS: Final = (COMMAND_DISPATCH, JOB_DISPATCH)
+CONTROL_KINDS: Final = (CANCEL, ANSWER)
+"""Payloads about a job already delivered, not a job of their own."""
 
 # Job statuses. Terminal outcomes of a dispatch tool call come first.
 COMPLETED: Final = "completed"
@@ -83,6 +97,13 @@ LEVEL_FIELD: Final = "level"
 """A running update's field that makes its `message` a log line for the caller (one of LOG_LEVELS), not progress."""
 MAX_LOG_CHARS: Final = 8192
 """A log line's message is cut to this many characters: logs inform, results carry the data."""
+ASK_FIELD: Final = "ask"
+"""A running update's field that asks the calling client's user something (`job.ask`):
+`{id, message, schema}`, the schema a flat JSON object schema as MCP elicitation takes it."""
+ASK_NOTE: Final = "ask"
+"""Beside the log levels, the note kind that carries a job's question to its waiting callers, across replicas."""
+ASK_ACTIONS: Final = ("accept", "decline", "cancel")
+"""How the person answered (MCP elicitation): accepted with content, declined, or dismissed."""
 
 DISPATCHED: Final = "dispatch"
 """A bus event: a job was queued on a peer."""
@@ -145,6 +166,13 @@ def job_dispatch(job_id: str, script: str) -> dict[str, Any]:
 def cancel(job_id: str) -> dict[str, Any]:
     """Tells a peer to drop a queued job, or to flag a running one as cancelled."""
     return {"message_type": CANCEL, "job_id": job_id}
+
+
+def answer(job_id: str, ask_id: str, action: str, content: dict[str, Any] | None = None,
+           reason: str = "") -> dict[str, Any]:
+    """Brings a running job the answer to its question `ask_id`; `reason` says why nobody could answer."""
+    return {"message_type": ANSWER, "job_id": job_id, "ask_id": ask_id, "action": action, "content": content,
+            "reason": reason}
 
 
 def envelope(
@@ -220,6 +248,8 @@ def image_problem(result: Any) -> str | None:
 
 
 def ack_key(payload: dict[str, Any]) -> str:
-    """The id a peer acknowledges a delivered payload by (a cancel is keyed apart from its job)."""
-    job_id = str(payload.get("job_id", ""))
-    return "cancel:" + job_id if payload.get("message_type") == CANCEL else job_id
+    """The id a peer acknowledges a delivered payload by (a cancel or an answer is keyed apart from its job)."""
+    job_id, kind = str(payload.get("job_id", "")), payload.get("message_type")
+    if kind == ANSWER:
+        return f"answer:{job_id}:{payload.get('ask_id', '')}"
+    return "cancel:" + job_id if kind == CANCEL else job_id

@@ -14,7 +14,7 @@ from collections import OrderedDict, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..protocol import CANCEL
+from ..protocol import CONTROL_KINDS
 from ..waiter import JobWaiter
 from .base import Backend, BusEvent, Calls, PeerAuthError, PeerRecord, ProgressFn, Route, route
 from .records import SqliteRecords
@@ -149,7 +149,7 @@ class LocalPeers:
             while peer.queue:
                 job_id, payload = peer.queue.popitem(last=False)
                 peer.unacked[job_id] = payload
-                if payload.get("message_type") != CANCEL:
+                if payload.get("message_type") not in CONTROL_KINDS:
                     fresh.append(job_id)
             return list(peer.unacked.values()), fresh
         finally:

@@ -29,14 +29,15 @@ WELL_KNOWN = "/.well-known/oauth-protected-resource"
 
 
 def check_public_url(url: str) -> str:
-    """`url` without a trailing slash, if it may be this server's public URL: https, or http on loopback."""
+    """`url` without a trailing slash (or `/mcp`: the endpoint's URL names the server too), if it may be
+    this server's public URL: https, or http on loopback."""
     parts = urlsplit(url)
     if not parts.hostname or parts.scheme not in ("http", "https") or parts.query or parts.fragment:
         raise ValueError(f"--public-url {url!r}: give the URL clients reach this server at, such as"
                          " https://bus.example")
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise ValueError(f"--public-url {url!r}: OAuth needs https:// (plain http only on a loopback host)")
-    return url.rstrip("/")
+    return url.rstrip("/").removesuffix(MCP_PATH)
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,7 @@ from ..dispatch import LOCAL_CREDENTIAL, Hub, PeerAuthError
 from ..encoding import encodes_over
 from ..logs import CallerNews, ClientLevels
 from ..plugins import PluginSet
+from ..questions import Questions
 from ..sync import HandlerPackages
 from ..waiter import RisingProgress
 from ..waits import CallerGone, TooManyWaits, Waits, gone_event
@@ -88,6 +89,7 @@ class BlendbusServer:
             hub, plugins, self.packages, validate, self.waits).tools(), tools)
         self.changes = ChangeFeed(hub, plugins.resources)
         self.log_levels = ClientLevels()
+        self.questions = Questions(self.hub)
         self.completer = Completer(plugins, lambda user_id, cmd, arguments, timeout: self.run_command(
             Call(user_id=user_id), cmd, arguments, timeout=timeout))
         self.tasks = TaskHandlers(self)
@@ -128,6 +130,7 @@ class BlendbusServer:
         that every open request ends well before uvicorn's graceful-shutdown deadline."""
         self.hub.release_polls()
         self.changes.close()
+        self.questions.close()
 
     def session_ended(self, session_id: str) -> None:
         """A session-era client's session ended (DELETE, idle, crash): what was kept for it goes."""
@@ -172,7 +175,8 @@ class BlendbusServer:
             raise MCPError(code=tasks.INVALID_PARAMS, message=self.tools.validate(name, arguments) or name)
         user_id, roles = self.identity_of(ctx)
         call = Call(user_id=user_id, progress=CallerNews(RisingProgress(ctx.session.report_progress),
-                                                          self.log_levels.sender(ctx)),
+                                                          self.log_levels.sender(ctx),
+                                                          self.questions.asker(ctx, user_id)),
                     credential=self.credential_of(ctx), gone=gone_event(ctx), toolset=self.tools.toolset_of(ctx))
         needed = self.tools.role_of(name)
         if needed not in roles:

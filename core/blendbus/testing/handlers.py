@@ -79,3 +79,10 @@ def image() -> dict[str, Any]:
     png = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0))
            + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b""))
     return {"size": [width, height], "_images": [{"data": base64.b64encode(png).decode(), "mime_type": "image/png"}]}
+
+
+def ask(question: str, job: Any) -> Any:
+    """A generator handler that asks the person behind the caller for a name, and returns the answer."""
+    answer = yield job.ask(question, {"type": "object", "required": ["name"],
+                                      "properties": {"name": {"type": "string", "title": "Name"}}})
+    return {"action": answer.action, "content": answer.content, "reason": answer.reason}

@@ -34,6 +34,10 @@ class Names(BaseModel):
     names: list[str] = Field(max_length=2000, description="The names listed")
 
 
+class Question(BaseModel):
+    question: str = Field(max_length=1000, description="What to ask the person")
+
+
 class Size(BaseModel):
     nbytes: int = Field(ge=0, description="Length of the string returned")
 
@@ -71,5 +75,7 @@ def register_commands(register: Callable[[Command], None]) -> None:
                      params=Echo, gate="testing.gated"))
     register(Command("test_count", "Count a text's characters and words (a declared result).", f"{HANDLERS}:count",
                      params=Text, result=Counted, annotations={"read_only": True}))
+    register(Command("test_ask", "Ask the person behind the caller for a name (elicitation); return the answer.",
+                     f"{HANDLERS}:ask", params=Question, timeout=60))
     register(Command("test_image", "Return a small generated PNG as an image result.", f"{HANDLERS}:image",
                      annotations={"read_only": True}))

@@ -15,7 +15,7 @@ import secrets
 import time
 from typing import Any
 
-from ...protocol import CANCEL
+from ...protocol import CONTROL_KINDS
 from ..base import BusEvent, PeerAuthError, PeerRecord, Route, route
 from .connection import Connection, store_errors
 from .keys import decoded
@@ -197,7 +197,7 @@ class RedisPeers:
             raise PeerAuthError.of(uuid)
         fresh_ids, ids, raw_payloads = answer
         by_id = {decoded(j): json.loads(raw) for j, raw in zip(ids, raw_payloads) if raw is not None}
-        fresh = [decoded(j) for j in fresh_ids if by_id.get(decoded(j), {}).get("message_type") != CANCEL]
+        fresh = [decoded(j) for j in fresh_ids if by_id.get(decoded(j), {}).get("message_type") not in CONTROL_KINDS]
         return list(by_id.values()), fresh
 
     @store_errors
