@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from blendbus import protocol as p
 from blendbus.client import connect
 from blendbus.testing import PythonPeer, serve_http
 from blendbus.testing.blender import needs_bpy
@@ -99,3 +100,16 @@ async def test_the_typescript_client_hears_a_jobs_log_lines_at_its_level(blendbu
     assert seen["status"] == "completed" and seen["logging_capability"] == {}
     assert [line[:2] for line in seen["lines"]] == [["warning", "blender"], ["error", "blender"], ["warning", "blender"]]
     assert seen["lines"][-1][2].startswith("UserWarning: a thing the caller should know about")
+
+
+@pytest.mark.parametrize("decision", ["approve", "refuse"])
+async def test_the_typescript_client_asks_its_user_before_a_script_runs(blendbus_server, decision):
+    async with serve_http(blendbus_server) as url:
+        async with PythonPeer(lambda: connect(url), settings={p.CODE_GATE: p.GATE_ASK}):
+            seen = await run_node("http-elicit", url, decision)
+    assert "print('approved')" in seen["asked"][0] and seen["schema"]["properties"]["approve"]["type"] == "boolean"
+    if decision == "approve":
+        assert seen["status"] == p.COMPLETED and seen["result"] == "approved\n"
+    else:
+        assert seen["status"] == p.CANCELLED and seen["result"] is None
+    assert seen["asked"][1] == "Your name?" and seen["named"]["action"] == "accept"

@@ -46,15 +46,26 @@ async def test_a_handler_asks_and_gets_the_answer(blendbus_server):
         assert env["result"] == {"action": "decline", "content": None, "reason": ""}
 
 
+async def test_a_2026_client_is_asked_in_rounds(blendbus_server):
+    """2026-07-28: tools/call answers input_required; the SDK client asks its user and calls again with
+    the answer, which reaches the job still waiting on its peer."""
+    person = Person(content={"name": "modern"})
+    async with serve_http(blendbus_server) as url, PythonPeer(lambda: connect(url)), \
+            connect(url, mode="auto", elicitation_callback=person) as client:
+        env = await call_envelope(client, "blender_test_ask", {"question": "Which era?"})
+        assert env["status"] == p.COMPLETED
+        assert env["result"] == {"action": "accept", "content": {"name": "modern"}, "reason": ""}
+        assert [a.message for a in person.asked] == ["Which era?"]
+        plain = await call_envelope(client, "blender_test_echo", {"value": 1})  # no question: one round
+        assert plain["result"] == {"echo": 1}
+
+
 async def test_a_client_that_cannot_ask_is_told_why(blendbus_server):
     async with serve_http(blendbus_server) as url, PythonPeer(lambda: connect(url)):
         async with connect(url, mode="legacy") as plain:
             env = await call_envelope(plain, "blender_test_ask", {"question": "Anyone?"})
         assert env["status"] == p.COMPLETED and env["result"]["action"] == "cancel"
         assert "did not declare elicitation" in env["result"]["reason"]
-        async with connect(url, mode="auto", elicitation_callback=Person()) as modern:
-            env = await call_envelope(modern, "blender_test_ask", {"question": "Anyone?"})
-        assert env["result"]["action"] == "cancel" and "input-required" in env["result"]["reason"]
 
 
 @pytest.mark.parametrize("answer", ["approve", "refuse", "decline"])
@@ -114,3 +125,34 @@ async def test_a_person_approves_a_script_before_real_blender_runs_it(blendbus_s
             count = await call_envelope(client, "blender_get_scene_info")
     assert [code in asked.message for asked in person.asked] == [True, True]
     assert count["result"]["object_count"] == 4  # the refused cube was never made
+
+
+async def test_request_state_is_sealed_bound_to_its_caller_and_crosses_replicas(blendbus_redis):
+    """The raw 2026-07-28 rounds: input_required with an opaque requestState; a tampered one, or one
+    presented by another user, is refused (-32602); the genuine retry lands on the other replica."""
+    import httpx2
+
+    from blendbus.testing.raw import ModernClient
+
+    tokens = {"a": "alice", "b": "bob"}
+    first, second = (make_server([("testing", testing_plugin)], backend=blendbus_redis) for _ in range(2))
+    async with serve_http(first, tokens=tokens) as one, serve_http(second, tokens=tokens) as two, \
+            PythonPeer(lambda: connect(two, "a")), httpx2.AsyncClient(timeout=30) as http:
+        alice_here, alice_there = (ModernClient(http, u, "a", tasks=False, elicitation=True) for u in (one, two))
+        call = {"name": "blender_test_ask", "arguments": {"question": "Which replica?"}}
+        asked = (await alice_here("tools/call", call))["result"]
+        assert asked["resultType"] == "input_required"
+        (ask_id, request), = asked["inputRequests"].items()
+        assert request["method"] == "elicitation/create" and request["params"]["message"] == "Which replica?"
+        state = asked["requestState"]
+        assert "job" not in state and "j-" not in state  # sealed: nothing readable
+        answer = {**call, "inputResponses": {ask_id: {"action": "accept", "content": {"name": "second"}}}}
+        tampered = state[:-6] + ("A" * 6 if not state.endswith("A" * 6) else "B" * 6)
+        for who, presented in ((alice_here, tampered), (ModernClient(http, one, "b", tasks=False, elicitation=True), state)):
+            refused = await who("tools/call", {**answer, "requestState": presented})
+            assert refused["error"]["code"] == -32602, refused
+        done = (await alice_there("tools/call", {**answer, "requestState": state}))["result"]
+        assert done["structuredContent"]["result"] == {"action": "accept", "content": {"name": "second"}, "reason": ""}
+        plain = (await ModernClient(http, one, "a", tasks=False)("tools/call", call))["result"]
+        assert plain["structuredContent"]["result"]["action"] == "cancel"  # no elicitation declared: never asked
+        assert "did not declare elicitation" in plain["structuredContent"]["result"]["reason"]

@@ -16,6 +16,7 @@ import json
 import logging
 import time
 from dataclasses import dataclass
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from . import protocol as p
@@ -112,6 +113,10 @@ PRUNE_EVERY_S = 60.0
 """How often the reaper applies age-based retention (size caps hold after every write anyway)."""
 
 
+class Detached(Exception):
+    """A caller stopped waiting for its job on purpose (to ask its user something); the job carries on."""
+
+
 class Hub:
     """Runs every dispatch through a backend's job store, peer registry and notifier.
 
@@ -183,9 +188,11 @@ class Hub:
         timeout: float,
         on_progress: ProgressFn | None = None,
         wait: bool = True,
+        detach: asyncio.Future[Any] | None = None,
     ) -> dict[str, Any]:
         """Send one payload to a peer and wait for its reply (unless not `wait`: then it answers
-        `queued` as soon as the job is queued); always returns an envelope."""
+        `queued` as soon as the job is queued); always returns an envelope. When `detach` is done
+        first, the wait ends with `Detached` and the job carries on (`follow` waits for it again)."""
         job_id = payload.setdefault("job_id", p.new_job_id())
         # The waiter is registered before the job is queued: a reply is never early.
         fut = self.notifier.register(user_id, job_id, on_progress) if wait else None
@@ -201,17 +208,9 @@ class Hub:
             if fut is None:
                 return p.envelope(p.QUEUED, command=command, target_uuid=queued.uuid, job_id=job_id)
             try:
-                return await self._wait(user_id, job_id, queued.uuid, fut, timeout, on_progress)
+                return await self._wait(user_id, job_id, queued.uuid, fut, timeout, on_progress, detach)
             except TimeoutError:
-                # The caller stops waiting; the job does not stop. Its record keeps its real state
-                # (queued or running), so blender_get_job tells the truth until the reply lands.
-                job = await self.jobs.get(user_id, job_id, result=False)
-                state = job.status if job else p.QUEUED
-                env = (job.envelope() if job else
-                       p.envelope(state, command=command, target_uuid=queued.uuid, job_id=job_id))
-                return {**env, "status": p.TIMEOUT, "error": (
-                    f"no reply from peer {queued.uuid} within {timeout:g}s; the job is still {state} and"
-                    f" blender_get_job('{job_id}', wait_s=...) returns its result later")}
+                return await self._timed_out(user_id, job_id, command, queued.uuid, timeout)
             except asyncio.CancelledError:
                 await asyncio.shield(self._cancel(user_id, queued.uuid, job_id))
                 raise
@@ -238,18 +237,60 @@ class Hub:
             # Woken by the registration, or by the peer's failure to start (which withdraws the expectation).
             _, cursor = await self.peers.events_since(user_id, cursor, remaining)
 
+    async def _timed_out(self, user_id: str, job_id: str, command: str, uuid: str, timeout: float) -> dict[str, Any]:
+        """The caller stops waiting; the job does not stop. Its record keeps its real state (queued or
+        running), so blender_get_job tells the truth until the reply lands."""
+        job = await self.jobs.get(user_id, job_id, result=False)
+        state = job.status if job else p.QUEUED
+        env = job.envelope() if job else p.envelope(state, command=command, target_uuid=uuid, job_id=job_id)
+        return {**env, "status": p.TIMEOUT, "error": (
+            f"no reply from peer {uuid} within {timeout:g}s; the job is still {state} and"
+            f" blender_get_job('{job_id}', wait_s=...) returns its result later")}
+
+    async def follow(self, user_id: str, job_id: str, timeout: float, on_progress: ProgressFn, *,
+                     detach: asyncio.Future[Any] | None = None,
+                     before: Callable[[], Awaitable[None]] | None = None) -> dict[str, Any]:
+        """Wait again, as its caller, for a job this caller left running (a 2026-07-28 call that returned
+        to ask its user, input_required.py): its progress, log lines and questions reach `on_progress`.
+        `before` runs once the wait is registered, so nothing the job says after it is missed."""
+        fut = self.notifier.register(user_id, job_id, on_progress)
+        try:
+            await self.notifier.watch(user_id, job_id)
+            if before is not None:
+                await before()
+            job = await self.jobs.get(user_id, job_id, result=False)
+            if job is None:
+                return p.envelope(p.FAILED, job_id=job_id, error=f"no job {job_id!r} for this user")
+            if job.status in p.FINAL_STATUSES:
+                return (await self.jobs.get(user_id, job_id) or job).envelope()
+            try:
+                return await self._wait(user_id, job_id, job.target_uuid or "", fut, timeout, on_progress, detach)
+            except TimeoutError:
+                return await self._timed_out(user_id, job_id, job.command, job.target_uuid or "", timeout)
+        finally:
+            self.notifier.release(user_id, job_id, fut, on_progress)
+
     async def _wait(self, user_id: str, job_id: str, target: str, fut: asyncio.Future[dict[str, Any]],
-                    timeout: float, on_progress: ProgressFn | None) -> dict[str, Any]:
-        """The reply, or TimeoutError after `timeout`. Every `progress_every_s` meanwhile the store is
-        read: the caller is told where the job stands, and a job that ended is returned even if its
-        wake-up was lost (a backend's notification crossing processes is best-effort)."""
+                    timeout: float, on_progress: ProgressFn | None,
+                    detach: asyncio.Future[Any] | None = None) -> dict[str, Any]:
+        """The reply, or TimeoutError after `timeout`, or `Detached` once `detach` is done. Every
+        `progress_every_s` meanwhile the store is read: the caller is told where the job stands, and a
+        job that ended is returned even if its wake-up was lost (a backend's notification crossing
+        processes is best-effort)."""
         deadline = time.monotonic() + timeout
+        ends = {fut} if detach is None else {fut, detach}
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise TimeoutError
             try:
-                return await asyncio.wait_for(asyncio.shield(fut), min(remaining, self.limits.progress_every_s))
+                await asyncio.wait(ends, timeout=min(remaining, self.limits.progress_every_s),
+                                   return_when=asyncio.FIRST_COMPLETED)
+                if fut.done():
+                    return fut.result()
+                if detach is not None and detach.done():
+                    raise Detached
+                raise TimeoutError
             except TimeoutError:
                 if time.monotonic() >= deadline:
                     continue

@@ -3,9 +3,10 @@
 A handler on a peer writes `answer = yield job.ask(message, schema)`; the question travels as a
 running update (protocol.ASK_FIELD), across replicas like a log line, to each waiting caller. For a
 session-era (2025-11-25) client that declared elicitation, this module sends `elicitation/create`
-on the call's own stream and brings the person's answer back to the job (Hub.answer). Any other
-client cannot be asked here: the job hears `cancel`, with the reason, so it fails or falls back on
-its default instead of waiting for nobody.
+on the call's own stream and brings the person's answer back to the job (Hub.answer); a 2026-07-28
+client's call is answered `input_required` instead (server/input_required.py). A client that cannot
+be asked makes the job hear `cancel`, with the reason, so it fails or falls back on its default
+instead of waiting for nobody.
 """
 
 from __future__ import annotations
@@ -31,13 +32,17 @@ AskFn = Callable[[str], Awaitable[None]]
 
 def cannot_ask(ctx: Any) -> str | None:
     """Why this request's client cannot be asked anything, or None if it can."""
-    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
-        return (f"this client speaks MCP {ctx.protocol_version}, where a server asks through input-required"
-                " results, which this server does not send yet; a 2025-11-25 client with elicitation can be asked")
-    wanted = types.ClientCapabilities(elicitation=types.ElicitationCapability())
-    if not ctx.session.check_client_capability(wanted):
+    if not can_elicit(ctx):
         return "this client did not declare elicitation, so it cannot ask its user"
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:  # its plain calls ask in rounds (server/input_required.py)
+        return (f"this call runs as an MCP {ctx.protocol_version} task, which cannot ask its user; call the tool"
+                " without a task to be asked")
     return None
+
+
+def can_elicit(ctx: Any) -> bool:
+    """Whether this request's client declared elicitation (its session's, or this request's, capabilities)."""
+    return bool(ctx.session.check_client_capability(types.ClientCapabilities(elicitation=types.ElicitationCapability())))
 
 
 class Questions:

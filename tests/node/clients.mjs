@@ -8,6 +8,8 @@
 //   node clients.mjs http-subscribe <url> <uri>         resources/subscribe, then a scene edit: the update arrives
 //   node clients.mjs http-logging <url> <level>         logging/setLevel, then a job's log lines: those at or above it arrive
 //   node clients.mjs http-complete <url> <template>    completion/complete of a template's {name}, as the user types
+//   node clients.mjs http-elicit <url> approve|refuse   a script under allow_code_execution = ask, and a job's
+//                                                      question: the client asks its user (elicitation)
 //   node clients.mjs http-apps <url> apps|plain         the tools list, with or without the MCP Apps extension
 //   node clients.mjs http-tools <url>                  the tools list and a typed result (validated by the
 //                                                      SDK against its outputSchema), directly or, when only
@@ -18,8 +20,8 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { getDefaultEnvironment, StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema, TaskStatusNotificationSchema }
-  from "@modelcontextprotocol/sdk/types.js";
+import { ElicitRequestSchema, LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema,
+  TaskStatusNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 
 const [scenario, target, size] = process.argv.slice(2);
 
@@ -132,6 +134,20 @@ async function logging(client, level) {
            lines: lines.map((l) => [l.level, l.logger, String(l.data)]) };
 }
 
+async function elicit(client, approve) {
+  // A job asks the person (allow_code_execution = ask): the host shows the script and answers.
+  const asked = [];
+  client.setRequestHandler(ElicitRequestSchema, (request) => {
+    asked.push(request.params);
+    return { action: "accept", content: { approve: approve === "approve" } };
+  });
+  const result = await client.callTool({ name: "blender_execute_code", arguments: { code: "print('approved')" } });
+  const named = await client.callTool({ name: "blender_test_ask", arguments: { question: "Your name?" } });
+  return { status: result.structuredContent.status, result: result.structuredContent.result,
+           asked: asked.map((a) => a.message), schema: asked[0]?.requestedSchema ?? null,
+           named: named.structuredContent.result };
+}
+
 async function complete(client, uri) {
   // completion/complete on a resource template's variable, as a host's autocomplete asks while the user types.
   const answers = {};
@@ -205,7 +221,7 @@ const scenarios = {
   "stdio-large-result": largeResult, "http-large-result": largeResult, "http-task": taskLife,
   "http-task-cancel": taskCancel, "http-progress": progress, "http-subscribe": subscribe, "http-apps": apps,
   "http-tools": toolsAndTypedResult, "http-logging": logging,
-  "http-complete": complete,
+  "http-complete": complete, "http-elicit": elicit,
 };
 const APPS = { extensions: { "io.modelcontextprotocol/ui": { mimeTypes: ["text/html;profile=mcp-app"] } } };
 if (scenario === "config-entry") {
@@ -217,10 +233,12 @@ if (scenario === "config-entry") {
   }
 } else {
   const client = new Client({ name: "blendbus-node-test", version: "1.0.0" },
-    { capabilities: scenario === "http-apps" && size === "apps" ? APPS : {} });
+    { capabilities: scenario === "http-apps" && size === "apps" ? APPS
+      : scenario === "http-elicit" ? { elicitation: { form: {} } } : {} });
   try {
     await client.connect(transportFor(target));
-    const seen = await scenarios[scenario](client, ["http-subscribe", "http-logging", "http-complete"].includes(scenario) ? size : Number(size));
+    const seen = await scenarios[scenario](client, ["http-subscribe", "http-logging", "http-complete", "http-elicit"]
+      .includes(scenario) ? size : Number(size));
     console.log(JSON.stringify(seen));
   } catch (error) {
     console.error(error?.stack ?? String(error));

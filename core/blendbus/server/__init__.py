@@ -9,6 +9,7 @@ methods: tools.py (the list and the schemas), task_handlers.py (tasks, both eras
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from typing import Any
@@ -38,6 +39,7 @@ from ..waiter import RisingProgress
 from ..waits import CallerGone, TooManyWaits, Waits, gone_event
 from .resources import RESOURCE_NOT_FOUND, ResourceHandlers
 from .task_handlers import TASK_REFUSED, TaskHandlers
+from .input_required import Rounds
 from .tools import ToolCatalog
 
 __all__ = ["BlendbusServer", "FORBIDDEN", "LOCAL_USER", "RESOURCE_NOT_FOUND", "TASK_REFUSED"]
@@ -94,6 +96,7 @@ class BlendbusServer:
             Call(user_id=user_id), cmd, arguments, timeout=timeout))
         self.tasks = TaskHandlers(self)
         self.resources = ResourceHandlers(self)
+        self.rounds = Rounds(self, hub.backend.records)
         self.mcp = Server(
             "blendbus",
             version=__version__,
@@ -116,6 +119,7 @@ class BlendbusServer:
         )
         self.mcp.middleware.insert(0, self._authorize)
         self.mcp.middleware.insert(1, self.tasks.handshake_era)
+        self.mcp.middleware[2:2] = self.rounds.middleware()
         self.mcp.extensions[tasks.EXTENSION] = {}
         self.mcp.extensions[mcp_apps.EXTENSION_ID] = {}
         for method, handler in (("tasks/get", self.tasks.get), ("tasks/cancel", self.tasks.cancel),
@@ -218,7 +222,13 @@ class BlendbusServer:
                 return await self.tasks.call(call, cmd, arguments)
             if cmd is not None:
                 checking = arguments.pop(verify.ARGUMENT, False)
-                env = await self.run_command(call, cmd, arguments)
+                if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:  # the job may ask, in rounds
+                    outcome = await self.rounds.call(ctx, call, cmd, arguments, params)
+                    if isinstance(outcome, types.InputRequiredResult):
+                        return outcome  # type: ignore[return-value]
+                    env = outcome
+                else:
+                    env = await self.run_command(call, cmd, arguments)
                 shots = await verify.picture(self.plugins.commands, lambda c, a: self.run_command(call, c, a), env) \
                     if checking else []
                 return self.result(env, images=shots)
@@ -241,7 +251,7 @@ class BlendbusServer:
         return meta_tools.describe(tools, arguments["name"])
 
     async def run_command(self, call: Call, cmd: Command, arguments: dict[str, Any], *, wait: bool = True,
-                          timeout: float | None = None) -> dict[str, Any]:
+                          timeout: float | None = None, detach: asyncio.Future[Any] | None = None) -> dict[str, Any]:
         target = arguments.pop("target_uuid", None)
         requested = float(arguments.pop("timeout_s", cmd.timeout))
         expect = arguments.pop(p.EXPECT_REVISION, None)
@@ -249,7 +259,7 @@ class BlendbusServer:
         payload = p.command_dispatch(p.new_job_id(), cmd.name, arguments, expect)
         return await self.hub.dispatch(
             call.user_id, payload, command=cmd.name, target_uuid=target, timeout=timeout or requested,
-            on_progress=call.progress, wait=wait,
+            on_progress=call.progress, wait=wait, detach=detach,
         )
 
 

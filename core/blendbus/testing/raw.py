@@ -40,13 +40,15 @@ def _answer(response: httpx2.Response, request_id: int) -> dict[str, Any]:
 class ModernClient:
     """A 2026-07-28-era client: every request carries its own protocol version and capabilities."""
 
-    def __init__(self, http: httpx2.AsyncClient, url: str, token: str, tasks: bool = True) -> None:
-        self.http, self.url, self.token, self.tasks = http, url, token, tasks
+    def __init__(self, http: httpx2.AsyncClient, url: str, token: str, tasks: bool = True,
+                 elicitation: bool = False) -> None:
+        self.http, self.url, self.token, self.tasks, self.elicitation = http, url, token, tasks, elicitation
 
     def _meta(self) -> dict[str, Any]:
         extensions = {TASKS: {}} if self.tasks else {}
+        capabilities = {"extensions": extensions, **({"elicitation": {"form": {}}} if self.elicitation else {})}
         return {"io.modelcontextprotocol/protocolVersion": MODERN,
-                "io.modelcontextprotocol/clientCapabilities": {"extensions": extensions}}
+                "io.modelcontextprotocol/clientCapabilities": capabilities}
 
     def _headers(self, method: str, params: dict[str, Any]) -> dict[str, str]:
         headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json",

@@ -1,0 +1,138 @@
+"""How a job's question reaches a 2026-07-28 client: multi round-trip requests (SEP-2322).
+
+That revision has no server-to-client request on a call's stream. Instead, when the job asks
+(`job.ask`), `tools/call` answers `input_required` with the question as an `elicitation/create`
+input request and a `requestState`; the job keeps running on its peer, waiting. The client asks its
+user and sends the same `tools/call` again with the answer (`inputResponses`) and the state; this
+call brings the answer to the job and waits for it again, as its caller, until it ends or asks
+again. The retry may land on any replica.
+
+`requestState` comes back from the client, so it is sealed: the SDK's `RequestStateBoundary`
+encrypts and authenticates it (AES-GCM), binds it to the caller (user and credential) and to a
+lifetime, and refuses a tampered or foreign one (-32602) before any handler runs. Its key is made
+once per backend and kept in `Records`, so every replica opens what another sealed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from typing import TYPE_CHECKING, Any
+
+import mcp_types as types
+from mcp.server.request_state import (AESGCMRequestStateCodec, InvalidRequestState, RequestStateBoundary,
+                                      RequestStateSecurity)
+
+from ..backends.base import Records
+from ..builtin_tools import Call
+from ..command import Command
+from ..dispatch import Detached
+from ..questions import ASK_TIMEOUT_S, can_elicit
+
+if TYPE_CHECKING:
+    from . import BlendbusServer
+
+KEY = ("key", "request-state")
+"""The `Records` kind and key of the sealing key."""
+
+
+class SharedKey:
+    """The SDK's AES-GCM codec over a key every replica shares; loaded before the first seal or unseal
+    (`load`), since a codec cannot wait for the store."""
+
+    def __init__(self, records: Records | None) -> None:
+        self.records = records
+        self._codec: AESGCMRequestStateCodec | None = None
+
+    async def load(self) -> None:
+        if self._codec is None:
+            key = secrets.token_hex(32)
+            if self.records is not None:
+                key = (await self.records.put_first(*KEY, {"key": key}))["key"]
+            self._codec = AESGCMRequestStateCodec([bytes.fromhex(key)])
+
+    def seal(self, payload: bytes) -> str:
+        if self._codec is None:
+            raise RuntimeError("the request-state key was not loaded before a seal")
+        return self._codec.seal(payload)
+
+    def unseal(self, token: str) -> bytes:
+        if self._codec is None:
+            raise InvalidRequestState("key not loaded")
+        return self._codec.unseal(token)
+
+
+class Rounds:
+    """Runs a 2026-07-28 client's command call round by round."""
+
+    def __init__(self, server: BlendbusServer, records: Records | None) -> None:
+        self.server, self.key = server, SharedKey(records)
+
+    def middleware(self) -> list[Any]:
+        """The server middleware: the key is loaded, then the SDK's boundary seals and unseals."""
+
+        async def load_key(ctx: Any, call_next: Any) -> Any:
+            if ctx.method == "tools/call":
+                await self.key.load()
+            return await call_next(ctx)
+
+        security = RequestStateSecurity(codec=self.key, ttl=ASK_TIMEOUT_S, bind_principal=self._principal)
+        return [load_key, RequestStateBoundary(security, default_audience="blendbus")]
+
+    def _principal(self, ctx: Any) -> str | None:
+        user, _ = self.server.identity_of(ctx)
+        return f"{user}\n{self.server.credential_of(ctx)}"
+
+    async def call(self, ctx: Any, call: Call, cmd: Command, arguments: dict[str, Any],
+                   params: types.CallToolRequestParams) -> dict[str, Any] | types.InputRequiredResult:
+        """The job's envelope, or the question it asked, for the client to answer and call again. A
+        client that did not declare elicitation is never sent one: its job hears `cancel`, and why."""
+        if params.request_state is None and not can_elicit(ctx):
+            return await self.server.run_command(call, cmd, arguments)
+        asked: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+
+        async def on_question(note: str) -> None:
+            if not asked.done():
+                asked.set_result(note)
+
+        call.progress.ask = on_question  # type: ignore[attr-defined]
+        hub = self.server.hub
+        if params.request_state is None:
+            deadline = time.time() + float(arguments.get("timeout_s", cmd.timeout))
+            work = asyncio.ensure_future(self.server.run_command(call, cmd, arguments, detach=asked))
+        else:
+            state = json.loads(params.request_state)
+            deadline = float(state["deadline"])
+            action, content = _answer((params.input_responses or {}).get(state["ask"]))
+
+            async def bring_answer() -> None:
+                try:
+                    await hub.answer(call.user_id, state["job"], state["ask"], action, content,
+                                     "" if action != "cancel" else "the client sent no answer")
+                except LookupError:
+                    pass  # the job ended meanwhile: the wait below returns its end
+
+            work = asyncio.ensure_future(hub.follow(call.user_id, state["job"], max(1.0, deadline - time.time()),
+                                                    call.progress, detach=asked, before=bring_answer))
+        await asyncio.wait({work, asked}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            return await work  # its end, when it came first (or with the question)
+        except Detached:
+            pass
+        question = json.loads(asked.result())
+        return types.InputRequiredResult(
+            input_requests={question["id"]: types.ElicitRequest(params=types.ElicitRequestFormParams(
+                message=question["message"], requested_schema=question["schema"]))},
+            request_state=json.dumps({"job": question["job_id"], "ask": question["id"], "deadline": deadline}))
+
+
+def _answer(response: Any) -> tuple[str, dict[str, Any] | None]:
+    """(action, content) of the client's answer to one input request; none at all counts as `cancel`."""
+    if isinstance(response, types.ElicitResult):
+        return response.action, dict(response.content) if response.content else None
+    if isinstance(response, dict) and response.get("action") in ("accept", "decline", "cancel"):
+        content = response.get("content")
+        return response["action"], content if isinstance(content, dict) else None
+    return "cancel", None
