@@ -70,6 +70,12 @@ class Answer:
     def accepted(self) -> bool:
         return self.action == "accept"
 
+    @property
+    def text(self) -> str | None:
+        """A sampled message's text (`job.sample`), or None."""
+        content = (self.content or {}).get("content")
+        return content.get("text") if isinstance(content, dict) and content.get("type") == "text" else None
+
 
 Asker = Callable[[str, dict[str, Any]], None]
 """Sends a job's question to its callers (PeerLink.ask): the job id, then `{id, message, schema}`."""
@@ -152,13 +158,30 @@ class Job:
         mode): `answer = yield job.ask("Overwrite it?", {"type": "object", "properties": {...}})`.
         The handler resumes with an `Answer`; no thread is held meanwhile. A caller that cannot ask its
         user answers `cancel` at once, with the reason."""
+        return self._put({"message": str(message)[:p.MAX_LOG_CHARS], "schema": schema})
+
+    def sample(self, prompt: str | list[dict[str, Any]], *, max_tokens: int = 1000, system_prompt: str | None = None,
+               temperature: float | None = None) -> Until:
+        """Yield this from a handler to ask the model behind the calling client (MCP sampling):
+        `reply = yield job.sample("Name three materials for a teapot", max_tokens=200)`. `prompt` is the
+        user's text, or MCP sampling messages. The handler resumes with an `Answer`: `accept` with the
+        model's message as `content` (`reply.text` is its text), or `cancel` with the reason."""
+        messages = [{"role": "user", "content": {"type": "text", "text": prompt}}] if isinstance(prompt, str) else prompt
+        request: dict[str, Any] = {"messages": messages, "maxTokens": int(max_tokens)}
+        if system_prompt is not None:
+            request["systemPrompt"] = system_prompt
+        if temperature is not None:
+            request["temperature"] = float(temperature)
+        return self._put({p.SAMPLE_KEY: request})
+
+    def _put(self, fields: dict[str, Any]) -> Until:
         question: Future[Answer] = Future()
         if self._asker is None:
             question.set_result(Answer("cancel", reason="this job has no caller to ask"))
             return Until(question)
         ask_id = f"q{len(self._questions) + 1}"
         self._questions[ask_id] = question
-        self._asker(self.job_id, {"id": ask_id, "message": str(message)[:p.MAX_LOG_CHARS], "schema": schema})
+        self._asker(self.job_id, {"id": ask_id, **fields})
         return Until(question)
 
     def answered(self, ask_id: str, action: str, content: Any, reason: str = "") -> None:

@@ -156,3 +156,32 @@ async def test_request_state_is_sealed_bound_to_its_caller_and_crosses_replicas(
         plain = (await ModernClient(http, one, "a", tasks=False)("tools/call", call))["result"]
         assert plain["structuredContent"]["result"]["action"] == "cancel"  # no elicitation declared: never asked
         assert "did not declare elicitation" in plain["structuredContent"]["result"]["reason"]
+
+
+class Model:
+    """A sampling callback: a stand-in for the host's model, which answers with a fixed word."""
+
+    def __init__(self) -> None:
+        self.asked: list[types.CreateMessageRequestParams] = []
+
+    async def __call__(self, context: Any, params: types.CreateMessageRequestParams) -> types.CreateMessageResult:
+        self.asked.append(params)
+        return types.CreateMessageResult(role="assistant", content=types.TextContent(type="text", text="Copper"),
+                                         model="stand-in-1", stop_reason="endTurn")
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_a_handler_asks_the_callers_model(blendbus_server, mode):
+    """`yield job.sample(...)`: sampling/createMessage on the call's stream (2025-11-25), or an
+    input_required round (2026-07-28); a client without sampling is never asked."""
+    model = Model()
+    async with serve_http(blendbus_server) as url, PythonPeer(lambda: connect(url)):
+        async with connect(url, mode=mode, sampling_callback=model) as client:
+            env = await call_envelope(client, "blender_test_sample", {"prompt": "A metal for a teapot?"})
+        async with connect(url, mode=mode) as plain:
+            refused = await call_envelope(plain, "blender_test_sample", {"prompt": "Anyone?"})
+    assert env["result"] == {"action": "accept", "text": "Copper", "model": "stand-in-1", "reason": ""}
+    asked = model.asked[0]
+    assert asked.messages[0].content.text == "A metal for a teapot?" and asked.max_tokens == 100
+    assert asked.system_prompt == "Answer in one word."
+    assert refused["result"]["action"] == "cancel" and "did not declare sampling" in refused["result"]["reason"]

@@ -86,11 +86,15 @@ _UPDATE = {
     "message": {"type": ["string", "null"]},
     p.LEVEL_FIELD: {"type": "string", "enum": list(p.LOG_LEVELS),
                     "description": "With status running: `message` is a log line for the job's callers, not progress."},
-    p.ASK_FIELD: {"type": "object", "required": ["id", "message", "schema"], "additionalProperties": False,
-                  "description": "With status running: a question for the person behind the job's callers (job.ask).",
+    p.ASK_FIELD: {"type": "object", "required": ["id"], "additionalProperties": False,
+                  "description": "With status running: a question for the person behind the job's callers (job.ask:"
+                                 " message and schema), or for their model (job.sample: sample).",
                   "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 64},
                                  "message": {"type": "string", "maxLength": p.MAX_LOG_CHARS},
-                                 "schema": {"type": "object", "maxProperties": 8}}},
+                                 "schema": {"type": "object", "maxProperties": 8},
+                                 p.SAMPLE_KEY: {"type": "object", "required": ["messages", "maxTokens"],
+                                                "maxProperties": 12}},
+                  "oneOf": [{"required": ["message", "schema"]}, {"required": [p.SAMPLE_KEY]}]},
     # Bounded, not picky: a reply the server refused would be posted again and again.
     p.SCENE_FIELD: {"type": "object", "maxProperties": 4, "properties": {
         "revision": {"type": "integer"},

@@ -1,12 +1,14 @@
-"""A running job's questions to the person behind its caller (MCP elicitation), and their answers.
+"""A running job's questions to the person behind its caller (MCP elicitation) or to their model (MCP
+sampling), and their answers.
 
-A handler on a peer writes `answer = yield job.ask(message, schema)`; the question travels as a
-running update (protocol.ASK_FIELD), across replicas like a log line, to each waiting caller. For a
-session-era (2025-11-25) client that declared elicitation, this module sends `elicitation/create`
-on the call's own stream and brings the person's answer back to the job (Hub.answer); a 2026-07-28
-client's call is answered `input_required` instead (server/input_required.py). A client that cannot
-be asked makes the job hear `cancel`, with the reason, so it fails or falls back on its default
-instead of waiting for nobody.
+A handler on a peer writes `answer = yield job.ask(message, schema)` or `yield job.sample(...)`; the
+question travels as a running update (protocol.ASK_FIELD), across replicas like a log line, to the
+call waiting on the job. A session-era (2025-11-25) client is sent `elicitation/create` or
+`sampling/createMessage` on the call's own stream, and the answer goes back to the job
+(Hub.answer); a 2026-07-28 client's call is answered `input_required` instead
+(server/input_required.py). A client that cannot be asked (it did not declare the capability)
+makes the job hear `cancel`, with the reason, so it fails or falls back on its default instead of
+waiting for nobody.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from mcp import types
+from mcp.shared.message import ServerMessageMetadata
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from . import protocol as p
@@ -27,22 +30,45 @@ log = logging.getLogger(__name__)
 ASK_TIMEOUT_S = 600.0
 """How long a question waits for the person before the job hears `cancel`."""
 AskFn = Callable[[str], Awaitable[None]]
-"""Takes a question as the note carries it (JSON: job_id, id, message, schema)."""
+"""Takes a question as the note carries it (JSON: job_id, id, then message and schema, or sample)."""
 
 
-def cannot_ask(ctx: Any) -> str | None:
-    """Why this request's client cannot be asked anything, or None if it can."""
-    if not can_elicit(ctx):
-        return "this client did not declare elicitation, so it cannot ask its user"
-    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:  # its plain calls ask in rounds (server/input_required.py)
-        return (f"this call runs as an MCP {ctx.protocol_version} task, which cannot ask its user; call the tool"
-                " without a task to be asked")
+def input_request(question: dict[str, Any]) -> types.ElicitRequest | types.CreateMessageRequest:
+    """The MCP request that puts `question` to the client: elicitation (form mode) or sampling."""
+    if p.SAMPLE_KEY in question:
+        return types.CreateMessageRequest(params=types.CreateMessageRequestParams.model_validate(question[p.SAMPLE_KEY]))
+    return types.ElicitRequest(params=types.ElicitRequestFormParams(message=str(question["message"]),
+                                                                    requested_schema=question["schema"]))
+
+
+def answer_of(response: Any) -> tuple[str, dict[str, Any] | None]:
+    """(action, content) of the client's answer: an elicitation's own, or a sampled message accepted
+    whole (role, content, model, stopReason); anything else counts as `cancel`."""
+    if isinstance(response, types.ElicitResult):
+        return response.action, dict(response.content) if response.content else None
+    if isinstance(response, types.CreateMessageResult | types.CreateMessageResultWithTools):
+        return "accept", response.model_dump(mode="json", by_alias=True, exclude_none=True)
+    if isinstance(response, dict) and response.get("action") in p.ASK_ACTIONS:
+        content = response.get("content")
+        return response["action"], content if isinstance(content, dict) else None
+    if isinstance(response, dict) and "role" in response and "content" in response:
+        return "accept", response
+    return "cancel", None
+
+
+def cannot_ask(ctx: Any, question: dict[str, Any], *, in_rounds: bool = False) -> str | None:
+    """Why this request's client cannot be put `question`, or None if it can. `in_rounds`: a
+    2026-07-28 call that answers input_required (otherwise such a call is a task, which cannot ask)."""
+    sampling = p.SAMPLE_KEY in question
+    wanted = (types.ClientCapabilities(sampling=types.SamplingCapability()) if sampling else
+              types.ClientCapabilities(elicitation=types.ElicitationCapability()))
+    if not ctx.session.check_client_capability(wanted):
+        return f"this client did not declare {'sampling' if sampling else 'elicitation'}, so it cannot ask its" \
+               f" {'model' if sampling else 'user'}"
+    if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS and not in_rounds:
+        return (f"this call runs as an MCP {ctx.protocol_version} task, which cannot ask; call the tool without a"
+                " task to be asked")
     return None
-
-
-def can_elicit(ctx: Any) -> bool:
-    """Whether this request's client declared elicitation (its session's, or this request's, capabilities)."""
-    return bool(ctx.session.check_client_capability(types.ClientCapabilities(elicitation=types.ElicitationCapability())))
 
 
 class Questions:
@@ -64,24 +90,30 @@ class Questions:
         return ask
 
     async def _put(self, ctx: Any, user_id: str, question: dict[str, Any]) -> None:
-        job_id, ask_id = str(question["job_id"]), str(question["id"])
-        why = cannot_ask(ctx)
+        why = cannot_ask(ctx, question)
         action, content, reason = "cancel", None, why or ""
         if why is None:
+            request = input_request(question)
+            expected = types.CreateMessageResult if p.SAMPLE_KEY in question else types.ElicitResult
             try:
                 async with asyncio.timeout(ASK_TIMEOUT_S):
-                    result = await ctx.session.elicit_form(str(question["message"]), question["schema"],
-                                                           related_request_id=ctx.request_id)
-                action, content = result.action, result.content
+                    result = await ctx.session.send_request(
+                        request, expected, metadata=ServerMessageMetadata(related_request_id=ctx.request_id))
+                action, content = answer_of(result)
             except TimeoutError:
                 reason = f"nobody answered within {ASK_TIMEOUT_S:.0f} s"
             except Exception as exc:  # noqa: BLE001 - the client failed to ask: the job must still hear
-                reason = f"the client could not ask its user: {exc}"
+                reason = f"the client could not ask: {exc}"
+        await self.answer(user_id, question, action, content, reason)
+
+    async def answer(self, user_id: str, question: dict[str, Any], action: str, content: dict[str, Any] | None,
+                     reason: str = "") -> None:
+        """Bring the job its answer (a job that ended meanwhile needs none)."""
         try:
-            await self.hub.answer(user_id, job_id, ask_id, action if action in p.ASK_ACTIONS else "cancel",
-                                  dict(content) if content else None, reason)
+            await self.hub.answer(user_id, str(question["job_id"]), str(question["id"]),
+                                  action if action in p.ASK_ACTIONS else "cancel", content, reason)
         except LookupError:
-            log.info("an answer for job %s came after it ended", job_id)
+            log.info("an answer for job %s came after it ended", question["job_id"])
 
     def close(self) -> None:
         for task in self._asking:

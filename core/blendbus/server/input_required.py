@@ -29,7 +29,7 @@ from ..backends.base import Records
 from ..builtin_tools import Call
 from ..command import Command
 from ..dispatch import Detached
-from ..questions import ASK_TIMEOUT_S, can_elicit
+from ..questions import ASK_TIMEOUT_S, answer_of, cannot_ask, input_request
 
 if TYPE_CHECKING:
     from . import BlendbusServer
@@ -88,14 +88,18 @@ class Rounds:
     async def call(self, ctx: Any, call: Call, cmd: Command, arguments: dict[str, Any],
                    params: types.CallToolRequestParams) -> dict[str, Any] | types.InputRequiredResult:
         """The job's envelope, or the question it asked, for the client to answer and call again. A
-        client that did not declare elicitation is never sent one: its job hears `cancel`, and why."""
-        if params.request_state is None and not can_elicit(ctx):
-            return await self.server.run_command(call, cmd, arguments)
-        asked: asyncio.Future[str] = asyncio.get_running_loop().create_future()
+        question the client cannot take (it did not declare the capability) is never sent: the job
+        hears `cancel`, and why."""
+        asked: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        questions = self.server.questions
 
         async def on_question(note: str) -> None:
-            if not asked.done():
-                asked.set_result(note)
+            question = json.loads(note)
+            why = cannot_ask(ctx, question, in_rounds=True)
+            if why is not None:
+                await questions.answer(call.user_id, question, "cancel", None, why)
+            elif not asked.done():
+                asked.set_result(question)
 
         call.progress.ask = on_question  # type: ignore[attr-defined]
         hub = self.server.hub
@@ -105,14 +109,12 @@ class Rounds:
         else:
             state = json.loads(params.request_state)
             deadline = float(state["deadline"])
-            action, content = _answer((params.input_responses or {}).get(state["ask"]))
+            action, content = answer_of((params.input_responses or {}).get(state["ask"]))
+            answered = {"job_id": state["job"], "id": state["ask"]}
 
             async def bring_answer() -> None:
-                try:
-                    await hub.answer(call.user_id, state["job"], state["ask"], action, content,
-                                     "" if action != "cancel" else "the client sent no answer")
-                except LookupError:
-                    pass  # the job ended meanwhile: the wait below returns its end
+                await questions.answer(call.user_id, answered, action, content,
+                                       "" if action != "cancel" else "the client sent no answer")
 
             work = asyncio.ensure_future(hub.follow(call.user_id, state["job"], max(1.0, deadline - time.time()),
                                                     call.progress, detach=asked, before=bring_answer))
@@ -121,18 +123,7 @@ class Rounds:
             return await work  # its end, when it came first (or with the question)
         except Detached:
             pass
-        question = json.loads(asked.result())
+        question = asked.result()
         return types.InputRequiredResult(
-            input_requests={question["id"]: types.ElicitRequest(params=types.ElicitRequestFormParams(
-                message=question["message"], requested_schema=question["schema"]))},
+            input_requests={question["id"]: input_request(question)},
             request_state=json.dumps({"job": question["job_id"], "ask": question["id"], "deadline": deadline}))
-
-
-def _answer(response: Any) -> tuple[str, dict[str, Any] | None]:
-    """(action, content) of the client's answer to one input request; none at all counts as `cancel`."""
-    if isinstance(response, types.ElicitResult):
-        return response.action, dict(response.content) if response.content else None
-    if isinstance(response, dict) and response.get("action") in ("accept", "decline", "cancel"):
-        content = response.get("content")
-        return response["action"], content if isinstance(content, dict) else None
-    return "cancel", None

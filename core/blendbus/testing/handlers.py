@@ -86,3 +86,10 @@ def ask(question: str, job: Any) -> Any:
     answer = yield job.ask(question, {"type": "object", "required": ["name"],
                                       "properties": {"name": {"type": "string", "title": "Name"}}})
     return {"action": answer.action, "content": answer.content, "reason": answer.reason}
+
+
+def sample(prompt: str, job: Any) -> Any:
+    """A generator handler that asks the caller's model, and returns what it said."""
+    reply = yield job.sample(prompt, max_tokens=100, system_prompt="Answer in one word.")
+    return {"action": reply.action, "text": reply.text, "model": (reply.content or {}).get("model"),
+            "reason": reply.reason}

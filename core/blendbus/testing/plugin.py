@@ -38,6 +38,10 @@ class Question(BaseModel):
     question: str = Field(max_length=1000, description="What to ask the person")
 
 
+class Prompt(BaseModel):
+    prompt: str = Field(max_length=1000, description="What to ask the model")
+
+
 class Size(BaseModel):
     nbytes: int = Field(ge=0, description="Length of the string returned")
 
@@ -77,5 +81,7 @@ def register_commands(register: Callable[[Command], None]) -> None:
                      params=Text, result=Counted, annotations={"read_only": True}))
     register(Command("test_ask", "Ask the person behind the caller for a name (elicitation); return the answer.",
                      f"{HANDLERS}:ask", params=Question, timeout=60))
+    register(Command("test_sample", "Ask the model behind the caller (sampling); return what it said.",
+                     f"{HANDLERS}:sample", params=Prompt, timeout=60))
     register(Command("test_image", "Return a small generated PNG as an image result.", f"{HANDLERS}:image",
                      annotations={"read_only": True}))
