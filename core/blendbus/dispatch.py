@@ -443,7 +443,7 @@ class Hub:
             if status != p.RUNNING or level is not None:
                 raise ValueError(f"a question is a {p.RUNNING} update with {p.ASK_FIELD} and no {p.LEVEL_FIELD}")
             level, message = p.ASK_NOTE, json.dumps({**ask, "job_id": job_id})
-        problem = p.image_problem(result) if status == p.COMPLETED else None
+        problem = p.content_problem(result) if status == p.COMPLETED else None
         if problem is not None:
             status, result, error = p.FAILED, None, f"the peer's result was malformed and was not kept: {problem}"
         replied = await self.backend.reply(user_id, uuid, token, job_id, status, result=result, error=error or "",

@@ -225,28 +225,84 @@ ENVELOPE_SCHEMA: Final[dict[str, Any]] = {
 
 
 IMAGES_KEY: Final = "_images"
-"""A handler result's list of images, sent to the LLM as MCP image content: [{data, mime_type}]."""
+"""A handler result's images, sent to the LLM as MCP image content: [{data, mime_type}]. The image-only
+spelling of CONTENT_KEY, read the same way."""
+CONTENT_KEY: Final = "_content"
+"""A handler result's MCP content besides its JSON, in order (docs/plugins/results.md): each block is
+{type: "image" | "audio", data (base64), mime_type}, {type: "resource", uri, mime_type?, text | blob
+(base64)} (an embedded resource) or {type: "resource_link", uri, name, mime_type?, description?}.
+The blocks go to the client as content; the structured result keeps the rest."""
+CONTENT_KEYS: Final = (IMAGES_KEY, CONTENT_KEY)
 IMAGE_MIME_TYPES: Final = frozenset({"image/png", "image/jpeg", "image/webp", "image/gif"})
+CONTENT_TYPES: Final = ("image", "audio", "resource", "resource_link")
+MAX_CONTENT_BLOCKS: Final = 64
 
 
-def image_problem(result: Any) -> str | None:
-    """Why a result's images cannot be shown (None if they can, or if it has none). Checked before a
-    peer's reply is stored, so a bad one fails its job instead of breaking every later read."""
-    if not isinstance(result, dict) or IMAGES_KEY not in result:
+def content_blocks(result: Any) -> list[dict[str, Any]]:
+    """A result's content blocks, `_images` first (as image blocks), then `_content`; [] if it has none."""
+    if not isinstance(result, dict):
+        return []
+    images = result.get(IMAGES_KEY)
+    blocks = [{"type": "image", **image} for image in images] if isinstance(images, list) else []
+    more = result.get(CONTENT_KEY)
+    return blocks + (list(more) if isinstance(more, list) else [])
+
+
+def without_content(result: Any) -> Any:
+    """A result as its structured content: without the blocks that travel as content."""
+    if not isinstance(result, dict) or not any(key in result for key in CONTENT_KEYS):
+        return result
+    return {k: v for k, v in result.items() if k not in CONTENT_KEYS}
+
+
+def content_problem(result: Any) -> str | None:
+    """Why a result's content blocks cannot be shown (None if they can, or if it has none). Checked before
+    a peer's reply is stored, so a bad one fails its job instead of breaking every later read."""
+    if not isinstance(result, dict):
         return None
-    images = result[IMAGES_KEY]
-    if not isinstance(images, list):
-        return f"{IMAGES_KEY} must be a list of {{data, mime_type}} objects"
-    for i, image in enumerate(images):
-        if not isinstance(image, dict) or not isinstance(image.get("data"), str):
-            return f"{IMAGES_KEY}[{i}] needs a base64 'data' string"
-        if image.get("mime_type", "image/png") not in IMAGE_MIME_TYPES:
-            return f"{IMAGES_KEY}[{i}] has mime_type {str(image.get('mime_type'))[:40]!r}; use one of {sorted(IMAGE_MIME_TYPES)}"
-        try:
-            binascii.a2b_base64(image["data"], strict_mode=True)
-        except (binascii.Error, ValueError):
-            return f"{IMAGES_KEY}[{i}] data is not valid base64"
+    for key in CONTENT_KEYS:
+        if key in result and not isinstance(result[key], list):
+            return f"{key} must be a list of content blocks"
+    blocks = content_blocks(result)
+    if len(blocks) > MAX_CONTENT_BLOCKS:
+        return f"{len(blocks)} content blocks; at most {MAX_CONTENT_BLOCKS}"
+    for i, block in enumerate(blocks):
+        problem = _block_problem(block)
+        if problem is not None:
+            where = f"{IMAGES_KEY}[{i}]" if i < len(result.get(IMAGES_KEY) or []) else \
+                f"{CONTENT_KEY}[{i - len(result.get(IMAGES_KEY) or [])}]"
+            return f"{where} {problem}"
     return None
+
+
+def _block_problem(block: Any) -> str | None:
+    if not isinstance(block, dict) or block.get("type") not in CONTENT_TYPES:
+        return f"needs a type, one of {', '.join(CONTENT_TYPES)}"
+    kind = block["type"]
+    if kind in ("image", "audio"):
+        mime = block.get("mime_type", "image/png" if kind == "image" else "")
+        if kind == "image" and mime not in IMAGE_MIME_TYPES:
+            return f"has mime_type {str(mime)[:40]!r}; use one of {sorted(IMAGE_MIME_TYPES)}"
+        if kind == "audio" and not str(mime).startswith("audio/"):
+            return f"has mime_type {str(mime)[:40]!r}; an audio block needs an audio/* mime_type"
+        return None if _base64(block.get("data")) else "needs a base64 'data' string"
+    if not isinstance(block.get("uri"), str) or "://" not in block["uri"]:
+        return "needs a 'uri' such as blender://scene/object/Cube"
+    if kind == "resource_link":
+        return None if isinstance(block.get("name"), str) else "needs a 'name'"
+    if isinstance(block.get("text"), str):
+        return None
+    return None if _base64(block.get("blob")) else "needs a 'text' string or a base64 'blob'"
+
+
+def _base64(value: Any) -> bool:
+    if not isinstance(value, str):
+        return False
+    try:
+        binascii.a2b_base64(value, strict_mode=True)
+    except (binascii.Error, ValueError):
+        return False
+    return True
 
 
 def ack_key(payload: dict[str, Any]) -> str:

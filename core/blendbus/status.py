@@ -56,9 +56,10 @@ def _thumbnail(job: Job | None) -> str | None:
     if job is None or job.result_data is None or len(job.result_data) > THUMBNAIL_SOURCE_MAX_BYTES:
         return None
     result = job.result
-    if not isinstance(result, dict) or p.image_problem(result) is not None or not result.get(p.IMAGES_KEY):
+    images = [b for b in p.content_blocks(result) if b["type"] == "image"] if p.content_problem(result) is None else []
+    if not images:
         return None
-    image = result[p.IMAGES_KEY][0]
+    image = images[0]
     return f"data:{image.get('mime_type', 'image/png')};base64,{image['data']}"
 
 

@@ -41,4 +41,4 @@ async def picture(commands: dict[str, Command], run: Run, env: dict[str, Any]) -
         return []
     env[ARGUMENT] = {**{k: result[k] for k in ("width", "height", "view", "camera") if k in result},
                      "ms": round((time.perf_counter() - start) * 1000)}
-    return list(result.get(p.IMAGES_KEY) or [])
+    return [block for block in p.content_blocks(result) if block["type"] == "image"]

@@ -8,6 +8,7 @@
 //   node clients.mjs http-subscribe <url> <uri>         resources/subscribe, then a scene edit: the update arrives
 //   node clients.mjs http-logging <url> <level>         logging/setLevel, then a job's log lines: those at or above it arrive
 //   node clients.mjs http-complete <url> <template>    completion/complete of a template's {name}, as the user types
+//   node clients.mjs http-content <url>                a result with image, audio, resources and a link
 //   node clients.mjs http-elicit <url> approve|refuse   a script under allow_code_execution = ask, and a job's
 //                                                      question: the client asks its user (elicitation)
 //   node clients.mjs http-apps <url> apps|plain         the tools list, with or without the MCP Apps extension
@@ -148,6 +149,13 @@ async function elicit(client, approve) {
            named: named.structuredContent.result };
 }
 
+async function content(client) {
+  // Every kind of content block, as the SDK parses and validates a tool result.
+  const result = await client.callTool({ name: "blender_test_content", arguments: {} });
+  return { kinds: result.content.map((c) => c.type), mimes: result.content.map((c) => c.mimeType ?? c.resource?.mimeType ?? null),
+           link: result.content.find((c) => c.type === "resource_link") ?? null };
+}
+
 async function complete(client, uri) {
   // completion/complete on a resource template's variable, as a host's autocomplete asks while the user types.
   const answers = {};
@@ -221,7 +229,7 @@ const scenarios = {
   "stdio-large-result": largeResult, "http-large-result": largeResult, "http-task": taskLife,
   "http-task-cancel": taskCancel, "http-progress": progress, "http-subscribe": subscribe, "http-apps": apps,
   "http-tools": toolsAndTypedResult, "http-logging": logging,
-  "http-complete": complete, "http-elicit": elicit,
+  "http-complete": complete, "http-elicit": elicit, "http-content": content,
 };
 const APPS = { extensions: { "io.modelcontextprotocol/ui": { mimeTypes: ["text/html;profile=mcp-app"] } } };
 if (scenario === "config-entry") {

@@ -39,6 +39,7 @@ from ..waiter import RisingProgress
 from ..waits import CallerGone, TooManyWaits, Waits, gone_event
 from .resources import RESOURCE_NOT_FOUND, ResourceHandlers
 from .task_handlers import TASK_REFUSED, TaskHandlers
+from .content import mcp_content
 from .input_required import Rounds
 from .tools import ToolCatalog
 
@@ -265,18 +266,16 @@ class BlendbusServer:
 
     def result(self, env: dict[str, Any], ok: frozenset[str] = frozenset({p.COMPLETED}),
                images: list[dict[str, Any]] | tuple[()] = ()) -> types.CallToolResult:
-        """An envelope as a tool result: structuredContent, the same as JSON text, and images a
-        handler returned (then `images`: a verification's picture) as MCP image content. A result
-        over `Limits.inline_result_max_bytes` is sent as its first page (paging.py). With
-        `Limits.text_result_max_bytes` set, a larger result is left out of the text block, which says so."""
-        shown = list(images)
+        """An envelope as a tool result: structuredContent, the same as JSON text, and the content blocks a
+        handler returned (images, audio, resources, links: protocol.CONTENT_KEY), then `images` (a
+        verification's picture), as MCP content. A result over `Limits.inline_result_max_bytes` is sent
+        as its first page (paging.py). With `Limits.text_result_max_bytes` set, a larger result is left
+        out of the text block, which says so."""
         result = env.get("result")
-        if isinstance(result, dict) and p.image_problem(result) is None and p.IMAGES_KEY in result:
-            # Not popped: one delivered envelope may answer several waiters of the same job.
-            shown = [*result[p.IMAGES_KEY], *shown]
-            env = {**env, "result": {k: v for k, v in result.items() if k != p.IMAGES_KEY}}
-        content: list[Any] = [types.ImageContent(type="image", data=image["data"],
-                                                 mime_type=image.get("mime_type", "image/png")) for image in shown]
+        blocks = p.content_blocks(result) if p.content_problem(result) is None else []
+        if blocks:  # a copy, not popped: one delivered envelope may answer several waiters of the same job
+            env = {**env, "result": p.without_content(result)}
+        content: list[Any] = [mcp_content(block) for block in [*blocks, *images]]
         env = paging.inline(env, self.hub.limits.inline_result_max_bytes)
         result = env.get("result")
         text, cap = env, self.hub.limits.text_result_max_bytes

@@ -93,3 +93,30 @@ def sample(prompt: str, job: Any) -> Any:
     reply = yield job.sample(prompt, max_tokens=100, system_prompt="Answer in one word.")
     return {"action": reply.action, "text": reply.text, "model": (reply.content or {}).get("model"),
             "reason": reply.reason}
+
+
+def content(broken: bool = False) -> dict[str, Any]:
+    """A result with every kind of content block: an image, a short tone (WAV), an embedded text and
+    binary resource, and a resource link; `broken` makes the audio block invalid."""
+    import base64
+    import io
+    import math
+    import wave
+
+    tone = io.BytesIO()
+    with wave.open(tone, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(8000)
+        out.writeframes(b"".join(int(8000 * math.sin(i / 8000 * 440 * 2 * math.pi)).to_bytes(2, "little", signed=True)
+                                 for i in range(800)))
+    audio = base64.b64encode(tone.getvalue()).decode()
+    return {"note": "every kind of content", "_images": image()["_images"], "_content": [
+        {"type": "audio", "data": "not base64!" if broken else audio, "mime_type": "audio/wav"},
+        {"type": "resource", "uri": "blender://scene/object/Cube", "mime_type": "application/json",
+         "text": '{"name": "Cube"}'},
+        {"type": "resource", "uri": "file:///renders/cube.bin", "mime_type": "application/octet-stream",
+         "blob": base64.b64encode(b"\x00\x01\x02").decode()},
+        {"type": "resource_link", "uri": "blender://scene", "name": "scene", "mime_type": "application/json",
+         "description": "The whole scene"},
+    ]}

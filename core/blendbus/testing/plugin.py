@@ -42,6 +42,10 @@ class Prompt(BaseModel):
     prompt: str = Field(max_length=1000, description="What to ask the model")
 
 
+class Broken(BaseModel):
+    broken: bool = Field(default=False, description="Return a malformed block instead")
+
+
 class Size(BaseModel):
     nbytes: int = Field(ge=0, description="Length of the string returned")
 
@@ -83,5 +87,7 @@ def register_commands(register: Callable[[Command], None]) -> None:
                      f"{HANDLERS}:ask", params=Question, timeout=60))
     register(Command("test_sample", "Ask the model behind the caller (sampling); return what it said.",
                      f"{HANDLERS}:sample", params=Prompt, timeout=60))
+    register(Command("test_content", "Return every kind of MCP content: image, audio, resources, a link.",
+                     f"{HANDLERS}:content", params=Broken, annotations={"read_only": True}))
     register(Command("test_image", "Return a small generated PNG as an image result.", f"{HANDLERS}:image",
                      annotations={"read_only": True}))
