@@ -33,7 +33,10 @@ APPLICABLE = ("server-initialize", "ping", "logging-set-level", "completion-comp
 
 WITH_FIXTURE = ("tools-call-simple-text", "tools-call-image", "tools-call-audio", "tools-call-embedded-resource",
                 "tools-call-mixed-content", "tools-call-with-logging", "tools-call-error", "tools-call-with-progress",
-                "tools-call-sampling", "tools-call-elicitation")
+                "tools-call-sampling", "tools-call-elicitation", "elicitation-sep1034-defaults",
+                "elicitation-sep1330-enums", "json-schema-2020-12", "resources-read-text", "resources-read-binary",
+                "resources-templates-read", "resources-subscribe", "resources-unsubscribe", "prompts-get-simple",
+                "prompts-get-with-args", "prompts-get-embedded-resource", "prompts-get-with-image")
 FIXTURE = Path(__file__).parent / "conformance" / "fixture"
 
 

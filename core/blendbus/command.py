@@ -17,7 +17,7 @@ from typing import Any, Literal
 import jsonschema
 from pydantic import BaseModel
 
-from .protocol import EXPECT_REVISION, GATE_ASK, TOOL_PREFIX, VERIFY
+from .protocol import CONTENT_KEY, EXPECT_REVISION, GATE_ASK, TOOL_PREFIX, VERIFY, content_problem
 
 NAME_RE = re.compile(r"^[a-z][a-z0-9_]*$")
 TOOL_NAME_RE = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
@@ -316,13 +316,16 @@ class PromptArgument:
 class Prompt:
     """An MCP prompt: a ready-made instruction an LLM host offers its user, such as "build a scene".
 
-    `text` is the message, with `{argument}` fields filled from the arguments the user gives."""
+    `text` is the message, with `{argument}` fields filled from the arguments the user gives; `content`
+    adds messages of other kinds after it (an image, a resource: results' content blocks, protocol.CONTENT_KEY),
+    their string fields filled the same way."""
 
     name: str
     description: str
     text: str
     arguments: tuple[PromptArgument, ...] = ()
     title: str | None = None
+    content: tuple[dict[str, Any], ...] = ()
 
     def __post_init__(self) -> None:
         where = f"prompt {self.name!r}"
@@ -335,6 +338,17 @@ class Prompt:
         used = {field for _, field, _, _ in string.Formatter().parse(self.text) if field}
         if used - declared:
             raise DeclarationError(f"{where}: text uses {sorted(used - declared)}, which are not declared arguments")
+        object.__setattr__(self, "content", tuple(self.content))
+        sample = self.blocks({a: "test://value" for a in declared})  # every argument filled: is what remains sound?
+        problem = content_problem({CONTENT_KEY: sample})
+        if problem is not None:
+            raise DeclarationError(f"{where}: content: {problem}")
+
+    def blocks(self, arguments: dict[str, str]) -> list[dict[str, Any]]:
+        """`content` with `{argument}` fields in its strings filled from `arguments`."""
+        fill = {a.name: arguments.get(a.name, "") for a in self.arguments}
+        return [{key: value.format(**fill) if isinstance(value, str) and key != "data" and key != "blob" else value
+                 for key, value in block.items()} for block in self.content]
 
     def render(self, arguments: dict[str, str]) -> str:
         """The text with `arguments` filled in; a missing required or an unknown argument is a ValueError."""

@@ -54,8 +54,12 @@ def dispatch_schema(cmd: Command, max_timeout_s: float) -> dict[str, Any]:
 def listed_input_schema(cmd: Command) -> dict[str, Any]:
     """A command tool's inputSchema as listed: its own params, lean. The server's instructions say
     once that every tool also takes target_uuid and timeout_s, and every scene-changing one
-    expect_revision."""
-    return lean(json.loads(json.dumps(cmd.input_schema)))
+    expect_revision. A keyword the author wrote in a JSON-schema `params` on purpose (`additionalProperties`)
+    is listed as written, though the lean form leaves out the server's own default."""
+    listed = lean(json.loads(json.dumps(cmd.input_schema)))
+    if isinstance(cmd.params, dict) and "additionalProperties" in cmd.params:
+        listed["additionalProperties"] = cmd.params["additionalProperties"]
+    return listed
 
 
 def lean(schema: Any) -> Any:

@@ -22,6 +22,7 @@ from ..builtin_tools import Call
 from ..changes import TooManySubscriptions
 from ..command import Resource
 from ..suggest import did_you_mean
+from .content import mcp_content
 
 if TYPE_CHECKING:
     from . import BlendbusServer
@@ -79,6 +80,10 @@ class ResourceHandlers:
             raise MCPError(code=RESOURCE_NOT_FOUND if env["status"] == p.FAILED else -32603,
                            message=f"{uri}: {env['status']}: {first}")
         meta = {"revision": env["revision"]} if "revision" in env else None  # which scene the text shows
+        embedded = [b for b in p.content_blocks(env["result"]) if b["type"] == "resource"] \
+            if p.content_problem(env["result"]) is None else []
+        if embedded:  # the handler gave the contents themselves (text or binary), as results give them
+            return types.ReadResourceResult(contents=[mcp_content(b).resource for b in embedded])  # type: ignore[union-attr]
         return types.ReadResourceResult(contents=[
             types.TextResourceContents(uri=uri, mime_type=res.mime_type, text=json.dumps(env["result"]), meta=meta)
         ])
@@ -121,9 +126,15 @@ class ResourceHandlers:
         if prompt is None:
             raise MCPError(code=-32602, message=f"unknown prompt {params.name!r}"
                            f"{did_you_mean(params.name, self.plugins.prompts)}; prompts/list lists them")
+        arguments = dict(params.arguments or {})
         try:
-            text = prompt.render(dict(params.arguments or {}))
+            text = prompt.render(arguments)
         except ValueError as exc:
             raise MCPError(code=-32602, message=str(exc)) from None
+        blocks = prompt.blocks(arguments)
+        problem = p.content_problem({p.CONTENT_KEY: blocks})
+        if problem is not None:  # an argument made a block unsound (a resource uri without a scheme)
+            raise MCPError(code=-32602, message=f"prompt {prompt.name!r}: {problem}")
         return types.GetPromptResult(description=prompt.description, messages=[
-            types.PromptMessage(role="user", content=types.TextContent(type="text", text=text))])
+            types.PromptMessage(role="user", content=types.TextContent(type="text", text=text)),
+            *(types.PromptMessage(role="user", content=mcp_content(block)) for block in blocks)])
