@@ -155,11 +155,13 @@ class BearerAuth:
     `oauth`, checked as an OAuth access token."""
 
     def __init__(self, app: ASGIApp, tokens: TokenTable | None, paths: tuple[str, ...] = ("/mcp",),
-                 oauth: OAuthGate | None = None) -> None:
-        self.app, self.tokens, self.paths, self.oauth = app, tokens, paths, oauth
+                 oauth: OAuthGate | None = None, open_paths: tuple[str, ...] = ()) -> None:
+        """`paths`: the prefixes that need a token; `open_paths`: exact paths under them that do not (the
+        Server Card, public by design)."""
+        self.app, self.tokens, self.paths, self.oauth, self.open_paths = app, tokens, paths, oauth, open_paths
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith(self.paths):
+        if scope["type"] == "http" and scope["path"].startswith(self.paths) and scope["path"] not in self.open_paths:
             ident = LOCAL if self.tokens is None and self.oauth is None else await self._identify(scope)
             if not isinstance(ident, Identity):
                 await self._refuse(send, ident)
