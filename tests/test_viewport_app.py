@@ -107,6 +107,53 @@ async def test_only_apps_clients_see_the_app(blendbus_bpy_url):
         assert f'"{p.SCENE_CHANGED}"' in page.text  # the event it refreshes on is the bus's own
 
 
+async def test_the_app_follows_the_apps_sdk_contract(blendbus_bpy_url):
+    """What the official MCP Apps SDK does, the App does: sizes only after `initialized`, measured from
+    its content so the frame can shrink; no second screenshot while the host's own call is on its way;
+    no `ui/update-model-context` to a host without it (the pick still succeeds); a crosshair in
+    fractions of the picture, which stays put when the frame resizes."""
+    async with connect(blendbus_bpy_url, extensions=[mcp_apps.host()]) as client:
+        arguments = {"max_size": 400}
+        first = await client.call_tool("blender_get_viewport_screenshot", arguments)
+        async with AppHost(client, height=900, capabilities={"serverTools": {}, "serverResources": {}}) as host:
+            await host.open("blender_get_viewport_screenshot", arguments, first)
+            view = host.app.locator("#view")
+            await eventually(lambda: view.get_attribute("src"), "the host's screenshot")
+            await eventually(lambda: _relayed(host, "tools/call blender_watch_bus"), "the App following the bus")
+            assert "tools/call blender_get_viewport_screenshot" not in host.relayed  # the host's picture was enough
+            log = await host.log()
+            assert log.index("ui/notifications/initialized") < log.index("ui/notifications/size-changed")
+            sizes = await eventually(host.sizes, "a reported size")
+            assert sizes[-1]["height"] < 900  # the content, not the frame it was given
+
+            x, y = json.loads(await run(client, WHERE.format(name="Cube")))
+            box = await view.bounding_box()
+            await view.click(position={"x": x * box["width"], "y": (1 - y) * box["height"]})
+            picked = host.app.locator("#picked")
+            await eventually(lambda: _contains(picked, "does not pass picks"), "the pick's answer")
+            assert "Cube" in await picked.inner_text()
+            assert "ui/update-model-context" not in await host.log() and await host.model_context() is None
+            assert "Pick failed" not in await host.app.locator("#status").inner_text()
+            marker = host.app.locator("#marker")
+            assert (await marker.get_attribute("style")).count("%") == 2
+            before = await marker.bounding_box()
+            box = await view.bounding_box()
+            await host.page.evaluate("document.getElementById('app').style.width = '300px'")  # the host narrows the frame
+            await eventually(lambda: _resized(view, box), "the picture resized")
+            after, now = await marker.bounding_box(), await view.bounding_box()
+            for axis, size in (("x", "width"), ("y", "height")):  # the same point of the picture, at any size
+                fraction = (before[axis] - box[axis]) / box[size]
+                assert abs((after[axis] - now[axis]) / now[size] - fraction) < 0.02
+
+
+async def _relayed(host: AppHost, what: str) -> bool:
+    return what in host.relayed
+
+
+async def _resized(locator, box: dict[str, float]) -> bool:
+    return (await locator.bounding_box())["width"] != box["width"]
+
+
 async def _changed(locator, before: str) -> bool:
     src = await locator.get_attribute("src")
     return bool(src) and src != before

@@ -29,8 +29,10 @@ PAGE = resources.files(__package__).joinpath("apphost.html").read_text(encoding=
 class AppHost:
     """One browser page hosting one App at a time, relaying to `client` (an MCP Apps client)."""
 
-    def __init__(self, client: Any, *, width: int = 1040, height: int = 600) -> None:
-        self.client, self.size = client, {"width": width, "height": height}
+    def __init__(self, client: Any, *, width: int = 1040, height: int = 600,
+                 capabilities: dict[str, Any] | None = None) -> None:
+        """`capabilities`: the host's `hostCapabilities` (default: tools, resources, logging and model context)."""
+        self.client, self.size, self.capabilities = client, {"width": width, "height": height}, capabilities
         self.tools: dict[str, types.Tool] = {}
         self.relayed: list[str] = []
         """Every request the App made of the server, as "method name"."""
@@ -56,6 +58,8 @@ class AppHost:
         read = await self.client.read_resource(meta["resourceUri"])
         html = read.contents[0].text
         call = {"name": tool, "arguments": arguments, "result": _wire(result)}
+        if self.capabilities is not None:
+            await self.page.evaluate("(caps) => { window.host.capabilities = caps; }", self.capabilities)
         await self.page.evaluate("([html, call]) => window.openApp(html, call)", [html, call])
         await self.page.wait_for_function("window.host.initialized", timeout=30_000)
 
@@ -67,6 +71,14 @@ class AppHost:
     async def frame(self) -> Any:
         """The App's frame itself (a Playwright `Frame`), to evaluate script inside the App."""
         return await (await self.page.locator("#app").element_handle()).content_frame()
+
+    async def log(self) -> list[str]:
+        """Every method the App sent the host, in order."""
+        return list(await self.page.evaluate("window.host.log"))
+
+    async def sizes(self) -> list[dict[str, int]]:
+        """Every size the App reported (`ui/notifications/size-changed`), in order."""
+        return list(await self.page.evaluate("window.host.sizes"))
 
     async def model_context(self) -> dict[str, Any] | None:
         """What the App last gave the host with `ui/update-model-context`."""

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from blendbus import App, Command, Completion, Prompt, PromptArgument, Resource, hookimpl
 
-__version__ = "0.5.0"
+__version__ = "0.5.1"
 HANDLERS = "blendbus_scene.addon.handlers"
 ADDON = "blendbus_scene.addon"
 READ_ONLY = {"read_only": True, "destructive": False, "idempotent": True, "open_world": False}
