@@ -81,7 +81,7 @@ def test_a_source_must_be_a_loaded_read_only_command():
 
 
 @needs_bpy
-async def test_the_scene_completes_objects_materials_and_collections_in_real_blender(tmp_path):
+async def test_the_scene_completes_objects_materials_collections_and_node_types_in_real_blender(tmp_path):
     server = make_server(state_dir=tmp_path / "state")
     async with serve_http(server) as url, blender_peer(server, url, tmp_path), connect(url, mode="legacy") as client:
         ref = types.ResourceTemplateReference(type="ref/resource", uri="blender://scene/object/{name}")
@@ -91,6 +91,13 @@ async def test_the_scene_completes_objects_materials_and_collections_in_real_ble
         assert materials.completion.values == ["Material"]
         collections = (await client.complete(prompt_ref("tidy_collection"), {"name": "collection", "value": ""}))
         assert collections.completion.values == ["Collection"]
+        ref = types.ResourceTemplateReference(type="ref/resource", uri="blender://node-type/{node_type}")
+        nodes = (await client.complete(ref, {"name": "node_type", "value": "ShaderNodeBsdfP"})).completion
+        assert nodes.values == ["ShaderNodeBsdfPrincipled"]
+        geometry = (await client.complete(ref, {"name": "node_type", "value": "GeometryNodeMeshCube"})).completion
+        assert geometry.values[0] == "GeometryNodeMeshCube"
+        read = await client.read_resource("blender://node-type/ShaderNodeBsdfPrincipled")
+        assert '"Base Color"' in read.contents[0].text
         seen = await run_node("http-complete", url, "blender://scene/object/{name}")  # the TypeScript SDK client
     assert seen["completions_capability"] == {}
     answers = seen["answers"]

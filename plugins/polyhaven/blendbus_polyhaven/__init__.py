@@ -7,11 +7,11 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from blendbus import Command, Preference, hookimpl
+from blendbus import Command, Completion, Preference, Prompt, PromptArgument, hookimpl
 
 from .addon import GATE
 
-__version__ = "0.2.1"
+__version__ = "0.2.2"
 HANDLERS = "blendbus_polyhaven.addon.handlers"
 AssetType = Literal["hdris", "textures", "models", "all"]
 OPEN = {"read_only": True, "destructive": False, "open_world": True}
@@ -69,3 +69,18 @@ def register_commands(register: Callable[[Command], None]) -> None:
     register(Command("set_texture", "Apply a downloaded Poly Haven texture to a mesh object.",
                      f"{HANDLERS}:set_texture", params=SetTexture, gate=GATE,
                      annotations={"read_only": False, "destructive": False, "open_world": False}, undo=True))
+
+
+LIGHT_WITH_HDRI = """Light the scene with the Poly Haven HDRI "{hdri}":
+1. blender_download_polyhaven_asset(asset_id="{hdri}", asset_type="hdris", resolution="2k") makes it the world.
+2. Render from the camera with blender_render, and say how the light and the reflections changed.
+"""
+
+
+@hookimpl
+def register_prompts(register: Callable[[Prompt], None]) -> None:
+    most_downloaded = Completion("search_polyhaven_assets", {"asset_type": "hdris", "limit": 100}, items="assets", key="id")
+    register(Prompt("light_with_hdri", "Light the scene with a Poly Haven HDRI, and render to see it.", LIGHT_WITH_HDRI,
+                    (PromptArgument("hdri", "The HDRI's Poly Haven id, e.g. studio_small_09", required=True,
+                                    complete=most_downloaded),),
+                    title="Light with an HDRI"))

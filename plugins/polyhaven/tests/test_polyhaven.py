@@ -52,3 +52,18 @@ async def test_disabled_and_unreachable_api_are_explained(blendbus_server, blend
     assert status["result"]["enabled"] is False and "polyhaven.enabled" in status["result"]["how_to_enable"]
     env = await call_envelope(blendbus_client, "blender_get_polyhaven_categories", {"asset_type": "hdris"})
     assert env["status"] == p.FAILED and "polyhaven.enabled" in env["error"]
+
+
+async def test_hdri_ids_complete_from_the_api(blendbus_server, blendbus_peer_factory, blendbus_client):
+    """The light_with_hdri prompt's argument autocompletes with Poly Haven's HDRI ids, most downloaded first."""
+    from mcp import types
+
+    with fake_api(routes()) as (base, _):
+        await blendbus_peer_factory(settings={"polyhaven.enabled": True, "polyhaven.api_url": base})
+        ref = types.PromptReference(type="ref/prompt", name="light_with_hdri")
+        every = (await blendbus_client.complete(ref, {"name": "hdri", "value": ""})).completion
+        assert every.values == ["studio_small_09", "kloofendal_43d_clear_puresky"]  # HDRIs only, by downloads
+        typed = (await blendbus_client.complete(ref, {"name": "hdri", "value": "klo"})).completion
+        assert typed.values == ["kloofendal_43d_clear_puresky"]
+        prompt = await blendbus_client.get_prompt("light_with_hdri", {"hdri": "studio_small_09"})
+        assert 'asset_id="studio_small_09"' in prompt.messages[0].content.text

@@ -144,6 +144,8 @@ def register_commands(register: Callable[[Command], None]) -> None:
     register(Command("describe_node_type", "A node type's inputs, outputs (identifier, socket type, default) and"
                      " properties in this Blender.", f"{ADDON}.api:describe_node_type", params=NodeType,
                      annotations=READ_ONLY, timeout=30))
+    register(Command("list_node_types", "Every node type (bl_idname) this Blender has.",
+                     f"{ADDON}.api:list_node_types", annotations=READ_ONLY, timeout=30))
 
 
 @hookimpl
@@ -153,6 +155,9 @@ def register_resources(register: Callable[[Resource], None]) -> None:
                       params={"limit": 1000}))
     register(Resource("blender://scene/object/{name}", "scene-object", "get_object_info", "One object in detail",
                       complete={"name": names_of("objects")}))
+    register(Resource("blender://node-type/{node_type}", "node-type", "describe_node_type",
+                      "A node type's inputs, outputs and properties",
+                      complete={"node_type": Completion("list_node_types", {})}))
 
 
 RESTYLE_MATERIAL = """Change the material "{material}" so that it looks {look}.

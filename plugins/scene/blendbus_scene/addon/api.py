@@ -184,3 +184,17 @@ def describe_node_type(node_type: str, tree_type: str | None = None) -> dict[str
                 "properties": props}
     finally:
         bpy.data.node_groups.remove(tree)
+
+
+NODE_TREE_PREFIXES = {"ShaderNodeTree": "ShaderNode", "GeometryNodeTree": "GeometryNode",
+                      "CompositorNodeTree": "CompositorNode", "TextureNodeTree": "TextureNode"}
+
+
+def list_node_types() -> dict[str, Any]:
+    """The node types (bl_idname) this Blender has, in every kind of tree: what describe_node_type and
+    `nodes.new` take. Abstract bases (ShaderNode, GeometryNode, ...) are left out."""
+    prefixes = tuple(NODE_TREE_PREFIXES.values())
+    bases = {*prefixes, "Node", "NodeInternal", "FunctionNode"}
+    names = sorted(name for name, cls in _structs().items()
+                   if issubclass(cls, bpy.types.Node) and name not in bases and name.startswith(prefixes))
+    return {"blender": bpy.app.version_string, "items": names}
