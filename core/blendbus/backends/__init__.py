@@ -12,7 +12,7 @@ from typing import Any
 from .base import Backend
 
 DEFAULT_BACKEND = "sqlite"
-SCHEMES = ("sqlite", "redis://", "rediss://", "unix://")
+SCHEMES = ("sqlite", "redis://", "rediss://", "unix://", "redis+sentinel://")
 
 
 def open_backend(url: str | None, *, state_dir: Path | None, grace_s: float, **retention: Any) -> Backend:
@@ -24,12 +24,13 @@ def open_backend(url: str | None, *, state_dir: Path | None, grace_s: float, **r
         from .local import local_backend
 
         return local_backend(JobStore(state_dir / "jobs.sqlite3" if state_dir else ":memory:", **retention), grace_s)
-    if url.startswith(("redis://", "rediss://", "unix://")):
+    if url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
         from .redis import redis_backend
 
         keep = {k: v for k, v in retention.items() if k in ("max_age_s", "max_jobs_per_user", "max_bytes_per_user")}
         return redis_backend(url, grace_s, **keep)
-    raise ValueError(f"unknown backend {url!r}: use 'sqlite' or 'redis://HOST:PORT/DB?prefix=NAME'")
+    raise ValueError(f"unknown backend {url!r}: use 'sqlite', 'redis://HOST:PORT/DB?prefix=NAME' or"
+                     " 'redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER?prefix=NAME'")
 
 
 __all__ = ["Backend", "DEFAULT_BACKEND", "open_backend"]

@@ -75,3 +75,95 @@ def remove_prefix(url: str, prefix: str) -> int:
         return len(keys)
     finally:
         client.close()
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _wait_for(port: int) -> None:
+    for _ in range(200):
+        if _answers(port):
+            return
+        time.sleep(0.05)
+    raise RuntimeError(f"redis-server did not start on port {port}")
+
+
+class SentinelGroup:
+    """A master, one replica and three sentinels watching them (`redis-server --sentinel`), on free
+    loopback ports; `kill_master` makes the sentinels fail over to the replica."""
+
+    MASTER = "blendbus"
+    DOWN_AFTER_MS = 1000
+
+    def __init__(self, workdir: str) -> None:
+        self.workdir, self.procs = workdir, {}
+        self.master_port, self.replica_port = _free_port(), _free_port()
+        self.sentinel_ports = [_free_port() for _ in range(3)]
+
+    @property
+    def url(self) -> str:
+        """The backend URL blendbus takes for this group (add `&prefix=`)."""
+        return f"redis+sentinel://{','.join(f'127.0.0.1:{p}' for p in self.sentinel_ports)}/{self.MASTER}?db=0"
+
+    def start(self) -> None:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server is not installed: scripts/test-prereqs.sh installs it")
+        common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        for name, port, extra in (("master", self.master_port, []),
+                                  ("replica", self.replica_port, ["--replicaof", "127.0.0.1", str(self.master_port)])):
+            workdir = f"{self.workdir}/{name}"
+            subprocess.run(["mkdir", "-p", workdir], check=True)
+            self.procs[name] = subprocess.Popen([binary, "--port", str(port), "--dir", workdir, *common, *extra],
+                                                stdout=subprocess.DEVNULL)
+            _wait_for(port)
+        for i, port in enumerate(self.sentinel_ports):
+            conf = f"{self.workdir}/sentinel-{i}.conf"
+            with open(conf, "w") as out:
+                out.write(f"port {port}\nbind 127.0.0.1\ndir {self.workdir}\n"
+                          f"sentinel monitor {self.MASTER} 127.0.0.1 {self.master_port} 2\n"
+                          f"sentinel down-after-milliseconds {self.MASTER} {self.DOWN_AFTER_MS}\n"
+                          f"sentinel failover-timeout {self.MASTER} 10000\n"
+                          f"sentinel parallel-syncs {self.MASTER} 1\n")
+            self.procs[f"sentinel-{i}"] = subprocess.Popen([binary, conf, "--sentinel"], stdout=subprocess.DEVNULL)
+            _wait_for(port)
+
+    def master_address(self) -> tuple[str, int]:
+        """Where the sentinels say the master is now."""
+        import redis
+
+        for port in self.sentinel_ports:
+            try:
+                host, found = redis.Redis(port=port, socket_timeout=1).sentinel_get_master_addr_by_name(self.MASTER)
+                return host.decode() if isinstance(host, bytes) else host, int(found)
+            except (redis.RedisError, TypeError):
+                continue
+        raise RuntimeError("no sentinel answers")
+
+    def kill_master(self) -> None:
+        self.procs["master"].kill()
+        self.procs["master"].wait(10)
+
+    def stop(self) -> None:
+        for proc in self.procs.values():
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs.values():
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@contextmanager
+def sentinel_group() -> Iterator[SentinelGroup]:
+    with tempfile.TemporaryDirectory(prefix="blendbus-sentinel-") as workdir:
+        group = SentinelGroup(workdir)
+        try:
+            group.start()
+            yield group
+        finally:
+            group.stop()

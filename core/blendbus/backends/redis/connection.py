@@ -33,6 +33,33 @@ MAX_CONNECTIONS = 128
 """Connections one replica opens to Redis at most; more concurrent commands wait for one (10 s at most)."""
 
 T = TypeVar("T")
+SENTINEL_SCHEME = "redis+sentinel://"
+SENTINEL_TIMEOUT_S = 2.0
+"""How long a question to one sentinel (where is the master?) may take before the next is asked."""
+
+
+def _through_sentinels(url: str) -> tuple[aioredis.Redis, str]:
+    """`redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER[?db=N&password=...]`: a client that asks the
+    sentinels where the master is, and asks again after a failover (its connections then fail, and
+    the next ones go to the promoted replica). Returns the client and how messages name it."""
+    parts = urlsplit(url)
+    hosts = []
+    for item in parts.netloc.rpartition("@")[2].split(","):
+        host, _, port = item.rpartition(":")
+        if not host or not port.isdigit():
+            raise ValueError(f"{url!r}: list the sentinels as HOST:PORT,HOST:PORT")
+        hosts.append((host.strip("[]"), int(port)))
+    master = parts.path.strip("/")
+    if not master:
+        raise ValueError(f"{url!r}: name the master after the sentinels: redis+sentinel://HOST:PORT/MASTER")
+    query = dict(pair.partition("=")[::2] for pair in parts.query.split("&") if pair)
+    options: dict[str, Any] = {"db": int(query.get("db", 0))}
+    if query.get("password"):
+        options["password"] = query["password"]
+    sentinels = aioredis.Sentinel(hosts, socket_timeout=SENTINEL_TIMEOUT_S, **options)
+    client = sentinels.master_for(master, redis_class=aioredis.Redis, max_connections=MAX_CONNECTIONS,
+                                  health_check_interval=30, **options)
+    return client, f"master {master!r} of sentinels {','.join(f'{h}:{p}' for h, p in hosts)}"
 
 
 def store_errors(fn: Callable[..., Awaitable[T]]) -> Callable[..., Awaitable[T]]:
@@ -55,12 +82,15 @@ class Connection:
     def __init__(self, url: str, grace_s: float) -> None:
         connect_url, prefix = parse_url(url)
         self.keys = Keys(prefix)
-        parts = urlsplit(connect_url)
-        self.where = f"{parts.hostname}:{parts.port or 6379}{parts.path or '/0'}"  # no password in messages
-        # A bounded pool that makes a burst wait its turn (redis-py's default pool fails it instead).
-        pool = aioredis.BlockingConnectionPool.from_url(connect_url, max_connections=MAX_CONNECTIONS, timeout=10,
-                                                        health_check_interval=30)
-        self.redis = aioredis.Redis(connection_pool=pool)
+        if connect_url.startswith(SENTINEL_SCHEME):
+            self.redis, self.where = _through_sentinels(connect_url)
+        else:
+            parts = urlsplit(connect_url)
+            self.where = f"{parts.hostname}:{parts.port or 6379}{parts.path or '/0'}"  # no password in messages
+            # A bounded pool that makes a burst wait its turn (redis-py's default pool fails it instead).
+            pool = aioredis.BlockingConnectionPool.from_url(connect_url, max_connections=MAX_CONNECTIONS, timeout=10,
+                                                            health_check_interval=30)
+            self.redis = aioredis.Redis(connection_pool=pool)
         self.grace_s = grace_s
         self.replica = secrets.token_hex(6)
         self.handlers: list[Callable[[list[Any]], None]] = []
