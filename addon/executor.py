@@ -209,7 +209,9 @@ class Executor:
         kind = payload.get("message_type")
         if kind not in p.PAYLOAD_KINDS:
             return Reply(job.job_id, p.FAILED, error=f"unknown message_type {kind!r}")
-        gate = p.CODE_GATE if kind == p.JOB_DISPATCH else (self.commands.get(payload.get("command", "")) or {}).get("gate")
+        name = payload.get("command")
+        gate = p.CODE_GATE if kind == p.JOB_DISPATCH else (
+            (self.commands.get(name) or {}).get("gate") if isinstance(name, str) else None)
         if gate is not None and not job.approved and p.gate_state(self.runtime.setting(gate)) == p.GATE_ASK:
             return self._advance(job, self._approval(job, payload, gate), None, True)
         try:
