@@ -62,12 +62,15 @@ async def test_every_applicable_scenario_passes(tmp_path, request, backend):
     assert not failed, json.dumps(failed, indent=1)
 
 
-async def test_every_tool_scenario_passes_with_the_fixture_plugin(tmp_path, monkeypatch):
-    """The suite's reference tools, from a plugin built on the public API only (tests/conformance/fixture),
-    answered by a real Blender: content of every kind, logging, progress, errors, sampling, elicitation."""
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+async def test_every_scenario_passes_with_the_fixture_plugin(tmp_path, monkeypatch, request, backend):
+    """The suite's reference tools, resources and prompts, from a plugin built on the public API only
+    (tests/conformance/fixture), answered by a real Blender: content of every kind, logging, progress,
+    errors, sampling, elicitation, resources of every kind, prompts with content."""
     monkeypatch.syspath_prepend(str(FIXTURE))
     fixture = importlib.import_module("blendbus_conformance_fixture")
-    server = make_server([("conformance", fixture)], state_dir=tmp_path / "state")
+    url_of_backend = request.getfixturevalue("blendbus_redis") if backend == "redis" else None
+    server = make_server([("conformance", fixture)], state_dir=tmp_path / "state", backend=url_of_backend)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURE), *sys.path])}
     async with serve_http(server) as url, blender_peer(server, url, tmp_path, env=env):
         failed = {}
