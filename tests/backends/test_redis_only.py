@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import pytest
 
@@ -87,3 +88,56 @@ async def _registered(server, uuid: str) -> bool:
     from blendbus.testing import peer_uuids
 
     return uuid in await peer_uuids(server)
+
+
+async def test_a_redis_that_goes_away_and_comes_back_empty_is_survived(tmp_path) -> None:
+    """Redis stops for a while, then comes back with nothing (no persistence): calls meanwhile answer a
+    clear error promptly, never hang; afterwards the peer registers again and calls go on, with no
+    replica restarted."""
+    import shutil
+    import subprocess
+    import time
+
+    from blendbus.client import connect
+    from blendbus.dispatch import Limits
+    from blendbus.testing import PythonPeer, call_envelope, eventually, make_server, serve_http
+    from blendbus.testing import plugin as testing_plugin
+    from blendbus.testing.redis import _free_port, _wait_for
+
+    port = _free_port()
+
+    def start() -> subprocess.Popen:
+        proc = subprocess.Popen([shutil.which("redis-server") or "redis-server", "--port", str(port), "--bind",
+                                 "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
+                                stdout=subprocess.DEVNULL)
+        _wait_for(port)
+        return proc
+
+    redis_proc = start()
+    server = make_server([("testing", testing_plugin)], limits=Limits(peer_grace_s=1.5, poll_wait_s=5),
+                         backend=f"redis://127.0.0.1:{port}/0")
+    try:
+        async with serve_http(server) as mcp_url:
+            peer = await PythonPeer(lambda: connect(mcp_url), uuid="patient", poll_wait_s=5).start()
+            try:
+                async with connect(mcp_url) as client:
+                    assert (await call_envelope(client, "blender_test_echo", {"value": 1}))["status"] == p.COMPLETED
+                    redis_proc.kill()
+                    redis_proc.wait(10)
+                    started = time.monotonic()
+                    down = await asyncio.wait_for(call_envelope(client, "blender_test_echo", {"value": 2}), 30)
+                    assert "Redis backend" in json.dumps(down) and time.monotonic() - started < 25, down
+                    await asyncio.sleep(3)  # an outage, not a blip
+                    redis_proc = start()  # back, and empty
+
+                    async def works() -> bool:
+                        env = await call_envelope(client, "blender_test_echo", {"value": "after", "timeout_s": 5})
+                        return env["status"] == p.COMPLETED
+
+                    await eventually(works, "calls through the Redis that came back", 60)
+            finally:
+                await peer.kill()
+    finally:
+        redis_proc.kill()
+        redis_proc.wait(10)
+        await server.hub.jobs.close()
