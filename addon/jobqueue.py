@@ -160,6 +160,12 @@ class Job:
         user answers `cancel` at once, with the reason."""
         return self._put({"message": str(message)[:p.MAX_LOG_CHARS], "schema": schema})
 
+    def ask_url(self, message: str, url: str) -> Until:
+        """Yield this to send the person to a page (MCP URL-mode elicitation: a sign-in, a licence to
+        accept), where what they do never passes through the client: the `Answer` says only whether
+        they went (`accept`), declined or dismissed it; the handler checks the outcome itself."""
+        return self._put({"message": str(message)[:p.MAX_LOG_CHARS], "url": str(url)})
+
     def sample(self, prompt: str | list[dict[str, Any]], *, max_tokens: int = 1000, system_prompt: str | None = None,
                temperature: float | None = None) -> Until:
         """Yield this from a handler to ask the model behind the calling client (MCP sampling):

@@ -185,3 +185,16 @@ async def test_a_handler_asks_the_callers_model(blendbus_server, mode):
     assert asked.messages[0].content.text == "A metal for a teapot?" and asked.max_tokens == 100
     assert asked.system_prompt == "Answer in one word."
     assert refused["result"]["action"] == "cancel" and "did not declare sampling" in refused["result"]["reason"]
+
+
+@pytest.mark.parametrize("mode", ["legacy", "auto"])
+async def test_a_handler_sends_the_person_to_a_page(blendbus_server, mode):
+    """`yield job.ask_url(message, url)`: URL-mode elicitation, in both eras; the page's address reaches
+    the client, and only the action comes back."""
+    person = Person()
+    async with serve_http(blendbus_server) as url, PythonPeer(lambda: connect(url)), \
+            connect(url, mode=mode, elicitation_callback=person) as client:
+        env = await call_envelope(client, "blender_test_visit", {"url": "https://licences.example/accept"})
+    assert env["result"] == {"action": "accept", "reason": ""}
+    (asked,) = person.asked
+    assert asked.mode == "url" and asked.url == "https://licences.example/accept"

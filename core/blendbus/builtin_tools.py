@@ -92,9 +92,11 @@ _UPDATE = {
                   "properties": {"id": {"type": "string", "minLength": 1, "maxLength": 64},
                                  "message": {"type": "string", "maxLength": p.MAX_LOG_CHARS},
                                  "schema": {"type": "object", "maxProperties": 8},
+                                 "url": {"type": "string", "pattern": "^https?://", "maxLength": 2048},
                                  p.SAMPLE_KEY: {"type": "object", "required": ["messages", "maxTokens"],
                                                 "maxProperties": 12}},
-                  "oneOf": [{"required": ["message", "schema"]}, {"required": [p.SAMPLE_KEY]}]},
+                  "oneOf": [{"required": ["message", "schema"]}, {"required": ["message", "url"]},
+                            {"required": [p.SAMPLE_KEY]}]},
     # Bounded, not picky: a reply the server refused would be posted again and again.
     p.SCENE_FIELD: {"type": "object", "maxProperties": 4, "properties": {
         "revision": {"type": "integer"},

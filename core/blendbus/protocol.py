@@ -99,8 +99,9 @@ MAX_LOG_CHARS: Final = 8192
 """A log line's message is cut to this many characters: logs inform, results carry the data."""
 ASK_FIELD: Final = "ask"
 """A running update's field that asks the calling client's user something (`job.ask`):
-`{id, message, schema}`, the schema a flat JSON object schema as MCP elicitation takes it; or its
-model (`job.sample`): `{id, sample}`, `sample` being MCP `sampling/createMessage` params."""
+`{id, message, schema}`, the schema a flat JSON object schema as MCP elicitation takes it; `{id,
+message, url}`, a page the user is sent to (URL-mode elicitation, `job.ask_url`); or its model
+(`job.sample`): `{id, sample}`, `sample` being MCP `sampling/createMessage` params."""
 SAMPLE_KEY: Final = "sample"
 ASK_NOTE: Final = "ask"
 """Beside the log levels, the note kind that carries a job's question to its waiting callers, across replicas."""

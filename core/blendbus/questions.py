@@ -37,6 +37,10 @@ def input_request(question: dict[str, Any]) -> types.ElicitRequest | types.Creat
     """The MCP request that puts `question` to the client: elicitation (form mode) or sampling."""
     if p.SAMPLE_KEY in question:
         return types.CreateMessageRequest(params=types.CreateMessageRequestParams.model_validate(question[p.SAMPLE_KEY]))
+    if "url" in question:  # URL mode: the user goes to a page (a sign-in, a payment), nothing comes back but the action
+        return types.ElicitRequest(params=types.ElicitRequestURLParams(
+            message=str(question["message"]), url=str(question["url"]),
+            elicitation_id=f"{question['job_id']}:{question['id']}"))
     return types.ElicitRequest(params=types.ElicitRequestFormParams(message=str(question["message"]),
                                                                     requested_schema=question["schema"]))
 
@@ -65,10 +69,19 @@ def cannot_ask(ctx: Any, question: dict[str, Any], *, in_rounds: bool = False) -
     if not ctx.session.check_client_capability(wanted):
         return f"this client did not declare {'sampling' if sampling else 'elicitation'}, so it cannot ask its" \
                f" {'model' if sampling else 'user'}"
+    if "url" in question and not _elicits_urls(ctx):
+        return "this client did not declare URL-mode elicitation, so it cannot send its user to a page"
     if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS and not in_rounds:
         return (f"this call runs as an MCP {ctx.protocol_version} task, which cannot ask; call the tool without a"
                 " task to be asked")
     return None
+
+
+def _elicits_urls(ctx: Any) -> bool:
+    """Whether the client declared URL-mode elicitation (`elicitation.url`)."""
+    capabilities = ctx.session.client_capabilities
+    elicitation = capabilities.elicitation if capabilities is not None else None
+    return elicitation is not None and elicitation.url is not None
 
 
 class Questions:

@@ -120,3 +120,9 @@ def content(broken: bool = False) -> dict[str, Any]:
         {"type": "resource_link", "uri": "blender://scene", "name": "scene", "mime_type": "application/json",
          "description": "The whole scene"},
     ]}
+
+
+def visit(url: str, job: Any) -> Any:
+    """A generator handler that sends the person to a page (URL-mode elicitation), and says how they answered."""
+    answer = yield job.ask_url("Open this page to accept the licence", url)
+    return {"action": answer.action, "reason": answer.reason}

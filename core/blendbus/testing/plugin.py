@@ -38,6 +38,10 @@ class Question(BaseModel):
     question: str = Field(max_length=1000, description="What to ask the person")
 
 
+class Page(BaseModel):
+    url: str = Field(pattern=r"^https?://", max_length=2048, description="Where to send the person")
+
+
 class Prompt(BaseModel):
     prompt: str = Field(max_length=1000, description="What to ask the model")
 
@@ -85,6 +89,8 @@ def register_commands(register: Callable[[Command], None]) -> None:
                      params=Text, result=Counted, annotations={"read_only": True}))
     register(Command("test_ask", "Ask the person behind the caller for a name (elicitation); return the answer.",
                      f"{HANDLERS}:ask", params=Question, timeout=60))
+    register(Command("test_visit", "Send the person behind the caller to a page (URL-mode elicitation).",
+                     f"{HANDLERS}:visit", params=Page, timeout=60))
     register(Command("test_sample", "Ask the model behind the caller (sampling); return what it said.",
                      f"{HANDLERS}:sample", params=Prompt, timeout=60))
     register(Command("test_content", "Return every kind of MCP content: image, audio, resources, a link.",
