@@ -113,3 +113,11 @@ async def test_the_typescript_client_asks_its_user_before_a_script_runs(blendbus
     else:
         assert seen["status"] == p.CANCELLED and seen["result"] is None
     assert seen["asked"][1] == "Your name?" and seen["named"]["action"] == "accept"
+
+
+async def test_the_typescript_client_answers_a_jobs_question_to_its_model(blendbus_server):
+    async with serve_http(blendbus_server) as url:
+        async with PythonPeer(lambda: connect(url)):
+            seen = await run_node("http-sample", url, "0")
+    assert seen["asked"] == ["A metal for a teapot?"] and seen["maxTokens"] == 100
+    assert seen["result"] == {"action": "accept", "text": "Copper", "model": "stand-in-1", "reason": ""}

@@ -8,6 +8,7 @@
 //   node clients.mjs http-subscribe <url> <uri>         resources/subscribe, then a scene edit: the update arrives
 //   node clients.mjs http-logging <url> <level>         logging/setLevel, then a job's log lines: those at or above it arrive
 //   node clients.mjs http-complete <url> <template>    completion/complete of a template's {name}, as the user types
+//   node clients.mjs http-sample <url>                 a job asks the host's model (sampling)
 //   node clients.mjs http-content <url>                a result with image, audio, resources and a link
 //   node clients.mjs http-elicit <url> approve|refuse   a script under allow_code_execution = ask, and a job's
 //                                                      question: the client asks its user (elicitation)
@@ -21,7 +22,7 @@
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { getDefaultEnvironment, StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import { ElicitRequestSchema, LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema,
+import { CreateMessageRequestSchema, ElicitRequestSchema, LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema,
   TaskStatusNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 
 const [scenario, target, size] = process.argv.slice(2);
@@ -149,6 +150,18 @@ async function elicit(client, approve) {
            named: named.structuredContent.result };
 }
 
+async function sample(client) {
+  // A job asks the host's model (sampling): a stand-in model answers one word.
+  const asked = [];
+  client.setRequestHandler(CreateMessageRequestSchema, (request) => {
+    asked.push(request.params);
+    return { role: "assistant", content: { type: "text", text: "Copper" }, model: "stand-in-1", stopReason: "endTurn" };
+  });
+  const result = await client.callTool({ name: "blender_test_sample", arguments: { prompt: "A metal for a teapot?" } });
+  return { result: result.structuredContent.result, asked: asked.map((a) => a.messages[0].content.text),
+           maxTokens: asked[0]?.maxTokens ?? null };
+}
+
 async function content(client) {
   // Every kind of content block, as the SDK parses and validates a tool result.
   const result = await client.callTool({ name: "blender_test_content", arguments: {} });
@@ -229,7 +242,7 @@ const scenarios = {
   "stdio-large-result": largeResult, "http-large-result": largeResult, "http-task": taskLife,
   "http-task-cancel": taskCancel, "http-progress": progress, "http-subscribe": subscribe, "http-apps": apps,
   "http-tools": toolsAndTypedResult, "http-logging": logging,
-  "http-complete": complete, "http-elicit": elicit, "http-content": content,
+  "http-complete": complete, "http-elicit": elicit, "http-content": content, "http-sample": sample,
 };
 const APPS = { extensions: { "io.modelcontextprotocol/ui": { mimeTypes: ["text/html;profile=mcp-app"] } } };
 if (scenario === "config-entry") {
@@ -242,7 +255,7 @@ if (scenario === "config-entry") {
 } else {
   const client = new Client({ name: "blendbus-node-test", version: "1.0.0" },
     { capabilities: scenario === "http-apps" && size === "apps" ? APPS
-      : scenario === "http-elicit" ? { elicitation: { form: {} } } : {} });
+      : scenario === "http-elicit" ? { elicitation: { form: {} } } : scenario === "http-sample" ? { sampling: {} } : {} });
   try {
     await client.connect(transportFor(target));
     const seen = await scenarios[scenario](client, ["http-subscribe", "http-logging", "http-complete", "http-elicit"]
