@@ -27,7 +27,6 @@ from starlette.routing import Route
 from .addresses import allowed_hosts, is_loopback, own_origins
 from .asgi import BodyLimits, PerUserRequests, follow_sessions, hold_bodies_once, space_keepalive_pings
 from .auth import BearerAuth, Identity, TokenTable, new_token
-from .builtin_tools import LLM
 from .oauth.resource import BUILTIN, ProtectedResource, builtin_resource, protected_resource
 from .connections import ConnectionGuard, ConnectionLimits
 from .dispatch import Hub, Limits
@@ -109,26 +108,13 @@ def build_app(server: BlendbusServer, host: str, tokens: TokenTable | None, *,
         max_request_body_size=bodies.peer_bytes,
         custom_starlette_routes=[Route("/healthz", healthz), *status_routes(server.hub, security, server.waits),
                                  *(oauth.routes() if oauth is not None else ()),
-                                 *card_routes(lambda: card_tools(server), card_auth(tokens, oauth),
-                                              oauth.public_url if oauth is not None else None)],
+                                 *card_routes(server, tokens, oauth)],
     )
     hold_bodies_once(server, bodies)
     follow_sessions(server, lim.max_sessions_per_user)
     return BearerAuth(PerUserRequests(app, lim.max_requests_per_user), tokens,  # type: ignore[return-value]
                       paths=("/mcp", STATUS_API), oauth=oauth, open_paths=(CARD_PATH,))
 
-
-def card_tools(server: BlendbusServer) -> list[dict[str, str]]:
-    """The tools an LLM lists under the server's profile, by name and title, for the Server Card."""
-    listed = server.tools.listed(frozenset([LLM]), server.tools.toolset, apps=False)
-    return [{"name": tool.name, "title": tool.title or tool.name} for tool in listed]
-
-
-def card_auth(tokens: TokenTable | None, oauth: ProtectedResource | None) -> str | None:
-    """How the Server Card says callers sign in: OAuth's resource metadata, a bearer token, or not at all."""
-    if oauth is not None:
-        return oauth.metadata_url
-    return "bearer" if tokens is not None else None
 
 
 ENVELOPE_SLACK_BYTES = 1024 * 1024

@@ -9,8 +9,7 @@ where hosts that follow the earlier draft look. Public by design: no secret is i
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from mcp_types.version import SUPPORTED_PROTOCOL_VERSIONS
@@ -19,6 +18,12 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import __version__
+from .builtin_tools import LLM
+
+if TYPE_CHECKING:
+    from .auth import TokenTable
+    from .oauth.resource import ProtectedResource
+    from .server import BlendbusServer
 
 SCHEMA = "https://static.modelcontextprotocol.io/schemas/v2/server-card.schema.json"
 MEDIA_TYPE = "application/mcp-server-card+json"
@@ -53,16 +58,25 @@ def server_card(base: str, auth: str | None, tools: list[dict[str, str]]) -> dic
             "description": DESCRIPTION, "remotes": [remote], "_meta": {META_KEY: tools}}
 
 
-def card_routes(tools: Callable[[], list[dict[str, str]]], auth: str | None, public_url: str | None) -> list[Route]:
-    """The card, the catalog that lists it, and the earlier draft's path. `tools`: name and title of each
-    tool an LLM may list (the server's profile); `public_url`: where clients reach this server, or None
-    (then the address the request came to)."""
+def listed_tools(server: BlendbusServer) -> list[dict[str, str]]:
+    """The tools an LLM lists under the server's profile, by name and title."""
+    listed = server.tools.listed(frozenset([LLM]), server.tools.toolset, apps=False)
+    return [{"name": tool.name, "title": tool.title or tool.name} for tool in listed]
+
+
+def card_routes(server: BlendbusServer, tokens: TokenTable | None, oauth: ProtectedResource | None) -> list[Route]:
+    """The card, the catalog that lists it, and the earlier draft's path. Callers sign in with OAuth
+    (named by its resource metadata), a bearer token, or not at all; the card's address is OAuth's public
+    URL, or else the address the request came to."""
+    auth = oauth.metadata_url if oauth is not None else "bearer" if tokens is not None else None
+    public_url = oauth.public_url if oauth is not None else None
 
     def base_of(request: Request) -> str:
         return public_url or str(request.base_url).rstrip("/")
 
     async def card(request: Request) -> Response:
-        return JSONResponse(server_card(base_of(request), auth, tools()), media_type=MEDIA_TYPE, headers=HEADERS)
+        return JSONResponse(server_card(base_of(request), auth, listed_tools(server)), media_type=MEDIA_TYPE,
+                            headers=HEADERS)
 
     async def catalog(request: Request) -> Response:
         base = base_of(request)

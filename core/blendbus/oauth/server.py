@@ -132,7 +132,7 @@ class BuiltinAuthorizationServer:
         scopes = [s for s in pending["scopes"] if SCOPE_ROLES.get(s) in person.roles]
         code = secrets.token_urlsafe(32)
         await self.records.put(CODE, _digest(code), {
-            "code": "", "scopes": scopes, "expires_at": time.time() + CODE_TTL_S, "client_id": pending["client_id"],
+            "scopes": scopes, "expires_at": time.time() + CODE_TTL_S, "client_id": pending["client_id"],
             "code_challenge": pending["code_challenge"], "redirect_uri": pending["redirect_uri"],
             "redirect_uri_provided_explicitly": pending["explicit"], "resource": self.resource,
             "subject": person.user_id}, ttl_s=CODE_TTL_S)
