@@ -48,17 +48,23 @@ async def scenario(url: str, name: str, out: str) -> tuple[int, str]:
     return proc.returncode or 0, said.decode(errors="replace")
 
 
+async def failures(url: str, names: tuple[str, ...], out: str) -> dict[str, str]:
+    """Each of `names` that did not pass, with the end of what the suite said."""
+    failed = {}
+    for name in names:
+        code, said = await scenario(url, name, out)
+        if code != 0:
+            failed[name] = said[-3000:]
+    return failed
+
+
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 async def test_every_applicable_scenario_passes(tmp_path, request, backend):
     assert NODE22.exists() and SUITE.exists(), "the conformance suite is not installed: run bash scripts/test-prereqs.sh"
     url_of_backend = request.getfixturevalue("blendbus_redis") if backend == "redis" else None
     server = make_server(state_dir=tmp_path / "state", backend=url_of_backend)
     async with serve_http(server) as url, blender_peer(server, url, tmp_path):
-        failed = {}
-        for name in APPLICABLE:
-            code, said = await scenario(url, name, str(tmp_path / "results"))
-            if code != 0:
-                failed[name] = said[-3000:]
+        failed = await failures(url, APPLICABLE, str(tmp_path / "results"))
     assert not failed, json.dumps(failed, indent=1)
 
 
@@ -73,9 +79,5 @@ async def test_every_scenario_passes_with_the_fixture_plugin(tmp_path, monkeypat
     server = make_server([("conformance", fixture)], state_dir=tmp_path / "state", backend=url_of_backend)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(FIXTURE), *sys.path])}
     async with serve_http(server) as url, blender_peer(server, url, tmp_path, env=env):
-        failed = {}
-        for name in WITH_FIXTURE:
-            code, said = await scenario(url, name, str(tmp_path / "results"))
-            if code != 0:
-                failed[name] = said[-3000:]
+        failed = await failures(url, WITH_FIXTURE, str(tmp_path / "results"))
     assert not failed, json.dumps(failed, indent=1)

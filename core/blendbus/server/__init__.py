@@ -242,7 +242,8 @@ class BlendbusServer:
             return self.plain({"error": str(exc), "code": type(exc).__name__}, is_error=True)
         except JobStoreError as exc:
             log.error("%s", exc)
-            return self.plain({"error": f"the server could not record the job: {exc}"}, is_error=True)
+            # An envelope like any failed call's: a status, and what went wrong (the store, not the call).
+            return self.result(p.envelope(p.FAILED, error=f"the server could not record the job: {exc}"))
 
     def _disclose(self, ctx: Any, call: Call, name: str, arguments: dict[str, Any]) -> dict[str, Any]:
         """blender_find_tools and blender_describe_tool, over the tools this caller may call."""
