@@ -151,7 +151,10 @@ class BlenderRuntime:
         prefs = preferences()
         name = prop_name(key)
         if hasattr(prefs, name):
-            return getattr(prefs, name)
+            value = getattr(prefs, name)
+            if any(d["key"] == key and d["type"] == "gate" for d in type(prefs).declarations):
+                return {"true": True, "false": False}.get(value, value)  # the menu's ids, read as --set gives them
+            return value
         for item in prefs.extra:
             if item.key == key:
                 return _decode(item.value)

@@ -123,7 +123,7 @@ def test_addon_registers_and_its_preferences_read_and_write(tmp_path):
         from blendbus_addon import headless, blender
         headless.enable_addon()
         prefs = blender.preferences()
-        assert prefs.allow_code_execution is False
+        assert prefs.allow_code_execution == "ask"  # the default: the person approves each script
         blender.set_setting("allow_code_execution", "true")
         blender.set_setting("rodin.mode", "FAL_AI")
         blender.set_setting("later.plugin_key", "v1")

@@ -44,7 +44,7 @@ GUI_PEER = textwrap.dedent('''
     assert "extensions" in blendbus.__file__ and "extensions" in mcp.__file__, (blendbus.__file__, mcp.__file__)
     name = "bl_ext.user_default.blendbus"
     prefs = bpy.context.preferences.addons[name].preferences
-    prefs.server_url, prefs.allow_code_execution, prefs.client_uuid = sys.argv[3], True, "gui-peer"
+    prefs.server_url, prefs.allow_code_execution, prefs.client_uuid = sys.argv[3], "true", "gui-peer"
     assert hasattr(prefs, "polyhaven__enabled")  # plugin preferences from the zip's declarations.json
     bpy.ops.blendbus.connect()
     blender = sys.modules[name + ".blender"]

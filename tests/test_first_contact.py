@@ -48,7 +48,7 @@ def test_two_peers_on_one_state_dir_get_their_own_uuids_and_look_complete_at_onc
         clients = call(url, "blender_list_clients")["clients"]
         assert len({c["client_uuid"] for c in clients}) == 2
         for client in clients:  # gates and handler packages on the first registration, not after a reconnect
-            assert client["gates"]["allow_code_execution"] is False and "blendbus_scene.addon" in {
+            assert client["gates"]["allow_code_execution"] == "ask" and "blendbus_scene.addon" in {
                 h["package"] for h in client["handlers"]}
         for i, log in enumerate(logs):
             log.flush()

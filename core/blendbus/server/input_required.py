@@ -16,6 +16,7 @@ once per backend and kept in `Records`, so every replica opens what another seal
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import secrets
 import time
@@ -118,7 +119,16 @@ class Rounds:
 
             work = asyncio.ensure_future(hub.follow(call.user_id, state["job"], max(1.0, deadline - time.time()),
                                                     call.progress, detach=asked, before=bring_answer))
-        await asyncio.wait({work, asked}, return_when=asyncio.FIRST_COMPLETED)
+        try:
+            await asyncio.wait({work, asked}, return_when=asyncio.FIRST_COMPLETED)
+        except asyncio.CancelledError:  # the client gave up: so does the job, as for any cancelled call
+            work.cancel()
+            with contextlib.suppress(BaseException):
+                await work
+            if params.request_state is not None:
+                with contextlib.suppress(LookupError, ValueError):
+                    await asyncio.shield(hub.cancel_job(call.user_id, json.loads(params.request_state)["job"]))
+            raise
         try:
             return await work  # its end, when it came first (or with the question)
         except Detached:
