@@ -298,6 +298,8 @@ def stop() -> None:
         bpy.app.handlers.depsgraph_update_post.remove(_scene_updated)
     if _State.thread is not None:
         _State.thread.stop()
+    if _State.core is not None:
+        _State.core.queue.close()
     _State.core = _State.thread = None
 
 

@@ -187,6 +187,11 @@ class Job:
             return Until(question)
         ask_id = f"q{len(self._questions) + 1}"
         self._questions[ask_id] = question
+        # Nobody may ever answer (the caller left, or the question was lost): the job must still end.
+        timer = threading.Timer(p.ASK_TIMEOUT_S, self.answered, (ask_id, "cancel", None, p.UNANSWERED))
+        timer.daemon = True
+        timer.start()
+        question.add_done_callback(lambda _: timer.cancel())
         self._asker(self.job_id, {"id": ask_id, **fields})
         return Until(question)
 
@@ -230,6 +235,7 @@ class JobQueue:
         self._running: dict[str, Job] = {}
         self._remember = remember
         self._cond = threading.Condition()
+        self._closed = False
 
     def offer(self, payload: dict[str, Any]) -> str | None:
         """Accept a payload from the server. Returns a job id that must be replied to as cancelled
@@ -270,6 +276,8 @@ class JobQueue:
     def started(self, job: Job) -> None:
         with self._cond:
             self._running[job.job_id] = job
+            if self._closed:
+                job.cancel()
 
     def finished(self, job_id: str) -> None:
         with self._cond:
@@ -279,6 +287,18 @@ class JobQueue:
         """Unblock a waiting `take` (used on shutdown)."""
         with self._cond:
             self._cond.notify_all()
+
+    def close(self) -> None:
+        """The peer is leaving: cancel every running job, and any started from now on.
+
+        A handler waiting for an answer, a model's reply or another job's future would otherwise
+        wait for ever once nobody can deliver it, holding its thread and the process's exit."""
+        with self._cond:
+            self._closed = True
+            running = list(self._running.values())
+            self._cond.notify_all()
+        for job in running:
+            job.cancel()
 
     def __len__(self) -> int:
         with self._cond:

@@ -13,7 +13,7 @@ from mcp import types
 
 from blendbus import protocol as p
 from blendbus.client import connect
-from blendbus.testing import PythonPeer, call_envelope, make_server, serve_http
+from blendbus.testing import PythonPeer, call_envelope, eventually, make_server, serve_http
 from blendbus.testing import plugin as testing_plugin
 
 pytestmark = pytest.mark.anyio
@@ -156,6 +156,48 @@ async def test_request_state_is_sealed_bound_to_its_caller_and_crosses_replicas(
         plain = (await ModernClient(http, one, "a", tasks=False)("tools/call", call))["result"]
         assert plain["structuredContent"]["result"]["action"] == "cancel"  # no elicitation declared: never asked
         assert "did not declare elicitation" in plain["structuredContent"]["result"]["reason"]
+
+
+async def _asked_and_left(url: str, http: Any) -> None:
+    """A 2026-07-28 caller is asked, and never comes back with an answer."""
+    from blendbus.testing.raw import ModernClient
+
+    asked = (await ModernClient(http, url, "a", tasks=False, elicitation=True)(
+        "tools/call", {"name": "blender_test_ask", "arguments": {"question": "Still there?"}}))["result"]
+    assert asked["resultType"] == "input_required"
+
+
+async def test_a_question_nobody_answers_ends_its_job(blendbus_server, monkeypatch):
+    """The caller left: when the question's time is up the job hears `cancel` and ends, instead of
+    holding its peer's worker for ever (the peer keeps that time itself: a replica may be gone too)."""
+    import httpx2
+
+    monkeypatch.setattr(p, "ASK_TIMEOUT_S", 1.0)
+    async with serve_http(blendbus_server, tokens={"a": "alice"}) as url, \
+            PythonPeer(lambda: connect(url, "a")) as peer, httpx2.AsyncClient(timeout=30) as http:
+        await _asked_and_left(url, http)
+        [job_id] = await blendbus_server.hub.jobs.in_flight("alice", peer.uuid)
+        async with connect(url, "a") as client:
+            env = await call_envelope(client, "blender_get_job", {"job_id": job_id, "wait_s": 30})
+    assert env["status"] == p.COMPLETED
+    assert env["result"]["action"] == "cancel" and env["result"]["reason"] == p.UNANSWERED
+
+
+async def test_a_peer_that_leaves_ends_the_jobs_waiting_for_answers(blendbus_server):
+    """A job waiting for an answer on a peer's worker thread is cancelled when the peer goes: no
+    thread outlives its peer (it would hold the process's exit)."""
+    import httpx2
+
+    async with serve_http(blendbus_server, tokens={"a": "alice"}) as url, httpx2.AsyncClient(timeout=30) as http:
+        peer = await PythonPeer(lambda: connect(url, "a")).start()
+        await _asked_and_left(url, http)
+        [job_id] = await blendbus_server.hub.jobs.in_flight("alice", peer.uuid)
+        await peer.kill()
+
+        async def ended() -> list[str]:
+            return [job.status for job in peer.core.recent if job.job_id == job_id]
+
+        assert await eventually(ended, "the waiting job ends", 10) == [p.CANCELLED]
 
 
 class Model:

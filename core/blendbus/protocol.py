@@ -107,6 +107,12 @@ ASK_NOTE: Final = "ask"
 """Beside the log levels, the note kind that carries a job's question to its waiting callers, across replicas."""
 ASK_ACTIONS: Final = ("accept", "decline", "cancel")
 """How the person answered (MCP elicitation): accepted with content, declined, or dismissed."""
+ASK_TIMEOUT_S: Final = 600.0
+"""How long a question waits for its answer before the job hears `cancel`. The server keeps it for a
+client it asks on the call's stream and as the life of a sealed requestState; the peer keeps it
+too, so a job whose caller never comes back (or whose question was lost) still ends."""
+UNANSWERED: Final = f"nobody answered within {ASK_TIMEOUT_S:.0f} s"
+"""The reason a job hears with that `cancel`."""
 
 DISPATCHED: Final = "dispatch"
 """A bus event: a job was queued on a peer."""

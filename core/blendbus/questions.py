@@ -27,8 +27,6 @@ from . import protocol as p
 from .dispatch import Hub
 
 log = logging.getLogger(__name__)
-ASK_TIMEOUT_S = 600.0
-"""How long a question waits for the person before the job hears `cancel`."""
 AskFn = Callable[[str], Awaitable[None]]
 """Takes a question as the note carries it (JSON: job_id, id, then message and schema, or sample)."""
 
@@ -109,12 +107,12 @@ class Questions:
             request = input_request(question)
             expected = types.CreateMessageResult if p.SAMPLE_KEY in question else types.ElicitResult
             try:
-                async with asyncio.timeout(ASK_TIMEOUT_S):
+                async with asyncio.timeout(p.ASK_TIMEOUT_S):
                     result = await ctx.session.send_request(
                         request, expected, metadata=ServerMessageMetadata(related_request_id=ctx.request_id))
                 action, content = answer_of(result)
             except TimeoutError:
-                reason = f"nobody answered within {ASK_TIMEOUT_S:.0f} s"
+                reason = p.UNANSWERED
             except Exception as exc:  # noqa: BLE001 - the client failed to ask: the job must still hear
                 reason = f"the client could not ask: {exc}"
         await self.answer(user_id, question, action, content, reason)

@@ -30,7 +30,8 @@ from ..backends.base import Records
 from ..builtin_tools import Call
 from ..command import Command
 from ..dispatch import Detached
-from ..questions import ASK_TIMEOUT_S, answer_of, cannot_ask, input_request
+from ..protocol import ASK_TIMEOUT_S
+from ..questions import answer_of, cannot_ask, input_request
 
 if TYPE_CHECKING:
     from . import BlendbusServer

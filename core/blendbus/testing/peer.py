@@ -93,7 +93,10 @@ class PythonPeer:
         await self.kill()
 
     async def kill(self) -> None:
-        """Vanish without a word, like a crashed Blender: stop polling and replying."""
+        """Vanish without a word, like a crashed Blender: stop polling and replying.
+
+        Jobs still running on worker threads are cancelled, so no thread outlives the peer."""
+        self.core.queue.close()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
