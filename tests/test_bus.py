@@ -11,7 +11,7 @@ from mcp import Client
 
 from blendbus import protocol as p
 from blendbus.dispatch import PeerAuthError
-from blendbus.testing import PythonPeer, call_envelope, serve_http
+from blendbus.testing import PythonPeer, call_envelope, eventually, serve_http
 
 pytestmark = pytest.mark.anyio
 
@@ -174,9 +174,12 @@ async def test_only_the_target_peer_may_reply(blendbus_server, blendbus_peer_fac
     owner = await blendbus_peer_factory(uuid="owner")
     other = await blendbus_peer_factory(uuid="other")
     call = asyncio.ensure_future(call_envelope(blendbus_client, "blender_test_sleep",
-                                               {"seconds": 0.5, "target_uuid": "owner"}))
-    await asyncio.sleep(0.2)
-    [job_id] = await blendbus_server.hub.jobs.in_flight("local", "owner")
+                                               {"seconds": 3, "target_uuid": "owner"}))
+
+    async def sent() -> list[str]:
+        return await blendbus_server.hub.jobs.in_flight("local", "owner")
+
+    [job_id] = await eventually(sent, "the job is in flight", 10)
     forged = await blendbus_client.call_tool("blender_job_update", {
         "job_id": job_id, "status": "completed", "result": "forged",
         "client_uuid": "other", "peer_token": other.link.token})
@@ -184,7 +187,7 @@ async def test_only_the_target_peer_may_reply(blendbus_server, blendbus_peer_fac
     stolen = await blendbus_client.call_tool("blender_job_update", {
         "job_id": job_id, "status": "completed", "result": "forged", "client_uuid": "owner", "peer_token": "guess"})
     assert stolen.is_error and stolen.structured_content["code"] == "PeerAuthError"
-    assert (await call)["result"] == 0.5
+    assert (await call)["result"] == 3
     # A duplicate reply after completion changes nothing; a reply for a job never sent is refused.
     again = await call_envelope(blendbus_client, "blender_job_update", {
         "job_id": job_id, "status": "failed", "error": "late", "client_uuid": "owner", "peer_token": owner.link.token})

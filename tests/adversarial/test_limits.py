@@ -9,7 +9,7 @@ import pytest
 
 from blendbus import protocol as p
 from blendbus.dispatch import Limits
-from blendbus.testing import call_envelope, make_server, serve_http
+from blendbus.testing import call_envelope, eventually, make_server, serve_http
 from blendbus.testing import plugin as testing_plugin
 
 pytestmark = pytest.mark.anyio
@@ -25,10 +25,14 @@ async def test_oversized_arguments_are_refused(blendbus_server, blendbus_peer_fa
 
 async def test_too_many_calls_per_user_get_busy(blendbus_server, blendbus_peer_factory, blendbus_client):
     blendbus_server.hub.limits.max_calls_per_user = 2
-    await blendbus_peer_factory(concurrency=4)
-    slow = [asyncio.ensure_future(call_envelope(blendbus_client, "blender_test_sleep", {"seconds": 0.5}))
+    peer = await blendbus_peer_factory(concurrency=4)
+    slow = [asyncio.ensure_future(call_envelope(blendbus_client, "blender_test_sleep", {"seconds": 2}))
             for _ in range(2)]
-    await asyncio.sleep(0.1)
+
+    async def both_sent() -> bool:
+        return len(await blendbus_server.hub.jobs.in_flight("local", peer.uuid)) == 2
+
+    await eventually(both_sent, "both slow calls in flight", 10)
     env = await call_envelope(blendbus_client, "blender_test_noop")
     assert env["status"] == p.BUSY and "already in flight" in env["error"]
     assert [e["status"] for e in await asyncio.gather(*slow)] == [p.COMPLETED, p.COMPLETED]

@@ -11,7 +11,7 @@ import pytest
 from blendbus import protocol as p
 from blendbus.backends import open_backend
 from blendbus.backends.base import Backend, DuplicateJob, Enqueued, OverQuota, PeerAuthError, Replied
-from blendbus.testing import PythonPeer, call_envelope, in_memory, make_server
+from blendbus.testing import PythonPeer, call_envelope, eventually, in_memory, make_server
 
 pytestmark = pytest.mark.anyio
 
@@ -212,8 +212,11 @@ async def test_an_open_poll_wakes_when_a_payload_arrives(backend: Backend) -> No
     peers = backend.peers
     rec = await peers.register("u", "p", "c", "i", {}, max_peers=9)
     poll = asyncio.ensure_future(peers.take("u", "p", rec.token, [], 20))
-    await asyncio.sleep(0.3)
-    assert (await peers.list("u"))[0].polling
+
+    async def polling() -> bool:
+        return (await peers.list("u"))[0].polling
+
+    await eventually(polling, "the open poll shows in the peer's record", 10)
     await peers.push("u", "p", "j1", p.command_dispatch("j1", "noop", {}))
     payloads, _ = await asyncio.wait_for(poll, 5)
     assert payloads[0]["job_id"] == "j1"
