@@ -13,7 +13,7 @@ import pytest
 from blendbus import protocol as p
 from blendbus.client import connect
 from blendbus.dispatch import Limits
-from blendbus.testing import PythonPeer, make_server, serve_http
+from blendbus.testing import PythonPeer, eventually, make_server, serve_http
 from blendbus.testing import plugin as testing_plugin
 from blendbus.testing.raw import TASKS as EXTENSION
 from blendbus.testing.raw import ModernClient
@@ -68,6 +68,42 @@ async def test_a_tasks_whole_life(bus):
     assert failed["status"] == "completed" and failed["result"]["isError"] is True
     assert "ZeroDivisionError" in failed["result"]["structuredContent"]["error"]
     assert empty((await alice("tasks/update", {"taskId": created["taskId"], "inputResponses": {}}))["result"])
+
+
+async def test_a_task_that_asks_is_answered_through_tasks_update(bus):
+    """A job that asks puts its task in input_required, with the question in tasks/get's inputRequests;
+    tasks/update brings the answer to the job (keys not outstanding are ignored); a client that did not
+    declare elicitation is never asked: its job hears cancel, and why."""
+    server, alice, _, _ = bus
+    asking = Raw(alice.http, alice.url, "a", elicitation=True)
+    created = await asking.call("blender_test_ask", {"question": "Which colour?"})
+    assert created["resultType"] == "task"
+    task_id = created["taskId"]
+
+    async def waiting() -> dict[str, Any]:
+        got = (await asking("tasks/get", {"taskId": task_id}))["result"]
+        return got if got["status"] == "input_required" else {}
+
+    got = await eventually(waiting, "the task waits on its question", 10)
+    (key, request), = got["inputRequests"].items()
+    assert request["method"] == "elicitation/create" and request["params"]["message"] == "Which colour?"
+    assert request["params"]["requestedSchema"]["type"] == "object" and "Which colour?" in got["statusMessage"]
+    stray = {"taskId": task_id, "inputResponses": {"never-asked": {"action": "accept", "content": {"name": "red"}}}}
+    assert empty((await asking("tasks/update", stray))["result"])
+    assert (await asking("tasks/get", {"taskId": task_id}))["result"]["status"] == "input_required"
+    bare = await asking("tasks/update", {"taskId": task_id})
+    assert bare["error"]["code"] == -32602 and "inputResponses" in bare["error"]["message"]
+    answer = {"taskId": task_id, "inputResponses": {key: {"action": "accept", "content": {"name": "blue"}}}}
+    assert empty((await asking("tasks/update", answer))["result"])
+    done = await asking.until_done(task_id)
+    assert done["status"] == "completed" and "inputRequests" not in done
+    assert done["result"]["structuredContent"]["result"] == {"action": "accept", "content": {"name": "blue"},
+                                                             "reason": ""}
+    unasked = await alice.call("blender_test_ask", {"question": "Anyone?"})  # no elicitation declared
+    if unasked.get("resultType") == "task":
+        unasked = (await alice.until_done(unasked["taskId"]))["result"]
+    assert unasked["structuredContent"]["result"]["action"] == "cancel"
+    assert "did not declare elicitation" in unasked["structuredContent"]["result"]["reason"]
 
 
 async def test_a_cancelled_task_frees_the_peer(bus):

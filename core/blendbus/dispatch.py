@@ -21,6 +21,7 @@ from typing import Any
 
 from . import protocol as p
 from . import paging
+from .asked import Asked
 from .backends.base import Backend, Enqueued, Job, PeerAuthError, PeerRecord, ProgressFn
 from .paging import DEFAULT_INLINE_RESULT_MAX_BYTES
 
@@ -126,6 +127,8 @@ class Hub:
     def __init__(self, backend: Backend, limits: Limits | None = None) -> None:
         self.backend = backend
         self.jobs, self.peers, self.notifier = backend.jobs, backend.peers, backend.notifier
+        self.asked = Asked(backend.records)
+        """The question each job waits on, for the clients that poll for it (a 2026-07-28 task's)."""
         self.limits = limits or Limits()
         self._reaper: asyncio.Task[None] | None = None
         self._expected: dict[str, float] = {}
@@ -442,7 +445,9 @@ class Hub:
         if ask is not None:
             if status != p.RUNNING or level is not None:
                 raise ValueError(f"a question is a {p.RUNNING} update with {p.ASK_FIELD} and no {p.LEVEL_FIELD}")
-            level, message = p.ASK_NOTE, json.dumps({**ask, "job_id": job_id})
+            question = {**ask, "job_id": job_id}
+            level, message = p.ASK_NOTE, json.dumps(question)
+            await self._hold_question(user_id, uuid, token, job_id, question)
         problem = p.content_problem(result) if status == p.COMPLETED else None
         if problem is not None:
             status, result, error = p.FAILED, None, f"the peer's result was malformed and was not kept: {problem}"
@@ -461,6 +466,16 @@ class Hub:
             raise LookupError(f"job {job_id!r} is not running: nobody is waiting for this answer")
         payload = p.answer(job_id, ask_id, action, content, reason)
         await self.peers.push(user_id, job.target_uuid, p.ack_key(payload), payload)
+        await self.asked.settle(user_id, job_id, ask_id)
+
+    async def _hold_question(self, user_id: str, uuid: str, token: str, job_id: str, ask: dict[str, Any]) -> None:
+        """Keep a job's question for the clients that poll for it. It is written before its note goes out
+        (an answer that comes at once must find it to clear it), so it is checked first as the reply
+        itself is: that peer, its own job."""
+        await self.peers.authenticate(user_id, uuid, token)
+        job = await self.jobs.get(user_id, job_id, result=False)
+        if job is not None and job.target_uuid == uuid and job.status in p.OPEN_STATUSES:
+            await self.asked.hold(user_id, job_id, ask)
 
     async def scene_changed(self, user_id: str, uuid: str, token: str, objects: list[str], whole: bool) -> None:
         """The peer's scene changed: an event on the user's feed, which change notifications follow."""

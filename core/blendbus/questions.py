@@ -59,8 +59,9 @@ def answer_of(response: Any) -> tuple[str, dict[str, Any] | None]:
 
 
 def cannot_ask(ctx: Any, question: dict[str, Any], *, in_rounds: bool = False) -> str | None:
-    """Why this request's client cannot be put `question`, or None if it can. `in_rounds`: a
-    2026-07-28 call that answers input_required (otherwise such a call is a task, which cannot ask)."""
+    """Why this request's client cannot be put `question`, or None if it can. `in_rounds`: the
+    question goes out as an input request (a 2026-07-28 tool call's input_required, or its task's
+    inputRequests); any other 2026-07-28 request has no way to ask."""
     sampling = p.SAMPLE_KEY in question
     wanted = (types.ClientCapabilities(sampling=types.SamplingCapability()) if sampling else
               types.ClientCapabilities(elicitation=types.ElicitationCapability()))
@@ -70,8 +71,7 @@ def cannot_ask(ctx: Any, question: dict[str, Any], *, in_rounds: bool = False) -
     if "url" in question and not _elicits_urls(ctx):
         return "this client did not declare URL-mode elicitation, so it cannot send its user to a page"
     if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS and not in_rounds:
-        return (f"this call runs as an MCP {ctx.protocol_version} task, which cannot ask; call the tool without a"
-                " task to be asked")
+        return f"in MCP {ctx.protocol_version} only a tool call can ask its client; this request is not one"
     return None
 
 
@@ -100,6 +100,22 @@ class Questions:
 
         return ask
 
+    def detach_on(self, ctx: Any, user_id: str, asked: asyncio.Future[dict[str, Any]]) -> AskFn:
+        """What a 2026-07-28 call does with a question of its job: its client is asked through an input
+        request (input_required, or its task's inputRequests), never on the call's stream. The first
+        question it can take ends the call's wait (`asked`); one it cannot take is answered `cancel` at
+        once, with why."""
+
+        async def ask(note: str) -> None:
+            question = json.loads(note)
+            why = cannot_ask(ctx, question, in_rounds=True)
+            if why is not None:
+                await self.answer(user_id, question, "cancel", None, why)
+            elif not asked.done():
+                asked.set_result(question)
+
+        return ask
+
     async def _put(self, ctx: Any, user_id: str, question: dict[str, Any]) -> None:
         why = cannot_ask(ctx, question)
         action, content, reason = "cancel", None, why or ""
@@ -116,6 +132,11 @@ class Questions:
             except Exception as exc:  # noqa: BLE001 - the client failed to ask: the job must still hear
                 reason = f"the client could not ask: {exc}"
         await self.answer(user_id, question, action, content, reason)
+
+    async def respond(self, user_id: str, question: dict[str, Any], response: Any) -> None:
+        """Bring the job the client's response to an input request (its `inputResponses` entry)."""
+        action, content = answer_of(response)
+        await self.answer(user_id, question, action, content, "" if action != "cancel" else "the client sent no answer")
 
     async def answer(self, user_id: str, question: dict[str, Any], action: str, content: dict[str, Any] | None,
                      reason: str = "") -> None:

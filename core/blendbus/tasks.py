@@ -4,10 +4,12 @@ A client that declares the extension on a `tools/call` may get a task handle ins
 when the call has not finished within `Limits.task_after_s`, or at once for a Command declared
 `long_running`. The task *is* the job: its id is the job id (128 random bits), its state is the job
 store's, so a task survives a server restart and can be followed from any connection of the same
-user. `tasks/get` returns the DetailedTask, `tasks/cancel` stops the job (Blender included),
-`tasks/update` is acknowledged (no job asks for input).
+user. `tasks/get` returns the DetailedTask, `tasks/cancel` stops the job (Blender included). A job
+that asks (`job.ask`, `job.sample`) puts its task in `input_required`, with the question as
+`inputRequests` in tasks/get; `tasks/update` brings the client's `inputResponses` to the job.
 
-Status mapping (docs/tasks.md): queued and running are `working`; a job that ended, well or badly
+Status mapping (docs/tasks.md): queued and running are `working` (`input_required` while the job
+waits on a question); a job that ended, well or badly
 at the tool level (completed, failed, lost, timeout), is `completed` with its CallToolResult
 (`isError` for the failures); cancelled is `cancelled`.
 """
@@ -25,6 +27,7 @@ from pydantic import ConfigDict, Field
 
 from . import protocol as p
 from .backends.base import Job
+from .questions import input_request
 
 EXTENSION = "io.modelcontextprotocol/tasks"
 MISSING_CLIENT_CAPABILITY = -32021
@@ -46,9 +49,9 @@ def declared(meta: Any) -> bool:
     return isinstance(extensions, dict) and EXTENSION in extensions
 
 
-def status_of(job: Job) -> str:
+def status_of(job: Job, asking: bool = False) -> str:
     if job.status in p.OPEN_STATUSES:
-        return "working"
+        return "input_required" if asking else "working"
     return "cancelled" if job.status == p.CANCELLED else "completed"
 
 
@@ -56,10 +59,12 @@ def _iso(epoch: float) -> str:
     return datetime.datetime.fromtimestamp(epoch, datetime.UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-def task(job: Job, ttl_ms: int) -> dict[str, Any]:
-    """The Task shape of a job."""
-    status = status_of(job)
-    if status == "working":
+def task(job: Job, ttl_ms: int, question: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The Task shape of a job; `question`, the one it waits on (asked.py)."""
+    status = status_of(job, question is not None)
+    if status == "input_required":
+        message = "waiting for an answer: " + str(question.get("message") or "a request for the client's model")  # type: ignore[union-attr]
+    elif status == "working":
         message = job.message or (f"running on {job.target_uuid}" if job.status == p.RUNNING
                                   else f"queued for {job.target_uuid}")
     else:
@@ -68,14 +73,20 @@ def task(job: Job, ttl_ms: int) -> dict[str, Any]:
             "lastUpdatedAt": _iso(job.updated), "ttlMs": ttl_ms, "pollIntervalMs": POLL_INTERVAL_MS}
 
 
-def created(job: Job, ttl_ms: int) -> dict[str, Any]:
-    """The CreateTaskResult a tools/call answers with when it becomes a task."""
-    return {"resultType": "task", **task(job, ttl_ms)}
+def created(job: Job, ttl_ms: int, question: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The CreateTaskResult a tools/call answers with when it becomes a task (`input_required` if its job
+    waits on `question` already: tasks/get shows it)."""
+    return {"resultType": "task", **task(job, ttl_ms, question)}
 
 
-def detailed(job: Job, ttl_ms: int, tool_result: Callable[[dict[str, Any]], types.CallToolResult]) -> dict[str, Any]:
-    """The tasks/get answer: the task, with its CallToolResult inlined once it is completed."""
-    shape = task(job, ttl_ms)
+def detailed(job: Job, ttl_ms: int, tool_result: Callable[[dict[str, Any]], types.CallToolResult],
+             question: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The tasks/get answer: the task, with its CallToolResult inlined once it is completed, or, while
+    it waits on `question`, that question as its MCP request in `inputRequests`, keyed by its id."""
+    shape = task(job, ttl_ms, question)
+    if shape["status"] == "input_required" and question is not None:
+        request = input_request(question).model_dump(by_alias=True, mode="json", exclude_none=True)
+        shape["inputRequests"] = {question["id"]: request}
     if shape["status"] == "completed":
         shape["result"] = tool_result(job.envelope()).model_dump(by_alias=True, mode="json", exclude_none=True)
     return {"resultType": "complete", **shape}

@@ -408,7 +408,8 @@ def unstored(status: str, job_id: str, uuid: str, result: Any, error: str, probl
 
 class Records(Protocol):
     """Small expiring records the built-in authorization server keeps (oauth/server.py): registered
-    clients, sign-ins in progress, codes, refresh tokens, its signing key. Shared by the replicas of a
+    clients, sign-ins in progress, codes, refresh tokens, its signing key; and the question each job
+    waits on (asked.py), the request-state key (server/input_required.py). Shared by the replicas of a
     shared backend, so a sign-in begun on one completes on another. Values are JSON objects; `kind`
     and `key` are plain strings."""
 

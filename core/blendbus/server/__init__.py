@@ -220,7 +220,7 @@ class BlendbusServer:
         try:
             cmd = self.plugins.by_tool(name)
             if cmd is not None and tasks.declared(ctx.meta) and ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:
-                return await self.tasks.call(call, cmd, arguments)
+                return await self.tasks.call(ctx, call, cmd, arguments)
             if cmd is not None:
                 checking = arguments.pop(verify.ARGUMENT, False)
                 if ctx.protocol_version in MODERN_PROTOCOL_VERSIONS:  # the job may ask, in rounds

@@ -31,7 +31,7 @@ from ..builtin_tools import Call
 from ..command import Command
 from ..dispatch import Detached
 from ..protocol import ASK_TIMEOUT_S
-from ..questions import answer_of, cannot_ask, input_request
+from ..questions import input_request
 
 if TYPE_CHECKING:
     from . import BlendbusServer
@@ -94,16 +94,7 @@ class Rounds:
         hears `cancel`, and why."""
         asked: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
         questions = self.server.questions
-
-        async def on_question(note: str) -> None:
-            question = json.loads(note)
-            why = cannot_ask(ctx, question, in_rounds=True)
-            if why is not None:
-                await questions.answer(call.user_id, question, "cancel", None, why)
-            elif not asked.done():
-                asked.set_result(question)
-
-        call.progress.ask = on_question  # type: ignore[attr-defined]
+        call.progress.ask = questions.detach_on(ctx, call.user_id, asked)  # type: ignore[attr-defined]
         hub = self.server.hub
         if params.request_state is None:
             deadline = time.time() + float(arguments.get("timeout_s", cmd.timeout))
@@ -111,12 +102,10 @@ class Rounds:
         else:
             state = json.loads(params.request_state)
             deadline = float(state["deadline"])
-            action, content = answer_of((params.input_responses or {}).get(state["ask"]))
-            answered = {"job_id": state["job"], "id": state["ask"]}
+            response = (params.input_responses or {}).get(state["ask"])
 
             async def bring_answer() -> None:
-                await questions.answer(call.user_id, answered, action, content,
-                                       "" if action != "cancel" else "the client sent no answer")
+                await questions.respond(call.user_id, {"job_id": state["job"], "id": state["ask"]}, response)
 
             work = asyncio.ensure_future(hub.follow(call.user_id, state["job"], max(1.0, deadline - time.time()),
                                                     call.progress, detach=asked, before=bring_answer))

@@ -8,6 +8,7 @@ tasks/get, tasks/cancel, tasks/update and tasks/list. 2025-11-25 clients negotia
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING, Any
@@ -21,6 +22,7 @@ from .. import protocol as p
 from ..backends.base import JobStoreError
 from ..builtin_tools import WAITS, Call
 from ..command import Command
+from ..dispatch import Detached
 from ..waits import CallerGone, TooManyWaits, gone_event, while_present
 
 if TYPE_CHECKING:
@@ -44,18 +46,26 @@ class TaskHandlers:
     def __init__(self, server: BlendbusServer) -> None:
         self.server = server
 
-    async def call(self, call: Call, cmd: Command, arguments: dict[str, Any]) -> Any:
+    async def call(self, ctx: Any, call: Call, cmd: Command, arguments: dict[str, Any]) -> Any:
         """For a client that declared the tasks extension: the result if the job ends within the grace,
-        else (or at once, for a long-running Command) a task handle on the job."""
-        grace = self.server.hub.limits.task_after_s
+        else (or at once, for a long-running Command, or when the job asks) a task handle on the job."""
+        hub, grace = self.server.hub, self.server.hub.limits.task_after_s
+        asked: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        call.progress.ask = self.server.questions.detach_on(ctx, call.user_id, asked)  # type: ignore[attr-defined]
         if cmd.long_running or grace <= 0:
             env = await self.server.run_command(call, cmd, arguments, wait=False)
         else:
-            env = await self.server.run_command(call, cmd, arguments, timeout=grace)
-        job = await self.server.hub.jobs.get(call.user_id, env["job_id"]) if env["job_id"] else None
+            try:
+                env = await self.server.run_command(call, cmd, arguments, timeout=grace, detach=asked)
+            except Detached:  # the job waits on its question: the client finds it in tasks/get
+                question = asked.result()
+                job = await hub.jobs.get(call.user_id, question["job_id"])
+                return tasks.created(job, self.ttl_ms, question) if job else self.server.result(
+                    p.envelope(p.LOST, job_id=question["job_id"], error="the job asked, then vanished from the store"))
+        job = await hub.jobs.get(call.user_id, env["job_id"]) if env["job_id"] else None
         if job is None or env["status"] not in (p.TIMEOUT, p.QUEUED):
             return self.server.result(env)
-        return tasks.created(job, self.ttl_ms)
+        return tasks.created(job, self.ttl_ms, await hub.asked.outstanding(call.user_id, job.job_id))
 
     @property
     def ttl_ms(self) -> int:
@@ -76,7 +86,12 @@ class TaskHandlers:
         job = await self._task_job(ctx, params, "tasks/get")
         if session_era(ctx):
             return tasks.legacy_task(job, self.ttl_ms)
-        return tasks.detailed(job, self.ttl_ms, self.server.result)
+        return tasks.detailed(job, self.ttl_ms, self.server.result, await self._question(job))
+
+    async def _question(self, job: Any) -> dict[str, Any] | None:
+        """The question an open job waits on (asked.py)."""
+        return await self.server.hub.asked.outstanding(job.user_id, job.job_id) if job.status in p.OPEN_STATUSES \
+            else None
 
     async def cancel(self, ctx: Any, params: tasks.TaskParams) -> dict[str, Any]:
         job = await self._task_job(ctx, params, "tasks/cancel")
@@ -89,8 +104,18 @@ class TaskHandlers:
         return {}
 
     async def update(self, ctx: Any, params: tasks.TaskParams) -> dict[str, Any]:
-        await self._task_job(ctx, params, "tasks/update")
-        return {}  # no blendbus job asks for input: there is nothing to update
+        """The client's `inputResponses` to the question its task waits on go to the job. Responses to
+        keys not outstanding (never asked, answered already, or superseded) are ignored, as the
+        extension says; the acknowledgement is empty either way."""
+        job = await self._task_job(ctx, params, "tasks/update")
+        responses = (params.model_extra or {}).get("inputResponses")
+        if not isinstance(responses, dict):
+            raise MCPError(code=tasks.INVALID_PARAMS, message="tasks/update needs inputResponses: an object of the"
+                           " answers to the task's inputRequests, keyed as they were")
+        question = await self._question(job)
+        if question is not None and question["id"] in responses:
+            await self.server.questions.respond(job.user_id, question, responses[question["id"]])
+        return {}
 
     async def result(self, ctx: Any, params: tasks.TaskParams) -> dict[str, Any]:
         """2025-11-25: wait until the task is terminal, then its CallToolResult (told first, as
