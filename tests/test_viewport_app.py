@@ -20,6 +20,7 @@ from blendbus.testing import run_code as run
 from blendbus.testing.apphost import AppHost
 
 from .accessibility import violations
+from .sdk_apphost import SdkAppHost
 
 pytestmark = pytest.mark.anyio
 DOCS_IMAGE = Path(__file__).parents[1] / "docs" / "images" / "viewport-app.png"
@@ -144,6 +145,44 @@ async def test_the_app_follows_the_apps_sdk_contract(blendbus_bpy_url):
             for axis, size in (("x", "width"), ("y", "height")):  # the same point of the picture, at any size
                 fraction = (before[axis] - box[axis]) / box[size]
                 assert abs((after[axis] - now[axis]) / now[size] - fraction) < 0.02
+
+
+async def test_the_app_in_a_host_built_on_the_official_apps_sdk(blendbus_bpy_url, tmp_path):
+    """The official MCP Apps SDK's AppBridge hosts the App behind a sandbox proxy on a second origin:
+    the handshake, the host's picture, sizes after `initialized`, a pick that Blender makes and the
+    model context names, the host's theme and a change of it."""
+    async with connect(blendbus_bpy_url, extensions=[mcp_apps.host()]) as client:
+        arguments = {"max_size": 400}
+        first = await client.call_tool("blender_get_viewport_screenshot", arguments)
+        async with SdkAppHost(client, tmp_path, height=900, theme="dark") as host:
+            await host.open("blender_get_viewport_screenshot", arguments, first)
+            view = host.app.locator("#view")
+            shown = await eventually(lambda: view.get_attribute("src"), "the host's screenshot")
+            assert shown == "data:image/png;base64," + next(c.data for c in first.content if c.type == "image")
+            sizes = await eventually(host.sizes, "a reported size")
+            assert sizes[-1]["height"] < 900
+            log = await host.log()
+            assert log.index("ui/initialize") < log.index("ui/notifications/initialized") \
+                < log.index("ui/notifications/size-changed")
+            app = await host.frame()
+            assert await app.evaluate("document.documentElement.style.colorScheme") == "dark"
+            origins = {await app.evaluate("location.origin"), await host.page.evaluate("location.origin")}
+            assert len(origins) == 2 and any(o.startswith("http://localhost:") for o in origins)  # the proxy's own
+
+            x, y = json.loads(await run(client, WHERE.format(name="Cube")))
+            box = await view.bounding_box()
+            await view.click(position={"x": x * box["width"], "y": (1 - y) * box["height"]})
+            context = await eventually(host.model_context, "the model context")
+            assert context["structuredContent"]["selected"]["object"] == "Cube"
+            selected = await run(client, "import bpy\nprint([o.name for o in bpy.context.selected_objects])")
+            assert "Cube" in selected
+
+            await host.set_theme("light")
+            await eventually(lambda: _scheme(app, "light"), "the host's new theme")
+
+
+async def _scheme(frame, scheme: str) -> bool:
+    return await frame.evaluate("document.documentElement.style.colorScheme") == scheme
 
 
 async def _relayed(host: AppHost, what: str) -> bool:

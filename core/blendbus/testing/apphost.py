@@ -41,9 +41,13 @@ class AppHost:
         async with AsyncExitStack() as stack:
             self.page = await stack.enter_async_context(browser_page(**self.size))
             await self.page.expose_function("mcpForward", self._forward)
-            await self.page.set_content(PAGE)
+            await self._load(stack)
             self._stack = stack.pop_all()
         return self
+
+    async def _load(self, stack: AsyncExitStack) -> None:
+        """Put the host page in `self.page` (what it needs beside the browser goes on `stack`)."""
+        await self.page.set_content(PAGE)
 
     async def __aexit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
                         tb: TracebackType | None) -> None:
@@ -57,11 +61,14 @@ class AppHost:
             raise AssertionError(f"{tool} links to no App (_meta.ui.resourceUri): did the client negotiate MCP Apps?")
         read = await self.client.read_resource(meta["resourceUri"])
         html = read.contents[0].text
-        call = {"name": tool, "arguments": arguments, "result": _wire(result)}
+        await self._show(html, {"name": tool, "arguments": arguments, "result": _wire(result)})
+        await self.page.wait_for_function("window.host.initialized", timeout=30_000)
+
+    async def _show(self, html: str, call: dict[str, Any]) -> None:
+        """Load the App's `html` in the page, for the tool call `call` (name, arguments, result)."""
         if self.capabilities is not None:
             await self.page.evaluate("(caps) => { window.host.capabilities = caps; }", self.capabilities)
         await self.page.evaluate("([html, call]) => window.openApp(html, call)", [html, call])
-        await self.page.wait_for_function("window.host.initialized", timeout=30_000)
 
     @property
     def app(self) -> Any:
