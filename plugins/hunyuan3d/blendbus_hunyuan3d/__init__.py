@@ -9,9 +9,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from blendbus import Command, Preference, hookimpl
 
-from .addon import EDITIONS, GATE, INPUTS, LOCAL_API, OFFICIAL_API, RESULT_FORMATS
+from .addon import EDITIONS, GATE, INPUTS, LOCAL_API, OFFICIAL_API, RESULT_FORMATS, SERVICE
 
-__version__ = "0.1.2"
+__version__ = "0.1.3"
 HANDLERS = "blendbus_hunyuan3d.addon.handlers"
 JOB_ID = r"^[A-Za-z0-9_-]{1,128}$"
 """Ids go into API paths and bodies: nothing that could change the path or the host."""
@@ -46,19 +46,14 @@ class Import(Job):
 
 @hookimpl
 def register_preferences(register: Callable[[Preference], None]) -> None:
-    register(Preference(GATE, "bool", False, "Allow Hunyuan3D tools"))
-    register(Preference("hunyuan3d.mode", "enum", OFFICIAL_API, "Tencent Cloud, or your own Hunyuan3D-2 server",
-                        choices=(OFFICIAL_API, LOCAL_API)))
-    register(Preference("hunyuan3d.secret_id", "str", "", "Tencent Cloud SecretId", secret=True))
-    register(Preference("hunyuan3d.secret_key", "str", "", "Tencent Cloud SecretKey (only ever used to sign)",
-                        secret=True))
-    register(Preference("hunyuan3d.api_url", "str", "https://ai3d.tencentcloudapi.com", "Tencent Cloud ai3d endpoint"))
-    register(Preference("hunyuan3d.region", "str", "ap-guangzhou", "Tencent Cloud region"))
-    register(Preference("hunyuan3d.edition", "enum", "pro", "Tencent edition: pro, base or rapid",
-                        choices=tuple(EDITIONS)))
-    register(Preference("hunyuan3d.local_url", "str", "http://localhost:8081", "A Hunyuan3D-2 api_server.py"))
-    register(Preference("hunyuan3d.timeout_s", "float", 60.0, "Seconds before one request gives up"))
-    register(Preference("hunyuan3d.poll_interval_s", "float", 5.0, "Seconds between status checks while waiting"))
+    for preference in SERVICE.preferences(
+            Preference("hunyuan3d.mode", "enum", OFFICIAL_API, "Tencent Cloud, or your own Hunyuan3D-2 server",
+                       choices=(OFFICIAL_API, LOCAL_API)),
+            Preference("hunyuan3d.region", "str", "ap-guangzhou", "Tencent Cloud region"),
+            Preference("hunyuan3d.edition", "enum", "pro", "Tencent edition: pro, base or rapid", choices=tuple(EDITIONS)),
+            Preference("hunyuan3d.local_url", "str", "http://localhost:8081", "A Hunyuan3D-2 api_server.py"),
+            Preference("hunyuan3d.poll_interval_s", "float", 5.0, "Seconds between status checks while waiting")):
+        register(preference)
 
 
 @hookimpl

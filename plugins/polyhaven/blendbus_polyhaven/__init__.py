@@ -9,9 +9,9 @@ from pydantic import BaseModel, Field
 
 from blendbus import Command, Completion, Preference, Prompt, PromptArgument, hookimpl
 
-from .addon import GATE
+from .addon import GATE, SERVICE
 
-__version__ = "0.2.2"
+__version__ = "0.2.3"
 HANDLERS = "blendbus_polyhaven.addon.handlers"
 AssetType = Literal["hdris", "textures", "models", "all"]
 OPEN = {"read_only": True, "destructive": False, "open_world": True}
@@ -47,9 +47,8 @@ class SetTexture(BaseModel):
 
 @hookimpl
 def register_preferences(register: Callable[[Preference], None]) -> None:
-    register(Preference(GATE, "bool", False, "Allow Poly Haven tools"))
-    register(Preference("polyhaven.api_url", "str", "https://api.polyhaven.com", "Poly Haven API base URL"))
-    register(Preference("polyhaven.timeout_s", "float", 30.0, "Seconds before a Poly Haven request gives up"))
+    for preference in SERVICE.preferences():
+        register(preference)
 
 
 @hookimpl

@@ -9,9 +9,9 @@ from pydantic import BaseModel, Field
 
 from blendbus import Command, Preference, hookimpl
 
-from .addon import CATEGORIES, GATE, LICENSES
+from .addon import CATEGORIES, GATE, LICENSES, SERVICE
 
-__version__ = "0.1.2"
+__version__ = "0.1.3"
 HANDLERS = "blendbus_polypizza.addon.handlers"
 OPEN = {"read_only": True, "destructive": False, "open_world": True}
 MODEL_ID = r"^[A-Za-z0-9_-]{1,64}$"
@@ -36,10 +36,8 @@ class Download(BaseModel):
 
 @hookimpl
 def register_preferences(register: Callable[[Preference], None]) -> None:
-    register(Preference(GATE, "bool", False, "Allow Poly Pizza tools"))
-    register(Preference("polypizza.api_key", "str", "", "Poly Pizza API key (sent as x-auth-token)", secret=True))
-    register(Preference("polypizza.api_url", "str", "https://api.poly.pizza/v1.1", "Poly Pizza API base URL"))
-    register(Preference("polypizza.timeout_s", "float", 30.0, "Seconds before a Poly Pizza request gives up"))
+    for preference in SERVICE.preferences():
+        register(preference)
 
 
 @hookimpl

@@ -9,9 +9,9 @@ from pydantic import BaseModel, Field
 
 from blendbus import Command, Preference, hookimpl
 
-from .addon import FAL_AI, GATE, MAIN_SITE
+from .addon import FAL_AI, GATE, MAIN_SITE, SERVICE
 
-__version__ = "0.2.2"
+__version__ = "0.2.3"
 HANDLERS = "blendbus_rodin.addon.handlers"
 
 
@@ -55,14 +55,13 @@ class Import(BaseModel):
 
 @hookimpl
 def register_preferences(register: Callable[[Preference], None]) -> None:
-    register(Preference(GATE, "bool", False, "Allow Hyper3D Rodin tools"))
-    register(Preference("rodin.mode", "enum", MAIN_SITE, "Which Rodin service", choices=(MAIN_SITE, FAL_AI)))
-    register(Preference("rodin.api_key", "str", "", "Rodin (or fal.ai) API key", secret=True))
-    register(Preference("rodin.api_url", "str", "https://hyperhuman.deemos.com/api/v2", "Rodin main-site API"))
-    register(Preference("rodin.fal_url", "str", "https://queue.fal.run/fal-ai/hyper3d", "fal.ai queue API"))
-    register(Preference("rodin.tier", "enum", "Regular", "Rodin quality tier", choices=("Sketch", "Regular", "Detail", "Smooth")))
-    register(Preference("rodin.timeout_s", "float", 60.0, "Seconds before one Rodin request gives up"))
-    register(Preference("rodin.poll_interval_s", "float", 5.0, "Seconds between status checks while waiting"))
+    for preference in SERVICE.preferences(
+            Preference("rodin.mode", "enum", MAIN_SITE, "Which Rodin service", choices=(MAIN_SITE, FAL_AI)),
+            Preference("rodin.fal_url", "str", "https://queue.fal.run/fal-ai/hyper3d", "fal.ai queue API"),
+            Preference("rodin.tier", "enum", "Regular", "Rodin quality tier",
+                       choices=("Sketch", "Regular", "Detail", "Smooth")),
+            Preference("rodin.poll_interval_s", "float", 5.0, "Seconds between status checks while waiting")):
+        register(preference)
 
 
 @hookimpl

@@ -8,9 +8,9 @@ from pydantic import BaseModel, Field
 
 from blendbus import Command, Preference, hookimpl
 
-from .addon import GATE
+from .addon import GATE, SERVICE
 
-__version__ = "0.1.2"
+__version__ = "0.1.3"
 HANDLERS = "blendbus_sketchfab.addon.handlers"
 OPEN = {"read_only": True, "destructive": False, "open_world": True}
 
@@ -33,10 +33,8 @@ class Download(Model):
 
 @hookimpl
 def register_preferences(register: Callable[[Preference], None]) -> None:
-    register(Preference(GATE, "bool", False, "Allow Sketchfab tools"))
-    register(Preference("sketchfab.api_key", "str", "", "Sketchfab API token", secret=True))
-    register(Preference("sketchfab.api_url", "str", "https://api.sketchfab.com/v3", "Sketchfab API base URL"))
-    register(Preference("sketchfab.timeout_s", "float", 30.0, "Seconds before a Sketchfab request gives up"))
+    for preference in SERVICE.preferences():
+        register(preference)
 
 
 @hookimpl

@@ -1,6 +1,12 @@
 """Runs inside Blender. The names both sides use live here: the server-side declarations import them."""
 
-GATE = "hunyuan3d.enabled"
+from blendbus.online import OnlineService
+
+SERVICE = OnlineService("hunyuan3d", "Hunyuan3D", "https://ai3d.tencentcloudapi.com", timeout_s=60.0,
+                        credentials={"secret_id": "Tencent Cloud SecretId",
+                                     "secret_key": "Tencent Cloud SecretKey (only ever used to sign)"},
+                        api_url_description="Tencent Cloud ai3d endpoint")
+GATE = SERVICE.gate
 OFFICIAL_API, LOCAL_API = "OFFICIAL_API", "LOCAL_API"
 """Tencent Cloud's ai3d service, or a Hunyuan3D-2 `api_server.py` of your own (preference `hunyuan3d.mode`)."""
 EDITIONS = {"pro": "Pro", "base": "", "rapid": "Rapid"}

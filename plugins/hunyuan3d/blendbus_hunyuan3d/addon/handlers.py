@@ -19,7 +19,7 @@ from blendbus_addon.archives import safe_extract
 from blendbus_addon.http import HTTPError, download, request_json
 from blendbus_addon.imports import MODEL_SUFFIXES, import_model
 
-from . import EDITIONS, GATE, LOCAL_API, OFFICIAL_API, STATES
+from . import EDITIONS, LOCAL_API, OFFICIAL_API, SERVICE, STATES
 from . import tencent
 
 MAX_IMAGE_BYTES = 8 * 1024 * 1024
@@ -32,37 +32,26 @@ LOCAL_STATES = {"processing": "RUN", "completed": "DONE", "error": "FAIL", "fail
 
 class Settings:
     def __init__(self, job: Any) -> None:
-        self.mode = job.setting("hunyuan3d.mode")
-        self.edition = job.setting("hunyuan3d.edition")
-        self.api = str(job.setting("hunyuan3d.api_url"))
-        self.region = str(job.setting("hunyuan3d.region"))
-        self.local = str(job.setting("hunyuan3d.local_url")).rstrip("/")
-        self.timeout = float(job.setting("hunyuan3d.timeout_s"))
-        self.poll_every = float(job.setting("hunyuan3d.poll_interval_s"))
-        self._secret_id = job.setting("hunyuan3d.secret_id")
-        self._secret_key = job.setting("hunyuan3d.secret_key")
+        self.mode = job.setting(SERVICE.key("mode"))
+        self.edition = job.setting(SERVICE.key("edition"))
+        self.api = str(job.setting(SERVICE.key("api_url")))
+        self.region = str(job.setting(SERVICE.key("region")))
+        self.local = str(job.setting(SERVICE.key("local_url"))).rstrip("/")
+        self.timeout = float(job.setting(SERVICE.key("timeout_s")))
+        self.poll_every = float(job.setting(SERVICE.key("poll_interval_s")))
+        self._secret_id = job.setting(SERVICE.key("secret_id"))
+        self._secret_key = job.setting(SERVICE.key("secret_key"))
 
     def tencent(self, verb: str, payload: dict[str, Any]) -> dict[str, Any]:
         action = f"{verb}HunyuanTo3D{EDITIONS[self.edition]}Job"
         return tencent.call(self.api, action, payload, secret_id=self._secret_id, secret_key=self._secret_key,
                             region=self.region, timeout=self.timeout)
 
-    def keys_set(self) -> bool:
-        return bool(self._secret_id and self._secret_key)
-
 
 def get_hunyuan3d_status(job: Any) -> dict[str, Any]:
     s = Settings(job)
-    enabled = job.setting(GATE) is True
-    status: dict[str, Any] = {"enabled": enabled, "mode": s.mode}
-    if s.mode == OFFICIAL_API:
-        status.update(edition=s.edition, region=s.region, api_url=s.api, keys_set=s.keys_set())
-    else:
-        status["local_url"] = s.local
-    if not enabled:
-        status["how_to_enable"] = (f"set the addon preference '{GATE}', 'hunyuan3d.mode', and for OFFICIAL_API"
-                                   " 'hunyuan3d.secret_id' and 'hunyuan3d.secret_key'")
-    return status
+    facts = dict(edition=s.edition, region=s.region, api_url=s.api) if s.mode == OFFICIAL_API else dict(local_url=s.local)
+    return SERVICE.status(job, also=(SERVICE.key("mode"),), mode=s.mode, **facts)
 
 
 # ---- starting a generation ----------------------------------------------------------------------

@@ -17,7 +17,7 @@ from blendbus_addon.http import HTTPError, download, inside, request_json, url
 from blendbus_addon.imports import import_model
 from blendbus_addon.rollback import Created
 
-from . import GATE
+from . import SERVICE
 
 ID_PROP = "blendbus_polyhaven_id"
 """Custom property marking what this plugin created (worlds, materials), with the asset id."""
@@ -25,19 +25,15 @@ FORMATS = {"hdris": ("hdr", "exr"), "textures": ("jpg", "png", "exr"), "models":
 
 
 def _api(job: Any) -> str:
-    return str(job.setting("polyhaven.api_url"))
+    return str(job.setting(SERVICE.key("api_url")))
 
 
 def _timeout(job: Any) -> float:
-    return float(job.setting("polyhaven.timeout_s"))
+    return float(job.setting(SERVICE.key("timeout_s")))
 
 
 def get_polyhaven_status(job: Any) -> dict[str, Any]:
-    enabled = job.setting(GATE) is True
-    status = {"enabled": enabled, "api_url": _api(job)}
-    if not enabled:
-        status["how_to_enable"] = job.how_to_enable(GATE)
-    return status
+    return SERVICE.status(job, api_url=_api(job))
 
 
 def get_polyhaven_categories(asset_type: str, job: Any) -> dict[str, Any]:

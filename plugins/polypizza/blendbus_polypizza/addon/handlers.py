@@ -17,19 +17,19 @@ from blendbus.suggest import did_you_mean
 from blendbus_addon.http import HTTPError, download, request_json, url
 from blendbus_addon.imports import GLB_MAGIC, import_model
 
-from . import CATEGORIES, GATE, LICENSES
+from . import CATEGORIES, LICENSES, SERVICE
 
 
 def _api(job: Any) -> str:
-    return str(job.setting("polypizza.api_url"))
+    return str(job.setting(SERVICE.key("api_url")))
 
 
 def _timeout(job: Any) -> float:
-    return float(job.setting("polypizza.timeout_s"))
+    return float(job.setting(SERVICE.key("timeout_s")))
 
 
 def _call(job: Any, path: str, **query: Any) -> Any:
-    key = job.setting("polypizza.api_key")
+    key = job.setting(SERVICE.key("api_key"))
     if not key:
         raise PermissionError("no Poly Pizza API key: set the addon preference 'polypizza.api_key'")
     try:
@@ -44,17 +44,11 @@ def _call(job: Any, path: str, **query: Any) -> Any:
 
 
 def get_polypizza_status(job: Any) -> dict[str, Any]:
-    enabled = job.setting(GATE) is True
-    status: dict[str, Any] = {"enabled": enabled, "api_url": _api(job), "key_set": bool(job.setting("polypizza.api_key"))}
-    if not enabled:
-        status["how_to_enable"] = f"set the addon preference '{GATE}' and 'polypizza.api_key'"
-        return status
-    try:
+    def probe() -> dict[str, Any]:
         _call(job, "search/chair", Limit=1)
-        status["key_works"] = True
-    except (PermissionError, HTTPError) as exc:
-        status.update(key_works=False, error=str(exc))
-    return status
+        return {}
+
+    return SERVICE.status(job, api_url=_api(job), check=probe)
 
 
 def _model(raw: dict[str, Any]) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from typing import Any
 from blendbus_addon.http import HTTPError, download, request_json
 from blendbus_addon.imports import import_model
 
-from . import FAL_AI, GATE, MAIN_SITE
+from . import FAL_AI, MAIN_SITE, SERVICE
 MAIN_STATES = {"Waiting": "queued", "Generating": "generating", "Done": "done", "Failed": "failed",
                "Canceled": "failed"}
 FAL_STATES = {"IN_QUEUE": "queued", "IN_PROGRESS": "generating", "COMPLETED": "done", "FAILED": "failed",
@@ -28,13 +28,13 @@ FAL_STATES = {"IN_QUEUE": "queued", "IN_PROGRESS": "generating", "COMPLETED": "d
 
 class Settings:
     def __init__(self, job: Any) -> None:
-        self.mode = job.setting("rodin.mode")
-        self.key = job.setting("rodin.api_key")
-        self.api = str(job.setting("rodin.api_url")).rstrip("/")
-        self.fal = str(job.setting("rodin.fal_url")).rstrip("/")
-        self.timeout = float(job.setting("rodin.timeout_s"))
-        self.poll_every = float(job.setting("rodin.poll_interval_s"))
-        self.tier = job.setting("rodin.tier")
+        self.mode = job.setting(SERVICE.key("mode"))
+        self.key = job.setting(SERVICE.key("api_key"))
+        self.api = str(job.setting(SERVICE.key("api_url"))).rstrip("/")
+        self.fal = str(job.setting(SERVICE.key("fal_url"))).rstrip("/")
+        self.timeout = float(job.setting(SERVICE.key("timeout_s")))
+        self.poll_every = float(job.setting(SERVICE.key("poll_interval_s")))
+        self.tier = job.setting(SERVICE.key("tier"))
 
     def fal_urls(self, request_id: str, answer: dict[str, Any] | None = None) -> tuple[str, str]:
         """(status URL, result URL) of a fal request. fal serves both under the app id, without the
@@ -66,12 +66,7 @@ class Settings:
 
 
 def get_hyper3d_status(job: Any) -> dict[str, Any]:
-    enabled = job.setting(GATE) is True
-    mode = job.setting("rodin.mode")
-    status: dict[str, Any] = {"enabled": enabled, "mode": mode, "key_set": bool(job.setting("rodin.api_key"))}
-    if not enabled:
-        status["how_to_enable"] = f"set the addon preference '{GATE}', 'rodin.mode' and 'rodin.api_key'"
-    return status
+    return SERVICE.status(job, also=(SERVICE.key("mode"),), mode=job.setting(SERVICE.key("mode")))
 
 
 def normalise_bbox(bbox: list[float] | None) -> list[int] | None:

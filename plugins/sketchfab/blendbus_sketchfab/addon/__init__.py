@@ -1,3 +1,7 @@
 """Runs inside Blender. The names both sides use live here: the server-side declarations import them."""
 
-GATE = "sketchfab.enabled"
+from blendbus.online import OnlineService
+
+SERVICE = OnlineService("sketchfab", "Sketchfab", "https://api.sketchfab.com/v3",
+                        credentials={"api_key": "Sketchfab API token"})
+GATE = SERVICE.gate

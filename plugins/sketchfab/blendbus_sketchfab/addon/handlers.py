@@ -20,7 +20,7 @@ from blendbus_addon.archives import safe_extract
 from blendbus_addon.http import HTTPError, download, request_json, url
 from blendbus_addon.imports import import_model
 
-from . import GATE
+from . import SERVICE
 
 STATUS_TTL_S = 60.0
 _status_cache: dict[str, tuple[float, dict[str, Any]]] = {}
@@ -28,15 +28,15 @@ _status_lock = threading.Lock()
 
 
 def _api(job: Any) -> str:
-    return str(job.setting("sketchfab.api_url"))
+    return str(job.setting(SERVICE.key("api_url")))
 
 
 def _timeout(job: Any) -> float:
-    return float(job.setting("sketchfab.timeout_s"))
+    return float(job.setting(SERVICE.key("timeout_s")))
 
 
 def _auth(job: Any) -> dict[str, str]:
-    key = job.setting("sketchfab.api_key")
+    key = job.setting(SERVICE.key("api_key"))
     if not key:
         raise PermissionError("no Sketchfab API key: set the addon preference 'sketchfab.api_key'")
     return {"Authorization": f"Token {key}"}
@@ -51,17 +51,17 @@ def _explain(exc: HTTPError, uid: str | None = None) -> Exception:
 
 
 def get_sketchfab_status(job: Any) -> dict[str, Any]:
-    enabled = job.setting(GATE) is True
-    status: dict[str, Any] = {"enabled": enabled, "api_url": _api(job), "key_set": bool(job.setting("sketchfab.api_key"))}
-    if not enabled:
-        status["how_to_enable"] = f"set the addon preference '{GATE}' and 'sketchfab.api_key'"
-        return status
-    key = job.setting("sketchfab.api_key")
+    return SERVICE.status(job, api_url=_api(job), check=lambda: _key_checked(job))
+
+
+def _key_checked(job: Any) -> dict[str, Any]:
+    """Whether the key works, asked of Sketchfab at most once a minute per key and URL (`cached` says which)."""
+    key = str(job.setting(SERVICE.key("api_key")))
     cache_key = _api(job) + "|" + hashlib.sha256(key.encode()).hexdigest()
     with _status_lock:
         cached = _status_cache.get(cache_key)
     if cached and time.monotonic() - cached[0] < STATUS_TTL_S:
-        return {**status, **cached[1], "cached": True}
+        return {**cached[1], "cached": True}
     try:
         me = request_json(url(_api(job), "me"), headers=_auth(job), timeout=min(10.0, _timeout(job)))
         checked = {"key_works": True, "username": me.get("username")}
@@ -70,7 +70,7 @@ def get_sketchfab_status(job: Any) -> dict[str, Any]:
         checked = {"key_works": False, "error": str(explained)}
     with _status_lock:
         _status_cache[cache_key] = (time.monotonic(), checked)
-    return {**status, **checked, "cached": False}
+    return {**checked, "cached": False}
 
 
 def _best_thumbnail(images: list[dict[str, Any]]) -> dict[str, Any] | None:
