@@ -137,7 +137,7 @@ async def test_request_state_is_sealed_bound_to_its_caller_and_crosses_replicas(
     tokens = {"a": "alice", "b": "bob"}
     first, second = (make_server([("testing", testing_plugin)], backend=blendbus_redis) for _ in range(2))
     async with serve_http(first, tokens=tokens) as one, serve_http(second, tokens=tokens) as two, \
-            PythonPeer(lambda: connect(two, "a")), httpx2.AsyncClient(timeout=30) as http:
+            PythonPeer(lambda: connect(two, "a")) as peer, httpx2.AsyncClient(timeout=30) as http:
         alice_here, alice_there = (ModernClient(http, u, "a", tasks=False, elicitation=True) for u in (one, two))
         call = {"name": "blender_test_ask", "arguments": {"question": "Which replica?"}}
         asked = (await alice_here("tools/call", call))["result"]
@@ -145,7 +145,8 @@ async def test_request_state_is_sealed_bound_to_its_caller_and_crosses_replicas(
         (ask_id, request), = asked["inputRequests"].items()
         assert request["method"] == "elicitation/create" and request["params"]["message"] == "Which replica?"
         state = asked["requestState"]
-        assert "job" not in state and "j-" not in state  # sealed: nothing readable
+        [job_id] = await first.hub.jobs.in_flight("alice", peer.uuid)
+        assert job_id.removeprefix("j-") not in state  # sealed: the job it names cannot be read off it
         answer = {**call, "inputResponses": {ask_id: {"action": "accept", "content": {"name": "second"}}}}
         tampered = state[:-6] + ("A" * 6 if not state.endswith("A" * 6) else "B" * 6)
         for who, presented in ((alice_here, tampered), (ModernClient(http, one, "b", tasks=False, elicitation=True), state)):
