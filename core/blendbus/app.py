@@ -24,22 +24,34 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+from . import __version__, relay
 from .addresses import allowed_hosts, is_loopback, own_origins
-from .asgi import BodyLimits, PerUserRequests, follow_sessions, hold_bodies_once, space_keepalive_pings
+from .asgi import (
+    BodyLimits,
+    PerUserRequests,
+    follow_sessions,
+    hold_bodies_once,
+    space_keepalive_pings,
+)
 from .auth import BearerAuth, Identity, TokenTable, new_token
-from .oauth.resource import BUILTIN, ProtectedResource, builtin_resource, protected_resource
-from .connections import ConnectionGuard, ConnectionLimits
-from .dispatch import Hub, Limits
-from .embedded import EmbeddedBlender
 from .backends import open_backend
 from .backends.base import Backend
-from .status import API_PATH as STATUS_API
-from .server_card import CARD_PATH, card_routes
-from .status import status_routes
-from . import __version__, relay
+from .connections import ConnectionGuard, ConnectionLimits
+from .dispatch import Hub
+from .embedded import EmbeddedBlender
+from .limits import Limits
 from .locks import Claim, claim, holder
+from .oauth.resource import (
+    BUILTIN,
+    ProtectedResource,
+    builtin_resource,
+    protected_resource,
+)
 from .plugins import load_plugins
 from .server import BlendbusServer
+from .server_card import CARD_PATH, card_routes
+from .status import API_PATH as STATUS_API
+from .status import status_routes
 
 log = logging.getLogger("blendbus")
 

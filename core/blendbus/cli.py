@@ -164,7 +164,7 @@ def _names(text: str) -> list[str]:
 def _serve(args: argparse.Namespace) -> int:
     from . import eventloop
     from .app import ServeOptions, default_state_dir, serve
-    from .dispatch import Limits, set_limit
+    from .limits import Limits, set_limit
 
     limits = Limits(text_result_max_bytes=args.text_result_max_bytes,
                     inline_result_max_bytes=args.inline_result_max_bytes or None, task_after_s=args.task_after_s)

@@ -16,7 +16,7 @@ from starlette.routing import Route
 from ..addresses import is_loopback
 from ..auth import Identity, Refusal, TokenTable
 from ..backends.base import Records
-from ..dispatch import Limits
+from ..limits import Limits
 from ..protocol import BASE_SCOPE, SCOPE_ROLES
 from .access import AccessTokens
 from .issuer import Issuer

@@ -19,7 +19,7 @@ from .. import listing, mcp_apps, meta_tools, toolsets
 from ..auth import TOOLS_SCOPE_KEY
 from ..builtin_tools import LLM, PEER, Tool
 from ..command import ANNOTATION_KEYS, Command
-from ..dispatch import Limits
+from ..limits import Limits
 from ..plugins import PluginSet
 from ..suggest import did_you_mean
 from ..toolsets import Toolset

@@ -10,9 +10,10 @@ from typing import Any
 
 from mcp import Client
 
-from ..dispatch import Hub, Limits
-from ..paging import PAGE_FIELDS
 from ..backends import open_backend
+from ..dispatch import Hub
+from ..limits import Limits
+from ..paging import PAGE_FIELDS
 from ..plugins import load_plugins
 from ..server import BlendbusServer
 

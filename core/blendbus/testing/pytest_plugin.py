@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from ..dispatch import Limits
+from ..limits import Limits
 from ..plugins import PluginSet, load_plugins
 from ..server import BlendbusServer
 
