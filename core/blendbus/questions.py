@@ -5,7 +5,7 @@ A handler on a peer writes `answer = yield job.ask(message, schema)` or `yield j
 question travels as a running update (protocol.ASK_FIELD), across replicas like a log line, to the
 call waiting on the job. A session-era (2025-11-25) client is sent `elicitation/create` or
 `sampling/createMessage` on the call's own stream, and the answer goes back to the job
-(Hub.answer); a 2026-07-28 client's call is answered `input_required` instead
+(Hub.asked, asked.py); a 2026-07-28 client's call is answered `input_required` instead
 (server/input_required.py). A client that cannot be asked (it did not declare the capability)
 makes the job hear `cancel`, with the reason, so it fails or falls back on its default instead of
 waiting for nobody.
@@ -142,7 +142,7 @@ class Questions:
                      reason: str = "") -> None:
         """Bring the job its answer (a job that ended meanwhile needs none)."""
         try:
-            await self.hub.answer(user_id, str(question["job_id"]), str(question["id"]),
+            await self.hub.asked.answer(user_id, str(question["job_id"]), str(question["id"]),
                                   action if action in p.ASK_ACTIONS else "cancel", content, reason)
         except LookupError:
             log.info("an answer for job %s came after it ended", question["job_id"])
