@@ -2,6 +2,9 @@
 clients that abandon what they start.
 
     python -m bench.soak [--seconds 600] [--users 8] [--peers-per-user 4] [--bpy-peers 2] [--replicas 3]
+                         [--cluster]
+
+`--cluster` runs the replicas on a Redis Cluster of three masters started for the run.
 
 Every call must get an answer and no job may be left in flight: the script exits 1 if any job was
 lost. It reports calls, answers by status, lost jobs, the server's RSS along the way and its CPU
@@ -29,7 +32,7 @@ import httpx2
 from blendbus import eventloop
 from blendbus.client import connect
 from blendbus.testing.raw import ModernClient, SessionClient
-from blendbus.testing.redis import fresh_prefix, redis_server, remove_prefix, with_prefix
+from blendbus.testing.redis import client_for, cluster_group, fresh_prefix, redis_server, remove_prefix, with_prefix
 
 from . import _procs
 
@@ -49,26 +52,27 @@ def _rotated(urls: list[str], n: int) -> str:
 
 def _jobs_in_redis(url: str, prefix: str) -> dict[str, int]:
     """Jobs by status, read straight from Redis (every user's)."""
-    import redis
-
-    client = redis.Redis.from_url(url)
+    client = client_for(url)
     try:
-        keys = list(client.scan_iter(match=f"{prefix}:*:job:*", count=1000))
+        keys = [key for key in client.scan_iter(match=f"{prefix}:*:job:*", count=1000)
+                if b":" not in key.rsplit(b":job:", 1)[1]]  # a job's hash, not its result or a staging key
         return dict(Counter(client.hget(key, "status").decode() for key in keys))
     finally:
         client.close()
 
 
-async def soak(seconds: float, users: int, per_user: int, bpy_peers: int, replicas: int = 0) -> dict:
-    """With `replicas`, that many servers share one Redis; peers and callers spread over them with
-    failover lists, and one replica is SIGKILLed mid-run (and started again)."""
+async def soak(seconds: float, users: int, per_user: int, bpy_peers: int, replicas: int = 0,
+               cluster: bool = False) -> dict:
+    """With `replicas`, that many servers share one Redis (a Redis Cluster with `cluster`); peers and
+    callers spread over them with failover lists, and one replica is SIGKILLed mid-run (and started
+    again)."""
     tmp = Path(tempfile.mkdtemp(prefix="blendbus-soak-"))
     tokens = {f"token-{u}": f"user{u}" for u in range(users)}
     (tmp / "tokens.json").write_text(json.dumps(tokens))
     with contextlib.ExitStack() as stack:
         stack.callback(shutil.rmtree, tmp, ignore_errors=True)  # last, once every process has stopped
         if replicas:
-            base = stack.enter_context(redis_server())
+            base = stack.enter_context(cluster_group()).url if cluster else stack.enter_context(redis_server())
             prefix = fresh_prefix("soak")
             stack.callback(remove_prefix, base, prefix)
             backend = with_prefix(base, prefix)
@@ -87,116 +91,123 @@ async def _soak(tmp: Path, servers: list, urls: list[str], backend: str, seconds
               for u in range(users)}
     blenders = [_procs.start_blender_peer(_rotated(urls, u + 1), f"u{u}-bpy", tmp / f"bpy{u}", f"token-{u}")
                 for u in range(bpy_peers)]
-    statuses: Counter[str] = Counter()
-    unanswered = 0
-    cut_off = 0
-    deaths = 0
-    replica_kills = 0
-    stop_at = time.monotonic() + seconds
-    rss = [_procs.rss_kib(servers[0][0].pid)]
+    try:  # every process started here stops, whatever happens
+        statuses: Counter[str] = Counter()
+        unanswered = 0
+        cut_off = 0
+        deaths = 0
+        replica_kills = 0
+        stop_at = time.monotonic() + seconds
+        rss = [_procs.rss_kib(servers[0][0].pid)]
 
-    async def load(u: int, n: int) -> None:
-        nonlocal unanswered, cut_off
-        targets = python_uuids[u] + ([f"u{u}-bpy"] if u < bpy_peers else [])
-        while time.monotonic() < stop_at:
-            try:
-                async with connect(_rotated(urls, u + n), f"token-{u}") as client:
-                    while time.monotonic() < stop_at:
-                        tool, make = random.choice(CALLS)
-                        args = {**make(), "target_uuid": random.choice(targets), "timeout_s": 15}
-                        try:
-                            result = await asyncio.wait_for(client.call_tool(tool, args), 60)
-                            statuses[result.structured_content["status"]] += 1
-                        except Exception:  # noqa: BLE001 - an unanswered call is exactly what we count
-                            if not replicas:
-                                unanswered += 1
-                                continue
-                            cut_off += 1  # its replica died under it: reconnect to another
-                            break
-            except Exception:  # noqa: BLE001 - no replica answered this time: try again
-                cut_off += 1
-                await asyncio.sleep(0.5)
-
-    async def killer() -> None:
-        nonlocal deaths
-        while time.monotonic() < stop_at - 5:
-            await asyncio.sleep(min(10.0, max(1.0, seconds / 6)))
-            u = random.randrange(users)
-            groups[u].send_signal(signal.SIGKILL)
-            groups[u].wait()
-            deaths += 1
-            groups[u] = await asyncio.to_thread(_procs.start_peers, _rotated(urls, u), python_uuids[u], f"token-{u}", 4)
-
-    async def replica_killer() -> None:
-        nonlocal replica_kills
-        await asyncio.sleep(seconds / 3)
-        proc, url = servers[0]
-        proc.send_signal(signal.SIGKILL)
-        proc.wait()
-        replica_kills += 1
-        await asyncio.sleep(min(10.0, seconds / 6))
-        port = int(url.rsplit(":", 1)[1].split("/")[0])
-        servers[0] = await asyncio.to_thread(_procs.start_server, tmp / "state0", tmp / "tokens.json", None, backend, port)
-
-    abandoned: Counter[str] = Counter()
-
-    async def abandoner(u: int) -> None:
-        """A careless client: tasks/result calls, status streams and waits it hangs up on, subscriptions
-        it never takes back, and every other session left without a goodbye."""
-        url, token = urls[u % len(urls)], f"token-{u}"
-        events = url.rsplit("/mcp", 1)[0] + "/status/api/events"
-        async with httpx2.AsyncClient(timeout=30) as http, httpx2.AsyncClient(timeout=0.2) as hasty:
-            n = 0
+        async def load(u: int, n: int) -> None:
+            nonlocal unanswered, cut_off
+            targets = python_uuids[u] + ([f"u{u}-bpy"] if u < bpy_peers else [])
             while time.monotonic() < stop_at:
-                n += 1
                 try:
-                    session = await SessionClient(http, url, token).open()
-                    created = await session("tools/call", {"name": "blender_test_sleep", "task": {}, "arguments": {
-                        "seconds": 0.5, "target_uuid": python_uuids[u][0]}})
-                    task_id = created["result"]["task"]["taskId"]
-                    for _ in range(3):
-                        async with session.streaming("tasks/result", {"taskId": task_id}):
-                            abandoned["tasks/result"] += 1
-                    for i in range(5):
-                        await session("resources/subscribe", {"uri": f"blender://scene/object/o{n}-{i}"})
-                        abandoned["subscriptions"] += 1
-                    async with http.stream("GET", events, headers={"Authorization": f"Bearer {token}"}):
-                        abandoned["status streams"] += 1
-                    with contextlib.suppress(httpx2.TimeoutException):  # a client that gives up after 0.2 s
-                        await ModernClient(hasty, url, token).call("blender_get_job", {"job_id": task_id, "wait_s": 30})
-                    abandoned["get_job waits"] += 1
-                    if n % 2:
-                        await session.close()
-                    else:
-                        abandoned["sessions left open"] += 1
-                except Exception as exc:  # noqa: BLE001 - refused at a cap: counted, not fatal
-                    abandoned[f"refused: {type(exc).__name__}"] += 1
-                await asyncio.sleep(0.3)
+                    async with connect(_rotated(urls, u + n), f"token-{u}") as client:
+                        while time.monotonic() < stop_at:
+                            tool, make = random.choice(CALLS)
+                            args = {**make(), "target_uuid": random.choice(targets), "timeout_s": 15}
+                            try:
+                                result = await asyncio.wait_for(client.call_tool(tool, args), 60)
+                                statuses[result.structured_content["status"]] += 1
+                            except Exception:  # noqa: BLE001 - an unanswered call is exactly what we count
+                                if not replicas:
+                                    unanswered += 1
+                                    continue
+                                cut_off += 1  # its replica died under it: reconnect to another
+                                break
+                except Exception:  # noqa: BLE001 - no replica answered this time: try again
+                    cut_off += 1
+                    await asyncio.sleep(0.5)
 
-    await asyncio.gather(*(load(u, n) for u in range(users) for n in range(2)), killer(),
-                         *(abandoner(u) for u in range(users)), *([replica_killer()] if replicas else []),
-                         _sample_rss(servers[0][0].pid, rss, seconds))
-    await asyncio.sleep(7)  # past the liveness grace: anything in flight must have settled by now
-    cpu_before, t0 = _procs.cpu_s(servers[0][0].pid), time.monotonic()
-    await asyncio.sleep(5)  # nothing calls now: whatever the server still does, abandoned work does
-    idle_cpu = (_procs.cpu_s(servers[0][0].pid) - cpu_before) / (time.monotonic() - t0) * 100
-    if replicas:
-        base, _, prefix = backend.partition("?prefix=")
-        by_status = _jobs_in_redis(base, prefix)
-        in_flight = by_status.get("queued", 0) + by_status.get("running", 0)
-    else:
-        db = sqlite3.connect(tmp / "state0" / "jobs.sqlite3")
-        in_flight = db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')").fetchone()[0]
-        by_status = dict(db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
-    rss.append(_procs.rss_kib(servers[0][0].pid))
-    _procs.stop(*groups.values(), *blenders, *(proc for proc, _ in servers))
-    return {"seconds": seconds, "users": users, "peers": users * per_user, "bpy_peers": bpy_peers,
-            "replicas": replicas, "replica_kills": replica_kills,
-            "calls": sum(statuses.values()) + unanswered + cut_off, "answers": dict(statuses), "unanswered": unanswered,
-            "calls_cut_off_by_a_replica_kill": cut_off,
-            "jobs_by_status": by_status, "lost_jobs": unanswered + in_flight, "peer_process_deaths": deaths,
-            "abandoned": dict(abandoned), "server_rss_kib": [rss[0], rss[-1]], "server_rss_kib_along_the_way": rss,
-            "server_cpu_percent_after_the_load": round(idle_cpu, 2)}
+        async def killer() -> None:
+            nonlocal deaths
+            while time.monotonic() < stop_at - 5:
+                await asyncio.sleep(min(10.0, max(1.0, seconds / 6)))
+                u = random.randrange(users)
+                groups[u].send_signal(signal.SIGKILL)
+                groups[u].wait()
+                deaths += 1
+                groups[u] = await asyncio.to_thread(_procs.start_peers, _rotated(urls, u), python_uuids[u],
+                                                    f"token-{u}", 4)
+
+        async def replica_killer() -> None:
+            nonlocal replica_kills
+            await asyncio.sleep(seconds / 3)
+            proc, url = servers[0]
+            proc.send_signal(signal.SIGKILL)
+            proc.wait()
+            replica_kills += 1
+            await asyncio.sleep(min(10.0, seconds / 6))
+            port = int(url.rsplit(":", 1)[1].split("/")[0])
+            servers[0] = await asyncio.to_thread(_procs.start_server, tmp / "state0", tmp / "tokens.json", None,
+                                                 backend, port)
+
+        abandoned: Counter[str] = Counter()
+
+        async def abandoner(u: int) -> None:
+            """A careless client: tasks/result calls, status streams and waits it hangs up on, subscriptions
+            it never takes back, and every other session left without a goodbye."""
+            url, token = urls[u % len(urls)], f"token-{u}"
+            events = url.rsplit("/mcp", 1)[0] + "/status/api/events"
+            async with httpx2.AsyncClient(timeout=30) as http, httpx2.AsyncClient(timeout=0.2) as hasty:
+                n = 0
+                while time.monotonic() < stop_at:
+                    n += 1
+                    try:
+                        session = await SessionClient(http, url, token).open()
+                        created = await session("tools/call", {"name": "blender_test_sleep", "task": {}, "arguments": {
+                            "seconds": 0.5, "target_uuid": python_uuids[u][0]}})
+                        task_id = created["result"]["task"]["taskId"]
+                        for _ in range(3):
+                            async with session.streaming("tasks/result", {"taskId": task_id}):
+                                abandoned["tasks/result"] += 1
+                        for i in range(5):
+                            await session("resources/subscribe", {"uri": f"blender://scene/object/o{n}-{i}"})
+                            abandoned["subscriptions"] += 1
+                        async with http.stream("GET", events, headers={"Authorization": f"Bearer {token}"}):
+                            abandoned["status streams"] += 1
+                        with contextlib.suppress(httpx2.TimeoutException):  # a client that gives up after 0.2 s
+                            await ModernClient(hasty, url, token).call("blender_get_job",
+                                                                       {"job_id": task_id, "wait_s": 30})
+                        abandoned["get_job waits"] += 1
+                        if n % 2:
+                            await session.close()
+                        else:
+                            abandoned["sessions left open"] += 1
+                    except Exception as exc:  # noqa: BLE001 - refused at a cap: counted, not fatal
+                        abandoned[f"refused: {type(exc).__name__}"] += 1
+                    await asyncio.sleep(0.3)
+
+        await asyncio.gather(*(load(u, n) for u in range(users) for n in range(2)), killer(),
+                             *(abandoner(u) for u in range(users)), *([replica_killer()] if replicas else []),
+                             _sample_rss(servers[0][0].pid, rss, seconds))
+        await asyncio.sleep(7)  # past the liveness grace: anything in flight must have settled by now
+        cpu_before, t0 = _procs.cpu_s(servers[0][0].pid), time.monotonic()
+        await asyncio.sleep(5)  # nothing calls now: whatever the server still does, abandoned work does
+        idle_cpu = (_procs.cpu_s(servers[0][0].pid) - cpu_before) / (time.monotonic() - t0) * 100
+        if replicas:
+            base, _, prefix = backend.partition("?prefix=")
+            by_status = _jobs_in_redis(base, prefix)
+            in_flight = by_status.get("queued", 0) + by_status.get("running", 0)
+        else:
+            db = sqlite3.connect(tmp / "state0" / "jobs.sqlite3")
+            in_flight = db.execute("SELECT COUNT(*) FROM jobs WHERE status IN ('queued', 'running')").fetchone()[0]
+            by_status = dict(db.execute("SELECT status, COUNT(*) FROM jobs GROUP BY status").fetchall())
+        rss.append(_procs.rss_kib(servers[0][0].pid))
+        return {"seconds": seconds, "users": users, "peers": users * per_user, "bpy_peers": bpy_peers,
+                "replicas": replicas, "redis_cluster": backend.startswith("redis+cluster://"),
+                "replica_kills": replica_kills,
+                "calls": sum(statuses.values()) + unanswered + cut_off, "answers": dict(statuses),
+                "unanswered": unanswered,
+                "calls_cut_off_by_a_replica_kill": cut_off,
+                "jobs_by_status": by_status, "lost_jobs": unanswered + in_flight, "peer_process_deaths": deaths,
+                "abandoned": dict(abandoned), "server_rss_kib": [rss[0], rss[-1]], "server_rss_kib_along_the_way": rss,
+                "server_cpu_percent_after_the_load": round(idle_cpu, 2)}
+    finally:
+        _procs.stop(*groups.values(), *blenders, *(proc for proc, _ in servers))
 
 
 async def _sample_rss(pid: int, into: list[int], seconds: float) -> None:
@@ -215,8 +226,11 @@ def main() -> None:
     parser.add_argument("--bpy-peers", type=int, default=2)
     parser.add_argument("--replicas", type=int, default=0,
                         help="N servers on one Redis (the machine's, or one started here); one is killed mid-run")
+    parser.add_argument("--cluster", action="store_true",
+                        help="with --replicas: on a Redis Cluster of three masters started for the run")
     args = parser.parse_args()
-    report = eventloop.run(soak(args.seconds, args.users, args.peers_per_user, args.bpy_peers, args.replicas))
+    report = eventloop.run(soak(args.seconds, args.users, args.peers_per_user, args.bpy_peers, args.replicas,
+                                args.cluster))
     print(json.dumps(report, indent=2))
     growth = report["server_rss_kib"][1] - report["server_rss_kib"][0]
     print(f"{report['calls']} calls, {report['lost_jobs']} lost, server RSS {report['server_rss_kib'][0] // 1024}"

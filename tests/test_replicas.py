@@ -24,8 +24,11 @@ pytestmark = pytest.mark.anyio
 
 
 @pytest.fixture
-def replicas(blendbus_redis: str, tmp_path: Path) -> Iterator[list[Replica]]:
-    started = [start_replica(blendbus_redis, tmp_path / f"r{n}") for n in range(3)]
+def replicas(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[list[Replica]]:
+    """Three replicas on one Redis, or (parametrized `cluster`) on a Redis Cluster of three masters."""
+    store = request.getfixturevalue("blendbus_redis_cluster" if getattr(request, "param", "") == "cluster"
+                                    else "blendbus_redis")
+    started = [start_replica(store, tmp_path / f"r{n}") for n in range(3)]
     yield started
     for replica in started:
         replica.stop()
@@ -42,6 +45,10 @@ async def _wait_for_peers(url: str, uuids: set[str], token: str | None = None, t
     raise AssertionError(f"peers {uuids} did not appear on {url}")
 
 
+ON_BOTH = pytest.mark.parametrize("replicas", ["redis", "cluster"], indirect=True)
+
+
+@ON_BOTH
 async def test_every_replica_serves_every_request(replicas: list[Replica]) -> None:
     one, two, three = replicas
     near = await PythonPeer(lambda: connect(one.url), uuid="near").start()
@@ -68,6 +75,7 @@ async def test_every_replica_serves_every_request(replicas: list[Replica]) -> No
         await far.kill()
 
 
+@ON_BOTH
 async def test_a_replica_killed_mid_job_loses_nothing(replicas: list[Replica]) -> None:
     one, two, three = replicas
     peer = await PythonPeer(lambda: connect(f"{one.url},{two.url}"), uuid="survivor", concurrency=1).start()

@@ -28,8 +28,8 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--state-dir", type=Path, help="where the job store lives (default: the platform state dir)")
     serve.add_argument("--backend", default=os.environ.get("BLENDBUS_BACKEND", "sqlite"), metavar="URL",
                        help="where jobs and peers live: sqlite (default: the state dir, one process) or"
-                            " redis://HOST:PORT/DB?prefix=NAME (or redis+sentinel://S1:P,S2:P/MASTER?prefix=NAME), shared by"
-                            " every replica (docs/deployment.md)")
+                            " redis://HOST:PORT/DB?prefix=NAME (or redis+sentinel://S1:P,S2:P/MASTER?prefix=NAME, or"
+                            " redis+cluster://N1:P,N2:P/?prefix=NAME), shared by every replica (docs/deployment.md)")
     serve.add_argument("--embedded-blender", action="store_true", help="start a headless Blender peer beside the server")
     serve.add_argument("--embedded-set", action="append", default=[], metavar="KEY=VALUE",
                        help="a preference for the embedded peer (repeatable)")

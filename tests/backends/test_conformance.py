@@ -18,9 +18,11 @@ pytestmark = pytest.mark.anyio
 GRACE_S = 0.6
 
 
-@pytest.fixture(params=["sqlite", "redis"])
+@pytest.fixture(params=["sqlite", "redis", "cluster"])
 def backend_url(request: pytest.FixtureRequest) -> str:
-    return "sqlite" if request.param == "sqlite" else request.getfixturevalue("blendbus_redis")
+    if request.param == "sqlite":
+        return "sqlite"
+    return request.getfixturevalue("blendbus_redis" if request.param == "redis" else "blendbus_redis_cluster")
 
 
 @pytest.fixture

@@ -1,7 +1,8 @@
 """Storage backends: where jobs, peers and wake-ups live (docs/internals.md, docs/deployment.md).
 
 `open_backend` builds one from a URL: `sqlite` (the default: a SQLite job store in the state dir,
-peers in this process) or `redis://HOST:PORT/DB?prefix=NAME` (state shared by every replica).
+peers in this process) or `redis://HOST:PORT/DB?prefix=NAME` (state shared by every replica; also
+`redis+sentinel://` and `redis+cluster://`).
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from typing import Any
 from .base import Backend
 
 DEFAULT_BACKEND = "sqlite"
-SCHEMES = ("sqlite", "redis://", "rediss://", "unix://", "redis+sentinel://")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://", "redis+sentinel://", "redis+cluster://")
+SCHEMES = ("sqlite", *REDIS_SCHEMES)
 
 
 def open_backend(url: str | None, *, state_dir: Path | None, grace_s: float, **retention: Any) -> Backend:
@@ -24,13 +26,14 @@ def open_backend(url: str | None, *, state_dir: Path | None, grace_s: float, **r
         from .local import local_backend
 
         return local_backend(JobStore(state_dir / "jobs.sqlite3" if state_dir else ":memory:", **retention), grace_s)
-    if url.startswith(("redis://", "rediss://", "unix://", "redis+sentinel://")):
+    if url.startswith(REDIS_SCHEMES):
         from .redis import redis_backend
 
         keep = {k: v for k, v in retention.items() if k in ("max_age_s", "max_jobs_per_user", "max_bytes_per_user")}
         return redis_backend(url, grace_s, **keep)
     raise ValueError(f"unknown backend {url!r}: use 'sqlite', 'redis://HOST:PORT/DB?prefix=NAME' or"
-                     " 'redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER?prefix=NAME'")
+                     " 'redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER?prefix=NAME' or"
+                     " 'redis+cluster://HOST:PORT[,HOST:PORT...]/?prefix=NAME'")
 
 
 __all__ = ["Backend", "DEFAULT_BACKEND", "open_backend"]

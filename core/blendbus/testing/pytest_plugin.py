@@ -44,6 +44,25 @@ def blendbus_redis(blendbus_redis_server: str) -> Iterator[str]:
     remove_prefix(blendbus_redis_server, prefix)
 
 
+@pytest.fixture(scope="session")
+def blendbus_redis_cluster_group() -> Iterator[Any]:
+    """A Redis Cluster of three masters started for the session (testing/redis.py `ClusterGroup`)."""
+    from .redis import cluster_group
+
+    with cluster_group() as group:
+        yield group
+
+
+@pytest.fixture
+def blendbus_redis_cluster(blendbus_redis_cluster_group: Any) -> Iterator[str]:
+    """A `redis+cluster://` backend URL with a key prefix of its own, removed afterwards."""
+    from .redis import fresh_prefix, remove_prefix, with_prefix
+
+    prefix = fresh_prefix()
+    yield with_prefix(blendbus_redis_cluster_group.url, prefix)
+    remove_prefix(blendbus_redis_cluster_group.url, prefix)
+
+
 @pytest.fixture
 def blendbus_extra_plugins() -> list[tuple[str, object]]:
     """Override to register plugin objects that are not installed: [(name, module), ...]."""

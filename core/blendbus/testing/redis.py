@@ -12,6 +12,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 
@@ -63,15 +64,25 @@ def with_prefix(url: str, prefix: str) -> str:
     return f"{url}{'&' if '?' in url else '?'}prefix={prefix}"
 
 
-def remove_prefix(url: str, prefix: str) -> int:
-    """Delete every key under `prefix` (what one test or run wrote); returns how many."""
+def client_for(url: str) -> Any:
+    """A synchronous redis-py client for `url`, a cluster's (`redis+cluster://`) included, for a test or
+    a benchmark to read what the backend wrote."""
     import redis
 
-    client = redis.Redis.from_url(url)
+    if url.startswith("redis+cluster://"):
+        nodes = [redis.cluster.ClusterNode(host, int(port)) for host, _, port in
+                 (item.rpartition(":") for item in url.split("://", 1)[1].split("/", 1)[0].split(","))]
+        return redis.RedisCluster(startup_nodes=nodes)
+    return redis.Redis.from_url(url)
+
+
+def remove_prefix(url: str, prefix: str) -> int:
+    """Delete every key under `prefix` (what one test or run wrote); returns how many."""
+    client = client_for(url)
     try:
         keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        for i in range(0, len(keys), 500):
-            client.delete(*keys[i:i + 500])
+        for key in keys:
+            client.delete(key)
         return len(keys)
     finally:
         client.close()
@@ -162,6 +173,109 @@ class SentinelGroup:
 def sentinel_group() -> Iterator[SentinelGroup]:
     with tempfile.TemporaryDirectory(prefix="blendbus-sentinel-") as workdir:
         group = SentinelGroup(workdir)
+        try:
+            group.start()
+            yield group
+        finally:
+            group.stop()
+
+
+def _free_cluster_port() -> int:
+    """A free port that a cluster node can use: its bus listens 10,000 above it, so both must be free and
+    the port at most 55535 (the kernel hands out higher ones)."""
+    import random
+
+    for _ in range(1000):
+        port = random.randint(20000, 55535)
+        try:
+            for candidate in (port, port + 10000):
+                with socket.socket() as probe:
+                    probe.bind(("127.0.0.1", candidate))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no free pair of ports for a cluster node")
+
+
+class ClusterGroup:
+    """A Redis Cluster of three masters (`redis-server --cluster-enabled yes`, joined by
+    `redis-cli --cluster create`) on free loopback ports; `reshard` moves slots between them while
+    clients run, as an operator does."""
+
+    def __init__(self, workdir: str) -> None:
+        self.workdir, self.procs = workdir, []
+        self.ports = [_free_cluster_port() for _ in range(3)]
+
+    @property
+    def url(self) -> str:
+        """The backend URL blendbus takes for this cluster (add `?prefix=`)."""
+        return f"redis+cluster://{','.join(f'127.0.0.1:{p}' for p in self.ports)}/"
+
+    def start(self) -> None:
+        binary, cli = shutil.which("redis-server"), shutil.which("redis-cli")
+        if binary is None or cli is None:
+            raise RuntimeError("redis-server is not installed: scripts/test-prereqs.sh installs it")
+        for port in self.ports:
+            self.procs.append(subprocess.Popen(
+                [binary, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                 "--dir", self.workdir, "--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
+                 "--cluster-node-timeout", "2000"], stdout=subprocess.DEVNULL))
+            _wait_for(port)
+        subprocess.run([cli, "--cluster", "create", *(f"127.0.0.1:{p}" for p in self.ports), "--cluster-replicas",
+                        "0", "--cluster-yes"], check=True, stdout=subprocess.DEVNULL, timeout=60)
+        self._wait_ok()
+
+    def _wait_ok(self) -> None:
+        import redis
+
+        for _ in range(200):
+            if all(b"cluster_state:ok" in redis.Redis(port=p).execute_command("CLUSTER", "INFO", NEVER_DECODE=True)
+                   for p in self.ports):
+                return
+            time.sleep(0.05)
+        raise RuntimeError("the cluster did not come up")
+
+    def node_ids(self) -> list[str]:
+        import redis
+
+        return [redis.Redis(port=p).execute_command("CLUSTER", "MYID").decode() for p in self.ports]
+
+    def slots(self) -> list[set[int]]:
+        """The hash slots each master (in `ports` order) serves now."""
+        import redis
+
+        held: dict[str, set[int]] = {node_id: set() for node_id in self.node_ids()}
+        for line in redis.Redis(port=self.ports[0]).execute_command("CLUSTER", "NODES").decode().splitlines():
+            fields = line.split()
+            for part in fields[8:]:
+                if part[0].isdigit():
+                    start, _, end = part.partition("-")
+                    held.setdefault(fields[0], set()).update(range(int(start), int(end or start) + 1))
+        return [held[node_id] for node_id in self.node_ids()]
+
+    def reshard(self, slots: int, source: int = 0, target: int = 1) -> None:
+        """Move `slots` hash slots from master `source` to master `target` (keys and all), while clients run."""
+        ids = self.node_ids()
+        subprocess.run([shutil.which("redis-cli") or "redis-cli", "--cluster", "reshard", f"127.0.0.1:{self.ports[0]}",
+                        "--cluster-from", ids[source], "--cluster-to", ids[target], "--cluster-slots", str(slots),
+                        "--cluster-yes"], check=True, stdout=subprocess.DEVNULL, timeout=120)
+        self._wait_ok()
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+
+
+@contextmanager
+def cluster_group() -> Iterator[ClusterGroup]:
+    with tempfile.TemporaryDirectory(prefix="blendbus-cluster-") as workdir:
+        group = ClusterGroup(workdir)
         try:
             group.start()
             yield group

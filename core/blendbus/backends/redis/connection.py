@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
 import redis.asyncio as aioredis
+from redis.asyncio.cluster import ClusterNode
 from redis.exceptions import RedisError
 
 from ..base import JobStoreError
@@ -38,21 +39,40 @@ SENTINEL_TIMEOUT_S = 2.0
 """How long a question to one sentinel (where is the master?) may take before the next is asked."""
 
 
-def _through_sentinels(url: str) -> tuple[aioredis.Redis, str]:
-    """`redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER[?db=N&password=...]`: a client that asks the
-    sentinels where the master is, and asks again after a failover (its connections then fail, and
-    the next ones go to the promoted replica). Returns the client and how messages name it."""
+CLUSTER_SCHEME = "redis+cluster://"
+
+
+def _hosts(url: str, what: str) -> tuple[list[tuple[str, int]], dict[str, str]]:
+    """The `HOST:PORT,HOST:PORT` list of a sentinel or cluster URL, and its query."""
     parts = urlsplit(url)
     hosts = []
     for item in parts.netloc.rpartition("@")[2].split(","):
         host, _, port = item.rpartition(":")
         if not host or not port.isdigit():
-            raise ValueError(f"{url!r}: list the sentinels as HOST:PORT,HOST:PORT")
+            raise ValueError(f"{url!r}: list the {what} as HOST:PORT,HOST:PORT")
         hosts.append((host.strip("[]"), int(port)))
-    master = parts.path.strip("/")
+    return hosts, dict(pair.partition("=")[::2] for pair in parts.query.split("&") if pair)
+
+
+def _cluster(url: str) -> tuple[aioredis.RedisCluster, str]:
+    """`redis+cluster://HOST:PORT[,HOST:PORT...][/?password=...]`: redis-py's cluster client, which
+    learns the slots from any node listed and follows them as they move (a reshard, a failover).
+    Every script touches one user's keys, which share a hash tag (keys.py), so it runs on one node."""
+    hosts, query = _hosts(url, "cluster's nodes")
+    options: dict[str, Any] = {"password": query["password"]} if query.get("password") else {}
+    client = aioredis.RedisCluster(startup_nodes=[ClusterNode(host, port) for host, port in hosts],
+                                   max_connections=MAX_CONNECTIONS, health_check_interval=30, **options)
+    return client, f"cluster {','.join(f'{h}:{p}' for h, p in hosts)}"
+
+
+def _through_sentinels(url: str) -> tuple[aioredis.Redis, str]:
+    """`redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER[?db=N&password=...]`: a client that asks the
+    sentinels where the master is, and asks again after a failover (its connections then fail, and
+    the next ones go to the promoted replica). Returns the client and how messages name it."""
+    hosts, query = _hosts(url, "sentinels")
+    master = urlsplit(url).path.strip("/")
     if not master:
         raise ValueError(f"{url!r}: name the master after the sentinels: redis+sentinel://HOST:PORT/MASTER")
-    query = dict(pair.partition("=")[::2] for pair in parts.query.split("&") if pair)
     options: dict[str, Any] = {"db": int(query.get("db", 0))}
     if query.get("password"):
         options["password"] = query["password"]
@@ -82,8 +102,11 @@ class Connection:
     def __init__(self, url: str, grace_s: float) -> None:
         connect_url, prefix = parse_url(url)
         self.keys = Keys(prefix)
+        self.redis: aioredis.Redis | aioredis.RedisCluster
         if connect_url.startswith(SENTINEL_SCHEME):
             self.redis, self.where = _through_sentinels(connect_url)
+        elif connect_url.startswith(CLUSTER_SCHEME):
+            self.redis, self.where = _cluster(connect_url)
         else:
             parts = urlsplit(connect_url)
             self.where = f"{parts.hostname}:{parts.port or 6379}{parts.path or '/0'}"  # no password in messages
