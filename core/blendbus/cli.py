@@ -295,7 +295,7 @@ def _tools(args: argparse.Namespace) -> int:
     from .testing.kit import make_server
 
     from .auth import ROLES
-    from .builtin_tools import PEER
+    from .server.builtin_tools import PEER
     from .listing import tokens, wire_bytes
 
     server = make_server()

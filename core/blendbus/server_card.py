@@ -18,7 +18,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from . import __version__
-from .builtin_tools import LLM
+from .server.builtin_tools import LLM
 
 if TYPE_CHECKING:
     from .auth import TokenTable

@@ -21,7 +21,7 @@ import httpx2
 import pytest
 
 from blendbus import protocol as p
-from blendbus.builtin_tools import WAITS
+from blendbus.server.builtin_tools import WAITS
 from blendbus.client import connect
 from blendbus.dispatch import Limits
 from blendbus.testing import PythonPeer, call_envelope, make_server, serve_http

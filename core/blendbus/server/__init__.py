@@ -3,8 +3,10 @@
 It uses the low-level `mcp.server.Server` because the tool list is dynamic (it comes from
 plugins). This module assembles it and answers `tools/call`: who calls, whether they may (role,
 profile, schema, size), the run, and the result's shape. The rest is one module per group of MCP
-methods: tools.py (the list and the schemas), task_handlers.py (tasks, both eras) and resources.py
-(resources, subscriptions, prompts, completions).
+methods: tools.py (the list and the schemas), builtin_tools.py (the tools the core answers itself),
+task_handlers.py (tasks, both eras), input_required.py (a 2026-07-28 call that asks), resources.py
+(resources, subscriptions, prompts, completions), changes.py (subscriptions/listen, change
+notifications), logs.py (logging/setLevel and what a waiting caller hears) and content.py.
 """
 
 from __future__ import annotations
@@ -20,27 +22,26 @@ from mcp.server.caching import CacheHint
 from mcp.shared.exceptions import MCPError
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from .. import __version__
-from .. import mcp_apps, meta_tools, paging, tasks, toolsets, verify
+from .. import __version__, mcp_apps, meta_tools, paging, tasks, toolsets, verify
 from .. import protocol as p
 from ..auth import CREDENTIAL_SCOPE_KEY, ROLES, ROLES_SCOPE_KEY, USER_SCOPE_KEY
 from ..backends.base import DuplicateJob, JobStoreError
-from ..builtin_tools import LLM, BuiltinTools, Call
-from ..changes import ChangeFeed
 from ..command import Command
 from ..completions import Completer
 from ..dispatch import LOCAL_CREDENTIAL, Hub, PeerAuthError
 from ..encoding import encodes_over
-from ..logs import CallerNews, ClientLevels
 from ..plugins import PluginSet
 from ..questions import Questions
 from ..sync import HandlerPackages
 from ..waiter import RisingProgress
 from ..waits import CallerGone, TooManyWaits, Waits, gone_event
-from .resources import RESOURCE_NOT_FOUND, ResourceHandlers
-from .task_handlers import TASK_REFUSED, TaskHandlers
+from .builtin_tools import LLM, BuiltinTools, Call
+from .changes import ChangeFeed
 from .content import mcp_content
 from .input_required import Rounds
+from .logs import CallerNews, ClientLevels
+from .resources import RESOURCE_NOT_FOUND, ResourceHandlers
+from .task_handlers import TASK_REFUSED, TaskHandlers
 from .tools import ToolCatalog
 
 __all__ = ["BlendbusServer", "FORBIDDEN", "LOCAL_USER", "RESOURCE_NOT_FOUND", "TASK_REFUSED"]

@@ -23,15 +23,19 @@ import time
 from typing import TYPE_CHECKING, Any
 
 import mcp_types as types
-from mcp.server.request_state import (AESGCMRequestStateCodec, InvalidRequestState, RequestStateBoundary,
-                                      RequestStateSecurity)
+from mcp.server.request_state import (
+    AESGCMRequestStateCodec,
+    InvalidRequestState,
+    RequestStateBoundary,
+    RequestStateSecurity,
+)
 
 from ..backends.base import Records
-from ..builtin_tools import Call
 from ..command import Command
 from ..dispatch import Detached
 from ..protocol import ASK_TIMEOUT_S
 from ..questions import input_request
+from .builtin_tools import Call
 
 if TYPE_CHECKING:
     from . import BlendbusServer

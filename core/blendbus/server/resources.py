@@ -18,10 +18,10 @@ from mcp.shared.uri_template import UriTemplate
 
 from .. import mcp_apps
 from .. import protocol as p
-from ..builtin_tools import Call
-from ..changes import TooManySubscriptions
 from ..command import Resource
 from ..suggest import did_you_mean
+from .builtin_tools import Call
+from .changes import TooManySubscriptions
 from .content import mcp_content
 
 if TYPE_CHECKING:

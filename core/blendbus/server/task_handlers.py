@@ -20,10 +20,10 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 from .. import mcp_apps, tasks
 from .. import protocol as p
 from ..backends.base import JobStoreError
-from ..builtin_tools import WAITS, Call
 from ..command import Command
 from ..dispatch import Detached
 from ..waits import CallerGone, TooManyWaits, gone_event, while_present
+from .builtin_tools import WAITS, Call
 
 if TYPE_CHECKING:
     from . import BlendbusServer

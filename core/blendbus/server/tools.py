@@ -17,13 +17,13 @@ import mcp_types as types
 
 from .. import listing, mcp_apps, meta_tools, toolsets
 from ..auth import TOOLS_SCOPE_KEY
-from ..builtin_tools import LLM, PEER, Tool
 from ..command import ANNOTATION_KEYS, Command
 from ..limits import Limits
 from ..plugins import PluginSet
 from ..suggest import did_you_mean
 from ..toolsets import Toolset
 from ..validation import validation_message
+from .builtin_tools import LLM, PEER, Tool
 
 ValidateFn = Callable[[str, dict[str, Any]], str | None]
 

@@ -19,9 +19,9 @@ import mcp_types as types
 from mcp.server.connection import allowed_log_levels
 from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
-from . import protocol as p
+from .. import protocol as p
+from ..waiter import RisingProgress
 from .changes import connection_of, session_key
-from .waiter import RisingProgress
 
 LOGGER = "blender"
 """The `logger` of every log message a job writes."""

@@ -29,13 +29,17 @@ from urllib.parse import quote
 
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
-from mcp.shared.subscriptions import SUBSCRIPTION_ID_META_KEY, ResourceUpdated, event_to_notification
+from mcp.shared.subscriptions import (
+    SUBSCRIPTION_ID_META_KEY,
+    ResourceUpdated,
+    event_to_notification,
+)
 from pydantic import ConfigDict
 
-from . import protocol as p
-from . import tasks
-from .command import Resource
-from .dispatch import Hub
+from .. import protocol as p
+from .. import tasks
+from ..command import Resource
+from ..dispatch import Hub
 
 log = logging.getLogger(__name__)
 _VARIABLE = re.compile(r"\{[^}]+\}")

@@ -12,16 +12,16 @@ from typing import Any, TypeVar
 
 import jsonschema
 
-from . import paging
-from . import protocol as p
-from .auth import ROLES
-from .dispatch import LOCAL_CREDENTIAL, Hub, PeerAuthError
-from .plugins import BUILTIN, PluginSet
-from .sync import HandlerPackages
-from .validation import validation_message
-from .toolsets import EVERYTHING, Toolset
-from .waiter import ProgressFn
-from .waits import TooManyWaits, Waits, while_present
+from .. import paging
+from .. import protocol as p
+from ..auth import ROLES
+from ..dispatch import LOCAL_CREDENTIAL, Hub, PeerAuthError
+from ..plugins import BUILTIN, PluginSet
+from ..sync import HandlerPackages
+from ..toolsets import EVERYTHING, Toolset
+from ..validation import validation_message
+from ..waiter import ProgressFn
+from ..waits import TooManyWaits, Waits, while_present
 
 LLM, PEER = ROLES
 T = TypeVar("T")
