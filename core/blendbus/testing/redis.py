@@ -10,7 +10,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -159,25 +159,13 @@ class SentinelGroup:
         self.procs["master"].wait(10)
 
     def stop(self) -> None:
-        for proc in self.procs.values():
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs.values():
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop(self.procs.values())
 
 
 @contextmanager
 def sentinel_group() -> Iterator[SentinelGroup]:
-    with tempfile.TemporaryDirectory(prefix="blendbus-sentinel-") as workdir:
-        group = SentinelGroup(workdir)
-        try:
-            group.start()
-            yield group
-        finally:
-            group.stop()
+    with _running(SentinelGroup, "sentinel") as group:
+        yield group
 
 
 def _free_cluster_port() -> int:
@@ -262,20 +250,33 @@ class ClusterGroup:
         self._wait_ok()
 
     def stop(self) -> None:
-        for proc in self.procs:
-            if proc.poll() is None:
-                proc.terminate()
-        for proc in self.procs:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        _stop(self.procs)
 
 
 @contextmanager
 def cluster_group() -> Iterator[ClusterGroup]:
-    with tempfile.TemporaryDirectory(prefix="blendbus-cluster-") as workdir:
-        group = ClusterGroup(workdir)
+    with _running(ClusterGroup, "cluster") as group:
+        yield group
+
+
+def _stop(procs: Iterable[subprocess.Popen]) -> None:
+    """Terminate every process, then wait for each (killing one that does not end within 10 s)."""
+    procs = list(procs)
+    for proc in procs:
+        if proc.poll() is None:
+            proc.terminate()
+    for proc in procs:
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextmanager
+def _running(kind: Any, label: str) -> Iterator[Any]:
+    """A group of Redis processes of `kind`, started in a directory of its own and stopped afterwards."""
+    with tempfile.TemporaryDirectory(prefix=f"blendbus-{label}-") as workdir:
+        group = kind(workdir)
         try:
             group.start()
             yield group
