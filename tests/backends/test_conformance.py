@@ -32,6 +32,24 @@ async def backend(backend_url: str) -> AsyncIterator[Backend]:
     await made.jobs.close()
 
 
+async def test_the_whole_store_keeps_within_its_caps(backend_url: str) -> None:
+    """Over the store's `max_jobs`, every user above their fair share (the cap divided by the users with
+    jobs) gives way down to it, oldest finished jobs first: at once on SQLite, at the next sweep
+    (`prune`, every minute) on Redis, whose scripts each see one user only."""
+    made = open_backend(backend_url, state_dir=None, grace_s=GRACE_S, max_jobs=6, max_jobs_per_user=5)
+    jobs = made.jobs
+    try:
+        for user in ("a", "b"):
+            for i in range(5):
+                await jobs.create(user, f"j{i}", kind=p.COMMAND_DISPATCH, command="c", target_uuid="peer")
+                await jobs.advance(user, f"j{i}", p.COMPLETED, result=i)
+        await jobs.prune()
+        assert [(await jobs.usage(user))[0] for user in ("a", "b")] == [3, 3]
+        assert [await jobs.get("a", f"j{i}") is not None for i in range(5)] == [False, False, True, True, True]
+    finally:
+        await jobs.close()
+
+
 async def test_a_status_only_moves_forward(backend: Backend) -> None:
     jobs = backend.jobs
     await jobs.create("u", "j1", kind=p.COMMAND_DISPATCH, command="c", target_uuid="peer")

@@ -29,8 +29,7 @@ def open_backend(url: str | None, *, state_dir: Path | None, grace_s: float, **r
     if url.startswith(REDIS_SCHEMES):
         from .redis import redis_backend
 
-        keep = {k: v for k, v in retention.items() if k in ("max_age_s", "max_jobs_per_user", "max_bytes_per_user")}
-        return redis_backend(url, grace_s, **keep)
+        return redis_backend(url, grace_s, **retention)
     raise ValueError(f"unknown backend {url!r}: use 'sqlite', 'redis://HOST:PORT/DB?prefix=NAME' or"
                      " 'redis+sentinel://HOST:PORT[,HOST:PORT...]/MASTER?prefix=NAME' or"
                      " 'redis+cluster://HOST:PORT[,HOST:PORT...]/?prefix=NAME'")

@@ -31,6 +31,9 @@ DEFAULT_MAX_AGE_S = 7 * 24 * 3600
 """How long a finished job is kept, on every backend (`serve --limit`s of the store)."""
 DEFAULT_MAX_JOBS_PER_USER = 10_000
 DEFAULT_MAX_BYTES_PER_USER = 512 * 1024**2
+DEFAULT_MAX_JOBS = 50_000
+"""Jobs the whole store keeps across all users; past it, users above their fair share give way."""
+DEFAULT_MAX_BYTES = 2 * 1024**3
 ROW_OVERHEAD_BYTES = 64
 """Counted for every job besides its text, by every backend alike: its numbers, and the store's bookkeeping."""
 

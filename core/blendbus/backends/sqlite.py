@@ -21,12 +21,9 @@ from ..encoding import encodes_over, text_pieces, text_size
 from ..paging import result_format
 from ..protocol import LOST, OPEN_STATUSES, QUEUED, STATUS_RANK
 from .base import UNSET as _UNSET
-from .base import (DEFAULT_MAX_AGE_S, DEFAULT_MAX_BYTES_PER_USER, DEFAULT_MAX_JOBS_PER_USER, ROW_OVERHEAD_BYTES,
-                   DuplicateJob, Job, JobStoreError, OverQuota)
+from .base import (DEFAULT_MAX_AGE_S, DEFAULT_MAX_BYTES, DEFAULT_MAX_BYTES_PER_USER, DEFAULT_MAX_JOBS,
+                   DEFAULT_MAX_JOBS_PER_USER, ROW_OVERHEAD_BYTES, DuplicateJob, Job, JobStoreError, OverQuota)
 
-DEFAULT_MAX_JOBS = 50_000
-"""Jobs the store keeps across all users (one process owns it; Redis has no global cap)."""
-DEFAULT_MAX_BYTES = 2 * 1024**3
 LARGE_RESULT_BYTES = 1024 * 1024
 """Results whose text is longer than this go to the `large` column, written in pieces of this size
 and read back a page at a time (blob I/O). It is the table's last column: only there does SQLite

@@ -1,5 +1,5 @@
 """`Jobs` in Redis: a hash per job, its result text in a string of its own, per-user retention kept by
-the scripts (`lua/library.lua`: create, settle, trim)."""
+the scripts (`lua/library.lua`: create, settle, trim), and the whole store's caps kept by `prune`."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from typing import Any
 from ...encoding import encodes_over, text_pieces
 from ...paging import JSON, result_format
 from ...protocol import OPEN_STATUSES, STATUS_RANK
-from ..base import (DEFAULT_MAX_AGE_S, DEFAULT_MAX_BYTES_PER_USER, DEFAULT_MAX_JOBS_PER_USER, ROW_OVERHEAD_BYTES,
-                    UNSET, DuplicateJob, Job, OverQuota)
+from ..base import (DEFAULT_MAX_AGE_S, DEFAULT_MAX_BYTES, DEFAULT_MAX_BYTES_PER_USER, DEFAULT_MAX_JOBS,
+                    DEFAULT_MAX_JOBS_PER_USER, ROW_OVERHEAD_BYTES, UNSET, DuplicateJob, Job, OverQuota)
 from .connection import Connection, store_errors
 from .keys import decoded
 
@@ -33,14 +33,17 @@ def lower_than(status: str) -> list[str]:
 
 
 class RedisJobs:
-    """`Jobs` in Redis hashes, with per-user retention (age, jobs and bytes) kept by the scripts."""
+    """`Jobs` in Redis hashes, with per-user retention (age, jobs and bytes) kept by the scripts after
+    every write, and the whole store's caps (`max_jobs`, `max_bytes`) at each `prune`: a script may
+    touch one user's keys only (one hash slot), so no script can see the whole store."""
 
-    def __init__(self, link: Connection, *, max_age_s: float = DEFAULT_MAX_AGE_S,
-                 max_jobs_per_user: int = DEFAULT_MAX_JOBS_PER_USER,
+    def __init__(self, link: Connection, *, max_age_s: float = DEFAULT_MAX_AGE_S, max_jobs: int = DEFAULT_MAX_JOBS,
+                 max_bytes: int = DEFAULT_MAX_BYTES, max_jobs_per_user: int = DEFAULT_MAX_JOBS_PER_USER,
                  max_bytes_per_user: int = DEFAULT_MAX_BYTES_PER_USER) -> None:
         self.link, self.keys = link, link.keys
-        self.max_age_s = max_age_s
-        self.max_jobs_per_user, self.max_bytes_per_user = max_jobs_per_user, max_bytes_per_user
+        self.max_age_s, self.max_jobs, self.max_bytes = max_age_s, max_jobs, max_bytes
+        self.max_jobs_per_user = min(max_jobs_per_user, max_jobs)
+        self.max_bytes_per_user = min(max_bytes_per_user, max_bytes)
         self.orphan_after_s = ORPHAN_AFTER_S
 
     def overhead(self, user_id: str) -> int:
@@ -165,17 +168,37 @@ class RedisJobs:
 
     @store_errors
     async def prune(self) -> int:
-        """Retention, and jobs orphaned by a replica that died between recording and queuing them
-        (still `queued` after `orphan_after_s` and in no queue) become lost."""
-        removed = 0
+        """Retention, as the SQLite store keeps it: each user within age and their own caps; then, if the
+        whole store is over `max_jobs` or `max_bytes`, every user above their fair share (the cap divided
+        by the users with jobs) down to it, oldest finished jobs first. Jobs orphaned by a replica that
+        died between recording and queuing them (still `queued` after `orphan_after_s` and in no queue)
+        become lost. Returns the jobs removed."""
         now = time.time()
-        for user in await self.link.redis.smembers(self.keys.users):
-            user_id = decoded(user)
-            removed += await self.link.run("prune", [self.keys.usage(user_id)], [
-                self.keys.user(user_id), now - self.max_age_s, self.max_jobs_per_user, self.max_bytes_per_user,
-                now - self.orphan_after_s, now,
-                "the server replica that recorded this job stopped before queuing it; it never ran"])
+        users = sorted(decoded(user) for user in await self.link.redis.smembers(self.keys.users))
+        removed = 0
+        for user_id in users:
+            removed += await self._prune(user_id, now, self.max_jobs_per_user, self.max_bytes_per_user)
+        held = {user: used for user, used in zip(users, await self._usages(users), strict=True) if used[0]}
+        over = sum(j for j, _ in held.values()) > self.max_jobs or sum(b for _, b in held.values()) > self.max_bytes
+        if held and over:
+            share_jobs, share_bytes = self.max_jobs // len(held), self.max_bytes // len(held)
+            for user_id, (jobs, size) in held.items():
+                if jobs > share_jobs or size > share_bytes:
+                    removed += await self._prune(user_id, now, share_jobs, share_bytes)
         return removed
+
+    async def _prune(self, user_id: str, now: float, max_jobs: int, max_bytes: int) -> int:
+        return int(await self.link.run("prune", [self.keys.usage(user_id)], [
+            self.keys.user(user_id), now - self.max_age_s, max_jobs, max_bytes, now - self.orphan_after_s, now,
+            "the server replica that recorded this job stopped before queuing it; it never ran"]))
+
+    async def _usages(self, users: list[str]) -> list[tuple[int, int]]:
+        """(jobs, bytes) of each of `users`, in one round trip."""
+        async with self.link.redis.pipeline(transaction=False) as pipe:
+            for user in users:
+                pipe.hmget(self.keys.usage(user), "jobs", "bytes")
+            found = await pipe.execute()
+        return [(int(jobs or 0), int(size or 0)) for jobs, size in found]
 
     @store_errors
     async def usage(self, user_id: str) -> tuple[int, int]:
@@ -185,11 +208,7 @@ class RedisJobs:
     @store_errors
     async def users(self) -> list[str]:
         known = sorted(decoded(user) for user in await self.link.redis.smembers(self.keys.users))
-        async with self.link.redis.pipeline(transaction=False) as pipe:
-            for user in known:
-                pipe.hget(self.keys.usage(user), "jobs")
-            counts = await pipe.execute()
-        return [user for user, count in zip(known, counts, strict=True) if int(count or 0)]
+        return [user for user, (jobs, _) in zip(known, await self._usages(known), strict=True) if jobs]
 
     async def close(self) -> None:
         await self.link.close()
