@@ -23,7 +23,7 @@ from typing import Any
 from blendbus import eventloop
 from blendbus.listing import tokens
 
-from . import checkpoints, context, fanout, paging, payload, profile, replicas, roundtrip, startup, views
+from . import checkpoints, context, fanout, paging, payload, profile, replicas, roundtrip, scale, startup, views
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -78,6 +78,14 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool]]:
                     f"{rate:.2f}× ({c64['redis_calls_per_s']:.0f} vs {c64['sqlite_calls_per_s']:.0f})", rate >= 0.9))
         trips = per_call["round_trips_per_call"]
         out.append(("Redis round trips per dispatched call ≤ 4", f"{trips:.2f}", trips <= 4.05))
+    if "scale" in results:
+        small, big = results["scale"][0], results["scale"][-1]
+        out.append((f"{big['replicas']} replicas × {big['peers']:,} simulated peers: every call answered",
+                    f"{big['not_answered']} of {big['calls']:,} unanswered", big["not_answered"] == 0))
+        if big["peers"] > small["peers"]:
+            per = [r["idle"]["per_peer_redis_commands_per_s"] for r in (small, big)]
+            out.append((f"idle cost per peer flat from {small['peers']:,} to {big['peers']:,} peers (Redis commands/s)",
+                        f"{per[0]:.3f} → {per[1]:.3f}", per[1] <= per[0] * 1.2))
     if "paging" in results:
         for backend, rows in results["paging"].items():
             by_size = {r["size_mib"]: r for r in rows}
@@ -120,6 +128,13 @@ def payload_curve(rows: list[dict[str, Any]]) -> str:
                          f" for {big['size_kib'] / small['size_kib']:.0f}× the bytes")
     return ("Time against size (linear cost keeps MiB/s level once fixed costs stop mattering): "
             + "; ".join(sentences) + ".") if sentences else ""
+
+
+def separately(run: dict[str, str] | None) -> str:
+    """The note on a section whose figures came from a run of their own (`run`: command, date, how)."""
+    if not run:
+        return ""
+    return f" These rows come from a run of their own: `{run['command']}` on {run['date']}, {run['how']}."
 
 
 def render(results: dict[str, Any], command: str, machine: str, today: str) -> str:
@@ -257,6 +272,25 @@ listening), and until `blendbus peer` (bpy imported, addon enabled) has register
 
 {startup.table(results["startup"])}
 """)
+    if "scale" in results:
+        rows = results["scale"]
+        parts.append(f"""
+## Many replicas, many peers (`python -m bench.scale`)
+
+{rows[0]["replicas"]} `blendbus serve` replicas on one Redis of their own; Python test peers (lightweight
+asyncio peers, one process per replica) spread over {rows[0]["users"]} users, each polling one replica; then
+{rows[0]["callers"]} LLM sessions spread over the users and the replicas call a no-op on a peer of their user
+that polls another replica. Every process shares this machine's cores: the rows show what holding
+many peers costs, not the throughput of ten machines.{separately(results.get("scale_run"))}
+
+{scale.table(rows)}
+
+An idle peer holds its long poll open on its replica without touching Redis: the idle Redis
+commands are the replicas' heartbeats and sweeps, so they do not grow with the peers, and the cost
+per idle peer falls as peers are added (Redis commands/s and replica CPU, per peer, in brackets).
+Redis memory grows with the peers and the jobs of the run (each call leaves its job record until
+retention removes it).
+""")
     if "replicas" in results:
         parts.append(f"""
 ## Replicas on Redis (`python -m bench.replicas`)
@@ -389,7 +423,7 @@ def main() -> None:
     parser.add_argument("--no-blender", action="store_true", help="skip the real bpy peer")
     parser.add_argument("--only", nargs="+",
                         choices=["context", "checkpoints", "roundtrip", "payload", "paging", "fanout", "startup", "views",
-                                 "replicas", "profile"])
+                                 "replicas", "scale", "profile"])
     parser.add_argument("--out", type=Path, default=ROOT / "docs" / "performance.md")
     parser.add_argument("--render-only", action="store_true",
                         help="rewrite --out from the figures saved beside it by the last run, measuring nothing")
@@ -416,11 +450,13 @@ def main() -> None:
                            for backend in ("sqlite", "redis")},
         "replicas": lambda: eventloop.run(replicas.run(0.3 if quick else 5.0, 3 if quick else 100,
                                                        idle_s=1.0 if quick else 20.0)),
+        "scale": lambda: eventloop.run(scale.run(2 if quick else 10, [6] if quick else [100, 1000], 2 if quick else 50,
+                                                 4 if quick else 64, 1 if quick else 15, 1 if quick else 15, False)),
         "profile": lambda: [eventloop.run(profile.run(1.0 if quick else 5.0, c)) for c in ([2] if quick else [1, 64])],
     }
     tables = {"context": context.table, "checkpoints": checkpoints.table, "roundtrip": roundtrip.table,
               "payload": payload.table, "fanout": fanout.table, "startup": startup.table, "views": views.table,
-              "replicas": replicas.tables,
+              "replicas": replicas.tables, "scale": scale.table,
               "paging": lambda runs: "\n\n".join(paging.table(rows, backend) for backend, rows in runs.items()),
               "profile": lambda runs: "\n\n".join(profile.table(run) for run in runs)}
     results: dict[str, Any] = {}

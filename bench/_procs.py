@@ -137,7 +137,7 @@ def cpu_s(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def _load(session, concurrency: int, seconds: float, pids: dict[str, int] | None = None,
+async def run_sessions(session, concurrency: int, seconds: float, pids: dict[str, int] | None = None,
                 on_start: Callable[[], object] | None = None) -> dict[str, Any]:
     """Runs `concurrency` workers, each in its own `session(index)` (an async context yielding a call
     coroutine function), calling back to back for `seconds`; latency percentiles and calls/s, and
@@ -205,7 +205,7 @@ async def measure(url: str | list[str], tool: str, args: dict | list[dict], conc
                     raise RuntimeError(f"{tool} failed: {result.structured_content}")
             yield call
 
-    return await _load(session, concurrency, seconds, pids, on_start)
+    return await run_sessions(session, concurrency, seconds, pids, on_start)
 
 
 async def measure_http(url: str, concurrency: int, seconds: float) -> dict[str, Any]:
@@ -221,4 +221,4 @@ async def measure_http(url: str, concurrency: int, seconds: float) -> dict[str, 
                 (await http.get(health)).raise_for_status()
             yield call
 
-    return await _load(session, concurrency, seconds)
+    return await run_sessions(session, concurrency, seconds)

@@ -16,7 +16,8 @@ def test_the_whole_benchmark_suite_runs_and_writes_its_report(tmp_path):
     assert run.returncode == 0, run.stderr
     report = out.read_text()
     for section in ("## Targets", "## Round trip", "## Payload scaling", "## Fan-out", "## Start-up", "## Seeing the scene",
-                    "## Where the CPU", "## Replicas on Redis"):
+                    "## Where the CPU", "## Replicas on Redis", "## Many replicas, many peers"):
         assert section in report
     assert "| python | 2 |" in report  # a round-trip row at the quick concurrency
     assert "blendbus serve ready" in report
+
