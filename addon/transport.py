@@ -287,6 +287,7 @@ class PeerLink:
                 cancelled = self.on_payload(payload)
                 if cancelled is not None:
                     self.reply(cancelled, p.CANCELLED, error="cancelled before it started")
+            self._keep_unstored(carried, response.get("answers", []))
             if payloads:
                 # Quick jobs answer within a few ms: wait briefly so all their replies ride on the
                 # next poll, one request for the batch. Capped, so a long job never keeps the peer
@@ -330,17 +331,28 @@ class PeerLink:
             try:
                 if len(batch) == 1:
                     try:
-                        await call(client, p.UPDATE, {**args, **batch[0]})
+                        answers = [{**await call(client, p.UPDATE, {**args, **batch[0]}), "job_id": batch[0]["job_id"]}]
                     except ToolError as exc:
-                        if exc.code == "PeerAuthError":
+                        if exc.code in ("PeerAuthError", p.STORE_FAILED):
                             raise
                         self._refused_answers([{**batch[0], "error": str(exc)}])
+                        continue
                 else:
-                    response = await call(client, p.UPDATES, {**args, "updates": batch})
-                    self._refused_answers(response["answers"])
+                    answers = (await call(client, p.UPDATES, {**args, "updates": batch}))["answers"]
+                    self._refused_answers(answers)
             except BaseException:
                 self.outbox.restore(claimed)
                 raise
+            self._keep_unstored(claimed, answers)
+
+    def _keep_unstored(self, claimed: list[tuple[dict[str, Any], int]], answers: list[dict[str, Any]]) -> None:
+        """Updates the server took but could not store (`persisted: false`: its store failed after the
+        callers heard) go back in the outbox and the link reconnects, to send them again: the job's
+        record must end too, or it would stay open for ever."""
+        unstored = {str(a.get("job_id")) for a in answers if a.get("persisted") is False}
+        if unstored:
+            self.outbox.restore([entry for entry in claimed if str(entry[0].get("job_id")) in unstored])
+            raise StoreUnavailable(f"the server could not store the updates of {', '.join(sorted(unstored))}")
 
     def _refused_answers(self, answers: list[dict[str, Any]]) -> None:
         # The server will never accept these updates (a job never sent here, or not ours): drop them.
@@ -348,6 +360,10 @@ class PeerLink:
             if "error" in answer:
                 log.warning("blendbus peer %s: update for %s refused: %s", self.uuid, answer.get("job_id"),
                             answer["error"])
+
+
+class StoreUnavailable(RuntimeError):
+    """The server's store kept none of some updates: they are sent again after reconnecting."""
 
 
 class TransportThread:

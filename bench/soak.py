@@ -2,9 +2,11 @@
 clients that abandon what they start.
 
     python -m bench.soak [--seconds 600] [--users 8] [--peers-per-user 4] [--bpy-peers 2] [--replicas 3]
-                         [--cluster]
+                         [--cluster | --sentinel]
 
-`--cluster` runs the replicas on a Redis Cluster of three masters started for the run.
+`--cluster` runs the replicas on a Redis Cluster of three masters started for the run; `--sentinel`
+on a master, a replica and three sentinels, and kills the master two thirds into the run (the
+sentinels promote the replica).
 
 Every call must get an answer and no job may be left in flight: the script exits 1 if any job was
 lost. It reports calls, answers by status, lost jobs, the server's RSS along the way and its CPU
@@ -25,14 +27,17 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx2
 
 from blendbus import eventloop
+from blendbus.backends.redis.keys import parse_url
 from blendbus.client import connect
 from blendbus.testing.raw import ModernClient, SessionClient
-from blendbus.testing.redis import client_for, cluster_group, fresh_prefix, redis_server, remove_prefix, with_prefix
+from blendbus.testing.redis import (client_for, cluster_group, fresh_prefix, redis_server, remove_prefix,
+                                    sentinel_group, with_prefix)
 
 from . import _procs
 
@@ -62,17 +67,24 @@ def _jobs_in_redis(url: str, prefix: str) -> dict[str, int]:
 
 
 async def soak(seconds: float, users: int, per_user: int, bpy_peers: int, replicas: int = 0,
-               cluster: bool = False) -> dict:
-    """With `replicas`, that many servers share one Redis (a Redis Cluster with `cluster`); peers and
-    callers spread over them with failover lists, and one replica is SIGKILLed mid-run (and started
-    again)."""
+               store: str = "redis") -> dict:
+    """With `replicas`, that many servers share one Redis (`store`: "redis", "cluster" for a Redis Cluster,
+    "sentinel" for a master under Sentinel, killed mid-run); peers and callers spread over them with
+    failover lists, and one replica is SIGKILLed mid-run (and started again)."""
     tmp = Path(tempfile.mkdtemp(prefix="blendbus-soak-"))
     tokens = {f"token-{u}": f"user{u}" for u in range(users)}
     (tmp / "tokens.json").write_text(json.dumps(tokens))
     with contextlib.ExitStack() as stack:
         stack.callback(shutil.rmtree, tmp, ignore_errors=True)  # last, once every process has stopped
+        fail_over: Callable[[], None] | None = None
         if replicas:
-            base = stack.enter_context(cluster_group()).url if cluster else stack.enter_context(redis_server())
+            if store == "sentinel":
+                group = stack.enter_context(sentinel_group())
+                base, fail_over = group.url, group.kill_master
+            elif store == "cluster":
+                base = stack.enter_context(cluster_group()).url
+            else:
+                base = stack.enter_context(redis_server())
             prefix = fresh_prefix("soak")
             stack.callback(remove_prefix, base, prefix)
             backend = with_prefix(base, prefix)
@@ -81,11 +93,11 @@ async def soak(seconds: float, users: int, per_user: int, bpy_peers: int, replic
         servers = [_procs.start_server(tmp / f"state{n}", tokens=tmp / "tokens.json", backend=backend)
                    for n in range(max(1, replicas))]
         urls = [url for _, url in servers]
-        return await _soak(tmp, servers, urls, backend, seconds, users, per_user, bpy_peers, replicas)
+        return await _soak(tmp, servers, urls, backend, seconds, users, per_user, bpy_peers, replicas, fail_over)
 
 
 async def _soak(tmp: Path, servers: list, urls: list[str], backend: str, seconds: float, users: int, per_user: int,
-                bpy_peers: int, replicas: int) -> dict:
+                bpy_peers: int, replicas: int, fail_over: Callable[[], None] | None = None) -> dict:
     python_uuids = {u: [f"u{u}-py{i}" for i in range(per_user - (1 if u < bpy_peers else 0))] for u in range(users)}
     groups = {u: _procs.start_peers(_rotated(urls, u), python_uuids[u], f"token-{u}", concurrency=4)
               for u in range(users)}
@@ -97,6 +109,7 @@ async def _soak(tmp: Path, servers: list, urls: list[str], backend: str, seconds
         cut_off = 0
         deaths = 0
         replica_kills = 0
+        failovers = 0
         stop_at = time.monotonic() + seconds
         rss = [_procs.rss_kib(servers[0][0].pid)]
 
@@ -132,6 +145,12 @@ async def _soak(tmp: Path, servers: list, urls: list[str], backend: str, seconds
                 deaths += 1
                 groups[u] = await asyncio.to_thread(_procs.start_peers, _rotated(urls, u), python_uuids[u],
                                                     f"token-{u}", 4)
+
+        async def master_killer() -> None:
+            nonlocal failovers
+            await asyncio.sleep(seconds * 2 / 3)
+            await asyncio.to_thread(fail_over)
+            failovers += 1
 
         async def replica_killer() -> None:
             nonlocal replica_kills
@@ -183,13 +202,14 @@ async def _soak(tmp: Path, servers: list, urls: list[str], backend: str, seconds
 
         await asyncio.gather(*(load(u, n) for u in range(users) for n in range(2)), killer(),
                              *(abandoner(u) for u in range(users)), *([replica_killer()] if replicas else []),
+                             *([master_killer()] if fail_over else []),
                              _sample_rss(servers[0][0].pid, rss, seconds))
         await asyncio.sleep(7)  # past the liveness grace: anything in flight must have settled by now
         cpu_before, t0 = _procs.cpu_s(servers[0][0].pid), time.monotonic()
         await asyncio.sleep(5)  # nothing calls now: whatever the server still does, abandoned work does
         idle_cpu = (_procs.cpu_s(servers[0][0].pid) - cpu_before) / (time.monotonic() - t0) * 100
         if replicas:
-            base, _, prefix = backend.partition("?prefix=")
+            base, prefix = parse_url(backend)
             by_status = _jobs_in_redis(base, prefix)
             in_flight = by_status.get("queued", 0) + by_status.get("running", 0)
         else:
@@ -199,6 +219,7 @@ async def _soak(tmp: Path, servers: list, urls: list[str], backend: str, seconds
         rss.append(_procs.rss_kib(servers[0][0].pid))
         return {"seconds": seconds, "users": users, "peers": users * per_user, "bpy_peers": bpy_peers,
                 "replicas": replicas, "redis_cluster": backend.startswith("redis+cluster://"),
+                "redis_master_failovers": failovers,
                 "replica_kills": replica_kills,
                 "calls": sum(statuses.values()) + unanswered + cut_off, "answers": dict(statuses),
                 "unanswered": unanswered,
@@ -226,11 +247,14 @@ def main() -> None:
     parser.add_argument("--bpy-peers", type=int, default=2)
     parser.add_argument("--replicas", type=int, default=0,
                         help="N servers on one Redis (the machine's, or one started here); one is killed mid-run")
-    parser.add_argument("--cluster", action="store_true",
+    stores = parser.add_mutually_exclusive_group()
+    stores.add_argument("--cluster", action="store_true",
                         help="with --replicas: on a Redis Cluster of three masters started for the run")
+    stores.add_argument("--sentinel", action="store_true",
+                        help="with --replicas: on a master and a replica under three sentinels; the master is killed")
     args = parser.parse_args()
     report = eventloop.run(soak(args.seconds, args.users, args.peers_per_user, args.bpy_peers, args.replicas,
-                                args.cluster))
+                                "cluster" if args.cluster else "sentinel" if args.sentinel else "redis"))
     print(json.dumps(report, indent=2))
     growth = report["server_rss_kib"][1] - report["server_rss_kib"][0]
     print(f"{report['calls']} calls, {report['lost_jobs']} lost, server RSS {report['server_rss_kib'][0] // 1024}"

@@ -54,6 +54,10 @@ UPDATES: Final = "blender_job_updates"
 FETCH_PACKAGE: Final = "blender_fetch_handler_package"
 SCENE_CHANGED_TOOL: Final = "blender_scene_changed"
 PEER_TOOLS: Final = (REGISTER, UNREGISTER, POLL, UPDATE, UPDATES, FETCH_PACKAGE, SCENE_CHANGED_TOOL)
+STORE_FAILED: Final = "JobStoreError"
+"""The `code` of a peer tool's error when the server's store failed (Redis unreachable or failing over, a
+full disk), and of an update it answers `persisted: false`: the peer keeps what it sent and sends it
+again once it has reconnected, where a refusal (any other code) is dropped."""
 
 # Payload kinds a peer receives from `blender_poll_jobs`.
 COMMAND_DISPATCH: Final = "command_dispatch"

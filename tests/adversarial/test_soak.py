@@ -1,6 +1,7 @@
 """The soak in CI: many users and peers, peer processes killed along the way, and not one job lost
-(every call answered, nothing left in flight). A minute on one server with SQLite, and half a minute
-on three replicas over a Redis Cluster of three masters, one replica killed mid-run."""
+(every call answered, nothing left in flight). A minute on one server with SQLite; half a minute on
+three replicas over a Redis Cluster of three masters, one replica killed mid-run; and half a minute
+through a Sentinel failover."""
 
 from __future__ import annotations
 
@@ -34,3 +35,12 @@ def test_a_soak_on_a_redis_cluster_loses_no_job():
                         "--bpy-peers", "0")
     assert code == 0 and report["lost_jobs"] == 0 and report["redis_cluster"], report
     assert report["unanswered"] == 0 and report["calls"] > 500 and report["replica_kills"] == 1
+
+
+def test_a_soak_through_a_sentinel_failover_loses_no_job():
+    """Three replicas on a master under three sentinels; the master is killed two thirds in and the
+    sentinels promote its replica: every call is answered and no job is left open on the new master."""
+    code, report = soak("--seconds", "30", "--replicas", "3", "--sentinel", "--users", "4", "--peers-per-user", "3",
+                        "--bpy-peers", "0")
+    assert code == 0 and report["lost_jobs"] == 0 and report["redis_master_failovers"] == 1, report
+    assert report["unanswered"] == 0 and report["calls"] > 500 and sum(report["jobs_by_status"].values()) > 0

@@ -243,6 +243,8 @@ class BlendbusServer:
             return self.plain({"error": str(exc), "code": type(exc).__name__}, is_error=True)
         except JobStoreError as exc:
             log.error("%s", exc)
+            if name in p.PEER_TOOLS:  # the peer keeps what it sent, and sends it again (protocol.STORE_FAILED)
+                return self.plain({"error": str(exc), "code": p.STORE_FAILED}, is_error=True)
             # An envelope like any failed call's: a status, and what went wrong (the store, not the call).
             return self.result(p.envelope(p.FAILED, error=f"the server could not record the job: {exc}"))
 

@@ -65,14 +65,16 @@ def with_prefix(url: str, prefix: str) -> str:
 
 
 def client_for(url: str) -> Any:
-    """A synchronous redis-py client for `url`, a cluster's (`redis+cluster://`) included, for a test or
-    a benchmark to read what the backend wrote."""
+    """A synchronous redis-py client for `url` (a cluster's and a Sentinel master's included), for a test
+    or a benchmark to read what the backend wrote."""
     import redis
 
-    if url.startswith("redis+cluster://"):
-        nodes = [redis.cluster.ClusterNode(host, int(port)) for host, _, port in
-                 (item.rpartition(":") for item in url.split("://", 1)[1].split("/", 1)[0].split(","))]
-        return redis.RedisCluster(startup_nodes=nodes)
+    if url.startswith(("redis+cluster://", "redis+sentinel://")):
+        where, _, rest = url.split("://", 1)[1].partition("/")
+        hosts = [(host, int(port)) for host, _, port in (item.rpartition(":") for item in where.split(","))]
+        if url.startswith("redis+cluster://"):
+            return redis.RedisCluster(startup_nodes=[redis.cluster.ClusterNode(h, p) for h, p in hosts])
+        return redis.Sentinel(hosts, socket_timeout=2).master_for(rest.split("?", 1)[0], socket_timeout=5)
     return redis.Redis.from_url(url)
 
 
@@ -123,7 +125,7 @@ class SentinelGroup:
         binary = shutil.which("redis-server")
         if binary is None:
             raise RuntimeError("redis-server is not installed: scripts/test-prereqs.sh installs it")
-        common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no"]
+        common = ["--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--repl-diskless-sync-delay", "0"]
         for name, port, extra in (("master", self.master_port, []),
                                   ("replica", self.replica_port, ["--replicaof", "127.0.0.1", str(self.master_port)])):
             workdir = f"{self.workdir}/{name}"

@@ -52,9 +52,16 @@ class RedisNotifier:
             self.waiter.progress_soon(rest[0], rest[1], rest[3], rest[4], rest[5])
 
     def _soon(self, work: Any) -> None:
+        """Run `work` in the background. A wake-up or a progress note is best effort (every wait re-reads the
+        store), so its failure (Redis away) is logged here, never left for nobody to retrieve."""
         task = asyncio.ensure_future(work)
         self._fetching.add(task)
-        task.add_done_callback(self._fetching.discard)
+        task.add_done_callback(self._settled)
+
+    def _settled(self, task: asyncio.Future[Any]) -> None:
+        self._fetching.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("Redis backend: a note in the background failed: %s", task.exception())
 
     async def _fetch(self, user_id: str, job_id: str) -> None:
         try:

@@ -11,14 +11,19 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import logging
 import secrets
 import time
 from typing import Any
+
+from redis.exceptions import RedisError
 
 from ...protocol import CONTROL_KINDS
 from ..base import BusEvent, PeerAuthError, PeerRecord, Route, route
 from .connection import Connection, store_errors
 from .keys import decoded
+
+log = logging.getLogger(__name__)
 
 EVENTS_KEPT = 1000
 """Events kept per user in the `_message_bus` stream (approximately: Redis trims in whole nodes)."""
@@ -230,10 +235,18 @@ class RedisPeers:
                 extended = False
             return payloads, fresh
         except asyncio.CancelledError:  # the peer hung up mid-poll: it is alive for the grace period only
-            await asyncio.shield(self._heard(user_id, uuid, time.time() + grace, lower=True))
+            await asyncio.shield(self._hung_up(user_id, uuid, time.time() + grace))
             raise
         finally:
             self._unhold(self._wakeups, key)
+
+    async def _hung_up(self, user_id: str, uuid: str, until: float) -> None:
+        """The peer left its poll: alive only until `until`. Shielded from the cancel, so nobody awaits its
+        end: a Redis that fails now is logged here (the peer's liveness then lapses at the deadline it had)."""
+        try:
+            await self._heard(user_id, uuid, until, lower=True)
+        except RedisError as exc:
+            log.info("peer %s left its poll while Redis failed (%s): its liveness lapses as it was", uuid, exc)
 
     async def _heard(self, user_id: str, uuid: str, until: float, *, lower: bool = False) -> None:
         """Alive until `until`; unless `lower`, a later deadline is kept."""
