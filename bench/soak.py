@@ -29,6 +29,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx2
 
@@ -90,8 +91,10 @@ async def soak(seconds: float, users: int, per_user: int, bpy_peers: int, replic
             backend = with_prefix(base, prefix)
         else:
             backend = "sqlite"
-        servers = [_procs.start_server(tmp / f"state{n}", tokens=tmp / "tokens.json", backend=backend)
-                   for n in range(max(1, replicas))]
+        servers: list[tuple[Any, str]] = []
+        stack.callback(lambda: _procs.stop(*(proc for proc, _ in servers)))  # those running by then
+        servers += [_procs.start_server(tmp / f"state{n}", tokens=tmp / "tokens.json", backend=backend)
+                    for n in range(max(1, replicas))]
         urls = [url for _, url in servers]
         return await _soak(tmp, servers, urls, backend, seconds, users, per_user, bpy_peers, replicas, fail_over)
 
@@ -99,11 +102,13 @@ async def soak(seconds: float, users: int, per_user: int, bpy_peers: int, replic
 async def _soak(tmp: Path, servers: list, urls: list[str], backend: str, seconds: float, users: int, per_user: int,
                 bpy_peers: int, replicas: int, fail_over: Callable[[], None] | None = None) -> dict:
     python_uuids = {u: [f"u{u}-py{i}" for i in range(per_user - (1 if u < bpy_peers else 0))] for u in range(users)}
-    groups = {u: _procs.start_peers(_rotated(urls, u), python_uuids[u], f"token-{u}", concurrency=4)
-              for u in range(users)}
-    blenders = [_procs.start_blender_peer(_rotated(urls, u + 1), f"u{u}-bpy", tmp / f"bpy{u}", f"token-{u}")
-                for u in range(bpy_peers)]
-    try:  # every process started here stops, whatever happens
+    groups: dict[int, Any] = {}
+    blenders: list[Any] = []
+    try:  # every process started here stops, whatever happens (the servers are stopped by the caller)
+        for u in range(users):
+            groups[u] = _procs.start_peers(_rotated(urls, u), python_uuids[u], f"token-{u}", concurrency=4)
+        blenders += [_procs.start_blender_peer(_rotated(urls, u + 1), f"u{u}-bpy", tmp / f"bpy{u}", f"token-{u}")
+                     for u in range(bpy_peers)]
         statuses: Counter[str] = Counter()
         unanswered = 0
         cut_off = 0
@@ -228,7 +233,7 @@ async def _soak(tmp: Path, servers: list, urls: list[str], backend: str, seconds
                 "abandoned": dict(abandoned), "server_rss_kib": [rss[0], rss[-1]], "server_rss_kib_along_the_way": rss,
                 "server_cpu_percent_after_the_load": round(idle_cpu, 2)}
     finally:
-        _procs.stop(*groups.values(), *blenders, *(proc for proc, _ in servers))
+        _procs.stop(*groups.values(), *blenders)
 
 
 async def _sample_rss(pid: int, into: list[int], seconds: float) -> None:
