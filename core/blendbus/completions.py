@@ -32,7 +32,7 @@ TIMEOUT_S = 10.0
 """How long a completion waits for Blender: a host that asks while Blender is busy gets nothing."""
 
 RunFn = Callable[[str, Command, dict[str, Any], float], Awaitable[dict[str, Any]]]
-"""Runs a command for a user on their bus (BlendbusServer.run_command): its envelope."""
+"""Runs a command for a user on their bus (server/calls.py Calls.run): its envelope."""
 
 
 class Completer:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import datetime
 import math
-from collections.abc import Callable
 from typing import Any
 
 import mcp_types as types
@@ -79,16 +78,22 @@ def created(job: Job, ttl_ms: int, question: dict[str, Any] | None = None) -> di
     return {"resultType": "task", **task(job, ttl_ms, question)}
 
 
-def detailed(job: Job, ttl_ms: int, tool_result: Callable[[dict[str, Any]], types.CallToolResult],
-             question: dict[str, Any] | None = None) -> dict[str, Any]:
-    """The tasks/get answer: the task, with its CallToolResult inlined once it is completed, or, while
-    it waits on `question`, that question as its MCP request in `inputRequests`, keyed by its id."""
+def ttl_ms(max_age_s: float) -> int:
+    """A task's ttlMs: tasks live as long as their jobs are kept (`Jobs.max_age_s`)."""
+    return int(max_age_s * 1000)
+
+
+def detailed(job: Job, ttl_ms: int, question: dict[str, Any] | None = None,
+             result: types.CallToolResult | None = None) -> dict[str, Any]:
+    """The tasks/get answer: the task, with its CallToolResult (`result`, server/calls.py shapes it)
+    inlined once it is completed, or, while it waits on `question`, that question as its MCP request in
+    `inputRequests`, keyed by its id."""
     shape = task(job, ttl_ms, question)
     if shape["status"] == "input_required" and question is not None:
         request = input_request(question).model_dump(by_alias=True, mode="json", exclude_none=True)
         shape["inputRequests"] = {question["id"]: request}
-    if shape["status"] == "completed":
-        shape["result"] = tool_result(job.envelope()).model_dump(by_alias=True, mode="json", exclude_none=True)
+    if shape["status"] == "completed" and result is not None:
+        shape["result"] = result.model_dump(by_alias=True, mode="json", exclude_none=True)
     return {"resultType": "complete", **shape}
 
 

@@ -40,6 +40,8 @@ from .. import protocol as p
 from .. import tasks
 from ..command import Resource
 from ..dispatch import Hub
+from .calls import finished_result
+from .sessions import connection_of, session_key
 
 log = logging.getLogger(__name__)
 _VARIABLE = re.compile(r"\{[^}]+\}")
@@ -53,22 +55,6 @@ def touched_uris(resources: list[Resource], objects: list[str], whole: bool) -> 
             if r.is_template and len(_VARIABLE.findall(r.uri)) == 1:
                 uris += [_VARIABLE.sub(quote(name, safe=""), r.uri) for name in objects]
     return uris
-
-
-def session_key(connection: Any) -> str:
-    """What a client connection's subscriptions are filed under: its MCP session id (HTTP), or the
-    connection itself where there is no session (stdio, in memory: one client for the process)."""
-    return connection.session_id or f"connection-{id(connection)}"
-
-
-def connection_of(session: Any) -> Any:
-    """The client connection behind a request's ServerSession. The SDK builds a ServerSession per
-    request and offers no public accessor for its connection, which is what lives as long as the
-    client and can send it notifications later (`Connection.send_resource_updated`)."""
-    connection = getattr(session, "_connection", None)
-    if connection is None or not hasattr(connection, "send_resource_updated"):
-        raise RuntimeError("this mcp SDK's ServerSession has no connection: resources/subscribe needs updating")
-    return connection
 
 
 MAX_STREAMS_PER_USER = 64
@@ -146,8 +132,8 @@ class ChangeFeed:
                 feed.watcher.cancel()
             self._users.pop(user_id, None)
 
-    async def listen(self, user_id: str, ctx: Any, params: types.SubscriptionsListenRequestParams,
-                     ttl_ms: int, tool_result: Any) -> types.SubscriptionsListenResult:
+    async def listen(self, user_id: str, ctx: Any,
+                     params: types.SubscriptionsListenRequestParams) -> types.SubscriptionsListenResult:
         """Serve one `subscriptions/listen` stream of `user_id` until the client leaves: the ack first,
         then the notifications it asked for, every frame stamped with the subscription id."""
         if ctx.request_id is None:
@@ -162,6 +148,7 @@ class ChangeFeed:
             resources_list_changed=True if wanted.resources_list_changed else None,
             resource_subscriptions=sorted(uris) or None, **({"taskIds": sorted(task_ids)} if task_ids else {}))
         queue: asyncio.Queue[tuple[str, Any] | None] = asyncio.Queue(MAX_BUFFERED)
+        ttl_ms = tasks.ttl_ms(self.hub.jobs.max_age_s)
 
         def deliver(kind: str, item: Any) -> None:
             if kind == END:
@@ -192,7 +179,7 @@ class ChangeFeed:
                         note: Any = event_to_notification(ResourceUpdated(uri=item), meta)
                     else:
                         note = TaskNotification(method="notifications/tasks", params=_TaskParams(
-                            **tasks.detailed(item, ttl_ms, tool_result), _meta=meta))
+                            **tasks.detailed(item, ttl_ms, result=finished_result(item, self.hub.limits)), _meta=meta))
                     await ctx.session.send_notification(note, related_request_id=ctx.request_id)
             finally:
                 feed.streams.discard(deliver)

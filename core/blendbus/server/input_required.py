@@ -20,7 +20,7 @@ import contextlib
 import json
 import secrets
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import mcp_types as types
 from mcp.server.request_state import (
@@ -36,9 +36,7 @@ from ..dispatch import Detached
 from ..protocol import ASK_TIMEOUT_S
 from ..questions import input_request
 from .builtin_tools import Call
-
-if TYPE_CHECKING:
-    from . import BlendbusServer
+from .calls import Calls, credential_of, identity_of
 
 KEY = ("key", "request-state")
 """The `Records` kind and key of the sealing key."""
@@ -73,8 +71,8 @@ class SharedKey:
 class Rounds:
     """Runs a 2026-07-28 client's command call round by round."""
 
-    def __init__(self, server: BlendbusServer, records: Records | None) -> None:
-        self.server, self.key = server, SharedKey(records)
+    def __init__(self, calls: Calls, records: Records | None) -> None:
+        self.calls, self.key = calls, SharedKey(records)
 
     def middleware(self) -> list[Any]:
         """The server middleware: the key is loaded, then the SDK's boundary seals and unseals."""
@@ -88,8 +86,8 @@ class Rounds:
         return [load_key, RequestStateBoundary(security, default_audience="blendbus")]
 
     def _principal(self, ctx: Any) -> str | None:
-        user, _ = self.server.identity_of(ctx)
-        return f"{user}\n{self.server.credential_of(ctx)}"
+        user, _ = identity_of(ctx)
+        return f"{user}\n{credential_of(ctx)}"
 
     async def call(self, ctx: Any, call: Call, cmd: Command, arguments: dict[str, Any],
                    params: types.CallToolRequestParams) -> dict[str, Any] | types.InputRequiredResult:
@@ -97,12 +95,12 @@ class Rounds:
         question the client cannot take (it did not declare the capability) is never sent: the job
         hears `cancel`, and why."""
         asked: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        questions = self.server.questions
+        questions = self.calls.questions
         call.progress.ask = questions.detach_on(ctx, call.user_id, asked)  # type: ignore[attr-defined]
-        hub = self.server.hub
+        hub = self.calls.hub
         if params.request_state is None:
             deadline = time.time() + float(arguments.get("timeout_s", cmd.timeout))
-            work = asyncio.ensure_future(self.server.run_command(call, cmd, arguments, detach=asked))
+            work = asyncio.ensure_future(self.calls.run(call, cmd, arguments, detach=asked))
         else:
             state = json.loads(params.request_state)
             deadline = float(state["deadline"])

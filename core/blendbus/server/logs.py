@@ -21,7 +21,7 @@ from mcp_types.version import MODERN_PROTOCOL_VERSIONS
 
 from .. import protocol as p
 from ..waiter import RisingProgress
-from .changes import connection_of, session_key
+from .sessions import connection_of, session_key
 
 LOGGER = "blender"
 """The `logger` of every log message a job writes."""

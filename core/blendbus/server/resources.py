@@ -10,7 +10,7 @@ the plugins declare (completions.py).
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
@@ -19,13 +19,12 @@ from mcp.shared.uri_template import UriTemplate
 from .. import mcp_apps
 from .. import protocol as p
 from ..command import Resource
+from ..completions import Completer
 from ..suggest import did_you_mean
 from .builtin_tools import Call
-from .changes import TooManySubscriptions
+from .calls import Calls, identity_of
+from .changes import ChangeFeed, TooManySubscriptions
 from .content import mcp_content
-
-if TYPE_CHECKING:
-    from . import BlendbusServer
 
 RESOURCE_NOT_FOUND = -32002
 """JSON-RPC error code for a resource that is not there (the MCP spec's)."""
@@ -34,9 +33,9 @@ RESOURCE_NOT_FOUND = -32002
 class ResourceHandlers:
     """The resources, subscriptions, prompts and completion methods of one server."""
 
-    def __init__(self, server: BlendbusServer) -> None:
-        self.server = server
-        self.plugins = server.plugins
+    def __init__(self, calls: Calls, changes: ChangeFeed, completer: Completer) -> None:
+        self.calls, self.changes, self.completer = calls, changes, completer
+        self.plugins = calls.plugins
 
     async def list_resources(self, ctx: Any, params: Any) -> types.ListResourcesResult:
         listed = [types.Resource(uri=r.uri, name=r.name, description=r.description, mime_type=r.mime_type)
@@ -66,13 +65,13 @@ class ResourceHandlers:
         uri = str(params.uri)
         if uri in self.plugins.apps:
             return mcp_apps.contents(self.plugins.apps[uri])
-        self.server.ensure_started()
+        self.calls.ensure_started()
         found = self.match_resource(uri)
         if found is None:
             raise MCPError(code=RESOURCE_NOT_FOUND, message=f"resource not found: {uri}")
         res, arguments = found
         cmd = self.plugins.commands[res.command]
-        env = await self.server.run_command(Call(user_id=self.server.identity_of(ctx)[0]), cmd, arguments)
+        env = await self.calls.run(Call(user_id=identity_of(ctx)[0]), cmd, arguments)
         if env["status"] != p.COMPLETED:
             # One line: a handler's traceback is for the peer's log, not a client. A handler that failed
             # on what the URI names (no such object) means the resource is not there.
@@ -93,26 +92,25 @@ class ResourceHandlers:
         uri = str(params.uri)
         if self.match_resource(uri) is None:
             raise MCPError(code=RESOURCE_NOT_FOUND, message=f"resource not found: {uri}; resources/list names them")
-        self.server.ensure_started()
+        self.calls.ensure_started()
         try:
-            self.server.changes.subscribe(self.server.identity_of(ctx)[0], uri, ctx.session)
+            self.changes.subscribe(identity_of(ctx)[0], uri, ctx.session)
         except TooManySubscriptions as exc:
             raise MCPError(code=-32602, message=str(exc)) from None
         return types.EmptyResult()
 
     async def unsubscribe(self, ctx: Any, params: types.UnsubscribeRequestParams) -> types.EmptyResult:
-        self.server.changes.unsubscribe(self.server.identity_of(ctx)[0], str(params.uri), ctx.session)
+        self.changes.unsubscribe(identity_of(ctx)[0], str(params.uri), ctx.session)
         return types.EmptyResult()
 
     async def listen(self, ctx: Any, params: types.SubscriptionsListenRequestParams) -> Any:
         """2026-07-28 `subscriptions/listen`: a stream of the caller's own change notifications."""
-        self.server.ensure_started()
-        server = self.server
-        return await server.changes.listen(server.identity_of(ctx)[0], ctx, params, server.tasks.ttl_ms, server.result)
+        self.calls.ensure_started()
+        return await self.changes.listen(identity_of(ctx)[0], ctx, params)
 
     async def complete(self, ctx: Any, params: types.CompleteRequestParams) -> types.CompleteResult:
-        self.server.ensure_started()
-        return await self.server.completer.complete(self.server.identity_of(ctx)[0], params)
+        self.calls.ensure_started()
+        return await self.completer.complete(identity_of(ctx)[0], params)
 
     async def list_prompts(self, ctx: Any, params: Any) -> types.ListPromptsResult:
         return types.ListPromptsResult(prompts=[

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import mcp_types as types
 from mcp.shared.exceptions import MCPError
@@ -22,11 +22,10 @@ from .. import protocol as p
 from ..backends.base import JobStoreError
 from ..command import Command
 from ..dispatch import Detached
-from ..waits import CallerGone, TooManyWaits, gone_event, while_present
+from ..questions import Questions
+from ..waits import CallerGone, TooManyWaits, Waits, gone_event, while_present
 from .builtin_tools import WAITS, Call
-
-if TYPE_CHECKING:
-    from . import BlendbusServer
+from .calls import Calls, finished_result, identity_of
 
 log = logging.getLogger(__name__)
 TASK_REFUSED = -32000
@@ -43,41 +42,41 @@ def session_era(ctx: Any) -> bool:
 class TaskHandlers:
     """The tasks methods, and the task-augmented `tools/call` of both eras, for one server."""
 
-    def __init__(self, server: BlendbusServer) -> None:
-        self.server = server
+    def __init__(self, calls: Calls, questions: Questions, waits: Waits) -> None:
+        self.calls, self.hub, self.questions, self.waits = calls, calls.hub, questions, waits
 
     async def call(self, ctx: Any, call: Call, cmd: Command, arguments: dict[str, Any]) -> Any:
         """For a client that declared the tasks extension: the result if the job ends within the grace,
         else (or at once, for a long-running Command, or when the job asks) a task handle on the job."""
-        hub, grace = self.server.hub, self.server.hub.limits.task_after_s
+        hub, grace = self.hub, self.hub.limits.task_after_s
         asked: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
-        call.progress.ask = self.server.questions.detach_on(ctx, call.user_id, asked)  # type: ignore[attr-defined]
+        call.progress.ask = self.questions.detach_on(ctx, call.user_id, asked)  # type: ignore[attr-defined]
         if cmd.long_running or grace <= 0:
-            env = await self.server.run_command(call, cmd, arguments, wait=False)
+            env = await self.calls.run(call, cmd, arguments, wait=False)
         else:
             try:
-                env = await self.server.run_command(call, cmd, arguments, timeout=grace, detach=asked)
+                env = await self.calls.run(call, cmd, arguments, timeout=grace, detach=asked)
             except Detached:  # the job waits on its question: the client finds it in tasks/get
                 question = asked.result()
                 job = await hub.jobs.get(call.user_id, question["job_id"])
-                return tasks.created(job, self.ttl_ms, question) if job else self.server.result(
+                return tasks.created(job, self.ttl_ms, question) if job else self.calls.result(
                     p.envelope(p.LOST, job_id=question["job_id"], error="the job asked, then vanished from the store"))
         job = await hub.jobs.get(call.user_id, env["job_id"]) if env["job_id"] else None
         if job is None or env["status"] not in (p.TIMEOUT, p.QUEUED):
-            return self.server.result(env)
+            return self.calls.result(env)
         return tasks.created(job, self.ttl_ms, await hub.asked.outstanding(call.user_id, job.job_id))
 
     @property
     def ttl_ms(self) -> int:
         """Tasks live as long as their jobs are kept."""
-        return int(self.server.hub.jobs.max_age_s * 1000)
+        return tasks.ttl_ms(self.hub.jobs.max_age_s)
 
     async def _task_job(self, ctx: Any, params: tasks.TaskParams, method: str) -> Any:
         """The caller's job behind a task id. The 2026-07-28 era requires the extension on each request;
         2025-11-25 clients negotiated `capabilities.tasks` once, in the handshake."""
         if not session_era(ctx):
             tasks.require_extension(ctx.meta, method)
-        job = await self.server.hub.jobs.get(self.server.identity_of(ctx)[0], params.task_id)
+        job = await self.hub.jobs.get(identity_of(ctx)[0], params.task_id)
         if job is None:
             raise tasks.unknown(params.task_id)
         return job
@@ -86,21 +85,21 @@ class TaskHandlers:
         job = await self._task_job(ctx, params, "tasks/get")
         if session_era(ctx):
             return tasks.legacy_task(job, self.ttl_ms)
-        return tasks.detailed(job, self.ttl_ms, self.server.result, await self._question(job))
+        return tasks.detailed(job, self.ttl_ms, await self._question(job), finished_result(job, self.hub.limits))
 
     async def _question(self, job: Any) -> dict[str, Any] | None:
         """The question an open job waits on (asked.py)."""
-        return await self.server.hub.asked.outstanding(job.user_id, job.job_id) if job.status in p.OPEN_STATUSES \
+        return await self.hub.asked.outstanding(job.user_id, job.job_id) if job.status in p.OPEN_STATUSES \
             else None
 
     async def cancel(self, ctx: Any, params: tasks.TaskParams) -> dict[str, Any]:
         job = await self._task_job(ctx, params, "tasks/cancel")
         if job.status in p.OPEN_STATUSES:
-            await self.server.hub.cancel_job(job.user_id, job.job_id)
+            await self.hub.cancel_job(job.user_id, job.job_id)
         elif session_era(ctx):
             raise MCPError(code=tasks.INVALID_PARAMS, message=f"task {job.job_id!r} is already {tasks.status_of(job)}")
         if session_era(ctx):
-            return tasks.legacy_task(await self.server.hub.jobs.get(job.user_id, job.job_id) or job, self.ttl_ms)
+            return tasks.legacy_task(await self.hub.jobs.get(job.user_id, job.job_id) or job, self.ttl_ms)
         return {}
 
     async def update(self, ctx: Any, params: tasks.TaskParams) -> dict[str, Any]:
@@ -114,7 +113,7 @@ class TaskHandlers:
                            " answers to the task's inputRequests, keyed as they were")
         question = await self._question(job)
         if question is not None and question["id"] in responses:
-            await self.server.questions.respond(job.user_id, question, responses[question["id"]])
+            await self.questions.respond(job.user_id, question, responses[question["id"]])
         return {}
 
     async def result(self, ctx: Any, params: tasks.TaskParams) -> dict[str, Any]:
@@ -122,36 +121,36 @@ class TaskHandlers:
         notifications/tasks/status, that it ended). The wait is one of the caller's long waits: capped,
         bounded by `max_task_result_wait_s`, and over when its client hangs up or its session ends."""
         job = await self._task_job(ctx, params, "tasks/result")
-        bound = self.server.hub.limits.max_task_result_wait_s
+        bound = self.hub.limits.max_task_result_wait_s
         try:
-            with self.server.waits.hold(job.user_id, WAITS, self.server.hub.limits.max_waits_per_user):
+            with self.waits.hold(job.user_id, WAITS, self.hub.limits.max_waits_per_user):
                 env = await while_present(gone_event(ctx), self._until_ended(job.user_id, job.job_id, bound))
         except (TooManyWaits, CallerGone) as exc:
             raise MCPError(code=TASK_REFUSED, message=str(exc)) from None
         if env["status"] in p.OPEN_STATUSES:
             raise MCPError(code=TASK_REFUSED, message=f"task {job.job_id!r} is still working after {bound:g}s;"
                            " call tasks/result again, or poll tasks/get")
-        final = await self.server.hub.jobs.get(job.user_id, job.job_id) or job
+        final = await self.hub.jobs.get(job.user_id, job.job_id) or job
         await self._tell_status(ctx, tasks.legacy_task(final, self.ttl_ms))
-        result = self.server.result(env).model_dump(by_alias=True, mode="json", exclude_none=True)
+        result = self.calls.result(env).model_dump(by_alias=True, mode="json", exclude_none=True)
         result["_meta"] = {**result.get("_meta", {}), tasks.RELATED_TASK_META: {"taskId": job.job_id}}
         return result
 
     async def _until_ended(self, user_id: str, job_id: str, bound_s: float) -> dict[str, Any]:
         """The job's envelope once it ended, or as it stands after `bound_s`."""
         deadline = time.monotonic() + bound_s
-        env = await self.server.hub.get_job(user_id, job_id)
+        env = await self.hub.get_job(user_id, job_id)
         while env["status"] in p.OPEN_STATUSES and (remaining := deadline - time.monotonic()) > 0:
-            wait_s = min(remaining, self.server.hub.limits.max_wait_s)
-            env = await self.server.hub.get_job(user_id, job_id, wait_s=wait_s)
+            wait_s = min(remaining, self.hub.limits.max_wait_s)
+            env = await self.hub.get_job(user_id, job_id, wait_s=wait_s)
         return env
 
     async def list_tasks(self, ctx: Any, params: tasks.TaskListParams) -> dict[str, Any]:
         """The caller's own tasks (every job is one), newest first, a page at a time."""
         if not session_era(ctx):
             tasks.require_extension(ctx.meta, "tasks/list")
-        user_id = self.server.identity_of(ctx)[0]
-        jobs = await self.server.hub.jobs.recent(user_id, tasks.LIST_PAGE, tasks.cursor_time(params.cursor))
+        user_id = identity_of(ctx)[0]
+        jobs = await self.hub.jobs.recent(user_id, tasks.LIST_PAGE, tasks.cursor_time(params.cursor))
         shape = tasks.legacy_task if session_era(ctx) else tasks.task
         listed: dict[str, Any] = {"tasks": [shape(job, self.ttl_ms) for job in jobs]}
         if (cursor := tasks.page_cursor(jobs)) is not None:
@@ -187,24 +186,24 @@ class TaskHandlers:
 
     async def _call_as_legacy_task(self, ctx: Any) -> dict[str, Any]:
         """A 2025-11-25 task-augmented tools/call: the job is queued and its task returned at once."""
-        self.server.ensure_started()
+        self.calls.ensure_started()
         try:
             params = types.CallToolRequestParams.model_validate(ctx.params, by_name=False)
         except ValueError as exc:
             raise MCPError(code=tasks.INVALID_PARAMS, message=f"invalid tools/call params: {exc}") from None
         name, arguments = params.name, dict(params.arguments or {})
-        cmd = self.server.plugins.by_tool(name)
+        cmd = self.calls.plugins.by_tool(name)
         if cmd is None:
             raise MCPError(code=tasks.INVALID_PARAMS, message=f"{name} does not run as a task (its"
                            " execution.taskSupport is not set); call it without `task`")
-        call, refusal = self.server.admit(ctx, name, arguments)
+        call, refusal = self.calls.admit(ctx, name, arguments)
         if refusal is not None:
             raise MCPError(code=tasks.INVALID_PARAMS, message=str((refusal.structured_content or {}).get("error")))
         try:
-            env = await self.server.run_command(call, cmd, arguments, wait=False)
+            env = await self.calls.run(call, cmd, arguments, wait=False)
         except (PermissionError, LookupError, ValueError, JobStoreError) as exc:
             raise MCPError(code=TASK_REFUSED, message=str(exc)) from None
-        job = await self.server.hub.jobs.get(call.user_id, env["job_id"]) if env["job_id"] else None
+        job = await self.hub.jobs.get(call.user_id, env["job_id"]) if env["job_id"] else None
         if job is None:  # nothing was queued: no peer, several, busy
             raise MCPError(code=TASK_REFUSED, message=f"{env['status']}: {env['error']}", data=env)
         return tasks.legacy_created(job, self.ttl_ms)
