@@ -35,7 +35,7 @@ from .asgi import (
 )
 from .auth import BearerAuth, Identity, TokenTable, new_token
 from .backends import open_backend
-from .backends.base import Backend
+from .backends.backend import Backend
 from .connections import ConnectionGuard, ConnectionLimits
 from .dispatch import Hub
 from .embedded import EmbeddedBlender

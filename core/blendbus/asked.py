@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Any
 
 from . import protocol as p
-from .backends.base import Backend
+from .backends.backend import Backend
 
 KIND = "question"
 """The `Records` kind; the key is the user and the job."""

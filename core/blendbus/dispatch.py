@@ -20,7 +20,9 @@ from typing import Any
 from . import protocol as p
 from . import paging
 from .asked import Asked
-from .backends.base import Backend, Enqueued, Job, PeerAuthError, PeerRecord, ProgressFn
+from .backends.backend import Backend, Enqueued
+from .backends.base import PeerAuthError, ProgressFn
+from .backends.snapshots import Job, PeerRecord
 from .limits import Limits, set_limit
 
 __all__ = ["Hub", "Limits", "LOCAL_CREDENTIAL", "PeerAuthError", "set_limit"]

@@ -27,7 +27,7 @@ from mcp.server.transport_security import TransportSecurityMiddleware, Transport
 
 from . import protocol as p
 from .auth import OPERATOR, ROLES, ROLES_SCOPE_KEY, USER_SCOPE_KEY
-from .backends.base import Job
+from .backends.snapshots import Job
 from .dispatch import Hub
 from .waits import TooManyWaits, Waits
 

@@ -25,7 +25,7 @@ from mcp.shared.exceptions import MCPError
 from pydantic import ConfigDict, Field
 
 from . import protocol as p
-from .backends.base import Job
+from .backends.snapshots import Job
 from .questions import input_request
 
 EXTENSION = "io.modelcontextprotocol/tasks"

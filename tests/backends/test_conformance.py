@@ -10,7 +10,8 @@ import pytest
 
 from blendbus import protocol as p
 from blendbus.backends import open_backend
-from blendbus.backends.base import Backend, DuplicateJob, Enqueued, OverQuota, PeerAuthError, Replied
+from blendbus.backends.backend import Backend, Enqueued, Replied
+from blendbus.backends.base import DuplicateJob, OverQuota, PeerAuthError
 from blendbus.testing import PythonPeer, call_envelope, eventually, in_memory, make_server
 
 pytestmark = pytest.mark.anyio

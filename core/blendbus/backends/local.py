@@ -16,7 +16,9 @@ from typing import Any
 
 from ..protocol import CONTROL_KINDS
 from ..waiter import JobWaiter
-from .base import Backend, BusEvent, Calls, PeerAuthError, PeerRecord, ProgressFn, Route, route
+from .backend import Backend
+from .base import Calls, PeerAuthError, ProgressFn
+from .snapshots import BusEvent, PeerRecord, Route, route
 from .records import SqliteRecords
 from .sqlite import JobStore, SqliteJobs
 

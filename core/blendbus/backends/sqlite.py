@@ -20,9 +20,10 @@ from typing import Any
 from ..encoding import encodes_over, text_pieces, text_size
 from ..paging import result_format
 from ..protocol import LOST, OPEN_STATUSES, QUEUED, STATUS_RANK
-from .base import UNSET as _UNSET
 from .base import (DEFAULT_MAX_AGE_S, DEFAULT_MAX_BYTES, DEFAULT_MAX_BYTES_PER_USER, DEFAULT_MAX_JOBS,
-                   DEFAULT_MAX_JOBS_PER_USER, ROW_OVERHEAD_BYTES, DuplicateJob, Job, JobStoreError, OverQuota)
+                   DEFAULT_MAX_JOBS_PER_USER, ROW_OVERHEAD_BYTES, DuplicateJob, JobStoreError, OverQuota)
+from .snapshots import UNSET as _UNSET
+from .snapshots import Job
 
 LARGE_RESULT_BYTES = 1024 * 1024
 """Results whose text is longer than this go to the `large` column, written in pieces of this size

@@ -19,7 +19,7 @@ from mcp.shared.exceptions import MCPError
 from .. import mcp_apps, meta_tools, paging, tasks
 from .. import protocol as p
 from ..auth import CREDENTIAL_SCOPE_KEY, ROLES, ROLES_SCOPE_KEY, USER_SCOPE_KEY
-from ..backends.base import Job
+from ..backends.snapshots import Job
 from ..command import Command
 from ..dispatch import LOCAL_CREDENTIAL, Hub
 from ..encoding import encodes_over

@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...protocol import BUSY, RUNNING
-from ..base import (Backend, Enqueued, JobStoreError, OverQuota, PeerAuthError, Replied, compact, others_job,
-                    running_on, unknown_job, unstored)
+from ..backend import Backend, Enqueued, Replied, compact, running_on, unstored
+from ..base import JobStoreError, OverQuota, PeerAuthError, others_job, unknown_job
 from .connection import Connection, store_errors
 from .jobs import RedisJobs, lower_than, scene_text
 from .notifier import CALL_LEASE_S, RedisNotifier

@@ -11,7 +11,8 @@ from ...encoding import encodes_over, text_pieces
 from ...paging import JSON, result_format
 from ...protocol import OPEN_STATUSES, STATUS_RANK
 from ..base import (DEFAULT_MAX_AGE_S, DEFAULT_MAX_BYTES, DEFAULT_MAX_BYTES_PER_USER, DEFAULT_MAX_JOBS,
-                    DEFAULT_MAX_JOBS_PER_USER, ROW_OVERHEAD_BYTES, UNSET, DuplicateJob, Job, OverQuota)
+                    DEFAULT_MAX_JOBS_PER_USER, ROW_OVERHEAD_BYTES, DuplicateJob, OverQuota)
+from ..snapshots import UNSET, Job
 from .connection import Connection, store_errors
 from .keys import decoded
 

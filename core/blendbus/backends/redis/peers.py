@@ -19,7 +19,8 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from ...protocol import CONTROL_KINDS
-from ..base import BusEvent, PeerAuthError, PeerRecord, Route, route
+from ..base import PeerAuthError
+from ..snapshots import BusEvent, PeerRecord, Route, route
 from .connection import Connection, store_errors
 from .keys import decoded
 
