@@ -7,7 +7,7 @@ import argparse
 import dataclasses
 from pathlib import Path
 
-from blendbus.cli import _parser
+from blendbus.cli.parser import build_parser
 from blendbus.dispatch import Limits
 
 DOCS = Path(__file__).parent.parent / "docs"
@@ -32,5 +32,5 @@ def _flags(parser: argparse.ArgumentParser, path: str = "blendbus") -> dict[str,
 
 def test_every_cli_flag_is_in_cli_md():
     text = (DOCS / "cli.md").read_text()
-    missing = {verb: sorted(f for f in flags if f not in text) for verb, flags in _flags(_parser()).items()}
+    missing = {verb: sorted(f for f in flags if f not in text) for verb, flags in _flags(build_parser()).items()}
     assert not any(missing.values()), f"docs/cli.md does not name {({k: v for k, v in missing.items() if v})}"
