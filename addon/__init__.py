@@ -15,7 +15,7 @@ import sys
 bl_info = {
     "name": "blendbus",
     "author": "blendbus",
-    "version": (0, 4, 2),
+    "version": (0, 4, 3),
     "blender": (4, 2, 0),
     "location": "View3D > Sidebar > blendbus",
     "description": "Connect Blender to a blendbus MCP server so LLMs can drive it",

@@ -3,7 +3,7 @@
 from .command import App, Command, Completion, DeclarationError, Preference, Prompt, PromptArgument, Resource
 from .hookspecs import hookimpl
 
-__version__ = "0.4.2"
+__version__ = "0.4.3"
 
 __all__ = ["App", "Command", "Completion", "DeclarationError", "Preference", "Prompt", "PromptArgument", "Resource", "__version__",
            "hookimpl"]

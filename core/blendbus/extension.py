@@ -12,7 +12,7 @@ The wheels for this machine's platform are repacked from what is installed here 
 downloaded); for another platform each is fetched with `pip download --only-binary=:all:` for that
 platform and CPython 3.11 (Blender's Python), the installed version where that platform has it, and
 cached (`~/.cache/blendbus/addon-wheels`). Files are named as Blender's own
-`blender --command extension build --split-platforms` names them: `blendbus-0.4.2-windows_x64.zip`.
+`blender --command extension build --split-platforms` names them: `blendbus-0.4.3-windows_x64.zip`.
 """
 
 from __future__ import annotations

@@ -12,8 +12,11 @@ handlers in Blender read the same names and build their status with `status()`.
 
     @hookimpl
     def register_preferences(register):
-        for preference in POLY_PIZZA.preferences():
-            register(preference)
+        POLY_PIZZA.register_preferences(register)
+
+    @hookimpl
+    def register_commands(register):
+        register(POLY_PIZZA.status_command("Whether Poly Pizza is enabled and its API key works.", HANDLERS))
 
     def get_polypizza_status(job):           # in Blender
         return POLY_PIZZA.status(job, check=lambda: probe(job))
@@ -25,7 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from .command import Preference
+from .command import Command, Preference
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,21 @@ class OnlineService:
             *extra,
             Preference(self.key("timeout_s"), "float", self.timeout_s, f"Seconds before a {self.title} request gives up"),
         ]
+
+    def register_preferences(self, register: Callable[[Preference], None], *extra: Preference) -> None:
+        """What a plugin's `register_preferences` hook does: register `preferences(*extra)`."""
+        for preference in self.preferences(*extra):
+            register(preference)
+
+    def status_command(self, description: str, handlers: str, *, name: str | None = None, timeout: float = 20,
+                       open_world: bool | None = True) -> Command:
+        """The service's status command: `get_<plugin>_status` unless `name` says otherwise, answered in
+        Blender by the function of that name in the `handlers` module (with `status()`). It is read-only
+        and never gated: it is how a person learns how to turn the gate on. `open_world`: whether it asks
+        the service (a key check); None leaves the hint out."""
+        name = name or f"get_{self.plugin}_status"
+        annotations = {"read_only": True} if open_world is None else {"read_only": True, "open_world": open_world}
+        return Command(name, description, f"{handlers}:{name}", annotations=annotations, timeout=timeout)
 
     def status(self, job: Any, *, also: tuple[str, ...] = (), check: Callable[[], dict[str, Any]] | None = None,
                **facts: Any) -> dict[str, Any]:

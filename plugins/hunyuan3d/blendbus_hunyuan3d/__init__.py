@@ -11,7 +11,7 @@ from blendbus import Command, Preference, hookimpl
 
 from .addon import EDITIONS, GATE, INPUTS, LOCAL_API, OFFICIAL_API, RESULT_FORMATS, SERVICE
 
-__version__ = "0.1.3"
+__version__ = "0.1.4"
 HANDLERS = "blendbus_hunyuan3d.addon.handlers"
 JOB_ID = r"^[A-Za-z0-9_-]{1,128}$"
 """Ids go into API paths and bodies: nothing that could change the path or the host."""
@@ -46,22 +46,21 @@ class Import(Job):
 
 @hookimpl
 def register_preferences(register: Callable[[Preference], None]) -> None:
-    for preference in SERVICE.preferences(
-            Preference("hunyuan3d.mode", "enum", OFFICIAL_API, "Tencent Cloud, or your own Hunyuan3D-2 server",
-                       choices=(OFFICIAL_API, LOCAL_API)),
-            Preference("hunyuan3d.region", "str", "ap-guangzhou", "Tencent Cloud region"),
-            Preference("hunyuan3d.edition", "enum", "pro", "Tencent edition: pro, base or rapid", choices=tuple(EDITIONS)),
-            Preference("hunyuan3d.local_url", "str", "http://localhost:8081", "A Hunyuan3D-2 api_server.py"),
-            Preference("hunyuan3d.poll_interval_s", "float", 5.0, "Seconds between status checks while waiting")):
-        register(preference)
+    SERVICE.register_preferences(
+        register,
+        Preference("hunyuan3d.mode", "enum", OFFICIAL_API, "Tencent Cloud, or your own Hunyuan3D-2 server",
+                   choices=(OFFICIAL_API, LOCAL_API)),
+        Preference("hunyuan3d.region", "str", "ap-guangzhou", "Tencent Cloud region"),
+        Preference("hunyuan3d.edition", "enum", "pro", "Tencent edition: pro, base or rapid", choices=tuple(EDITIONS)),
+        Preference("hunyuan3d.local_url", "str", "http://localhost:8081", "A Hunyuan3D-2 api_server.py"),
+        Preference("hunyuan3d.poll_interval_s", "float", 5.0, "Seconds between status checks while waiting"))
 
 
 @hookimpl
 def register_commands(register: Callable[[Command], None]) -> None:
     open_world = {"read_only": False, "open_world": True}
-    register(Command("get_hunyuan3d_status", "Whether Hunyuan3D is enabled, its mode and edition, and whether its keys"
-                     " are set.", f"{HANDLERS}:get_hunyuan3d_status",
-                     annotations={"read_only": True, "open_world": False}, timeout=20))
+    register(SERVICE.status_command("Whether Hunyuan3D is enabled, its mode and edition, and whether its keys are"
+                                    " set.", HANDLERS, open_world=False))
     register(Command("generate_hunyuan3d_model", "Start a Hunyuan3D generation from text, an image URL or"
                      " an image in the peer's output folder; returns its job_id. Generation takes minutes.",
                      f"{HANDLERS}:generate_hunyuan3d_model", params=Generate, gate=GATE, annotations=open_world,

@@ -11,7 +11,7 @@ from blendbus import Command, Completion, Preference, Prompt, PromptArgument, ho
 
 from .addon import GATE, SERVICE
 
-__version__ = "0.2.3"
+__version__ = "0.2.4"
 HANDLERS = "blendbus_polyhaven.addon.handlers"
 AssetType = Literal["hdris", "textures", "models", "all"]
 OPEN = {"read_only": True, "destructive": False, "open_world": True}
@@ -47,14 +47,13 @@ class SetTexture(BaseModel):
 
 @hookimpl
 def register_preferences(register: Callable[[Preference], None]) -> None:
-    for preference in SERVICE.preferences():
-        register(preference)
+    SERVICE.register_preferences(register)
 
 
 @hookimpl
 def register_commands(register: Callable[[Command], None]) -> None:
-    register(Command("get_polyhaven_status", "Whether Poly Haven tools are enabled, and how to enable them.",
-                     f"{HANDLERS}:get_polyhaven_status", annotations={"read_only": True}, timeout=10))
+    register(SERVICE.status_command("Whether Poly Haven tools are enabled, and how to enable them.", HANDLERS,
+                                    timeout=10, open_world=None))
     register(Command("get_polyhaven_categories", "Poly Haven categories of an asset type, with asset counts.",
                      f"{HANDLERS}:get_polyhaven_categories", params=Categories, gate=GATE, annotations=OPEN,
                      timeout=30))

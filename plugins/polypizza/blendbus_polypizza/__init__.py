@@ -11,7 +11,7 @@ from blendbus import Command, Preference, hookimpl
 
 from .addon import CATEGORIES, GATE, LICENSES, SERVICE
 
-__version__ = "0.1.3"
+__version__ = "0.1.4"
 HANDLERS = "blendbus_polypizza.addon.handlers"
 OPEN = {"read_only": True, "destructive": False, "open_world": True}
 MODEL_ID = r"^[A-Za-z0-9_-]{1,64}$"
@@ -36,15 +36,12 @@ class Download(BaseModel):
 
 @hookimpl
 def register_preferences(register: Callable[[Preference], None]) -> None:
-    for preference in SERVICE.preferences():
-        register(preference)
+    SERVICE.register_preferences(register)
 
 
 @hookimpl
 def register_commands(register: Callable[[Command], None]) -> None:
-    register(Command("get_polypizza_status", "Whether Poly Pizza is enabled and its API key works.",
-                     f"{HANDLERS}:get_polypizza_status", annotations={"read_only": True, "open_world": True},
-                     timeout=20))
+    register(SERVICE.status_command("Whether Poly Pizza is enabled and its API key works.", HANDLERS))
     register(Command("search_polypizza_models", "Search Poly Pizza's free low-poly models: id, title, creator, licence,"
                      " triangles, thumbnail; paged.",
                      f"{HANDLERS}:search_polypizza_models", params=Search, gate=GATE, annotations=OPEN, timeout=30))

@@ -11,7 +11,7 @@ from blendbus import Command, Preference, hookimpl
 
 from .addon import FAL_AI, GATE, MAIN_SITE, SERVICE
 
-__version__ = "0.2.3"
+__version__ = "0.2.4"
 HANDLERS = "blendbus_rodin.addon.handlers"
 
 
@@ -55,20 +55,20 @@ class Import(BaseModel):
 
 @hookimpl
 def register_preferences(register: Callable[[Preference], None]) -> None:
-    for preference in SERVICE.preferences(
-            Preference("rodin.mode", "enum", MAIN_SITE, "Which Rodin service", choices=(MAIN_SITE, FAL_AI)),
-            Preference("rodin.fal_url", "str", "https://queue.fal.run/fal-ai/hyper3d", "fal.ai queue API"),
-            Preference("rodin.tier", "enum", "Regular", "Rodin quality tier",
-                       choices=("Sketch", "Regular", "Detail", "Smooth")),
-            Preference("rodin.poll_interval_s", "float", 5.0, "Seconds between status checks while waiting")):
-        register(preference)
+    SERVICE.register_preferences(
+        register,
+        Preference("rodin.mode", "enum", MAIN_SITE, "Which Rodin service", choices=(MAIN_SITE, FAL_AI)),
+        Preference("rodin.fal_url", "str", "https://queue.fal.run/fal-ai/hyper3d", "fal.ai queue API"),
+        Preference("rodin.tier", "enum", "Regular", "Rodin quality tier",
+                   choices=("Sketch", "Regular", "Detail", "Smooth")),
+        Preference("rodin.poll_interval_s", "float", 5.0, "Seconds between status checks while waiting"))
 
 
 @hookimpl
 def register_commands(register: Callable[[Command], None]) -> None:
     open_world = {"read_only": False, "open_world": True}
-    register(Command("get_hyper3d_status", "Whether Rodin is enabled, its mode, and whether a key is set.",
-                     f"{HANDLERS}:get_hyper3d_status", annotations={"read_only": True}, timeout=10))
+    register(SERVICE.status_command("Whether Rodin is enabled, its mode, and whether a key is set.", HANDLERS,
+                                    name="get_hyper3d_status", timeout=10, open_world=None))
     register(Command("generate_hyper3d_model_via_text", "Start a Rodin generation from a text prompt; returns the ids to poll and"
                      " import with.",
                      f"{HANDLERS}:generate_via_text", params=ViaText, gate=GATE, annotations=open_world, timeout=900,

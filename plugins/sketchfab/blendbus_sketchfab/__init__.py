@@ -10,7 +10,7 @@ from blendbus import Command, Preference, hookimpl
 
 from .addon import GATE, SERVICE
 
-__version__ = "0.1.3"
+__version__ = "0.1.4"
 HANDLERS = "blendbus_sketchfab.addon.handlers"
 OPEN = {"read_only": True, "destructive": False, "open_world": True}
 
@@ -33,15 +33,12 @@ class Download(Model):
 
 @hookimpl
 def register_preferences(register: Callable[[Preference], None]) -> None:
-    for preference in SERVICE.preferences():
-        register(preference)
+    SERVICE.register_preferences(register)
 
 
 @hookimpl
 def register_commands(register: Callable[[Command], None]) -> None:
-    register(Command("get_sketchfab_status", "Whether Sketchfab is enabled and the API key works.",
-                     f"{HANDLERS}:get_sketchfab_status", annotations={"read_only": True, "open_world": True},
-                     timeout=20))
+    register(SERVICE.status_command("Whether Sketchfab is enabled and the API key works.", HANDLERS))
     register(Command("search_sketchfab_models", "Search Sketchfab models: uid, name, author, license, faces,"
                      " thumbnail; paged by cursor.", f"{HANDLERS}:search_sketchfab_models", params=Search, gate=GATE,
                      annotations=OPEN, timeout=30))
