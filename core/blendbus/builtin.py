@@ -7,7 +7,8 @@ from collections.abc import Callable
 
 from pydantic import BaseModel, Field
 
-from .command import Command, Preference, Prompt, PromptArgument
+from .command import Command, Preference
+from .primitives import Prompt, PromptArgument
 from .hookspecs import hookimpl
 from .protocol import ACCEPT_HANDLERS_GATE, CODE_GATE, GATE_ASK, OUTPUT_DIR, UNDO_CHECKPOINTS
 

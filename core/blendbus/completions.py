@@ -19,7 +19,8 @@ from typing import Any
 import mcp_types as types
 
 from . import protocol as p
-from .command import Command, Completion
+from .command import Command
+from .primitives import Completion
 from .plugins import PluginSet
 
 MAX_VALUES = 100

@@ -10,7 +10,8 @@ from collections.abc import Callable
 
 import pluggy
 
-from .command import App, Command, Preference, Prompt, Resource
+from .command import Command, Preference
+from .primitives import App, Prompt, Resource
 
 hookspec = pluggy.HookspecMarker("blendbus")
 hookimpl = pluggy.HookimplMarker("blendbus")

@@ -22,7 +22,8 @@ import mcp_types as types
 from mcp.client.extension import ClientExtension, advertise
 from mcp.server.apps import APP_MIME_TYPE, EXTENSION_ID, client_supports_apps
 
-from .command import App, Command
+from .command import Command
+from .primitives import App
 
 __all__ = ["APP_MIME_TYPE", "EXTENSION_ID", "contents", "host", "listed", "negotiated", "refusal", "tool_meta"]
 

@@ -17,7 +17,8 @@ from typing import Any
 import pluggy
 
 from . import hookspecs
-from .command import App, Command, DeclarationError, Preference, Prompt, Resource
+from .command import Command, DeclarationError, Preference
+from .primitives import App, Prompt, Resource
 from .suggest import did_you_mean
 
 log = logging.getLogger(__name__)

@@ -38,7 +38,7 @@ from pydantic import ConfigDict
 
 from .. import protocol as p
 from .. import tasks
-from ..command import Resource
+from ..primitives import Resource
 from ..dispatch import Hub
 from .calls import finished_result
 from .sessions import connection_of, session_key

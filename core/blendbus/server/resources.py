@@ -18,7 +18,7 @@ from mcp.shared.uri_template import UriTemplate
 
 from .. import mcp_apps
 from .. import protocol as p
-from ..command import Resource
+from ..primitives import Resource
 from ..completions import Completer
 from ..suggest import did_you_mean
 from .builtin_tools import Call
