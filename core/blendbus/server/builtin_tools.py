@@ -15,7 +15,8 @@ import jsonschema
 from .. import paging
 from .. import protocol as p
 from ..auth import ROLES
-from ..dispatch import LOCAL_CREDENTIAL, Hub, PeerAuthError
+from ..dispatch import Hub, PeerAuthError
+from ..peer_side import LOCAL_CREDENTIAL
 from ..plugins import BUILTIN, PluginSet
 from ..sync import HandlerPackages
 from ..toolsets import EVERYTHING, Toolset

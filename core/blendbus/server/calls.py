@@ -21,9 +21,10 @@ from .. import protocol as p
 from ..auth import CREDENTIAL_SCOPE_KEY, ROLES, ROLES_SCOPE_KEY, USER_SCOPE_KEY
 from ..backends.snapshots import Job
 from ..command import Command
-from ..dispatch import LOCAL_CREDENTIAL, Hub
+from ..dispatch import Hub
 from ..encoding import encodes_over
 from ..limits import Limits
+from ..peer_side import LOCAL_CREDENTIAL
 from ..plugins import PluginSet
 from ..questions import Questions
 from ..waiter import RisingProgress
