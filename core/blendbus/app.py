@@ -6,7 +6,6 @@ import asyncio
 import errno
 import logging
 import os
-import resource
 import signal
 import socket
 import sys
@@ -15,7 +14,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import platformdirs
 import uvicorn
 from mcp.server.stdio import stdio_server
 from mcp.server.transport_security import TransportSecuritySettings
@@ -36,11 +34,11 @@ from .asgi import (
 from .auth import BearerAuth, Identity, TokenTable, new_token
 from .backends import open_backend
 from .backends.backend import Backend
-from .connections import ConnectionGuard, ConnectionLimits
+from .connections import ConnectionGuard, ConnectionLimits, listening_socket, raise_open_files_limit
 from .dispatch import Hub
 from .embedded import EmbeddedBlender
 from .limits import Limits
-from .locks import Claim, claim, holder
+from .locks import claim_state_dir, default_state_dir
 from .oauth.resource import (
     BUILTIN,
     ProtectedResource,
@@ -54,10 +52,6 @@ from .status import API_PATH as STATUS_API
 from .status import status_routes
 
 log = logging.getLogger("blendbus")
-
-
-def default_state_dir() -> Path:
-    return Path(os.environ.get("BLENDBUS_STATE_DIR") or platformdirs.user_state_dir("blendbus"))
 
 
 @dataclass
@@ -131,23 +125,6 @@ def build_app(server: BlendbusServer, host: str, tokens: TokenTable | None, *,
 
 ENVELOPE_SLACK_BYTES = 1024 * 1024
 """Room in a request body for the JSON-RPC envelope around arguments or a result."""
-
-
-def listening_socket(host: str, port: int) -> socket.socket:
-    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    # Accepted connections inherit this. Without it the SDK's JSON responses (headers and body
-    # written separately) meet Nagle plus delayed ACK: 40 ms added to every 2026-07-28-era call.
-    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise OSError(exc.errno, f"port {port} on {host} is already in use (another blendbus serve?); choose"
-                          " another with --port N, or --port 0 to take any free port (printed at start)") from None
-        raise
-    return sock
 
 
 def uvicorn_config(app: Any, limits: Limits, graceful_s: float = 3, trusted_proxies: list[str] | None = None
@@ -316,28 +293,6 @@ def startup_lines(opts: ServeOptions, url: str, backend: str, recovered: int, to
         lines.append(f"blendbus: OAuth sign-in through {oauth.tokens.issuer.url}; tokens must be minted for"
                      f" {oauth.resource} (resource metadata at {oauth.metadata_url})")
     return lines
-
-
-def claim_state_dir(wanted: Path) -> tuple[Path, Claim]:
-    """The state dir this server holds while it runs: `wanted`, or, when another server holds that
-    one (whose running jobs must not be marked lost), the first free `wanted/more/N`, said on stderr."""
-    for candidate in [wanted, *(wanted / "more" / str(n) for n in range(2, 100))]:
-        held = claim(candidate / "server.lock")
-        if held is not None:
-            if candidate != wanted:
-                print(f"blendbus: the state dir {wanted} is in use by another server (pid"
-                      f" {holder(wanted / 'server.lock')}); this one keeps its jobs in {candidate}."
-                      " Pass --state-dir to choose.", file=sys.stderr, flush=True)
-            return candidate, held
-    raise ValueError(f"100 blendbus servers already run on the state dir {wanted}; pass --state-dir")
-
-
-def raise_open_files_limit() -> None:
-    """Allow as many open connections as the system lets this process have: the connection limits
-    (connections.py), not the default soft limit of 1,024 descriptors, should decide who waits."""
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if hard == resource.RLIM_INFINITY or hard > soft:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))
 
 
 async def _serve_stdio(server: BlendbusServer, web: uvicorn.Server) -> None:

@@ -1,5 +1,5 @@
 """Connection-level limits, below HTTP: how many connections an address may hold, and how long a
-request's headers may take.
+request's headers may take; and the listening socket and open-files limit they rest on.
 
 uvicorn closes idle keep-alive connections but gives a client that connects and then sends its
 headers slowly (or never) all the time it wants: 1,100 such connections used up the server's file
@@ -13,7 +13,10 @@ exactly "not yet authenticated". Request bodies are bounded in asgi.py.
 from __future__ import annotations
 
 import asyncio
+import errno
 import logging
+import resource
+import socket
 from collections import Counter
 from dataclasses import dataclass
 
@@ -123,3 +126,27 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
             self.guard.release(self._address)
         super().connection_lost(exc)
 
+
+def listening_socket(host: str, port: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted connections inherit this. Without it the SDK's JSON responses (headers and body
+    # written separately) meet Nagle plus delayed ACK: 40 ms added to every 2026-07-28-era call.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise OSError(exc.errno, f"port {port} on {host} is already in use (another blendbus serve?); choose"
+                          " another with --port N, or --port 0 to take any free port (printed at start)") from None
+        raise
+    return sock
+
+
+def raise_open_files_limit() -> None:
+    """Allow as many open connections as the system lets this process have: the connection limits
+    (connections.py), not the default soft limit of 1,024 descriptors, should decide who waits."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard if hard != resource.RLIM_INFINITY else 65536, hard))

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import fcntl
 import os
+import sys
 from pathlib import Path
 from typing import IO
+
+import platformdirs
 
 
 class Claim:
@@ -44,3 +47,21 @@ def holder(lock_file: Path) -> str:
         return lock_file.read_text().strip() or "?"
     except OSError:
         return "?"
+
+
+def default_state_dir() -> Path:
+    return Path(os.environ.get("BLENDBUS_STATE_DIR") or platformdirs.user_state_dir("blendbus"))
+
+
+def claim_state_dir(wanted: Path) -> tuple[Path, Claim]:
+    """The state dir this server holds while it runs: `wanted`, or, when another server holds that
+    one (whose running jobs must not be marked lost), the first free `wanted/more/N`, said on stderr."""
+    for candidate in [wanted, *(wanted / "more" / str(n) for n in range(2, 100))]:
+        held = claim(candidate / "server.lock")
+        if held is not None:
+            if candidate != wanted:
+                print(f"blendbus: the state dir {wanted} is in use by another server (pid"
+                      f" {holder(wanted / 'server.lock')}); this one keeps its jobs in {candidate}."
+                      " Pass --state-dir to choose.", file=sys.stderr, flush=True)
+            return candidate, held
+    raise ValueError(f"100 blendbus servers already run on the state dir {wanted}; pass --state-dir")

@@ -9,7 +9,8 @@ import sys
 
 def cmd_serve(args: argparse.Namespace) -> int:
     from .. import eventloop
-    from ..app import ServeOptions, default_state_dir, serve
+    from ..app import ServeOptions, serve
+    from ..locks import default_state_dir
     from ..limits import Limits, set_limit
 
     limits = Limits(text_result_max_bytes=args.text_result_max_bytes,
@@ -42,7 +43,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_peer(args: argparse.Namespace) -> int:
-    from ..app import default_state_dir
+    from ..locks import default_state_dir
 
     state_dir = args.state_dir or default_state_dir() / "peer"
     token = os.environ.get(args.token_env) if args.token_env else args.token

@@ -72,7 +72,7 @@ def cmd_new_plugin(args: argparse.Namespace) -> int:
 
 
 def cmd_token(args: argparse.Namespace) -> int:
-    from ..app import default_state_dir
+    from ..locks import default_state_dir
     from ..auth import add_token
 
     path = args.tokens or default_state_dir() / "tokens.json"

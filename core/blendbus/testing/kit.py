@@ -106,7 +106,8 @@ async def serve_http(
 
     import uvicorn
 
-    from ..app import build_app, listening_socket, uvicorn_config
+    from ..app import build_app, uvicorn_config
+    from ..connections import listening_socket
     from ..auth import TokenTable
     from ..oauth.resource import BUILTIN, builtin_resource, protected_resource
 
