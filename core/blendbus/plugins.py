@@ -1,7 +1,9 @@
 """Finding, loading and checking plugins.
 
 Every plugin is loaded and asked for its declarations inside its own try/except. A plugin that
-fails is rolled back whole and reported by name; the others keep serving (pytest/tox style).
+fails is rolled back whole and reported by name; the others keep serving (pytest/tox style). One
+module on purpose: finding, loading and checking a plugin against the others is one transaction,
+and its rollback must see every step.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """The wire vocabulary shared by the server and every peer.
 
 Both sides import these names from here, so a payload kind or a status is spelled in exactly one
-place. The module is stdlib-only on purpose: it ships inside the Blender extension too.
+place. The module is stdlib-only on purpose: it ships inside the Blender extension too. It is one
+piece on purpose as well: a reader looks up any wire name, on either side, in this one file.
 """
 
 from __future__ import annotations

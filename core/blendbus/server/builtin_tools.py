@@ -1,7 +1,8 @@
 """The built-in tools: the peer side of the bus (register, poll, reply) and the LLM's own
-(list peers, fetch, cancel and send jobs, watch the bus). Plugin tools are built in `server.py`
-from their Commands; these are the ones the core itself answers, each with the token role that
-may call it."""
+(list peers, fetch, cancel and send jobs, watch the bus). Plugin tools are built by `tools.py` from
+their Commands; these are the ones the core itself answers, each with the token role that may call
+it. One table on purpose: each tool's schema, role and handler sit side by side, as a client lists
+them."""
 
 from __future__ import annotations
 
