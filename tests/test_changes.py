@@ -5,7 +5,6 @@ client) and a `resources/subscribe` session (2025-11-25, the official TypeScript
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from typing import Any
 
@@ -16,25 +15,13 @@ from blendbus import protocol as p
 from blendbus.client import connect
 from blendbus.testing import call_envelope, serve_http
 from blendbus.testing.blender import blender_peer, needs_bpy
+from blendbus.testing.raw import ModernClient
 
 from .nodeclients import run_node
 
 pytestmark = pytest.mark.anyio
 MODERN = "2026-07-28"
 SUBSCRIPTION_ID = "io.modelcontextprotocol/subscriptionId"
-
-
-async def _listen(http: httpx2.AsyncClient, url: str, uris: list[str], frames: list[dict[str, Any]]) -> None:
-    """One `subscriptions/listen` request; its response stream's frames are appended as they come."""
-    meta = {"io.modelcontextprotocol/protocolVersion": MODERN, "io.modelcontextprotocol/clientCapabilities": {}}
-    body = {"jsonrpc": "2.0", "id": 77, "method": "subscriptions/listen",
-            "params": {"notifications": {"resourceSubscriptions": uris}, "_meta": meta}}
-    headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
-               "MCP-Protocol-Version": MODERN, "Mcp-Method": "subscriptions/listen"}
-    async with http.stream("POST", url, content=json.dumps(body), headers=headers) as response:
-        async for line in response.aiter_lines():
-            if line.startswith("data:"):
-                frames.append(json.loads(line[5:]))
 
 
 async def _until(check: Any, timeout: float = 30) -> None:
@@ -50,8 +37,9 @@ async def test_a_scene_change_reaches_a_listener(blendbus_server, tmp_path):
                                                                "allow_code_execution=true"):
         frames: list[dict[str, Any]] = []
         async with httpx2.AsyncClient(timeout=None) as http:
-            listener = asyncio.ensure_future(_listen(
-                http, url, ["blender://scene/objects", "blender://scene/object/Watched"], frames))
+            listener = asyncio.ensure_future(ModernClient(http, url, None, tasks=False).listen(
+                {"resourceSubscriptions": ["blender://scene/objects", "blender://scene/object/Watched"]}, frames,
+                request_id=77))
             try:
                 await _until(lambda: frames)
                 assert frames[0]["method"] == "notifications/subscriptions/acknowledged"

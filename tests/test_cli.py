@@ -5,38 +5,17 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import re
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from mcp import Client, StdioServerParameters
 
+from blendbus.testing.kit import start_server
+
 pytestmark = pytest.mark.anyio
-
-
-def start_server(tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
-    """`blendbus serve` on a free port; its start-up lines are kept in `proc.said`."""
-    # Blender's temporary folders (an embedded Blender this test kills leaves its own) go in tmp_path.
-    proc = subprocess.Popen([sys.executable, "-m", "blendbus", "serve", "--port", "0", "--state-dir",
-                             str(tmp_path / "state"), *extra], stderr=subprocess.PIPE, text=True,
-                            env={**os.environ, "TMPDIR": str(tmp_path), **(env or {})})
-    proc.said = []  # type: ignore[attr-defined]
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        line = proc.stderr.readline()
-        proc.said.append(line)  # type: ignore[attr-defined]
-        match = re.search(r"serving (http://\S+/mcp)", line)
-        if match:
-            proc.said += [proc.stderr.readline() for _ in range(3)]  # type: ignore[attr-defined]
-            return proc, match.group(1)
-        if proc.poll() is not None:
-            break
-    proc.kill()
-    raise AssertionError("server did not start")
 
 
 def test_call_prints_the_envelope_and_sets_the_exit_code(tmp_path):
@@ -66,14 +45,16 @@ async def test_a_stopping_server_ends_its_long_waits_and_streams_first(tmp_path)
     import httpx2
 
     from blendbus.client import connect
-    from tests.test_changes import _listen
+    from blendbus.testing.raw import ModernClient
 
     proc, url = start_server(tmp_path)
     try:
         async with connect(url) as client, httpx2.AsyncClient(timeout=60) as http:
             watching = asyncio.ensure_future(client.call_tool("blender_watch_bus", {"cursor": 1 << 40, "wait_s": 60}))
             frames: list[dict] = []
-            listening = asyncio.ensure_future(_listen(http, url, ["blender://scene/objects"], frames))
+            listener = ModernClient(http, url, None, tasks=False)
+            listening = asyncio.ensure_future(listener.listen({"resourceSubscriptions": ["blender://scene/objects"]}, frames,
+                                                             request_id=77))
             async with http.stream("GET", url.replace("/mcp", "/status/api/events")) as stream:
                 lines = stream.aiter_lines()
                 assert (await anext(lines)).startswith("data: ")

@@ -8,9 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from blendbus.testing.kit import BUNDLED
+
 ROOT = Path(__file__).resolve().parents[1]
 REFERENCE = ROOT / "docs" / "plugins" / "reference-output.md"
-BUNDLED = "scene,polyhaven,sketchfab,rodin,hunyuan3d,polypizza"
 
 
 def generate() -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 
 
 from blendbus.testing.blender import needs_bpy, stop_process
-from tests.test_cli import start_server
+from blendbus.testing.kit import start_server
 
 
 def blendbus(*args: str, timeout: float = 60, **kw) -> subprocess.CompletedProcess:

@@ -16,8 +16,8 @@ from blendbus import protocol as p
 from blendbus.auth import ROLES
 from blendbus.client import ToolError, call, connect
 from blendbus.testing import PythonPeer, call_envelope, make_server, serve_http
+from blendbus.testing.kit import BUNDLED
 
-from .test_docs import BUNDLED
 
 pytestmark = pytest.mark.anyio
 PEER_TOOLS = set(p.PEER_TOOLS)

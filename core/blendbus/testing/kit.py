@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import re
+import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
@@ -16,6 +21,9 @@ from ..limits import Limits
 from ..paging import PAGE_FIELDS
 from ..plugins import load_plugins
 from ..server import BlendbusServer
+
+BUNDLED = "scene,polyhaven,sketchfab,rodin,hunyuan3d,polypizza"
+"""The plugins shipped with blendbus (`blendbus[all]`), as BLENDBUS_LOAD_PLUGINS names them."""
 
 
 def make_server(
@@ -136,3 +144,24 @@ async def serve_http(
         await asyncio.wait_for(task, 10)
         await server.hub.stop()
         sock.close()
+
+
+def start_server(tmp_path: Path, *extra: str, env: dict[str, str] | None = None) -> tuple[subprocess.Popen, str]:
+    """`blendbus serve` as a process, on a free port; its start-up lines are kept in `proc.said`."""
+    # Blender's temporary folders (an embedded Blender this test kills leaves its own) go in tmp_path.
+    proc = subprocess.Popen([sys.executable, "-m", "blendbus", "serve", "--port", "0", "--state-dir",
+                             str(tmp_path / "state"), *extra], stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmp_path), **(env or {})})
+    proc.said = []  # type: ignore[attr-defined]
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        line = proc.stderr.readline()
+        proc.said.append(line)  # type: ignore[attr-defined]
+        match = re.search(r"serving (http://\S+/mcp)", line)
+        if match:
+            proc.said += [proc.stderr.readline() for _ in range(3)]  # type: ignore[attr-defined]
+            return proc, match.group(1)
+        if proc.poll() is not None:
+            break
+    proc.kill()
+    raise AssertionError("server did not start")

@@ -40,7 +40,7 @@ def _answer(response: httpx2.Response, request_id: int) -> dict[str, Any]:
 class ModernClient:
     """A 2026-07-28-era client: every request carries its own protocol version and capabilities."""
 
-    def __init__(self, http: httpx2.AsyncClient, url: str, token: str, tasks: bool = True,
+    def __init__(self, http: httpx2.AsyncClient, url: str, token: str | None, tasks: bool = True,
                  elicitation: bool = False) -> None:
         self.http, self.url, self.token, self.tasks, self.elicitation = http, url, token, tasks, elicitation
 
@@ -51,8 +51,10 @@ class ModernClient:
                 "io.modelcontextprotocol/clientCapabilities": capabilities}
 
     def _headers(self, method: str, params: dict[str, Any]) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {self.token}", "Content-Type": "application/json",
-                   "Accept": "application/json, text/event-stream", "MCP-Protocol-Version": MODERN, "Mcp-Method": method}
+        headers = {"Content-Type": "application/json", "Accept": "application/json, text/event-stream",
+                   "MCP-Protocol-Version": MODERN, "Mcp-Method": method}
+        if self.token is not None:  # None: a server without tokens (loopback)
+            headers["Authorization"] = f"Bearer {self.token}"
         if method == "tools/call":
             headers["Mcp-Name"] = params["name"]
         return headers
@@ -63,10 +65,12 @@ class ModernClient:
         r = await self.http.post(self.url, content=json.dumps(body), headers=self._headers(method, params))
         return _answer(r, body["id"])
 
-    async def listen(self, notifications: dict[str, Any], into: list[dict[str, Any]]) -> None:
-        """A `subscriptions/listen` stream: its frames are appended to `into` as they arrive."""
+    async def listen(self, notifications: dict[str, Any], into: list[dict[str, Any]],
+                     request_id: int | None = None) -> None:
+        """A `subscriptions/listen` stream: its frames are appended to `into` as they arrive. Each frame
+        names the stream by its request's id: `request_id`, or the next of this module's ids."""
         params = {"notifications": notifications}
-        body = {"jsonrpc": "2.0", "id": next(_ids), "method": "subscriptions/listen",
+        body = {"jsonrpc": "2.0", "id": next(_ids) if request_id is None else request_id, "method": "subscriptions/listen",
                 "params": {**params, "_meta": self._meta()}}
         async with self.http.stream("POST", self.url, content=json.dumps(body),
                                     headers=self._headers("subscriptions/listen", params), timeout=None) as response:
