@@ -15,13 +15,17 @@ def echo(value: Any) -> dict[str, Any]:
 
 
 def sleep(seconds: float, job: Any, steps: int = 0) -> float:
+    """Sleep `seconds`, in `steps` that each report progress; a cancelled job stops soon and answers -1."""
     for i in range(steps):
         time.sleep(seconds / max(steps, 1))
         job.progress((i + 1) / steps, f"step {i + 1} of {steps}")
         if job.cancelled:
             return -1.0
-    if not steps:
-        time.sleep(seconds)
+    deadline = time.monotonic() + (0 if steps else seconds)
+    while (left := deadline - time.monotonic()) > 0:  # in slices, so a cancelled job ends soon (as it should)
+        time.sleep(min(left, 0.05))
+        if job.cancelled:
+            return -1.0
     return seconds
 
 
