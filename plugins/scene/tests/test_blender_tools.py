@@ -19,19 +19,14 @@ RED = "import bpy\nm = bpy.data.materials.new('Red')\nm.use_nodes = True\n" \
       "c = bpy.data.objects['Cube']\nc.data.materials.clear()\nc.data.materials.append(m)\n"
 
 
-@pytest.fixture
-def blendbus_peer_settings() -> list[str]:
-    return ["allow_code_execution=true"]
-
-
 async def run(client, call, code: str) -> str:
     env = await call(client, "blender_execute_code", {"code": code})
     assert env["status"] == p.COMPLETED, env["error"]
     return env["result"]
 
 
-async def test_render_returns_an_image_reports_progress_and_leaves_the_peer_free(blendbus_bpy_client, blendbus_call):
-    client, call = blendbus_bpy_client, blendbus_call
+async def test_render_returns_an_image_reports_progress_and_leaves_the_peer_free(shared_bpy_client, blendbus_call):
+    client, call = shared_bpy_client, blendbus_call
     seen: list[str] = []
 
     async def on_progress(done, total, message):
@@ -57,8 +52,8 @@ async def test_render_returns_an_image_reports_progress_and_leaves_the_peer_free
     assert camera["status"] == p.FAILED and "no camera 'Nope'; cameras: Camera" in camera["error"]
 
 
-async def test_a_cancelled_render_stops_its_blender(blendbus_bpy_client, blendbus_call):
-    client, call = blendbus_bpy_client, blendbus_call
+async def test_a_cancelled_render_stops_its_blender(shared_bpy_client, blendbus_call):
+    client, call = shared_bpy_client, blendbus_call
     started = asyncio.Event()
 
     async def on_progress(done, total, message):
@@ -80,8 +75,8 @@ async def test_a_cancelled_render_stops_its_blender(blendbus_bpy_client, blendbu
     assert (await call(client, "blender_get_scene_info"))["status"] == p.COMPLETED
 
 
-async def test_export_writes_each_format_this_blender_has(blendbus_bpy_client, blendbus_call):
-    client, call = blendbus_bpy_client, blendbus_call
+async def test_export_writes_each_format_this_blender_has(shared_bpy_client, blendbus_call):
+    client, call = shared_bpy_client, blendbus_call
     for fmt in ("glb", "obj", "stl"):
         env = await call(client, "blender_export_scene", {"format": fmt, "filepath": f"exports/scene.{fmt}"})
         assert env["status"] == p.COMPLETED, env["error"]
@@ -97,8 +92,8 @@ async def test_export_writes_each_format_this_blender_has(blendbus_bpy_client, b
     assert none["status"] == p.FAILED and "no object is selected" in none["error"]
 
 
-async def test_lookup_api_answers_from_the_running_blender(blendbus_bpy_client, blendbus_call):
-    client, call = blendbus_bpy_client, blendbus_call
+async def test_lookup_api_answers_from_the_running_blender(shared_bpy_client, blendbus_call):
+    client, call = shared_bpy_client, blendbus_call
     obj = (await call(client, "blender_lookup_api", {"identifier": "bpy.types.Object", "limit": 500}))["result"]
     props = {prop["identifier"]: prop for prop in obj["properties"]["items"]}
     assert obj["kind"] == "struct" and obj["base"] == "bpy.types.ID" and "location" in props
@@ -120,8 +115,8 @@ async def test_lookup_api_answers_from_the_running_blender(blendbus_bpy_client, 
     assert len(page["result"]["properties"]["items"]) == 5 and page["result"]["properties"]["next_offset"] == 10
 
 
-async def test_describe_node_type(blendbus_bpy_client, blendbus_call):
-    client, call = blendbus_bpy_client, blendbus_call
+async def test_describe_node_type(shared_bpy_client, blendbus_call):
+    client, call = shared_bpy_client, blendbus_call
     node = (await call(client, "blender_describe_node_type", {"node_type": "ShaderNodeBsdfPrincipled"}))["result"]
     base = next(s for s in node["inputs"] if s["name"] == "Base Color")
     assert node["tree_type"] == "ShaderNodeTree" and base["type"] == "NodeSocketColor" and len(base["default"]) == 4
@@ -135,8 +130,8 @@ async def test_describe_node_type(blendbus_bpy_client, blendbus_call):
     assert left.strip() == "0"  # the throwaway tree is gone
 
 
-async def test_the_headless_view_shows_the_colour_set_on_the_nodes(blendbus_bpy_client, blendbus_call):
-    client, call = blendbus_bpy_client, blendbus_call
+async def test_the_headless_view_shows_the_colour_set_on_the_nodes(shared_bpy_client, blendbus_call):
+    client, call = shared_bpy_client, blendbus_call
     await run(client, call, RED)
     env = await call(client, "blender_get_viewport_screenshot", {"filepath": "views/red.png", "max_size": 320})
     assert env["status"] == p.COMPLETED, env["error"]
@@ -157,8 +152,8 @@ PROJECT = ("import bpy, json\nfrom bpy_extras.object_utils import world_to_camer
            " for o in scene.objects if o.type == 'MESH'}}))")
 
 
-async def test_pick_selects_the_object_under_a_point_of_the_picture(blendbus_bpy_url, blendbus_call):
-    async with connect(blendbus_bpy_url, extensions=[mcp_apps.host()]) as client:  # pick is the viewport App's
+async def test_pick_selects_the_object_under_a_point_of_the_picture(shared_bpy_url, blendbus_call):
+    async with connect(shared_bpy_url, extensions=[mcp_apps.host()]) as client:  # pick is the viewport App's
         await picks(client, blendbus_call)
 
 
