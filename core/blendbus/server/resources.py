@@ -18,8 +18,8 @@ from mcp.shared.uri_template import UriTemplate
 
 from .. import mcp_apps
 from .. import protocol as p
-from ..primitives import Resource
 from ..completions import Completer
+from ..primitives import Resource
 from ..suggest import did_you_mean
 from .builtin_tools import Call
 from .calls import Calls, identity_of
