@@ -49,7 +49,9 @@ def connector(url, token):
 
 async def main():
     url, peers, concurrency = sys.argv[1], json.loads(sys.argv[2]), int(sys.argv[3])
-    running = [await PythonPeer(connector(url, token), uuid=uuid, concurrency=concurrency).start()
+    # As long as a real peer would keep trying: a peer restarted while Redis fails over (a soak kills
+    # both) registers only once the sentinels have promoted a replica, which may take two failover timeouts.
+    running = [await PythonPeer(connector(url, token), uuid=uuid, concurrency=concurrency).start(timeout=60)
                for uuid, token in peers]
     print("ready", flush=True)
     await asyncio.Event().wait()
