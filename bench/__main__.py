@@ -309,8 +309,8 @@ one. A call is four round trips to Redis, each one Lua script (docs/deployment.m
 (count the call, route, record, queue, announce), the poll that takes it, the reply (store,
 announce, uncount, and notify only a caller waiting on another replica) and the next poll; the
 keys shared by all users ride in the same round trip as a pipeline. An idle peer costs Redis one
-script per long poll and one write when the poll has been open half the grace period, plus each
-replica's heartbeat.
+script per long poll and one write when the poll has been open half the grace period; each
+replica's heartbeat then renews the liveness of all the idle polls it holds in one command.
 """)
     if "views" in results:
         parts.append(f"""

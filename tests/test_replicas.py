@@ -100,6 +100,24 @@ async def test_a_replica_killed_mid_job_loses_nothing(replicas: list[Replica]) -
         await peer.kill()
 
 
+async def test_a_peer_whose_replica_died_under_its_idle_poll_is_free_to_return(replicas: list[Replica]) -> None:
+    """The replica holding an idle peer's poll dies, then the peer's process: its next process takes the
+    same uuid on another replica within the poll lease and the grace, not once the 300 s poll the dead
+    replica vouched for would have ended."""
+    one, two, _ = replicas
+    first = await PythonPeer(lambda: connect(one.url), uuid="phoenix").start()
+    await asyncio.sleep(4)  # idle past half the grace (5 s): replica one vouches for the poll it holds
+    one.kill()
+    await first.kill()
+    again = await PythonPeer(lambda: connect(two.url), uuid="phoenix").start(timeout=60)
+    try:
+        async with connect(two.url) as client:
+            env = await call_envelope(client, "blender_execute_code", {"code": "print('back')"})
+            assert env["status"] == p.COMPLETED and env["result"].strip() == "back"
+    finally:
+        await again.kill()
+
+
 async def test_users_are_isolated_across_replicas(blendbus_redis: str, tmp_path: Path) -> None:
     tokens = tmp_path / "tokens.json"
     tokens.write_text(json.dumps({"alice-token": "alice", "bob-token": "bob"}))

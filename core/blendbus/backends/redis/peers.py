@@ -14,6 +14,7 @@ import json
 import logging
 import secrets
 import time
+from collections import Counter
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -21,7 +22,7 @@ from redis.exceptions import RedisError
 from ...protocol import CONTROL_KINDS
 from ..base import PeerAuthError
 from ..snapshots import BusEvent, PeerRecord, Route, route
-from .connection import Connection, store_errors
+from .connection import REPLICA_TTL_S, Connection, store_errors
 from .keys import decoded
 
 log = logging.getLogger(__name__)
@@ -30,6 +31,11 @@ EVENTS_KEPT = 1000
 """Events kept per user in the `_message_bus` stream (approximately: Redis trims in whole nodes)."""
 INFO_PREFIX = "i:"
 """Peer hash fields holding what the peer said of itself (JSON values)."""
+POLL_LEASE_S = REPLICA_TTL_S
+"""How far ahead a replica vouches for the peers whose idle polls it holds open, renewed at each of its
+heartbeats. A peer is alive as long as its poll is, however long that poll was to last; when the
+replica dies under it, the peer lapses this long (plus the grace) after the replica's last beat, so its
+uuid is free again for its next process and its jobs fail soon."""
 
 
 def pairs(flat: list[Any]) -> dict[Any, Any]:
@@ -46,9 +52,14 @@ class RedisPeers:
         self.closing = False
         self._wakeups: dict[tuple[str, str], tuple[asyncio.Event, int]] = {}
         self._watchers: dict[str, tuple[asyncio.Event, int]] = {}
+        self._vouched: Counter[tuple[str, str]] = Counter()
+        """(user, uuid) of the idle polls held here, whose liveness each heartbeat renews."""
+        self._renewing = asyncio.Lock()
+        """Held while a renewal is in flight: whoever lowers a deadline waits for it (see `_settled`)."""
         link.handlers.append(self._on_message)
         link.on_reconnect.append(self._wake_all)
         link.on_data_lost.append(self._wake_all)  # open polls find their peer gone: it re-registers now
+        link.on_beat.append(self._renew_vouched)
 
     # ---- local wake-ups ----------------------------------------------------------------------
     def _on_message(self, fields: list[Any]) -> None:
@@ -215,36 +226,64 @@ class RedisPeers:
         key = (user_id, uuid)
         woken = self._hold(self._wakeups, key)
         grace = self.link.grace_s
+        vouched = hung_up = False
         try:
-            # Each take makes the peer alive for the grace period. A poll still idle after half of it says it
-            # stays open until its end (one write per idle poll; none when a job ends the poll sooner).
+            # Each take makes the peer alive for the grace period. A poll still idle after half of it is
+            # vouched for by this replica from then on (one write, then one per heartbeat for all of them).
             payloads, fresh = await self._take(user_id, uuid, token, ack, running, time.time() + grace)
             deadline = time.monotonic() + wait_s
-            extended = False
             while not payloads and not self.closing and (remaining := deadline - time.monotonic()) > 0:
-                wait = remaining if extended else min(remaining, grace / 2)
+                wait = remaining if vouched else min(remaining, grace / 2)
                 try:
                     await asyncio.wait_for(woken.wait(), wait)
                 except TimeoutError:
                     if wait == remaining:
                         break
-                    await self._heard(user_id, uuid, time.time() + (deadline - time.monotonic()) + grace)
-                    extended = True
+                    self._vouched[key] += 1
+                    vouched = True
+                    await self._heard(user_id, uuid, time.time() + POLL_LEASE_S + grace)
                     continue
                 woken.clear()
+                if vouched:
+                    self._unvouch(key)
+                    vouched = False
+                    await self._settled()
                 payloads, fresh = await self._take(user_id, uuid, token, [], running, time.time() + grace)
-                extended = False
             return payloads, fresh
         except asyncio.CancelledError:  # the peer hung up mid-poll: it is alive for the grace period only
-            await asyncio.shield(self._hung_up(user_id, uuid, time.time() + grace))
+            hung_up = True
             raise
         finally:
+            if vouched:
+                self._unvouch(key)
             self._unhold(self._wakeups, key)
+            if hung_up:
+                await asyncio.shield(self._hung_up(user_id, uuid, time.time() + grace))
+
+    def _unvouch(self, key: tuple[str, str]) -> None:
+        """This replica stops vouching for one poll of `key` (at once: the next renewal leaves it out)."""
+        self._vouched[key] -= 1
+        if self._vouched[key] <= 0:
+            del self._vouched[key]
+
+    async def _settled(self) -> None:
+        """Wait for a renewal in flight: it may still raise a deadline the caller is about to lower."""
+        async with self._renewing:
+            pass
+
+    async def _renew_vouched(self) -> None:
+        """At each heartbeat: the peers whose idle polls this replica holds stay alive past the next one."""
+        async with self._renewing:
+            if self._vouched:
+                until = time.time() + POLL_LEASE_S + self.link.grace_s
+                members = {self.keys.member(user_id, uuid): until for user_id, uuid in self._vouched}
+                await self.link.redis.zadd(self.keys.alive, members, xx=True, gt=True)
 
     async def _hung_up(self, user_id: str, uuid: str, until: float) -> None:
         """The peer left its poll: alive only until `until`. Shielded from the cancel, so nobody awaits its
         end: a Redis that fails now is logged here (the peer's liveness then lapses at the deadline it had)."""
         try:
+            await self._settled()
             await self._heard(user_id, uuid, until, lower=True)
         except RedisError as exc:
             log.info("peer %s left its poll while Redis failed (%s): its liveness lapses as it was", uuid, exc)
