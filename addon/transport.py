@@ -215,6 +215,10 @@ class PeerLink:
                 self.state = REFUSED if self._stop.is_set() and self.last_error else "disconnected"
             if self._stop.is_set():
                 break
+            if (task := asyncio.current_task()) is not None and task.cancelling():
+                # A cancel that landed while the HTTP client failed to connect can surface as that failure
+                # (anyio's task groups keep the error, not the cancel): it still ends the link.
+                raise asyncio.CancelledError
             if time.monotonic() - started > 10:
                 backoff = 0.1
             try:
