@@ -67,10 +67,12 @@ def cut(env: dict[str, Any], data: bytes, base: int, total: int, fmt: str, offse
     while start < total and start - base < len(data) and _continuation(data[start - base]):
         start += 1  # an offset inside a character: start after it
     end = _boundary(data, base, total, min(total, start + length))
+    while end > start and (end - start) + (extra := escaped_extra(data[start - base:end - base])) + 2 > length:
+        # Escapes (\n, \u0000, \u00e9) made it longer: shrink in proportion (never to nothing: a character
+        # escapes to 12 bytes at most, a page holds MIN_PAGE_BYTES)
+        shorter = _boundary(data, base, total, start + max(1, (end - start) * (length - 2) // (end - start + extra)))
+        end = shorter if shorter > start else _next_character(data, base, total, start)
     text = data[start - base:end - base].decode("utf-8")
-    while end > start and len(json.dumps(text)) > length:  # escapes (\n, \u0000) made it longer: shrink
-        end = _boundary(data, base, total, start + max(1, (end - start) * length // len(json.dumps(text))))
-        text = data[start - base:end - base].decode("utf-8")
     job_id = env.get("job_id")
     more = end < total
     return {
@@ -93,8 +95,39 @@ def inline(env: dict[str, Any], budget: int | None) -> dict[str, Any]:
     return page(env, 0, budget)
 
 
+def _weights() -> tuple[bytes, bytes]:
+    """(the bytes that add nothing, a table from each byte to what it adds) for `escaped_extra`."""
+    adds = [0] * 256
+    for byte in [*range(0x20), 0x7F]:
+        adds[byte] = 1 if byte in b"\b\f\n\r\t" else 5  # \n, or \u0001
+    adds[ord('"')] = adds[ord("\\")] = 1
+    for first, last, more in ((0xC0, 0xDF, 4), (0xE0, 0xEF, 3), (0xF0, 0xFF, 8)):  # a 2-, 3- or 4-byte character's
+        for byte in range(first, last + 1):  # first byte: \uXXXX (6 bytes; 12 as a surrogate pair)
+            adds[byte] = more
+    return bytes(b for b in range(256) if not adds[b]), bytes(adds)
+
+
+_PLAIN, _ADDS = _weights()
+
+
+def escaped_extra(data: bytes) -> int:
+    """How many bytes longer the UTF-8 text `data` is as the body of a JSON string, as json.dumps writes it
+    (ASCII only), than as bytes. Counted at C speed, without encoding: a page is cut to fit its budget
+    once its escaped length is known, whatever the result holds."""
+    added = data.translate(None, _PLAIN).translate(_ADDS)
+    return sum(weight * added.count(weight) for weight in (1, 3, 4, 5, 8))
+
+
 def _continuation(byte: int) -> bool:
     return byte & 0xC0 == 0x80
+
+
+def _next_character(data: bytes, base: int, total: int, start: int) -> int:
+    """Where the character that begins at `start` ends."""
+    end = start + 1
+    while end < total and end - base < len(data) and _continuation(data[end - base]):
+        end += 1
+    return end
 
 
 def _boundary(data: bytes, base: int, total: int, end: int) -> int:
