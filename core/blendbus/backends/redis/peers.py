@@ -54,8 +54,6 @@ class RedisPeers:
         self._watchers: dict[str, tuple[asyncio.Event, int]] = {}
         self._vouched: Counter[tuple[str, str]] = Counter()
         """(user, uuid) of the idle polls held here, whose liveness each heartbeat renews."""
-        self._renewing = asyncio.Lock()
-        """Held while a renewal is in flight: whoever lowers a deadline waits for it (see `_settled`)."""
         link.handlers.append(self._on_message)
         link.on_reconnect.append(self._wake_all)
         link.on_data_lost.append(self._wake_all)  # open polls find their peer gone: it re-registers now
@@ -247,7 +245,6 @@ class RedisPeers:
                 if vouched:
                     self._unvouch(key)
                     vouched = False
-                    await self._settled()
                 payloads, fresh = await self._take(user_id, uuid, token, [], running, time.time() + grace)
             return payloads, fresh
         except asyncio.CancelledError:  # the peer hung up mid-poll: it is alive for the grace period only
@@ -266,24 +263,24 @@ class RedisPeers:
         if self._vouched[key] <= 0:
             del self._vouched[key]
 
-    async def _settled(self) -> None:
-        """Wait for a renewal in flight: it may still raise a deadline the caller is about to lower."""
-        async with self._renewing:
-            pass
-
     async def _renew_vouched(self) -> None:
-        """At each heartbeat: the peers whose idle polls this replica holds stay alive past the next one."""
-        async with self._renewing:
-            if self._vouched:
-                until = time.time() + POLL_LEASE_S + self.link.grace_s
-                members = {self.keys.member(user_id, uuid): until for user_id, uuid in self._vouched}
-                await self.link.redis.zadd(self.keys.alive, members, xx=True, gt=True)
+        """At each heartbeat: the peers whose idle polls this replica holds stay alive past the next one.
+        A poll that ended while the renewal was on its way had its deadline lowered, which the renewal may
+        have raised again: those are lowered once more, to the grace period from now."""
+        if not self._vouched:
+            return
+        renewed = set(self._vouched)
+        until = time.time() + POLL_LEASE_S + self.link.grace_s
+        await self.link.redis.zadd(self.keys.alive, {self.keys.member(*key): until for key in renewed}, xx=True, gt=True)
+        ended = renewed - set(self._vouched)
+        if ended:
+            until = time.time() + self.link.grace_s
+            await self.link.redis.zadd(self.keys.alive, {self.keys.member(*key): until for key in ended}, xx=True)
 
     async def _hung_up(self, user_id: str, uuid: str, until: float) -> None:
         """The peer left its poll: alive only until `until`. Shielded from the cancel, so nobody awaits its
         end: a Redis that fails now is logged here (the peer's liveness then lapses at the deadline it had)."""
         try:
-            await self._settled()
             await self._heard(user_id, uuid, until, lower=True)
         except RedisError as exc:
             log.info("peer %s left its poll while Redis failed (%s): its liveness lapses as it was", uuid, exc)
