@@ -21,6 +21,7 @@ from typing import Any, Protocol
 import jsonschema
 
 from blendbus import protocol as p
+from blendbus.encoding import json_size
 from blendbus.validation import validation_message
 
 from . import job_warnings, scripts
@@ -403,7 +404,7 @@ class Executor:
 
     def _finish(self, job: Job, value: Any) -> Reply:
         value = jsonable(value)
-        size = len(json.dumps(value, separators=(",", ":")))
+        size = json_size(value)
         if size > self.max_result_bytes:
             return Reply(job.job_id, p.FAILED, error=(
                 f"the result is {size} bytes, above this peer's cap of {self.max_result_bytes} bytes;"

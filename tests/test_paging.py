@@ -1,6 +1,6 @@
 """Pages cut from any result text: each fits its budget as JSON, none splits a character, and together
 they are the text. Seeded texts mix what JSON escapes (quotes, controls, DEL) with characters of one to
-four UTF-8 bytes."""
+four UTF-8 bytes. A result's JSON size, which a peer checks against its cap, is measured the same way."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from blendbus import paging
+from blendbus import encoding, paging
 
 ALPHABET = ["a", " ", "\n", '"', "\\", "\x00", "\x1f", "\t", "\x7f", "é", "€", "中", "\u2028", "😀"]
 
@@ -21,7 +21,7 @@ def texts(count: int, longest: int, seed: int) -> list[str]:
 
 @pytest.mark.parametrize("text", [*texts(300, 300, 1), *(c * 50 for c in ALPHABET)])
 def test_the_escaped_length_is_what_json_writes(text: str) -> None:
-    assert paging.escaped_extra(text.encode()) == len(json.dumps(text)) - 2 - len(text.encode())
+    assert encoding.escaped_extra(text.encode()) == len(json.dumps(text)) - 2 - len(text.encode())
 
 
 @pytest.mark.parametrize("length", [64, 65, 127, 1000, 4096])
@@ -35,3 +35,8 @@ def test_pages_fit_their_budget_and_rejoin_to_the_text(length: int) -> None:
             pages.append(cut["result"])
             offset = cut["next_offset"]
         assert "".join(pages) == text
+
+
+@pytest.mark.parametrize("value", [*texts(100, 400, 7), "\ud800 lone", "", 12, None, {"a": ["é", 1.5, True]}])
+def test_a_results_json_size_is_its_encoded_length(value: object) -> None:
+    assert encoding.json_size(value) == len(json.dumps(value, separators=(",", ":")))

@@ -43,6 +43,41 @@ def encoded_size(value: Any, limit: int) -> int:
     return total
 
 
+def _weights() -> tuple[bytes, bytes]:
+    """(the bytes that add nothing, a table from each byte to what it adds) for `escaped_extra`."""
+    adds = [0] * 256
+    for byte in [*range(0x20), 0x7F]:
+        adds[byte] = 1 if byte in b"\b\f\n\r\t" else 5  # \n, or \u0001
+    adds[ord('"')] = adds[ord("\\")] = 1
+    for first, last, more in ((0xC0, 0xDF, 4), (0xE0, 0xEF, 3), (0xF0, 0xFF, 8)):  # a 2-, 3- or 4-byte character's
+        for byte in range(first, last + 1):  # first byte: \uXXXX (6 bytes; 12 as a surrogate pair)
+            adds[byte] = more
+    return bytes(b for b in range(256) if not adds[b]), bytes(adds)
+
+
+_PLAIN, _ADDS = _weights()
+
+
+def escaped_extra(data: bytes) -> int:
+    """How many bytes longer the UTF-8 text `data` is as the body of a JSON string, as json.dumps writes it
+    (ASCII only), than as bytes. Counted at C speed, without encoding: a page is cut to fit its budget
+    once its escaped length is known, whatever the result holds."""
+    added = data.translate(None, _PLAIN).translate(_ADDS)
+    return sum(weight * added.count(weight) for weight in (1, 3, 4, 5, 8))
+
+
+def json_size(value: Any) -> int:
+    """Exactly `len(json.dumps(value, separators=(",", ":")))`. A string, the usual large result (a
+    script's output), is measured without being encoded: a peer checks every result against its cap."""
+    if isinstance(value, str):
+        try:
+            data = value.encode()
+        except UnicodeEncodeError:  # a lone surrogate, which JSON escapes: measure it the long way
+            return len(_dumps(value))
+        return len(data) + escaped_extra(data) + 2
+    return len(_dumps(value))
+
+
 def json_pieces(value: Any, size: int) -> Iterator[str]:
     """The compact JSON of `value` in pieces; only long strings and large containers are split."""
     if not encodes_over(value, size):

@@ -16,7 +16,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .encoding import encodes_over
+from .encoding import encodes_over, escaped_extra
 
 DEFAULT_INLINE_RESULT_MAX_BYTES = 256 * 1024
 """Twice this (structuredContent plus the JSON text) and the envelope stay well under 1 MiB."""
@@ -93,29 +93,6 @@ def inline(env: dict[str, Any], budget: int | None) -> dict[str, Any]:
     if budget is None or env.get("result") is None or fits(env["result"], budget):
         return env
     return page(env, 0, budget)
-
-
-def _weights() -> tuple[bytes, bytes]:
-    """(the bytes that add nothing, a table from each byte to what it adds) for `escaped_extra`."""
-    adds = [0] * 256
-    for byte in [*range(0x20), 0x7F]:
-        adds[byte] = 1 if byte in b"\b\f\n\r\t" else 5  # \n, or \u0001
-    adds[ord('"')] = adds[ord("\\")] = 1
-    for first, last, more in ((0xC0, 0xDF, 4), (0xE0, 0xEF, 3), (0xF0, 0xFF, 8)):  # a 2-, 3- or 4-byte character's
-        for byte in range(first, last + 1):  # first byte: \uXXXX (6 bytes; 12 as a surrogate pair)
-            adds[byte] = more
-    return bytes(b for b in range(256) if not adds[b]), bytes(adds)
-
-
-_PLAIN, _ADDS = _weights()
-
-
-def escaped_extra(data: bytes) -> int:
-    """How many bytes longer the UTF-8 text `data` is as the body of a JSON string, as json.dumps writes it
-    (ASCII only), than as bytes. Counted at C speed, without encoding: a page is cut to fit its budget
-    once its escaped length is known, whatever the result holds."""
-    added = data.translate(None, _PLAIN).translate(_ADDS)
-    return sum(weight * added.count(weight) for weight in (1, 3, 4, 5, 8))
 
 
 def _continuation(byte: int) -> bool:
