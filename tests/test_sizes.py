@@ -6,6 +6,7 @@ import json
 
 import pytest
 
+from blendbus import paging
 from blendbus import protocol as p
 from blendbus.client import connect
 from blendbus.testing import PythonPeer, call_envelope, serve_http
@@ -53,6 +54,40 @@ async def test_large_results_come_in_pages_that_fit_a_default_client(blendbus_se
             structured = await call_envelope(client, "blender_test_echo", {"value": {"text": text}})
             whole = json.dumps({"echo": {"text": text}}, separators=(",", ":"))
             assert structured["truncated"] and whole.startswith(structured["result"])  # a page of the JSON text
+
+
+async def test_a_client_may_ask_for_larger_pages_up_to_the_cap(blendbus_server):
+    """`length` up to paging.MAX_PAGE_BYTES: fewer, larger pages, whose answer stays inside the TypeScript
+    SDK's 10 MiB stdio line even for text that JSON escapes twice over (quotes and backslashes, then the
+    text block's escaping of them). A larger `length` is refused, naming the most."""
+    import httpx2
+
+    from blendbus.testing.raw import ModernClient
+
+    pairs = 5 * 1024 * 1024 // 2
+    text = '\\"' * pairs  # 5 MiB of what escapes the most
+    async with serve_http(blendbus_server) as url:
+        async with PythonPeer(lambda: connect(url)), httpx2.AsyncClient(timeout=60) as http:
+            client = ModernClient(http, url, None)
+            first = await client.call("blender_execute_code", {"code": f"import sys\nsys.stdout.write('\\\\\"' * {pairs})"})
+            env = first["structuredContent"]
+            assert env.get("truncated"), env
+            assert env["next_offset"] < 300_000
+            pieces, offset, largest = [env["result"]], env["next_offset"], 0
+            while offset is not None:
+                answer = await client.call("blender_get_job", {"job_id": env["job_id"], "offset": offset,
+                                                               "length": paging.MAX_PAGE_BYTES})
+                page = answer["structuredContent"]
+                assert len(json.dumps(page["result"])) <= paging.MAX_PAGE_BYTES
+                largest = max(largest, len(json.dumps(answer)))
+                pieces.append(page["result"])
+                offset = page["next_offset"]
+            assert "".join(pieces) == text and len(pieces) == 6  # the first page, then five of about 1 MiB
+            assert 3 * 1024 * 1024 < largest < 10 * 1024 * 1024
+            refused = await client.call("blender_get_job", {"job_id": env["job_id"], "offset": 0,
+                                                             "length": paging.MAX_PAGE_BYTES + 1})
+            assert refused["structuredContent"]["status"] == p.INVALID
+            assert str(paging.MAX_PAGE_BYTES) in refused["structuredContent"]["error"]
 
 
 @pytest.mark.parametrize("cap", [None, 4096])

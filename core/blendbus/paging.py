@@ -21,6 +21,11 @@ from .encoding import encodes_over, escaped_extra
 DEFAULT_INLINE_RESULT_MAX_BYTES = 256 * 1024
 """Twice this (structuredContent plus the JSON text) and the envelope stay well under 1 MiB."""
 MIN_PAGE_BYTES = 64
+MAX_PAGE_BYTES = 2 * 1024 * 1024
+"""The largest page a client may ask for with `length` (or the inline budget, when that is larger). A page's
+response carries it twice, the text block escaping it again: about 2× on the wire, at worst about 3×, which
+stays inside the TypeScript SDK's 10 MiB stdio line. A Python SDK client must lift its 1 MiB SSE event
+limit (or take JSON responses) before asking for more than about 400 KiB; docs/limits.md."""
 PAGE_FIELDS = frozenset({"truncated", "result_bytes", "result_format", "offset", "next_offset", "more"})
 """What `page` adds to an envelope."""
 
@@ -89,8 +94,9 @@ def cut(env: dict[str, Any], data: bytes, base: int, total: int, fmt: str, offse
 
 
 def inline(env: dict[str, Any], budget: int | None) -> dict[str, Any]:
-    """The envelope as sent in a tool result: whole, or its first page when the result is too large."""
-    if budget is None or env.get("result") is None or fits(env["result"], budget):
+    """The envelope as sent in a tool result: whole, or its first page when the result is too large. A page
+    (`blender_get_job` with an offset) goes as it is: its length was asked for, within MAX_PAGE_BYTES."""
+    if budget is None or env.get("result") is None or "next_offset" in env or fits(env["result"], budget):
         return env
     return page(env, 0, budget)
 

@@ -183,8 +183,9 @@ class BuiltinTools:
                      "offset": {"type": "integer", "minimum": 0,
                                 "description": "Byte offset of the page in the result's text."},
                      "length": {"type": "integer", "minimum": paging.MIN_PAGE_BYTES,
-                                **({"maximum": lim.inline_result_max_bytes} if lim.inline_result_max_bytes else {}),
-                                "description": "Bytes per page (default and most: the server's)."},
+                                **({"maximum": max(lim.inline_result_max_bytes, paging.MAX_PAGE_BYTES)}
+                                   if lim.inline_result_max_bytes else {}),
+                                "description": "Bytes per page (default: the server's)."},
                  }, ("job_id",)), self._get_job, {"read_only": True}, envelope=True),
             Tool("blender_cancel_job", "Stop a job: a queued one never runs, a running one stops at its next Python"
                  " line. Its status becomes 'cancelled'.", _obj({"job_id": {"type": "string", "minLength": 1}}, ("job_id",)),
