@@ -373,10 +373,10 @@ Why the targets missed here are missed (what each would take is not built yet):
   Each page is one MCP request of at most the server's inline budget (256 KiB), which keeps each
   answer inside both official clients' default limits; larger pages need a larger budget
   (`--inline-result-max-bytes`) on the server and clients configured for it (limits.md).
-- **The round-trip ratios and calls per second.** See "Where the CPU goes" below: a dispatched call
-  is two server requests and a peer request in the SDK against one request for the floor, and three
-  processes share two cores. A bpy peer adds the hand-over of each job to Blender's main thread and
-  back.
+- **Calls per second at concurrency 64.** See "Where the CPU goes" below: a dispatched call is two
+  server requests and a peer request in the SDK against one request for the floor, and the server,
+  the peer and the load's own SDK client, which costs about as much CPU per call as the server, share
+  two cores.
 - **Redis against SQLite.** A dispatched call costs four Redis round trips (enqueue, take, reply,
   and the waiter's notification) on loopback, where SQLite writes in-process; at concurrency 64 the
   scripts queue in Redis's single thread.
