@@ -260,29 +260,13 @@ class BuiltinTools:
         return {"payloads": payloads, **(answers or {})}
 
     async def _job_update(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
-        return await self.hub.job_update(
-            call.user_id, a["client_uuid"], a["peer_token"], a["job_id"], a["status"],
-            result=a.get("result"), error=a.get("error", ""), progress=a.get("progress"), message=a.get("message"),
-            scene=a.get(p.SCENE_FIELD), level=a.get(p.LEVEL_FIELD), ask=a.get(p.ASK_FIELD),
-        )
+        return await _apply(self.hub, call.user_id, a["client_uuid"], a["peer_token"], a)
 
     async def _job_updates(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
         if not a["updates"]:
             await self.hub.peer(call.user_id, a["client_uuid"], a["peer_token"])
-        answers = []
-        for update in a["updates"]:
-            errors = sorted(_ONE_UPDATE.iter_errors(update), key=lambda e: list(e.absolute_path))
-            if errors:
-                answers.append({"job_id": str(update.get("job_id"))[:200], "code": p.INVALID,
-                                "error": validation_message(p.UPDATE, errors)})
-                continue
-            try:
-                answers.append({"job_id": update["job_id"], **await self._job_update(call, {**a, **update})})
-            except PeerAuthError:
-                raise  # a bad token fails the whole batch (each reply checks it: no read of its own)
-            except (PermissionError, LookupError, ValueError) as exc:
-                answers.append({"job_id": update["job_id"], "error": str(exc), "code": type(exc).__name__})
-        return {"answers": answers}
+        return {"answers": [await apply_update(self.hub, call.user_id, a["client_uuid"], a["peer_token"], update)
+                            for update in a["updates"]]}
 
     async def _get_job(self, call: Call, a: dict[str, Any]) -> dict[str, Any]:
         wait_s, page = a.get("wait_s", 0.0), None
@@ -329,3 +313,26 @@ class BuiltinTools:
                           if wait_s > 0 else await self.hub.peers.events_since(call.user_id, cursor, 0.0))
         return {"logger": "_message_bus", "cursor": cursor,
                 "events": [{"seq": e.seq, "kind": e.kind, **e.data} for e in events]}
+
+
+async def apply_update(hub: Hub, user_id: str, client_uuid: str, peer_token: str, update: dict[str, Any]
+                       ) -> dict[str, Any]:
+    """One update of a peer's, checked on its own: its answer, or why it was refused. A bad token
+    raises PeerAuthError instead (the peer re-registers and sends it again); so does a failed store."""
+    errors = sorted(_ONE_UPDATE.iter_errors(update), key=lambda e: list(e.absolute_path))
+    if errors:
+        return {"job_id": str(update.get("job_id"))[:200], "code": p.INVALID, "error": validation_message(p.UPDATE, errors)}
+    try:
+        return {"job_id": update["job_id"], **await _apply(hub, user_id, client_uuid, peer_token, update)}
+    except PeerAuthError:
+        raise  # a bad token fails the whole batch (each reply checks it: no read of its own)
+    except (PermissionError, LookupError, ValueError) as exc:
+        return {"job_id": update["job_id"], "error": str(exc), "code": type(exc).__name__}
+
+
+async def _apply(hub: Hub, user_id: str, client_uuid: str, peer_token: str, u: dict[str, Any]) -> dict[str, Any]:
+    return await hub.job_update(
+        user_id, client_uuid, peer_token, u["job_id"], u["status"],
+        result=u.get("result"), error=u.get("error", ""), progress=u.get("progress"), message=u.get("message"),
+        scene=u.get(p.SCENE_FIELD), level=u.get(p.LEVEL_FIELD), ask=u.get(p.ASK_FIELD),
+    )
