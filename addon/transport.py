@@ -21,9 +21,9 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Any
 
-from blendbus import eventloop
+from blendbus import eventloop, paging
 from blendbus import protocol as p
-from blendbus.client import ConnectError, ToolError, call, describe_error, root_cause
+from blendbus.client import ConnectError, ToolError, call, describe_error, post_result, root_cause
 
 log = logging.getLogger("blendbus.peer")
 
@@ -138,6 +138,7 @@ class PeerLink:
         self.registrations = 0
         self.token = ""
         self._poll_open = False
+        self._posts_results = True
         self.connected = asyncio.Event()
         self._stop: asyncio.Event | None = None
         self._changes: set[str] = set()
@@ -236,6 +237,7 @@ class PeerLink:
         response = await call(client, p.REGISTER,
                               {"client_uuid": self.uuid, "instance": self.instance, **info})
         self.token = response["peer_token"]
+        self._posts_results = True  # until this server turns out not to take them
         self.poll_wait_s = min(self.poll_wait_s, float(response.get("poll_wait_s", self.poll_wait_s)))
         self.registrations += 1
         if self.on_registered is not None:
@@ -335,7 +337,7 @@ class PeerLink:
             try:
                 if len(batch) == 1:
                     try:
-                        answers = [{**await call(client, p.UPDATE, {**args, **batch[0]}), "job_id": batch[0]["job_id"]}]
+                        answers = [await self._post_one(client, args, batch[0], claimed[0][1])]
                     except ToolError as exc:
                         if exc.code in ("PeerAuthError", p.STORE_FAILED):
                             raise
@@ -348,6 +350,24 @@ class PeerLink:
                 self.outbox.restore(claimed)
                 raise
             self._keep_unstored(claimed, answers)
+
+    async def _post_one(self, client: Any, args: dict[str, Any], update: dict[str, Any], size: int) -> dict[str, Any]:
+        """One update, as a tool call; a large result is posted raw instead (protocol.RESULTS_PATH), where
+        the server takes it without either side encoding it into JSON-RPC."""
+        if size >= p.UPLOAD_MIN_BYTES and self._posts_results:
+            result = update["result"]
+            try:
+                text = paging.result_text(result).encode("utf-8")
+            except UnicodeEncodeError:  # a lone surrogate, which only JSON can carry
+                text = None
+            if text is not None:
+                head = {**args, **{k: v for k, v in update.items() if k != "result"},
+                        "result_format": paging.result_format(result)}
+                answer = await post_result(client, head, text)
+                if answer is not None:
+                    return answer
+                self._posts_results = False  # an older server: tool calls from now on
+        return {**await call(client, p.UPDATE, {**args, **update}), "job_id": update["job_id"]}
 
     def _keep_unstored(self, claimed: list[tuple[dict[str, Any], int]], answers: list[dict[str, Any]]) -> None:
         """Updates the server took but could not store (`persisted: false`: its store failed after the

@@ -218,14 +218,15 @@ product contract requires, so the response for a 64 MiB result is 128 MiB of JSO
 it as one string, then encodes it to bytes, while the result itself is still held. That is where
 the server peaks, and why the 3× target is out of reach in this mode: the response alone is 2×.
 
-**With `--text-result-max-bytes`** the result is sent once, and the server's peak moves to the
-request that carries the reply: the SDK's `json.loads` holds the body, its decoded text and the
-parsed value at once, three copies of the payload (tracemalloc at that moment: three 64 MiB
-blocks, all in the SDK and the standard library). blendbus adds nothing on top: it reads the body
-into one buffer (the SDK's own body-limit middleware kept a second copy for the whole request),
-stores the reply piecewise (SQLite incremental blob I/O), delivers it to the caller without
-re-reading it from the store, and hands freed heap back to the system after a large request. What
-is left above 3× is allocator slack. The peer holds the result, its JSON and the request body.
+**With `--text-result-max-bytes`** the result is sent once. In the run above, the server's peak was
+the request that carried the reply: the SDK's `json.loads` held the body, its decoded text and the
+parsed value at once, three copies of the payload. A result of 1 MiB or more is now posted raw
+(peer-protocol.md) and decoded once, so neither SDK touches it on the way in: `python -m
+bench.payload --sizes-kib 65536` after that change measured 48.0 MiB/s (42.3 above), a server peak
+rise of 3.03× (3.45×) and a peer peak rise of 2.04× (3.00×: it no longer builds the JSON-RPC
+request). The server reads the body into one buffer, stores the reply piecewise (SQLite incremental
+blob I/O), delivers it to the caller without re-reading it from the store, and hands freed heap back
+to the system after a large request; its peak is now the response.
 
 Where a 64 MiB call's time goes (py-spy of all three processes over three such calls): on the
 server, decoding the request and encoding JSON (the SDK's response, and blendbus sizing and then
@@ -367,9 +368,13 @@ Why the targets missed here are missed (what each would take is not built yet):
   official SDK offers for a tool result, is what both targets need.
 - **Paging at 50 MiB/s.** The pages after the first come at about that rate (the table's "pages
   after the first"); the first call is what the loop cannot win back. It makes the whole result on
-  the peer, which sends it to the server as one MCP request (encoded by the SDK client, which also
-  formats it into a debug-log f-string), and the server parses and stores it before the first page
-  goes back. Streaming the peer's reply into the store, outside JSON-RPC, is what would shorten it.
+  the peer, which posts it to the server, and the server stores it before the first page goes back.
+  Since this run, a result of 1 MiB or more is posted as raw UTF-8 beside the MCP endpoint
+  (peer-protocol.md), not as an MCP request that the peer's SDK encodes (and formats into a
+  debug-log f-string) and the server's SDK parses: `python -m bench.paging --sizes-mib 64`, run
+  back to back on the same busy machine, took the first call from 1.60 s to 0.92 s (the whole loop
+  from 16.3 to 17.7 MiB/s there; the tables here predate it). What is left of the first call is
+  making the result, storing it (SQLite blob writes) and the first page's round trip.
   Each page is one MCP request of at most the server's inline budget (256 KiB), which keeps each
   answer inside both official clients' default limits; larger pages need a larger budget
   (`--inline-result-max-bytes`) on the server and clients configured for it (limits.md).

@@ -47,6 +47,7 @@ from .oauth.resource import (
 )
 from .plugins import load_plugins
 from .server import BlendbusServer
+from .server.uploads import upload_route
 from .server_card import CARD_PATH, card_routes
 from .status import API_PATH as STATUS_API
 from .status import status_routes
@@ -114,7 +115,7 @@ def build_app(server: BlendbusServer, host: str, tokens: TokenTable | None, *,
         max_request_body_size=bodies.peer_bytes,
         custom_starlette_routes=[Route("/healthz", healthz), *status_routes(server.hub, security, server.waits),
                                  *(oauth.routes() if oauth is not None else ()),
-                                 *card_routes(server, tokens, oauth)],
+                                 *card_routes(server, tokens, oauth), upload_route(server.hub, security, bodies)],
     )
     hold_bodies_once(server, bodies)
     follow_sessions(server, lim.max_sessions_per_user)

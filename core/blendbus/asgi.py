@@ -146,6 +146,11 @@ def _return_freed_memory() -> None:
         trim(0)
 
 
+def bounded(app: Callable[..., Any], limits: BodyLimits) -> Callable[..., Any]:
+    """`app` with its request bodies read whole within `limits` first, as the MCP endpoint's are."""
+    return _BodyLimit(app, limits)
+
+
 def hold_bodies_once(server: BlendbusServer, limits: BodyLimits) -> None:
     """Put `_BodyLimit` where the SDK's body-limit middleware sits in front of its request handler."""
     manager = server.mcp.session_manager

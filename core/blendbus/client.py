@@ -13,6 +13,8 @@ from mcp import Client
 from mcp.client.extension import ClientExtension
 from mcp.client.streamable_http import streamable_http_client
 
+from . import protocol as p
+
 
 class ConnectError(ConnectionError):
     """A server could not be used; the message says why and what to do. `status` is the HTTP status
@@ -115,7 +117,55 @@ async def _connect_one(url: str, token: str | None, *, mode: str, extensions: Se
             except Exception as exc:  # noqa: BLE001 - every failure to connect is explained
                 status = refused[-1] if refused else None
                 raise ConnectError(explain(url, status, exc), status) from exc
-            yield client
+            _HTTP[id(client)] = (http, url)
+            try:
+                yield client
+            finally:
+                del _HTTP[id(client)]
+
+
+_HTTP: dict[int, tuple[httpx2.AsyncClient, str]] = {}
+"""Each open HTTP client session's own HTTP client (its token) and URL, by the session's id(), which
+`post_result` uses."""
+POST_PIECE_BYTES = 1024 * 1024
+
+
+async def post_result(client: Client, head: dict[str, Any], text: bytes) -> dict[str, Any] | None:
+    """Post a large result's text, raw, beside the MCP endpoint that `client` is connected to
+    (protocol.RESULTS_PATH; server/uploads.py): the update's answer, as `blender_job_update` gives it.
+    None when `client` has no HTTP side (in memory) or its server has no such endpoint (an older one):
+    send it as a tool call instead. A refusal raises ToolError, as that call would."""
+    known = _HTTP.get(id(client))
+    if known is None:
+        return None
+    http, url = known
+    line = json.dumps(head, separators=(",", ":")).encode() + b"\n"
+
+    async def pieces() -> AsyncIterator[bytes]:  # the text is sent as it is held, never copied whole
+        yield line
+        view = memoryview(text)
+        for start in range(0, len(view), POST_PIECE_BYTES):
+            yield bytes(view[start:start + POST_PIECE_BYTES])
+
+    target = url.rstrip("/") + p.RESULTS_PATH
+    try:
+        response = await http.post(target, content=pieces(), headers={
+            "content-type": "application/octet-stream", "content-length": str(len(line) + len(text))})
+    except httpx2.HTTPError as exc:
+        raise ConnectError(f"posting a result to {target} failed: {describe_error(exc)}") from exc
+    if response.status_code in (404, 405):
+        return None
+    try:
+        value = response.json()
+    except ValueError:
+        value = None
+    if response.status_code == 200 and isinstance(value, dict):
+        return value
+    if isinstance(value, dict) and "code" in value:  # the update's refusal, as blender_job_update words it
+        raise ToolError(p.UPDATE, value)
+    # Refused before the update was looked at (a token, a size, a pace, a busy server): a connection's trouble
+    status = response.status_code
+    raise ConnectError(explain(url, status, RuntimeError(f"HTTP {status}: {response.text[:200]}")), status)
 
 
 class ToolError(RuntimeError):

@@ -55,6 +55,11 @@ UPDATES: Final = "blender_job_updates"
 FETCH_PACKAGE: Final = "blender_fetch_handler_package"
 SCENE_CHANGED_TOOL: Final = "blender_scene_changed"
 PEER_TOOLS: Final = (REGISTER, UNREGISTER, POLL, UPDATE, UPDATES, FETCH_PACKAGE, SCENE_CHANGED_TOOL)
+RESULTS_PATH: Final = "/results"
+"""Beside the MCP endpoint (its URL + this): where a peer posts a large reply's result as raw UTF-8 text
+instead of inside a `blender_job_update` call, so that neither side encodes it as JSON-RPC (server/uploads.py)."""
+UPLOAD_MIN_BYTES: Final = 1024 * 1024
+"""A result this large (as JSON) goes to RESULTS_PATH; smaller ones ride on the peer's tool calls."""
 STORE_FAILED: Final = "JobStoreError"
 """The `code` of a peer tool's error when the server's store failed (Redis unreachable or failing over, a
 full disk), and of an update it answers `persisted: false`: the peer keeps what it sent and sends it
