@@ -6,6 +6,17 @@
 -- text is a string of its own (job:<id>:result), so a page is a GETRANGE.
 local base = ARGV[1]
 
+-- In Redis Cluster a user's slot may be moving between nodes (a reshard): its keys go over a few at
+-- a time, so a script on either node would see part of them, and fail at the first key it lacks after
+-- writing some. So every script first asks about two keys that never exist: a moving slot answers a
+-- command on missing keys with a redirection (ASK where it leaves, TRYAGAIN where it arrives), which
+-- pcall returns as an error. The script then stops before touching anything and answers TRYAGAIN,
+-- which the client retries until the slot has moved (scripts.run). A stable slot, or a Redis that is
+-- not a cluster, answers 0; nothing can move while a script runs.
+if type(redis.pcall('EXISTS', base .. 'never:1', base .. 'never:2')) == 'table' then
+  return redis.error_reply('TRYAGAIN the slot of ' .. base .. ' is moving between cluster nodes')
+end
+
 local function job_key(id)
   return base .. 'job:' .. id
 end
