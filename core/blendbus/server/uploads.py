@@ -31,11 +31,10 @@ from ..auth import ROLES, ROLES_SCOPE_KEY, USER_SCOPE_KEY
 from ..backends.base import JobStoreError
 from ..dispatch import Hub, PeerAuthError
 from ..oauth.resource import MCP_PATH
-from .builtin_tools import apply_update
+from .builtin_tools import PEER, apply_update
 from .calls import LOCAL_USER
 
 log = logging.getLogger(__name__)
-PEER = ROLES[1]
 HEAD_MAX_BYTES = 256 * 1024
 """The head line carries ids, a status, an error and a scene account: never this much."""
 
