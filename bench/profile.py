@@ -1,11 +1,11 @@
 """Where the CPU goes on no-op round trips: py-spy samples of the server, the peer and the client.
 
-    python -m bench.profile [--seconds 10] [--concurrency 64] [--top 12]
+    python -m bench.profile [--seconds 10] [--concurrency 64] [--top 12] [--backend redis]
 
 Starts a server and a Python test peer, calls `blender_test_noop` from `--concurrency` sessions and
 samples all three processes with py-spy (in the test extra). For each process it prints its CPU
 milliseconds per call, the share of its busy samples by package, and the functions that spend the
-most of it themselves.
+most of it themselves. `--backend redis` puts the server on a redis-server of its own.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from blendbus import eventloop
+from blendbus.testing.redis import fresh_prefix, redis_server, with_prefix
 
 from . import _procs
 
@@ -47,15 +48,22 @@ def package_of(frame: str) -> str:
     return path.split("/")[0].removesuffix(".py")
 
 
-async def run(seconds: float, concurrency: int, top: int = 12) -> dict[str, Any]:
+async def run(seconds: float, concurrency: int, top: int = 12, backend: str = "sqlite") -> dict[str, Any]:
     """CPU ms per call, package shares and the hottest functions of server, peer and client."""
+    if backend != "redis":
+        return await _run(seconds, concurrency, top, backend)
+    with redis_server(own=True) as base:
+        return await _run(seconds, concurrency, top, with_prefix(base, fresh_prefix()))
+
+
+async def _run(seconds: float, concurrency: int, top: int, backend: str) -> dict[str, Any]:
     # Beside this interpreter first: a virtualenv's bin need not be on PATH.
     beside = Path(sys.executable).with_name("py-spy")
     spy = str(beside) if beside.exists() else shutil.which("py-spy")
     if spy is None:
         raise SystemExit("py-spy is not installed: pip install py-spy (it is in blendbus[test])")
     with tempfile.TemporaryDirectory() as tmp:
-        server, url = _procs.start_server(Path(tmp) / "state")
+        server, url = _procs.start_server(Path(tmp) / "state", backend=backend)
         peer = _procs.start_python_peer(url, "py-peer")
         pids = {"server": server.pid, "peer": peer.pid, "client": os.getpid()}
         spies: list[subprocess.Popen] = []
@@ -110,8 +118,9 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--concurrency", type=int, default=64)
     parser.add_argument("--top", type=int, default=12)
+    parser.add_argument("--backend", choices=("sqlite", "redis"), default="sqlite")
     args = parser.parse_args()
-    print(report(eventloop.run(run(args.seconds, args.concurrency, args.top))))
+    print(report(eventloop.run(run(args.seconds, args.concurrency, args.top, args.backend))))
 
 
 if __name__ == "__main__":
