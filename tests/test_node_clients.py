@@ -11,6 +11,7 @@ import sys
 
 import pytest
 
+from blendbus import paging
 from blendbus import protocol as p
 from blendbus.client import connect
 from blendbus.testing import PythonPeer, serve_http
@@ -28,13 +29,18 @@ STDIO_LINE_LIMIT = 10 * MIB
 async def test_a_large_result_does_not_kill_a_stdio_client(tmp_path):
     """A 6 MiB script output, once a 12+ MiB message that closed the TypeScript client's stdio
     transport: now the first page, then the rest through blender_get_job, and the session lives on.
-    The calls start while the embedded Blender is still starting: they wait for it."""
+    The calls start while the embedded Blender is still starting: they wait for it. Then the largest
+    pages a client may ask for (paging.MAX_PAGE_BYTES), of the text JSON escapes most: each answer is
+    about three times its page (docs/limits.md), and still inside the stdio limit."""
     server = [sys.executable, "-m", "blendbus", "serve", "--stdio", "--port", "0", "--state-dir",
               str(tmp_path / "state"), "--embedded-blender"]
-    seen = await run_node("stdio-large-result", json.dumps(server), str(6 * MIB))
+    seen = await run_node("stdio-large-result", json.dumps(server), str(6 * MIB), str(paging.MAX_PAGE_BYTES))
     assert seen["status"] == "completed" and seen["truncated"] is True and seen["still_connected"] is True
-    assert seen["reassembled"] == seen["result_bytes"] >= 6 * MIB and seen["pages"] > 1
+    assert seen["reassembled"] == seen["result_bytes"] >= 6 * MIB and seen["pages"] > 1 and seen["intact"]
     assert seen["largest_message"] < MIB < STDIO_LINE_LIMIT
+    largest = seen["largest_pages"]
+    assert largest["status"] == "completed" and largest["intact"] and largest["result_bytes"] >= 6 * MIB
+    assert 2 * paging.MAX_PAGE_BYTES < largest["largest_message"] < STDIO_LINE_LIMIT
 
 
 async def test_a_large_result_reaches_an_http_client(blendbus_server):

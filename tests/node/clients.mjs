@@ -1,6 +1,8 @@
 // Official TypeScript MCP SDK clients, driven by the Python tests: each scenario prints one JSON
 // line of what it saw on stdout, and exits non-zero with the error on stderr when something fails.
-//   node clients.mjs stdio-large-result '<server command as a JSON list>' <bytes>
+//   node clients.mjs stdio-large-result '<server command as a JSON list>' <bytes> <largest page>
+//                                                      default pages, then the largest pages of the
+//                                                      text JSON escapes most
 //   node clients.mjs http-large-result <url> <bytes>
 //   node clients.mjs http-task <url> <seconds>          a task's whole life through callToolStream
 //   node clients.mjs http-task-cancel <url> <seconds>   a task cancelled mid-run; the peer takes the next call
@@ -25,7 +27,7 @@ import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/
 import { CreateMessageRequestSchema, ElicitRequestSchema, LoggingMessageNotificationSchema, ResourceUpdatedNotificationSchema,
   TaskStatusNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 
-const [scenario, target, size] = process.argv.slice(2);
+const [scenario, target, size, largestPage] = process.argv.slice(2);
 
 function transportFor(target) {
   if (target.startsWith("http")) return new StreamableHTTPClientTransport(new URL(target));
@@ -33,10 +35,10 @@ function transportFor(target) {
   return new StdioClientTransport({ command, args, stderr: "inherit" });
 }
 
-async function largeResult(client, bytes) {
-  // A script printing `bytes` characters, read back the way a client must: the first page inline,
-  // then blender_get_job(offset) until next_offset is null.
-  const code = `import sys\nsys.stdout.write("0123456789abcdef" * ${Math.ceil(bytes / 16)})`;
+async function paged(client, text, repeat, length) {
+  // A script printing `text` `repeat` times, read back the way a client must: the first page inline,
+  // then blender_get_job(offset, length if given) until next_offset is null.
+  const code = `import sys\nsys.stdout.write(${JSON.stringify(text)} * ${repeat})`;
   const first = await client.callTool({ name: "blender_execute_code", arguments: { code, timeout_s: 120 } },
     undefined, { timeout: 180_000 });
   const env = first.structuredContent;
@@ -44,17 +46,26 @@ async function largeResult(client, bytes) {
   let offset = env.next_offset;
   let largest = JSON.stringify(first).length;
   while (offset !== null && offset !== undefined) {
-    const page = await client.callTool({ name: "blender_get_job", arguments: { job_id: env.job_id, offset } });
+    const args = length ? { job_id: env.job_id, offset, length } : { job_id: env.job_id, offset };
+    const page = await client.callTool({ name: "blender_get_job", arguments: args });
     largest = Math.max(largest, JSON.stringify(page).length);
     pieces.push(page.structuredContent.result);
     offset = page.structuredContent.next_offset;
   }
-  const after = await client.callTool({ name: "blender_list_clients", arguments: {} });
+  const joined = pieces.join("");
   return {
     status: env.status, truncated: env.truncated, result_bytes: env.result_bytes, pages: pieces.length,
-    reassembled: pieces.join("").length, largest_message: largest,
-    still_connected: Array.isArray(after.structuredContent.clients),
+    reassembled: joined.length, intact: joined === text.repeat(repeat), largest_message: largest,
   };
+}
+
+async function largeResult(client, bytes) {
+  // Default pages; then, when the caller names the largest page a client may ask for, pages of that
+  // size cut from quotes and backslashes, which JSON escapes most (and the text block escapes again).
+  const seen = await paged(client, "0123456789abcdef", Math.ceil(bytes / 16));
+  if (largestPage) seen.largest_pages = await paged(client, '"\\', Math.ceil(bytes / 2), Number(largestPage));
+  const after = await client.callTool({ name: "blender_list_clients", arguments: {} });
+  return { ...seen, still_connected: Array.isArray(after.structuredContent.clients) };
 }
 
 async function streamed(client, name, args, onCreated) {
