@@ -218,22 +218,23 @@ product contract requires, so the response for a 64 MiB result is 128 MiB of JSO
 it as one string, then encodes it to bytes, while the result itself is still held. That is where
 the server peaks, and why the 3× target is out of reach in this mode: the response alone is 2×.
 
-**With `--text-result-max-bytes`** the result is sent once. In the run above, the server's peak was
-the request that carried the reply: the SDK's `json.loads` held the body, its decoded text and the
-parsed value at once, three copies of the payload. A result of 1 MiB or more is now posted raw
-(peer-protocol.md) and decoded once, so neither SDK touches it on the way in: `python -m
-bench.payload --sizes-kib 65536` after that change measured 48.0 MiB/s (42.3 above), a server peak
-rise of 3.03× (3.45×) and a peer peak rise of 2.04× (3.00×: it no longer builds the JSON-RPC
-request). The server reads the body into one buffer, stores the reply piecewise (SQLite incremental
-blob I/O), delivers it to the caller without re-reading it from the store, and hands freed heap back
-to the system after a large request; its peak is now the response.
+**With `--text-result-max-bytes`** the result is sent once. The peer posts a result of 1 MiB or more
+raw beside the MCP endpoint (peer-protocol.md), and the server decodes it once, so neither SDK
+touches it on the way in. The server reads the body into one buffer, stores the reply piecewise
+(SQLite incremental blob I/O), delivers it to the caller without re-reading it from the store, and
+hands freed heap back to the system after a large request; its peak is the response. Before the raw
+post the reply was an MCP request, and the server's SDK `json.loads` held the body, its decoded text
+and the parsed value at once: in the previous report 42.3 MiB/s, a server peak rise of 3.45× and a
+peer peak rise of 3.00× at 64 MiB (the peer built the JSON-RPC request), against the 64 MiB row
+above.
 
-Where a 64 MiB call's time goes (py-spy of all three processes over three such calls): on the
-server, decoding the request and encoding JSON (the SDK's response, and blendbus sizing and then
-writing the result piecewise into the store) take most of it, SQLite's blob writes about a fifth;
-in the peer, over a third goes to the MCP client formatting every outgoing message into a
-debug-log f-string, which Python evaluates even with debug logging off (a 64 MiB pydantic repr);
-the client spends two thirds of its share validating the response JSON with pydantic.
+Where a 64 MiB call's time went before the raw post (py-spy of all three processes over three such
+calls): on the server, decoding the request and encoding JSON (the SDK's response, and blendbus
+sizing and then writing the result piecewise into the store) took most of it, SQLite's blob writes
+about a fifth; in the peer, over a third went to the MCP client formatting every outgoing message
+into a debug-log f-string, which Python evaluates even with debug logging off (a 64 MiB pydantic
+repr), which the raw post no longer goes through; the client spends two thirds of its share
+validating the response JSON with pydantic.
 """)
     if "paging" in results:
         paged = "\n\n".join(paging.table(rows, backend) for backend, rows in results["paging"].items())
@@ -369,15 +370,24 @@ Why the targets missed here are missed (what each would take is not built yet):
 - **Paging at 50 MiB/s.** The pages after the first come at about that rate (the table's "pages
   after the first"); the first call is what the loop cannot win back. It makes the whole result on
   the peer, which posts it to the server, and the server stores it before the first page goes back.
-  Since this run, a result of 1 MiB or more is posted as raw UTF-8 beside the MCP endpoint
-  (peer-protocol.md), not as an MCP request that the peer's SDK encodes (and formats into a
-  debug-log f-string) and the server's SDK parses: `python -m bench.paging --sizes-mib 64`, run
-  back to back on the same busy machine, took the first call from 1.60 s to 0.92 s (the whole loop
-  from 16.3 to 17.7 MiB/s there; the tables here predate it). What is left of the first call is
-  making the result, storing it (SQLite blob writes) and the first page's round trip.
+  A result of 1 MiB or more is posted as raw UTF-8 beside the MCP endpoint (peer-protocol.md), not
+  as an MCP request that the peer's SDK encodes and the server's SDK parses; that took the 64 MiB
+  first call from 1.29 s (SQLite; 1.19 s on Redis) in the previous report to the 0.6–0.7 s above,
+  and the whole loop from 26.4 to 35.9 MiB/s (SQLite; 26.7 to 31.9 on Redis).
+  What is left of it is making the result, posting and storing it (SQLite blob writes, Redis
+  `APPEND`s) and the first page's round trip.
   Each page is one MCP request of at most the server's inline budget (256 KiB), which keeps each
   answer inside both official clients' default limits; larger pages need a larger budget
   (`--inline-result-max-bytes`) on the server and clients configured for it (limits.md).
+- **The round trip at concurrency 1, as a ratio to the tool floor.** Both ratios were met in the
+  previous report (2.44× and 2.39×): there the no-op took 4.50 ms against a floor of 1.84 ms. In
+  this run all three processes spent about a third more CPU per no-op at concurrency 1 than in a
+  `python -m bench.roundtrip` run minutes later, which took 4.17 ms per no-op, less than before, but
+  whose floor, one SDK request, was 1.35 ms: 3.09×. The floor moves between runs as much as the
+  no-op does.
+  A dispatched call is two server requests and a peer request in the SDK against one for the
+  floor; a ratio under 3× at every run needs less SDK work per request, on the server and in the
+  peer's client.
 - **Calls per second at concurrency 64.** See "Where the CPU goes" below: a dispatched call is two
   server requests and a peer request in the SDK against one request for the floor, and the server,
   the peer and the load's own SDK client, which costs about as much CPU per call as the server, share
@@ -398,6 +408,11 @@ showed it, on this machine.
   (`python -m bench.roundtrip --seconds 4 --concurrency 1 16`), gave a no-op p50 of 6.36 ms and
   481 calls/s at concurrency 16, against 2.76 ms and 718 calls/s in that report. Compare rows of
   one run, not across runs.
+- **Large replies posted raw.** A peer's reply whose result is 1 MiB or more goes to
+  `POST /mcp/results` as a JSON head line and the raw UTF-8 text, not as an MCP request that both
+  SDKs encode, log and parse (peer-protocol.md). Measured back to back with `python -m bench.paging
+  --sizes-mib 64`: the first call 1.60 → 0.92 s; with `python -m bench.payload --sizes-kib 65536`:
+  42.3 → 48.0 MiB/s, server peak rise 3.45× → 3.03×, peer peak rise 3.00× → 2.04×.
 - **The SDK's session binding only where there are sessions.** Giving every request the
   authenticated user the SDK binds session-era sessions to cost 2026-07-28-era calls about 1 ms in
   the SDK (tool floor 2.54 → 1.65 ms, same machine, same minute); session-era requests alone carry
