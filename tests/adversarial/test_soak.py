@@ -29,14 +29,14 @@ def soak(*args: str) -> tuple[int, dict]:
 @needs_bpy
 def test_a_one_minute_soak_loses_no_job():
     code, report = soak("--seconds", "60")
-    assert code == 0 and report["lost_jobs"] == 0, report
+    assert code == 0 and report["lost_jobs"] == 0, json.dumps(report)
     assert report["unanswered"] == 0 and report["calls"] > 1000 and report["peer_process_deaths"] >= 3
 
 
 def test_a_soak_on_a_redis_cluster_loses_no_job():
     code, report = soak("--seconds", "30", "--replicas", "3", "--cluster", "--users", "4", "--peers-per-user", "3",
                         "--bpy-peers", "0")
-    assert code == 0 and report["lost_jobs"] == 0 and report["redis_cluster"], report
+    assert code == 0 and report["lost_jobs"] == 0 and report["redis_cluster"], json.dumps(report)
     assert report["unanswered"] == 0 and report["calls"] > 500 and report["replica_kills"] == 1
 
 
@@ -45,5 +45,5 @@ def test_a_soak_through_a_sentinel_failover_loses_no_job():
     sentinels promote its replica: every call is answered and no job is left open on the new master."""
     code, report = soak("--seconds", "30", "--replicas", "3", "--sentinel", "--users", "4", "--peers-per-user", "3",
                         "--bpy-peers", "0")
-    assert code == 0 and report["lost_jobs"] == 0 and report["redis_master_failovers"] == 1, report
+    assert code == 0 and report["lost_jobs"] == 0 and report["redis_master_failovers"] == 1, json.dumps(report)
     assert report["unanswered"] == 0 and report["calls"] > 500 and sum(report["jobs_by_status"].values()) > 0
