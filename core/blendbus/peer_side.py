@@ -139,11 +139,19 @@ class PeerSide:
         return gone
 
     async def _drop_peer(self, user_id: str, uuid: str, why: str) -> None:
+        """End the peer's jobs as lost, then unregister it, which releases a reaper's claim on it
+        (`Peers.expired`): a replica that dies or loses its store in between leaves the claim to lapse,
+        and the next reaper finishes. A job dispatched to it meanwhile ends after it is unregistered."""
+        error = f"peer {uuid} {why} before replying; a late reply is still recorded"
+        await self._fail_in_flight(user_id, uuid, error)
         await self.peers.unregister(user_id, uuid)
+        await self._fail_in_flight(user_id, uuid, error)
         log.info("peer %s on bus %s left: %s", uuid, user_id, why)
-        for job_id in await self.jobs.in_flight(user_id, uuid):
-            await self._fail(user_id, job_id, p.LOST, f"peer {uuid} {why} before replying; a late reply is still recorded")
         await self.peers.publish(user_id, "unregister", client_uuid=uuid, reason=why)
+
+    async def _fail_in_flight(self, user_id: str, uuid: str, error: str) -> None:
+        for job_id in await self.jobs.in_flight(user_id, uuid):
+            await self._fail(user_id, job_id, p.LOST, error)
 
     async def _fail(self, user_id: str, job_id: str, status: str, error: str) -> None:
         """Move a job to a failure status and answer whoever waits for it."""

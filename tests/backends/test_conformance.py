@@ -11,7 +11,9 @@ import pytest
 from blendbus import protocol as p
 from blendbus.backends import open_backend
 from blendbus.backends.backend import Backend, Enqueued, Replied
-from blendbus.backends.base import DuplicateJob, OverQuota, PeerAuthError
+from blendbus.backends.base import DuplicateJob, JobStoreError, OverQuota, PeerAuthError
+from blendbus.dispatch import Hub
+from blendbus.limits import Limits
 from blendbus.testing import PythonPeer, call_envelope, eventually, in_memory, make_server
 
 pytestmark = pytest.mark.anyio
@@ -256,6 +258,46 @@ async def test_a_silent_peer_expires_once(backend: Backend) -> None:
         await asyncio.sleep(0.1)
     assert gone == [("u", "quiet")]  # handed out once; the polling and the replying peers stay
     await poll
+
+
+async def test_a_reaped_peer_is_claimed_again_until_it_is_unregistered(backend: Backend) -> None:
+    """The replica that claims a lapsed peer may die, or lose its store, before it has ended the peer's
+    jobs and unregistered it: the claim lapses and the peer is claimed again. Once unregistered, never."""
+    peers = backend.peers
+    peers.claim_s = 0.2
+    await peers.register("u", "quiet", "c", "i", {}, max_peers=9)
+    await asyncio.sleep(GRACE_S + 0.2)
+    assert await peers.expired() == [("u", "quiet")]  # and its claimer is gone without a word
+    await asyncio.sleep(0.5)
+    assert await peers.expired() == [("u", "quiet")]
+    await peers.unregister("u", "quiet")
+    await asyncio.sleep(0.5)
+    assert await peers.expired() == []
+
+
+async def test_a_reaper_that_fails_midway_is_finished_by_the_next(backend: Backend) -> None:
+    """The store fails while a reaper ends a lapsed peer's jobs: the peer stays registered and claimed,
+    and once the claim lapses the next reap ends its jobs and unregisters it."""
+    hub = Hub(backend, Limits(peer_grace_s=GRACE_S))
+    backend.peers.claim_s = 0.2
+    await backend.peers.register("u", "gone", "c", "i", {}, max_peers=9)
+    for job_id in ("a", "b"):
+        await backend.jobs.create("u", job_id, kind=p.COMMAND_DISPATCH, command="c", target_uuid="gone")
+    await asyncio.sleep(GRACE_S + 0.2)
+    advance = backend.jobs.advance
+
+    async def store_gone(*args: object, **kwargs: object) -> bool:
+        raise JobStoreError("the store went away")
+
+    backend.jobs.advance = store_gone  # type: ignore[method-assign]
+    with pytest.raises(JobStoreError):
+        await hub.reap()
+    backend.jobs.advance = advance  # type: ignore[method-assign]
+    assert [peer.uuid for peer in await backend.peers.list("u")] == ["gone"]  # kept: its jobs are open
+    await asyncio.sleep(0.5)
+    assert await hub.reap() == ["gone"]
+    assert [(await backend.jobs.get("u", job_id)).status for job_id in ("a", "b")] == [p.LOST, p.LOST]
+    assert await backend.peers.list("u") == []
 
 
 async def test_the_event_feed_wakes_a_watcher(backend: Backend) -> None:

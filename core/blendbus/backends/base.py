@@ -118,6 +118,11 @@ class Jobs(Protocol):
     async def close(self) -> None: ...
 
 
+CLAIM_S = 10.0
+"""How long a replica that reaps a lapsed peer has to end its jobs and unregister it (`Peers.expired`)
+before another may claim it again."""
+
+
 class Peers(Protocol):
     """Per-user registries of peers with a queue each, their liveness, and the `_message_bus` feed.
 
@@ -158,8 +163,10 @@ class Peers(Protocol):
         one) and the ids handed out for the first time. The peer counts as alive while it polls."""
 
     async def expired(self) -> list[tuple[str, str]]:
-        """(user_id, uuid) of peers not heard from for the grace period, each handed to exactly one
-        caller (one replica reaps it)."""
+        """(user_id, uuid) of peers not heard from for the grace period, each claimed by exactly one
+        caller (one replica reaps it) for `CLAIM_S`. The claimer ends the peer's jobs, then unregisters
+        it, which releases the claim; a peer still registered when its claim lapses (the claimer died, or
+        its store failed first) is claimed again, so its jobs end in the end."""
 
     def release_polls(self) -> None:
         """Shutting down: answer this process's open polls now."""

@@ -17,7 +17,7 @@ from typing import Any
 from ..protocol import CONTROL_KINDS
 from ..waiter import JobWaiter
 from .backend import Backend
-from .base import Calls, PeerAuthError, ProgressFn
+from .base import CLAIM_S, Calls, PeerAuthError, ProgressFn
 from .snapshots import BusEvent, PeerRecord, Route, route
 from .records import SqliteRecords
 from .sqlite import JobStore, SqliteJobs
@@ -35,6 +35,8 @@ class _Peer:
     queue: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
     unacked: OrderedDict[str, dict[str, Any]] = field(default_factory=OrderedDict)
     polls: int = 0
+    claimed_until: float = 0.0
+    """Until when a reaper holds it (`Peers.expired`)."""
     wakeup: asyncio.Event = field(default_factory=asyncio.Event)
 
     def record(self, user_id: str) -> PeerRecord:
@@ -58,6 +60,7 @@ class LocalPeers:
 
     def __init__(self, grace_s: float) -> None:
         self.grace_s = grace_s
+        self.claim_s = CLAIM_S
         self.closing = False
         self._buses: dict[str, _Bus] = {}
 
@@ -163,8 +166,8 @@ class LocalPeers:
         gone = []
         for user_id, bus in self._buses.items():
             for peer in list(bus.peers.values()):
-                if peer.polls == 0 and now - peer.last_seen > self.grace_s:
-                    bus.peers.pop(peer.uuid, None)
+                if peer.polls == 0 and now - peer.last_seen > self.grace_s and peer.claimed_until <= now:
+                    peer.claimed_until = now + self.claim_s  # unregister drops it; until then it stays
                     gone.append((user_id, peer.uuid))
         return gone
 

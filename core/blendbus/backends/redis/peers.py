@@ -20,7 +20,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from ...protocol import CONTROL_KINDS
-from ..base import PeerAuthError
+from ..base import CLAIM_S, PeerAuthError
 from ..snapshots import BusEvent, PeerRecord, Route, route
 from .connection import REPLICA_TTL_S, Connection, store_errors
 from .keys import decoded
@@ -49,6 +49,7 @@ class RedisPeers:
 
     def __init__(self, link: Connection) -> None:
         self.link, self.keys = link, link.keys
+        self.claim_s = CLAIM_S
         self.closing = False
         self._wakeups: dict[tuple[str, str], tuple[asyncio.Event, int]] = {}
         self._watchers: dict[str, tuple[asyncio.Event, int]] = {}
@@ -295,7 +296,8 @@ class RedisPeers:
     @store_errors
     async def expired(self) -> list[tuple[str, str]]:
         await self.link.ready()
-        gone = await self.link.run("expired", [self.keys.alive], [time.time()])
+        now = time.time()
+        gone = await self.link.run("expired", [self.keys.alive], [now, now + self.claim_s])
         return [self.keys.peer_of(member) for member in gone]
 
     def release_polls(self) -> None:
