@@ -37,6 +37,7 @@ from typing import Any
 import httpx2
 
 from blendbus import eventloop
+from blendbus import protocol as p
 from blendbus.backends.base import CLAIM_S
 from blendbus.backends.redis.keys import Keys, parse_url
 from blendbus.backends.redis.peers import POLL_LEASE_S
@@ -62,7 +63,7 @@ def _rotated(urls: list[str], n: int) -> str:
     return ",".join(urls[n % len(urls):] + urls[:n % len(urls)])
 
 
-IN_FLIGHT = ("queued", "running")
+IN_FLIGHT = p.OPEN_STATUSES
 SHOWN_OPEN = 10
 """How many jobs left in flight the report describes, to tell why they were."""
 SETTLE_S = POLL_LEASE_S + Limits().peer_grace_s + CLAIM_S + 5.0
@@ -273,8 +274,8 @@ async def _soak(tmp: Path, servers: list, urls: list[str], backend: str, seconds
 async def _settled(jobs: Callable[[], tuple[dict[str, int], list[dict[str, Any]]]], stopped: float
                    ) -> tuple[dict[str, int], list[dict[str, Any]], float]:
     """Jobs by status and those in flight, once none is, or once SETTLE_S has passed since the load
-    stopped (`stopped`, monotonic); and how long after it that was. A peer killed mid-job leaves its jobs running until its liveness
-    lapses: the grace after its poll hung up, or, when the store failed just then (a failover), the
+    stopped (`stopped`, monotonic); and how long after it that was. A peer killed mid-job leaves its
+    jobs running until its liveness lapses: the grace after its poll hung up, or, when the store failed just then (a failover), the
     lease its replica last vouched for (POLL_LEASE_S more); then a reaper ends them as lost, and if its
     store fails as it does, the next one does when the first one's claim lapses (CLAIM_S)."""
     while True:
