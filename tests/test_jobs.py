@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 
 from blendbus import protocol as p
 from blendbus.backends.base import DuplicateJob
@@ -70,6 +71,25 @@ def test_large_results_are_stored_piecewise_and_read_back_whole(tmp_path):
         store.advance("u", name, p.COMPLETED, result=big)
     store.prune()
     assert store.get("u", "big") is None and store.get("u", "b5") is not None
+
+
+def test_a_large_result_reaches_the_database_file_from_a_thread_of_the_store(tmp_path):
+    """The log a large result leaves is copied into the database file by the store's own thread, not
+    by the commit on the caller's: the store then holds the result in its file while it stays open,
+    the writer's connection checkpoints small commits as before, and closing waits for the copy."""
+    path = tmp_path / "j.sqlite3"
+    store = JobStore(path, max_bytes=10 * LARGE_RESULT_BYTES)
+    text = "x" * (3 * LARGE_RESULT_BYTES)
+    store.create("u", "big", kind="k", command="c", target_uuid="p")
+    assert store.advance("u", "big", p.COMPLETED, result=text)
+    deadline = time.monotonic() + 30
+    while path.stat().st_size < len(text) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert path.stat().st_size >= len(text)
+    store.create("u", "after", kind="k", command="c", target_uuid="p")
+    store.close()
+    assert not (tmp_path / "j.sqlite3-wal").exists()  # the last connection checkpointed all of it
+    assert JobStore(path).get("u", "big").result == text
 
 
 def old_store(path, missing: str) -> None:

@@ -40,3 +40,18 @@ def test_pages_fit_their_budget_and_rejoin_to_the_text(length: int) -> None:
 @pytest.mark.parametrize("value", [*texts(100, 400, 7), "\ud800 lone", "", 12, None, {"a": ["é", 1.5, True]}])
 def test_a_results_json_size_is_its_encoded_length(value: object) -> None:
     assert encoding.json_size(value) == len(json.dumps(value, separators=(",", ":")))
+
+
+ASCII = [c for c in ALPHABET if c.isascii()]
+
+
+@pytest.mark.parametrize("text", [*texts(20, 3000, 3), "".join(random.Random(4).choice(ASCII) for _ in range(9000)),
+                                  "a" * 9000, ""])
+def test_a_page_of_a_result_in_memory_is_the_page_of_its_whole_text(text: str) -> None:
+    """A result still in memory (the first page, or one just delivered) is cut from its window alone when
+    it is ASCII; whatever path is taken, the page is the one cut from the whole text."""
+    data = text.encode()
+    for offset in (0, 1, 63, 64, 1000, len(data) - 1, len(data), len(data) + 10):
+        for length in (64, 100, 4096):
+            whole = paging.cut({"job_id": "j"}, data, 0, len(data), paging.TEXT, offset, length)
+            assert paging.page({"job_id": "j", "result": text}, offset, length) == whole

@@ -51,6 +51,9 @@ def page(env: dict[str, Any], offset: int, length: int) -> dict[str, Any]:
     """`env` with its result replaced by the page of `length` bytes (at most) of its result text that
     starts at `offset`, so that the page's JSON stays within `length` bytes too."""
     result = env.get("result")
+    if isinstance(result, str) and result.isascii():  # a byte is a character: encode only the window
+        base, size = window(min(offset, len(result)), length)
+        return cut(env, result[base:base + size].encode("ascii"), base, len(result), TEXT, offset, length)
     data = result_text(result).encode("utf-8")
     return cut(env, data, 0, len(data), result_format(result), offset, length)
 

@@ -12,8 +12,10 @@ it must change together.
 from __future__ import annotations
 
 import json
+import logging
 import sqlite3
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +31,11 @@ LARGE_RESULT_BYTES = 1024 * 1024
 """Results whose text is longer than this go to the `large` column, written in pieces of this size
 and read back a page at a time (blob I/O). It is the table's last column: only there does SQLite
 reserve a zeroblob without materializing it."""
+WAL_AUTOCHECKPOINT_PAGES = 1000
+"""SQLite's default: a commit that leaves the log this long copies it into the database file first.
+A large result's commit leaves that copy (and its fsync) to a thread instead (`JobStore.checkpoint`)."""
+
+log = logging.getLogger(__name__)
 _COLUMNS = "user_id, job_id, kind, command, target_uuid, status, {data}, error, progress, message, created, updated"
 _META = "result_format, COALESCE(LENGTH(CAST(result AS BLOB)), LENGTH(large)), scene"
 """A row's result format, result size and scene account: what a job without its result still says
@@ -95,6 +102,7 @@ class JobStore:
             self._db.execute("PRAGMA auto_vacuum=INCREMENTAL")
             self._db.execute("VACUUM")  # applies it to an existing file; instant on a new one
         self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         # NORMAL in WAL mode survives a process crash; only an OS crash can lose the last commits.
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
@@ -112,9 +120,26 @@ class JobStore:
             self._db.execute(f"SELECT user_id, COUNT(*), SUM({_ROW_BYTES}) FROM jobs GROUP BY user_id")}
         """user_id -> [jobs, stored bytes], kept current by every write."""
         self._writes = 0
+        self._checkpoints: ThreadPoolExecutor | None = None
+        """One thread for the checkpoints large writes leave, started by the first."""
 
     def close(self) -> None:
+        if self._checkpoints is not None:
+            self._checkpoints.shutdown()
         self._db.close()
+
+    def checkpoint(self) -> None:
+        """Copy the write-ahead log into the database file, on a connection of its own (a passive
+        checkpoint: it takes no lock that readers or writers wait for). A failure loses nothing: the
+        log keeps the commits, and the next commit or checkpoint copies them."""
+        try:
+            db = sqlite3.connect(self.path, isolation_level=None)
+            try:
+                db.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            finally:
+                db.close()
+        except sqlite3.Error as exc:
+            log.warning("the job store at %s could not checkpoint its log: %s", self.path, exc)
 
     def _rebuild(self) -> None:
         """Bring a table from before the `scene` column to today's layout, rows kept. A column added
@@ -249,6 +274,7 @@ class JobStore:
         """Store a large result piecewise, in one transaction with its status. Bound as one value, its
         text would exist whole in memory, and SQLite would copy it again while building the row."""
         try:
+            self._db.execute("PRAGMA wal_autocheckpoint=0")  # copying the log would hold the loop: a thread does
             self._db.execute("BEGIN IMMEDIATE")
             try:
                 rows = self._db.execute(update, args).fetchall()
@@ -260,8 +286,14 @@ class JobStore:
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+            finally:
+                self._db.execute(f"PRAGMA wal_autocheckpoint={WAL_AUTOCHECKPOINT_PAGES}")
         except sqlite3.Error as exc:
             raise JobStoreError(f"the job store at {self.path} refused a write: {exc}") from exc
+        if rows and self.path != ":memory:":
+            if self._checkpoints is None:
+                self._checkpoints = ThreadPoolExecutor(1, thread_name_prefix="blendbus-checkpoint")
+            self._checkpoints.submit(self.checkpoint)
         return bool(rows)
 
     def set_progress(self, user_id: str, job_id: str, fraction: float | None, message: str | None) -> None:
