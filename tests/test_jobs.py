@@ -61,8 +61,10 @@ def test_large_results_are_stored_piecewise_and_read_back_whole(tmp_path):
     store.create("u", "big", kind="k", command="c", target_uuid="p")
     assert store.advance("u", "big", p.COMPLETED, result=big)
     assert not store.advance("u", "big", p.FAILED, result=big)  # still forward-only
-    stored = store._db.execute("SELECT result, LENGTH(large) FROM jobs WHERE job_id = 'big'").fetchone()
-    assert stored[0] is None and stored[1] == len(json.dumps(big, separators=(",", ":")))
+    text = json.dumps(big, separators=(",", ":")).encode()
+    assert store.get("u", "big", result=False).result_bytes == len(text)
+    for offset in (0, LARGE_RESULT_BYTES - 3, 2 * LARGE_RESULT_BYTES, len(text) - 5):  # across pieces too
+        assert store.read_result("u", "big", offset, 4096) == (text[offset:offset + 4096], len(text), "json")
     got = JobStore(tmp_path / "j.sqlite3").get("u", "big").result  # as another process would read it
     assert json.dumps(got, sort_keys=True) == json.dumps(big, sort_keys=True)  # (NaN != NaN, so compare JSON)
     # Retention counts large results too: within a 10 MiB budget, newer ones push the oldest out.
@@ -71,6 +73,10 @@ def test_large_results_are_stored_piecewise_and_read_back_whole(tmp_path):
         store.advance("u", name, p.COMPLETED, result=big)
     store.prune()
     assert store.get("u", "big") is None and store.get("u", "b5") is not None
+    kept = {job_id for job_id in ("big", "b2", "b3", "b4", "b5") if store.get("u", job_id, result=False)}
+    look = sqlite3.connect(tmp_path / "j.sqlite3")
+    assert {job_id for job_id, in look.execute("SELECT DISTINCT job_id FROM pieces")} == kept  # none left behind
+    look.close()
 
 
 def test_a_large_result_reaches_the_database_file_from_a_thread_of_the_store(tmp_path):
@@ -92,36 +98,48 @@ def test_a_large_result_reaches_the_database_file_from_a_thread_of_the_store(tmp
     assert JobStore(path).get("u", "big").result == text
 
 
-def old_store(path, missing: str) -> None:
-    """A store written before the column declared by the schema line `missing`, holding one job."""
+def old_store(path, missing: str = "", extra: str = "") -> None:
+    """A store written before the column declared by the schema line `missing` (or with the column
+    `extra` that it no longer has), holding one job."""
     old = sqlite3.connect(path)
-    old.executescript(_SCHEMA.replace(missing, ""))
+    old.executescript(_SCHEMA.replace(missing, "").replace("    PRIMARY KEY (user_id, job_id)\n",
+                                                           extra + "    PRIMARY KEY (user_id, job_id)\n", 1))
     old.execute("INSERT INTO jobs (user_id, job_id, kind, command, status, result, created, updated)"
                 " VALUES ('u', 'j', 'k', 'c', 'completed', '[1]', 0, 0)")
     old.commit()
     old.close()
 
 
-def test_a_store_from_before_the_large_column_is_upgraded_in_place(tmp_path):
+def test_a_store_whose_large_results_are_one_blob_each_has_them_cut_into_pieces(tmp_path):
+    """A store from 0.4.3 or older kept each large result in one blob, in a column `large`: opened, it
+    keeps every result, and the column is gone."""
     path = tmp_path / "old.sqlite3"
-    old_store(path, "    large       BLOB,\n")
-    store = JobStore(path)
+    old_store(path, extra="    large       BLOB,\n")
+    text = bytes(range(256)) * (10 * LARGE_RESULT_BYTES // 256 + 7)  # not a whole number of pieces
+    old = sqlite3.connect(path)
+    old.execute("INSERT INTO jobs (user_id, job_id, kind, command, status, result_format, created, updated, large)"
+                " VALUES ('u', 'big', 'k', 'c', 'completed', 'text', 0, 0, ?)", (text,))
+    old.commit()
+    old.close()
+    store = JobStore(path, max_bytes=100 * LARGE_RESULT_BYTES, max_bytes_per_user=100 * LARGE_RESULT_BYTES)
     assert store.get("u", "j").result == [1]
+    assert store.get("u", "big").result_data == text
+    assert store.read_result("u", "big", 3 * LARGE_RESULT_BYTES - 1, 10) == (
+        text[3 * LARGE_RESULT_BYTES - 1:3 * LARGE_RESULT_BYTES + 9], len(text), "text")
+    assert store.usage("u")[1] > len(text)
+    look = sqlite3.connect(path)
+    assert "large" not in {row[1] for row in look.execute("PRAGMA table_info(jobs)")}
+    look.close()
     store.create("u", "new", kind="k", command="c", target_uuid="p")
     assert store.advance("u", "new", p.COMPLETED, result="x" * (2 * LARGE_RESULT_BYTES))
     assert len(store.get("u", "new").result) == 2 * LARGE_RESULT_BYTES
 
 
-def test_a_store_from_before_scene_accounts_is_rebuilt_with_large_last(tmp_path):
+def test_a_store_from_before_scene_accounts_gains_the_column_in_place(tmp_path):
     path = tmp_path / "old.sqlite3"
     old_store(path, "    scene       TEXT,\n")
     store = JobStore(path)
     assert store.get("u", "j").result == [1] and store.get("u", "j").scene is None
-    look = sqlite3.connect(path)
-    columns = [row[1] for row in look.execute("PRAGMA table_info(jobs)")]
-    indexes = {row[1] for row in look.execute("PRAGMA index_list(jobs)")}
-    look.close()
-    assert columns[-1] == "large" and "scene" in columns and {"jobs_updated", "jobs_user_updated"} <= indexes
     store.create("u", "new", kind="k", command="c", target_uuid="p")
     assert store.advance("u", "new", p.CONFLICT, scene={"revision": 3})
     assert store.get("u", "new").envelope()["revision"] == 3

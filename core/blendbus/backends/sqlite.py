@@ -11,11 +11,13 @@ it must change together.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,22 +30,27 @@ from .snapshots import UNSET as _UNSET
 from .snapshots import Job
 
 LARGE_RESULT_BYTES = 1024 * 1024
-"""Results whose text is longer than this go to the `large` column, written in pieces of this size
-and read back a page at a time (blob I/O). It is the table's last column: only there does SQLite
-reserve a zeroblob without materializing it."""
+"""A result text longer than this is kept in `pieces`, rows of this many bytes (the last one shorter),
+and a page is read from the one or two pieces that hold it (blob I/O). SQLite finds a byte of a blob by
+following the blob's pages from its start, so in one blob of 64 MiB a page near the end cost 20 times
+one near the start; within a piece of 1 MiB it costs the same anywhere. Written as rows, a result is
+also written once: a blob of a set size would first be written as zeros (zeroblob)."""
 WAL_AUTOCHECKPOINT_PAGES = 1000
 """SQLite's default: a commit that leaves the log this long copies it into the database file first.
 A large result's commit leaves that copy (and its fsync) to a thread instead (`JobStore.checkpoint`)."""
 
 log = logging.getLogger(__name__)
 _COLUMNS = "user_id, job_id, kind, command, target_uuid, status, {data}, error, progress, message, created, updated"
-_META = "result_format, COALESCE(LENGTH(CAST(result AS BLOB)), LENGTH(large)), scene"
+_PIECES_BYTES = ("(SELECT SUM(LENGTH(data)) FROM pieces"
+                 " WHERE pieces.user_id = jobs.user_id AND pieces.job_id = jobs.job_id)")
+"""The length of a large result, from its pieces' headers (LENGTH of a blob does not read it)."""
+_META = f"result_format, COALESCE(LENGTH(CAST(result AS BLOB)), {_PIECES_BYTES}), scene"
 """A row's result format, result size and scene account: what a job without its result still says
-about it. (LENGTH of a blob reads its header only; `large IS NULL` would read all of it.)"""
+about it."""
 _ROW_BYTES = (f"({ROW_OVERHEAD_BYTES} + LENGTH(CAST(user_id AS BLOB)) + LENGTH(CAST(job_id AS BLOB))"
               " + LENGTH(CAST(kind AS BLOB)) + LENGTH(CAST(command AS BLOB))"
-              " + COALESCE(LENGTH(CAST(target_uuid AS BLOB)), 0) + COALESCE(LENGTH(CAST(result AS BLOB)), 0)"
-              " + COALESCE(LENGTH(large), 0) + LENGTH(CAST(error AS BLOB)) + COALESCE(LENGTH(CAST(message AS BLOB)), 0)"
+              " + COALESCE(LENGTH(CAST(target_uuid AS BLOB)), 0)"
+              f" + COALESCE(LENGTH(CAST(result AS BLOB)), {_PIECES_BYTES}, 0) + LENGTH(CAST(error AS BLOB)) + COALESCE(LENGTH(CAST(message AS BLOB)), 0)"
               " + COALESCE(LENGTH(CAST(scene AS BLOB)), 0) + payload_bytes)")
 """Every byte a row stores, and its payload while that waits for Blender: what the size caps count."""
 
@@ -64,12 +71,29 @@ CREATE TABLE IF NOT EXISTS jobs (
     payload_bytes INTEGER NOT NULL DEFAULT 0,
     result_format TEXT NOT NULL DEFAULT 'json',
     scene       TEXT,
-    large       BLOB,
     PRIMARY KEY (user_id, job_id)
 );
 CREATE INDEX IF NOT EXISTS jobs_updated ON jobs (updated);
 CREATE INDEX IF NOT EXISTS jobs_user_updated ON jobs (user_id, updated);
+CREATE TABLE IF NOT EXISTS pieces (
+    user_id     TEXT NOT NULL,
+    job_id      TEXT NOT NULL,
+    n           INTEGER NOT NULL,
+    data        BLOB NOT NULL,
+    PRIMARY KEY (user_id, job_id, n)
+);
+CREATE TRIGGER IF NOT EXISTS jobs_deleted AFTER DELETE ON jobs
+BEGIN DELETE FROM pieces WHERE user_id = old.user_id AND job_id = old.job_id; END;
+CREATE TRIGGER IF NOT EXISTS jobs_result_replaced AFTER UPDATE OF result ON jobs WHEN new.result IS NOT NULL
+BEGIN DELETE FROM pieces WHERE user_id = new.user_id AND job_id = new.job_id; END;
 """
+"""A large result's pieces are found by its job's key, which VACUUM keeps (it may renumber rowids)."""
+_ADDED_COLUMNS = {
+    "payload_bytes": "INTEGER NOT NULL DEFAULT 0",  # a store from 0.3 or older
+    "result_format": "TEXT NOT NULL DEFAULT 'json'",  # a store from 0.3 or older: every result is JSON
+    "scene": "TEXT",  # a store from 0.4 or older
+}
+"""Columns a store from an older version lacks, added in place when it is opened."""
 
 
 class JobStore:
@@ -107,14 +131,11 @@ class JobStore:
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
         columns = {row[1] for row in self._db.execute("PRAGMA table_info(jobs)")}
-        if "payload_bytes" not in columns:  # a store from 0.3 or older
-            self._db.execute("ALTER TABLE jobs ADD COLUMN payload_bytes INTEGER NOT NULL DEFAULT 0")
-        if "result_format" not in columns:  # a store from 0.3 or older: every result is JSON
-            self._db.execute("ALTER TABLE jobs ADD COLUMN result_format TEXT NOT NULL DEFAULT 'json'")
-        if "large" not in columns:  # a store from 0.1.0
-            self._db.execute("ALTER TABLE jobs ADD COLUMN large BLOB")
-        if "scene" not in columns:  # a store from 0.4 or older
-            self._rebuild()
+        for column, declared in _ADDED_COLUMNS.items():
+            if column not in columns:
+                self._db.execute(f"ALTER TABLE jobs ADD COLUMN {column} {declared}")
+        if "large" in columns:  # a store from 0.4.3 or older: each large result is one blob
+            self._cut_large()
         self._usage: dict[str, list[int]] = {
             user: [count, size] for user, count, size in
             self._db.execute(f"SELECT user_id, COUNT(*), SUM({_ROW_BYTES}) FROM jobs GROUP BY user_id")}
@@ -141,24 +162,24 @@ class JobStore:
         except sqlite3.Error as exc:
             log.warning("the job store at %s could not checkpoint its log: %s", self.path, exc)
 
-    def _rebuild(self) -> None:
-        """Bring a table from before the `scene` column to today's layout, rows kept. A column added
-        with ALTER TABLE would come after `large`, which must stay last (LARGE_RESULT_BYTES)."""
-        old = [row[1] for row in self._db.execute("PRAGMA table_info(jobs)")]
-        statements = [s for s in _SCHEMA.split(";") if s.strip()]
+    def _cut_large(self) -> None:
+        """Move the large results of a store from before `pieces` into pieces, and drop their column."""
         try:
             self._db.execute("BEGIN IMMEDIATE")
-            self._db.execute("DROP INDEX IF EXISTS jobs_updated")
-            self._db.execute("DROP INDEX IF EXISTS jobs_user_updated")
-            self._db.execute("ALTER TABLE jobs RENAME TO jobs_before_scene")
-            for statement in statements:
-                self._db.execute(statement)
-            self._db.execute(f"INSERT INTO jobs ({', '.join(old)}) SELECT {', '.join(old)} FROM jobs_before_scene")
-            self._db.execute("DROP TABLE jobs_before_scene")
+            rows = self._db.execute("SELECT rowid, user_id, job_id FROM jobs WHERE large IS NOT NULL").fetchall()
+            for rowid, user_id, job_id in rows:
+                with self._db.blobopen("jobs", "large", rowid, readonly=True) as blob:
+                    self._add_pieces(user_id, job_id, iter(lambda: blob.read(LARGE_RESULT_BYTES), b""))
+            self._db.execute("ALTER TABLE jobs DROP COLUMN large")
             self._db.execute("COMMIT")
         except sqlite3.Error as exc:
             self._db.execute("ROLLBACK")
             raise JobStoreError(f"the job store at {self.path} could not be brought up to date: {exc}") from exc
+
+    def _add_pieces(self, user_id: str, job_id: str, text: Iterable[bytes]) -> None:
+        """Store a result text given in pieces of any size as rows of LARGE_RESULT_BYTES each."""
+        self._db.executemany("INSERT INTO pieces VALUES (?, ?, ?, ?)",
+                             ((user_id, job_id, n, piece) for n, piece in enumerate(_exactly(text, LARGE_RESULT_BYTES))))
 
     def usage(self, user_id: str) -> tuple[int, int]:
         """(jobs, stored bytes) of one user, as the caps count them."""
@@ -243,10 +264,9 @@ class JobStore:
             sets.append("result_format = ?")
             args.append(result_format(result))
             if size > LARGE_RESULT_BYTES:
-                sets.append("result = NULL, large = zeroblob(?)")
-                args.append(size)
+                sets.append("result = NULL")
             else:
-                sets.append("result = ?, large = NULL")
+                sets.append("result = ?")  # (a trigger drops the pieces of a result it replaces)
                 args.append(result if isinstance(result, str) else json.dumps(result, separators=(",", ":")))
         if error is not None:
             sets.append("error = ?")
@@ -264,14 +284,14 @@ class JobStore:
         if size <= LARGE_RESULT_BYTES:
             moved = bool(self._write(update, update_args).fetchall())
         else:
-            moved = self._write_large(update, update_args, result)
+            moved = self._write_large(update, update_args, user_id, job_id, result)
         if moved:
             self._grew(user_id, 0, self._row_bytes(user_id, job_id) - before)
             self._fit(user_id, keep=job_id)
         return moved
 
-    def _write_large(self, update: str, args: tuple[Any, ...], result: Any) -> bool:
-        """Store a large result piecewise, in one transaction with its status. Bound as one value, its
+    def _write_large(self, update: str, args: tuple[Any, ...], user_id: str, job_id: str, result: Any) -> bool:
+        """Store a large result as pieces, in one transaction with its status. Bound as one value, its
         text would exist whole in memory, and SQLite would copy it again while building the row."""
         try:
             self._db.execute("PRAGMA wal_autocheckpoint=0")  # copying the log would hold the loop: a thread does
@@ -279,9 +299,8 @@ class JobStore:
             try:
                 rows = self._db.execute(update, args).fetchall()
                 if rows:
-                    with self._db.blobopen("jobs", "large", rows[0][0]) as blob:
-                        for piece in text_pieces(result, LARGE_RESULT_BYTES):
-                            blob.write(piece)
+                    self._db.execute("DELETE FROM pieces WHERE user_id = ? AND job_id = ?", (user_id, job_id))
+                    self._add_pieces(user_id, job_id, text_pieces(result, LARGE_RESULT_BYTES))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
@@ -307,24 +326,36 @@ class JobStore:
 
     def get(self, user_id: str, job_id: str, *, result: bool = True) -> Job | None:
         """The job; without its result text when not `result` (its format and size are still given)."""
-        data = "COALESCE(result, large)" if result else "NULL"
-        row = self._db.execute(f"SELECT {_COLUMNS.format(data=data)}, {_META} FROM jobs WHERE user_id = ? AND job_id = ?",
-                               (user_id, job_id)).fetchone()
-        return _job(row) if row else None
+        row = self._db.execute(f"SELECT {_COLUMNS.format(data='result' if result else 'NULL')}, {_META} FROM jobs"
+                               " WHERE user_id = ? AND job_id = ?", (user_id, job_id)).fetchone()
+        if row is None:
+            return None
+        job = _job(row)
+        if result and job.result_data is None and job.result_bytes is not None:  # kept in pieces
+            data = b"".join(piece for piece, in self._db.execute(
+                "SELECT data FROM pieces WHERE user_id = ? AND job_id = ? ORDER BY n", (user_id, job_id)))
+            job = dataclasses.replace(job, result_data=data)
+        return job
 
     def read_result(self, user_id: str, job_id: str, offset: int, length: int) -> tuple[bytes, int, str] | None:
         """Bytes [offset, offset + length) of the stored result text, its whole length and its format;
-        a large result is read from its blob, only those bytes."""
-        row = self._db.execute(f"SELECT rowid, LENGTH(large) IS NOT NULL, {_META} FROM jobs WHERE user_id = ? AND job_id = ?",
+        a large result is read from the pieces that hold those bytes, only those bytes."""
+        row = self._db.execute(f"SELECT rowid, result IS NULL, {_META} FROM jobs WHERE user_id = ? AND job_id = ?",
                                (user_id, job_id)).fetchone()
         if row is None or row[3] is None:
             return None
         rowid, large, fmt, total, _ = row
         offset, length = min(max(offset, 0), total), max(0, min(length, total - max(offset, 0)))
         if large:
-            with self._db.blobopen("jobs", "large", rowid, readonly=True) as blob:
-                blob.seek(offset)
-                return blob.read(length), total, fmt
+            first, last = offset // LARGE_RESULT_BYTES, (offset + max(length, 1) - 1) // LARGE_RESULT_BYTES
+            data, at = bytearray(), offset - first * LARGE_RESULT_BYTES
+            for (piece,) in self._db.execute("SELECT rowid FROM pieces WHERE user_id = ? AND job_id = ? AND n BETWEEN ? AND ?"
+                                             " ORDER BY n", (user_id, job_id, first, last)).fetchall():
+                with self._db.blobopen("pieces", "data", piece, readonly=True) as blob:
+                    blob.seek(at)
+                    data += blob.read(length - len(data))
+                at = 0
+            return bytes(data), total, fmt
         piece = self._db.execute("SELECT substr(CAST(result AS BLOB), ?, ?) FROM jobs WHERE rowid = ?",
                                  (offset + 1, length, rowid)).fetchone()[0]
         return bytes(piece or b""), total, fmt
@@ -408,6 +439,22 @@ class JobStore:
             self._db.executescript("PRAGMA incremental_vacuum;")
         except sqlite3.Error as exc:
             raise JobStoreError(f"the job store at {self.path} could not reclaim space: {exc}") from exc
+
+
+def _exactly(pieces: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """`pieces` joined and cut again into pieces of `size` bytes, the last one shorter; a piece that
+    already has the size passes through uncopied (a string result's, when it is ASCII)."""
+    held = bytearray()
+    for piece in pieces:
+        if not held and len(piece) == size:
+            yield piece
+            continue
+        held += piece
+        while len(held) >= size:
+            yield bytes(held[:size])
+            del held[:size]
+    if held:
+        yield bytes(held)
 
 
 def _job(row: tuple[Any, ...]) -> Job:
