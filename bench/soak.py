@@ -29,7 +29,6 @@ import sqlite3
 import tempfile
 import time
 from collections import Counter
-from urllib.parse import unquote
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -77,14 +76,12 @@ def _jobs_in_redis(url: str, prefix: str) -> tuple[dict[str, int], list[dict[str
     keys_of = Keys(prefix)
     client = client_for(url)
     try:
-        keys = [key for key in client.scan_iter(match=f"{prefix}:*:job:*", count=1000)
-                if b":" not in key.rsplit(b":job:", 1)[1]]  # a job's hash, not its result or a staging key
-        jobs = {key.decode(): {k.decode(): v.decode(errors="replace") for k, v in client.hgetall(key).items()}
-                for key in keys}
+        named = {key: keys_of.job_of(key) for key in client.scan_iter(match=f"{prefix}:*:job:*", count=1000)}
+        jobs = {(key.decode(), ids[0]): {k.decode(): v.decode(errors="replace") for k, v in client.hgetall(key).items()}
+                for key, ids in named.items() if ids}  # a job's hash, not its result or a staging key
         now, shown = time.time(), []
-        for key, job in jobs.items():
+        for (key, user), job in jobs.items():
             if job.get("status") in IN_FLIGHT and len(shown) < SHOWN_OPEN:
-                user = unquote(key.split("{", 1)[1].split("}", 1)[0])
                 alive = client.zscore(keys_of.alive, keys_of.member(user, job.get("target", "")))
                 shown.append({"job": key, **{f: job.get(f) for f in ("status", "kind", "command", "target", "error")},
                               "updated_s_ago": round(now - float(job.get("updated", now)), 1),

@@ -91,6 +91,13 @@ class Keys:
         user, _, uuid = decoded(member).partition("\n")
         return unquote(user), uuid
 
+    def job_of(self, key: bytes | str) -> tuple[str, str] | None:
+        """(user_id, job_id) of a job's key: `job`'s inverse; None for any other key (its result too)."""
+        head, _, job_id = decoded(key).rpartition("}:job:")
+        if not head.startswith(f"{self.prefix}:{{") or not job_id or ":" in job_id:
+            return None
+        return unquote(head[len(self.prefix) + 2:]), job_id
+
     # ---- shared by all users ----------------------------------------------------------------
     @property
     def alive(self) -> str:
