@@ -59,17 +59,23 @@ async def run(client: aioredis.Redis, name: str, keys: list[str], args: list[Any
     pause = 0.01
     while True:
         try:
-            try:
-                return await _run(client, name, keys, args, also)
-            except NoScriptError:
-                await client.script_load(source(name))
-                return await _run(client, name, keys, args, also)
+            return await _taught(client, name, keys, args, also)
         except (TryAgainError, ClusterError) as exc:  # redis-py's cluster client retries TRYAGAIN a few
             # times, then says its TTL ran out (a bare ClusterError): either way the script did not run
             if isinstance(exc, ClusterDownError) or time.monotonic() + pause > deadline:
                 raise
             await asyncio.sleep(pause)
             pause = min(pause * 2, 0.2)
+
+
+async def _taught(client: aioredis.Redis, name: str, keys: list[str], args: list[Any],
+                  also: Callable[[Any], None] | None) -> Any:
+    """`_run`, teaching the script first to a Redis that forgot it (restarted, or flushed)."""
+    try:
+        return await _run(client, name, keys, args, also)
+    except NoScriptError:
+        await client.script_load(source(name))
+        return await _run(client, name, keys, args, also)
 
 
 async def _run(client: aioredis.Redis, name: str, keys: list[str], args: list[Any],
