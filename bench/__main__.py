@@ -220,9 +220,10 @@ the server peaks, and why the 3× target is out of reach in this mode: the respo
 
 **With `--text-result-max-bytes`** the result is sent once. The peer posts a result of 1 MiB or more
 raw beside the MCP endpoint (peer-protocol.md), and the server decodes it once, so neither SDK
-touches it on the way in. The server reads the body into one buffer, stores the reply piecewise
-(SQLite incremental blob I/O), delivers it to the caller without re-reading it from the store, and
-hands freed heap back to the system after a large request; its peak is the response. Before the raw
+touches it on the way in. The server reads the body as it comes and joins it once, stores the reply
+in rows of 1 MiB (SQLite) or 1 MiB `APPEND`s (Redis), delivers it to the caller without re-reading
+it from the store, and hands freed heap back to the system after a large request; its peak is the
+response. Before the raw
 post the reply was an MCP request, and the server's SDK `json.loads` held the body, its decoded text
 and the parsed value at once: in the previous report 42.3 MiB/s, a server peak rise of 3.45× and a
 peer peak rise of 3.00× at 64 MiB (the peer built the JSON-RPC request), against the 64 MiB row
@@ -243,9 +244,12 @@ validating the response JSON with pydantic.
 
 What every client gets by default: a result over 256 KiB comes back as its first page, and the
 client calls `blender_get_job(job_id, offset=next_offset)` until `next_offset` is null. Both stores
-keep the result as the text that is paged and read one page's bytes (SQLite incremental blob I/O,
-Redis `GETRANGE`), so a page costs the same at any offset of any size;
-`tests/test_sizes.py` checks it by counting the bytes read.
+keep the result as the text that is paged and read one page's bytes: Redis with `GETRANGE`, SQLite
+from the one or two rows of 1 MiB that hold them (incremental blob I/O). SQLite finds a byte of a
+blob by following the blob's pages from its start, so when a result was one blob, a page read near
+the end of 64 MiB cost 0.40 ms against 0.018 ms near the start; from rows of 1 MiB it costs 0.043 ms
+anywhere. A page therefore costs the same at any offset of any size; `tests/test_sizes.py` checks it
+by counting the bytes read, and `tests/test_jobs.py` that no stored piece is larger than 1 MiB.
 
 {paged}
 
@@ -367,24 +371,26 @@ Why the targets missed here are missed (what each would take is not built yet):
   JSON), the SDK wraps it in its models and in one SSE event, and the client parses it whole; each
   step holds a copy, which is the peak. Sending a result as a stream of pieces, which neither
   official SDK offers for a tool result, is what both targets need.
-- **Paging at 50 MiB/s.** The pages after the first come at about that rate (the table's "pages
-  after the first"); the first call is what the loop cannot win back. It makes the whole result on
-  the peer, which posts it to the server, and the server stores it before the first page goes back.
-  A result of 1 MiB or more is posted as raw UTF-8 beside the MCP endpoint (peer-protocol.md), not
-  as an MCP request that the peer's SDK encodes and the server's SDK parses; that took the 64 MiB
-  first call from 1.29 s (SQLite; 1.19 s on Redis) in the previous report to the 0.6–0.7 s above,
-  and the whole loop from 26.4 to 35.9 MiB/s (SQLite; 26.7 to 31.9 on Redis).
-  What is left of it is making the result, posting and storing it (SQLite blob writes, Redis
-  `APPEND`s) and the first page's round trip.
-  Each page is one MCP request of at most the server's inline budget (256 KiB), which keeps each
-  answer inside both official clients' default limits; larger pages need a larger budget
-  (`--inline-result-max-bytes`) on the server and clients configured for it (limits.md).
-- **The round trip at concurrency 1, as a ratio to the tool floor.** Both ratios were met in the
-  previous report (2.44× and 2.39×): there the no-op took 4.50 ms against a floor of 1.84 ms. In
-  this run all three processes spent about a third more CPU per no-op at concurrency 1 than in a
-  `python -m bench.roundtrip` run minutes later, which took 4.17 ms per no-op, less than before, but
-  whose floor, one SDK request, was 1.35 ms: 3.09×. The floor moves between runs as much as the
-  no-op does.
+- **Paging at 50 MiB/s, with the default page.** A client that asks for 2 MiB pages (`length`)
+  reads the 64 MiB result at 50.6 MiB/s (the SQLite table's last row); with the default 256 KiB
+  pages, which every client can take, the loop reaches 35.4 MiB/s (32.3 on Redis). Two parts:
+  - *The first call* makes the whole result on the peer, which posts it to the server, and the
+    server stores it before the first page goes back. It now takes 0.39 s at 64 MiB (SQLite; 0.52 s
+    on Redis), against 0.68 s (0.61 s) in the previous report and 1.29 s (1.19 s) before large
+    replies were posted raw: the store no longer copies SQLite's log into its file on the loop, nor
+    writes a result twice, and the body is copied once (see "What the numbers changed"). What is left
+    is making the result on the peer, checking its size and posting it, decoding it on the server
+    and writing it. Reaching 50 MiB/s with default pages needs the first page answered while the
+    result still streams in, with later pages waiting for their bytes: that is not built.
+  - *The pages after the first* come at 44–58 MiB/s, depending on the run (45.3 here, 57.7 in the
+    previous report). A page is one MCP request; most of its time is JSON: the server encodes the
+    page twice (the text block, then the SDK's response holding it and structuredContent), and the
+    client parses and validates that response. Reading the page from the store costs 0.04 ms.
+- **The round trip at concurrency 1, as a ratio to the tool floor.** In this run the no-op took
+  4.87 ms against a floor of 1.53 ms (3.18×), and through a bpy peer 3.84 ms (2.503×, a hair over
+  2.5×); in the previous report 5.94 and 5.27 ms against 1.80 ms, and in the one before that
+  4.50 ms against 1.84 ms (2.44×, met). The floor, one SDK request, moves between runs as much as
+  the no-op does, and so does the ratio.
   A dispatched call is two server requests and a peer request in the SDK against one for the
   floor; a ratio under 3× at every run needs less SDK work per request, on the server and in the
   peer's client.
@@ -408,6 +414,19 @@ showed it, on this machine.
   (`python -m bench.roundtrip --seconds 4 --concurrency 1 16`), gave a no-op p50 of 6.36 ms and
   481 calls/s at concurrency 16, against 2.76 ms and 718 calls/s in that report. Compare rows of
   one run, not across runs.
+- **A large result is stored without holding the loop.** Three changes, each measured A/B with
+  `python -m bench.paging --sizes-mib 64` (SQLite) or `python -m bench.payload --sizes-kib 65536
+  --runs 3`, the first call of the paged loop going 0.78 → 0.48 s in all:
+  - the commit of a large result left SQLite's log to be copied into the database file, with an
+    fsync, before the commit returned (about 0.15 s at 64 MiB); a thread of the store now does it
+    (a passive checkpoint on a connection of its own): first call 0.78 → 0.63 s;
+  - a result is stored as rows of 1 MiB instead of one blob, which SQLite first wrote as zeros: a
+    page's read no longer grows with its offset (0.018 → 0.40 ms across 64 MiB before, 0.043 ms
+    anywhere now), first call 0.66 → 0.60 s, whole paged loop 24.4–27.7 → 27.8–28.3 MiB/s;
+  - the first page of an ASCII result in hand encodes only its window, not all 64 MiB, and the body
+    limit hands on the request's messages instead of copying them into a buffer and that buffer
+    again (whole 64 MiB results at most 1 MiB as text: 947–1013 → 902–926 ms, server peak
+    unchanged).
 - **Large replies posted raw.** A peer's reply whose result is 1 MiB or more goes to
   `POST /mcp/results` as a JSON head line and the raw UTF-8 text, not as an MCP request that both
   SDKs encode, log and parse (peer-protocol.md). Measured back to back with `python -m bench.paging
