@@ -16,8 +16,8 @@ import json
 import logging
 import sqlite3
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +50,8 @@ about it."""
 _ROW_BYTES = (f"({ROW_OVERHEAD_BYTES} + LENGTH(CAST(user_id AS BLOB)) + LENGTH(CAST(job_id AS BLOB))"
               " + LENGTH(CAST(kind AS BLOB)) + LENGTH(CAST(command AS BLOB))"
               " + COALESCE(LENGTH(CAST(target_uuid AS BLOB)), 0)"
-              f" + COALESCE(LENGTH(CAST(result AS BLOB)), {_PIECES_BYTES}, 0) + LENGTH(CAST(error AS BLOB)) + COALESCE(LENGTH(CAST(message AS BLOB)), 0)"
+              f" + COALESCE(LENGTH(CAST(result AS BLOB)), {_PIECES_BYTES}, 0) + LENGTH(CAST(error AS BLOB))"
+              " + COALESCE(LENGTH(CAST(message AS BLOB)), 0)"
               " + COALESCE(LENGTH(CAST(scene AS BLOB)), 0) + payload_bytes)")
 """Every byte a row stores, and its payload while that waits for Blender: what the size caps count."""
 
@@ -178,8 +179,8 @@ class JobStore:
 
     def _add_pieces(self, user_id: str, job_id: str, text: Iterable[bytes]) -> None:
         """Store a result text given in pieces of any size as rows of LARGE_RESULT_BYTES each."""
-        self._db.executemany("INSERT INTO pieces VALUES (?, ?, ?, ?)",
-                             ((user_id, job_id, n, piece) for n, piece in enumerate(_exactly(text, LARGE_RESULT_BYTES))))
+        rows = ((user_id, job_id, n, piece) for n, piece in enumerate(_exactly(text, LARGE_RESULT_BYTES)))
+        self._db.executemany("INSERT INTO pieces VALUES (?, ?, ?, ?)", rows)
 
     def usage(self, user_id: str) -> tuple[int, int]:
         """(jobs, stored bytes) of one user, as the caps count them."""
@@ -349,8 +350,9 @@ class JobStore:
         if large:
             first, last = offset // LARGE_RESULT_BYTES, (offset + max(length, 1) - 1) // LARGE_RESULT_BYTES
             data, at = bytearray(), offset - first * LARGE_RESULT_BYTES
-            for (piece,) in self._db.execute("SELECT rowid FROM pieces WHERE user_id = ? AND job_id = ? AND n BETWEEN ? AND ?"
-                                             " ORDER BY n", (user_id, job_id, first, last)).fetchall():
+            pieces = self._db.execute("SELECT rowid FROM pieces WHERE user_id = ? AND job_id = ? AND n BETWEEN ? AND ?"
+                                      " ORDER BY n", (user_id, job_id, first, last)).fetchall()
+            for (piece,) in pieces:
                 with self._db.blobopen("pieces", "data", piece, readonly=True) as blob:
                     blob.seek(at)
                     data += blob.read(length - len(data))
